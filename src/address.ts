@@ -1,0 +1,118 @@
+/**
+ * Addresses: the getsockname / getpeername / sockfd_to_family of tcpkit.
+ * Shared by the server, the client and the load generator.
+ */
+import net from 'node:net';
+import { InvalidOptionError } from './errors.js';
+
+/** `IPv4` or `IPv6`, as Node names address families. */
+export type Family = 'IPv4' | 'IPv6';
+
+/** One end of a TCP connection. */
+export interface Endpoint {
+  address: string;
+  port: number;
+  family: Family;
+}
+
+/**
+ * What is known about an accepted connection: both ends and the family
+ * (getsockname and getpeername on the connected socket), plus its sequence number.
+ * Plain data, so it crosses process and thread boundaries unchanged.
+ */
+export interface ConnectionInfo {
+  /** Sequence number of the connection in this server, from 1. */
+  id: number;
+  local: Endpoint;
+  remote: Endpoint;
+  /** Milliseconds since the epoch when the connection was accepted. */
+  acceptedAt: number;
+}
+
+/** The seed's SERV_PORT (unp.h): greater than 5000, less than 49152, not registered. */
+export const SERV_PORT = 9877;
+
+/** Format an endpoint as `host:port`, with IPv6 literals in brackets: `[::1]:9877`. */
+export function formatAddress(address: string, port: number): string {
+  return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** `formatAddress` for an Endpoint. */
+export function formatEndpoint(e: Endpoint): string {
+  return formatAddress(e.address, e.port);
+}
+
+/** The family of an IP literal, or undefined for a name. */
+export function familyOf(address: string): Family | undefined {
+  const v = net.isIP(address);
+  return v === 4 ? 'IPv4' : v === 6 ? 'IPv6' : undefined;
+}
+
+/**
+ * Validate a port: an integer 0..65535 (0 asks the kernel to choose).
+ * Accepts numbers and decimal strings; throws InvalidOptionError naming `option`.
+ */
+export function parsePort(value: unknown, option = 'port'): number {
+  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535) {
+    throw new InvalidOptionError(option, `must be an integer from 0 to 65535, got ${JSON.stringify(value)}`);
+  }
+  return n;
+}
+
+/**
+ * Parse `host:port`, `[v6]:port`, `:port` or a bare port into parts.
+ * A missing host is `defaultHost`; names are kept as given (resolved by the caller).
+ */
+export function parseHostPort(text: string, defaultHost: string, option = 'address'): { host: string; port: number } {
+  const s = text.trim();
+  let host: string;
+  let port: string;
+  const bracket = /^\[([^\]]+)\]:(\d+)$/.exec(s);
+  if (bracket) {
+    host = bracket[1]!;
+    port = bracket[2]!;
+  } else if (/^\d+$/.test(s)) {
+    host = defaultHost;
+    port = s;
+  } else {
+    const i = s.lastIndexOf(':');
+    if (i < 0 || s.indexOf(':') !== i) {
+      throw new InvalidOptionError(option, `expected HOST:PORT or [IPv6]:PORT, got ${JSON.stringify(text)}`);
+    }
+    host = s.slice(0, i) || defaultHost;
+    port = s.slice(i + 1);
+  }
+  return { host, port: parsePort(port, option) };
+}
+
+/** Read both ends of a connected socket (getsockname + getpeername), or undefined if it is already gone. */
+export function endpointsOf(socket: net.Socket): { local: Endpoint; remote: Endpoint } | undefined {
+  const { localAddress, localPort, remoteAddress, remotePort } = socket;
+  if (localAddress === undefined || localPort === undefined || remoteAddress === undefined || remotePort === undefined) {
+    return undefined;
+  }
+  const family: Family = (socket.remoteFamily as Family | undefined) ?? familyOf(remoteAddress) ?? 'IPv4';
+  return {
+    local: { address: localAddress, port: localPort, family: familyOf(localAddress) ?? family },
+    remote: { address: remoteAddress, port: remotePort, family },
+  };
+}
+
+/**
+ * Make text from a peer or the network safe for a one-line log: printable ASCII
+ * stays, everything else (spaces, controls, non-ASCII) becomes `\xNN`, and the
+ * result is cut at `max` characters so a hostile peer cannot forge or flood lines.
+ */
+export function sanitize(text: string, max = 256): string {
+  let out = '';
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    if (c > 0x20 && c < 0x7f && ch !== '\\') out += ch;
+    else if (ch === '\\') out += '\\\\';
+    else if (c <= 0xff) out += `\\x${c.toString(16).padStart(2, '0')}`;
+    else out += `\\u{${c.toString(16)}}`;
+    if (out.length >= max) return `${out.slice(0, max)}...`;
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+/**
+ * Entry point of a child process that serves exactly one connection (the fork
+ * model), as the seed's child does: the connected socket is this process's
+ * descriptors 0 and 1 (inetd's convention); it holds no listening socket and no
+ * other client's socket, because every descriptor tcpkit opens is close-on-exec.
+ *
+ * argv: SERVICE PEER, for ps. The spec comes in TCPKIT_CHILD (JSON).
+ */
+import net from 'node:net';
+import { loadService, runService } from '../services/index.js';
+import type { ChildSpec } from './protocol.js';
+
+const spec = JSON.parse(process.env.TCPKIT_CHILD ?? 'null') as ChildSpec | null;
+delete process.env.TCPKIT_CHILD;
+if (!spec) {
+  process.stderr.write('tcpkit child: TCPKIT_CHILD is not set; this program is started by tcpkit serve\n');
+  process.exit(100);
+}
+
+// A ^C in the terminal signals the whole process group; the parent decides when a
+// child stops (it drains first, then sends SIGTERM after --grace).
+process.on('SIGINT', () => {});
+
+const socket = new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
+const service = await loadService(spec.service);
+let failed = false;
+await runService(service, { socket, info: spec.info, options: spec.service.options ?? {}, log: (reason, code) => {
+  process.stderr.write(`tcpkit child ${process.pid}: ${code ?? 'service'} ${reason}\n`);
+} }, (err) => {
+  failed = true;
+  process.stderr.write(`tcpkit child ${process.pid}: ${(err as Error)?.stack ?? String(err)}\n`);
+});
+process.exit(failed ? 1 : 0);

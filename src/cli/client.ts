@@ -1,0 +1,61 @@
+/**
+ * `tcpkit client [HOST] [PORT]`: argv → connect + echoSession over stdin/stdout.
+ */
+import { connect, echoSession } from '../client.js';
+import { formatEndpoint, parsePort, SERV_PORT } from '../address.js';
+import { UsageError, InvalidOptionError } from '../errors.js';
+import { endpointsOf } from '../address.js';
+import { parse, secondsOption } from './args.js';
+
+export const clientHelp = `usage: tcpkit client [HOST] [PORT] [options]
+
+Send stdin to the server at HOST:PORT (default 127.0.0.1:${SERV_PORT}) and write what it
+sends back to stdout. At the end of stdin the client half-closes and waits for the
+server to finish, so nothing in flight is lost.
+
+  --source ADDR             local address to bind (e.g. 127.0.0.2)
+  --connect-timeout SECONDS give up connecting after this long (default 10)
+  -v, --verbose             print the local and peer addresses (getsockname/getpeername) to stderr
+  -h, --help                this text
+
+Exit codes: 0 success, 1 server terminated prematurely, 100 usage error,
+111 cannot connect (refused, unreachable, timed out, unknown host).`;
+
+export async function client(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('client', argv, {
+    source: { type: 'string' },
+    'connect-timeout': { type: 'string' },
+    verbose: { type: 'boolean', short: 'v' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(`${clientHelp}\n`);
+    return 0;
+  }
+  if (positionals.length > 2) throw new UsageError(`client: expected [HOST] [PORT], got ${positionals.join(' ')}`);
+  const host = positionals[0] ?? '127.0.0.1';
+  let port: number;
+  try {
+    port = parsePort(positionals[1] ?? SERV_PORT, 'PORT');
+  } catch (err) {
+    throw new UsageError(`client: ${(err as InvalidOptionError).message}`);
+  }
+  if (port === 0) throw new UsageError('client: PORT: must be an integer from 1 to 65535, got "0"');
+  const timeout = secondsOption('connect-timeout', values['connect-timeout']);
+  let socket;
+  try {
+    socket = await connect({ host, port, source: values.source, timeout: timeout === undefined ? undefined : timeout * 1000 });
+  } catch (err) {
+    if (err instanceof InvalidOptionError) throw new UsageError(`client: --${err.option}: ${err.message.slice(err.option.length + 2)}`);
+    throw err;
+  }
+  if (values.verbose) {
+    const ends = endpointsOf(socket);
+    if (ends) {
+      process.stderr.write(`connected ${formatEndpoint(ends.local)} -> ${formatEndpoint(ends.remote)} ${ends.remote.family}\n`);
+    }
+  }
+  const result = await echoSession(socket, process.stdin, process.stdout);
+  if (values.verbose) process.stderr.write(`closed sent ${result.bytesSent} received ${result.bytesReceived}\n`);
+  return 0;
+}

@@ -1,0 +1,92 @@
+/**
+ * `tcpkit serve [SERVICE]`: argv → createServer, logs to stderr, signals → close.
+ */
+import { createServer, type ServerOptions } from '../server.js';
+import { formatEvent, formatEventJson, type ServerEvent } from '../events.js';
+import { modelNames } from '../models/index.js';
+import { serviceNames } from '../services/index.js';
+import { UsageError } from '../errors.js';
+import { choiceOption, intOption, parse, secondsOption } from './args.js';
+
+export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
+
+Serve SERVICE (default: echo) on a TCP port.
+
+  --host ADDR             address to bind (IPv4/IPv6 literal or name; default 0.0.0.0)
+  -p, --port PORT         port to bind (default 9877; 0: the kernel picks)
+  --backlog N             listen(2) backlog (default 511)
+  --print-port            print the bound port as the first line of stdout
+  --model NAME            concurrency model: ${modelNames().join(', ')} (default fork)
+  -c, --max-conns N       concurrent connections; more wait in the backlog (default 40)
+  --grace SECONDS         on SIGTERM/SIGINT, let connections finish this long (default 10)
+  --workers N             prefork/threads: workers in the pool
+  --spare N               fork: children started ahead of need
+  --log-format FORMAT     text (default) or json
+  -q, --quiet             log only errors and lifecycle, not each connection
+  -h, --help              this text
+
+Services: ${serviceNames().join(', ')}.
+Exit codes: 0 after a clean shutdown, 100 usage error, 111 system failure (cannot bind).`;
+
+const PER_CONNECTION = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit']);
+
+export async function serve(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('serve', argv, {
+    host: { type: 'string' },
+    port: { type: 'string', short: 'p' },
+    backlog: { type: 'string' },
+    'print-port': { type: 'boolean' },
+    model: { type: 'string' },
+    'max-conns': { type: 'string', short: 'c' },
+    grace: { type: 'string' },
+    workers: { type: 'string' },
+    spare: { type: 'string' },
+    'log-format': { type: 'string' },
+    quiet: { type: 'boolean', short: 'q' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(`${serveHelp}\n`);
+    return 0;
+  }
+  if (positionals.length > 1) throw new UsageError(`serve: one service expected, got ${positionals.join(' ')}`);
+  const options: ServerOptions = {
+    host: values.host,
+    port: intOption('port', values.port, { max: 65535 }),
+    backlog: intOption('backlog', values.backlog, { min: 1, max: 65535 }),
+    model: choiceOption('model', values.model, modelNames()),
+    service: positionals[0] ?? 'echo',
+    maxConns: intOption('max-conns', values['max-conns'], { min: 1, max: 1_000_000 }),
+    grace: secondsOption('grace', values.grace),
+    workers: intOption('workers', values.workers, { min: 1, max: 1024 }),
+    spare: intOption('spare', values.spare, { min: 0, max: 1024 }),
+  };
+  if (options.service !== undefined && typeof options.service === 'string' && !serviceNames().includes(options.service)) {
+    throw new UsageError(`serve: unknown service ${JSON.stringify(options.service)} (known: ${serviceNames().join(', ')})`);
+  }
+  const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
+  const quiet = values.quiet ?? false;
+
+  const server = createServer(options);
+  server.on('event', (event) => {
+    if (quiet && PER_CONNECTION.has(event.type)) return;
+    process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
+  });
+  const local = await server.listen();
+  if (values['print-port']) process.stdout.write(`${local.port}\n`);
+
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals === 1) {
+        void server.close({ signal }).then(() => resolve(0));
+      } else {
+        // A second signal: stop waiting for the grace period.
+        void server.destroy();
+      }
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

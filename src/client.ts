@@ -1,0 +1,128 @@
+/**
+ * The echo client (UNP's str_cli, batch-safe as UNP ch. 6 fixes it): input to the
+ * server, the server's bytes to output. At input EOF the client half-closes (FIN)
+ * and keeps reading until the server closes, so nothing in flight is lost. A server
+ * that closes or resets before input ends is reported as `server terminated prematurely`.
+ */
+import net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { endpointsOf, formatAddress, type Endpoint } from './address.js';
+import { ConnectTimeoutError, InvalidOptionError, PrematureCloseError, SystemCallError } from './errors.js';
+
+/** Options of connect(). */
+export interface ConnectOptions {
+  /** Server host: IPv4/IPv6 literal or name. Default `127.0.0.1`. */
+  host?: string;
+  /** Server port. Default 9877. */
+  port?: number;
+  /** Local address to bind before connecting (the client's source address). Default: the kernel chooses. */
+  source?: string;
+  /** Milliseconds to wait for the handshake. Default 10000; 0 means no limit. */
+  timeout?: number;
+}
+
+/**
+ * Connect to a TCP server. Resolves with the connected socket (half-open allowed);
+ * rejects with `connect ECONNREFUSED 127.0.0.1:9877` (SystemCallError) or ConnectTimeoutError.
+ */
+export function connect(options: ConnectOptions = {}): Promise<net.Socket> {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 9877;
+  const timeout = options.timeout ?? 10_000;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new InvalidOptionError('port', `must be an integer from 1 to 65535, got ${JSON.stringify(options.port)}`);
+  }
+  if (typeof timeout !== 'number' || timeout < 0 || !Number.isFinite(timeout)) {
+    throw new InvalidOptionError('timeout', `must be milliseconds >= 0, got ${JSON.stringify(options.timeout)}`);
+  }
+  if (options.source !== undefined && net.isIP(options.source) === 0) {
+    throw new InvalidOptionError('source', `must be an IP address, got ${JSON.stringify(options.source)}`);
+  }
+  const where = formatAddress(host, port);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, localAddress: options.source, allowHalfOpen: true });
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (err: Error) => {
+      if (timer) clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    if (timeout > 0) timer = setTimeout(() => fail(new ConnectTimeoutError(where, timeout)), timeout);
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      // A bind failure on --source names the source; everything else names the server.
+      const addr = err.syscall === 'bind' && options.source ? formatAddress(options.source, 0) : where;
+      fail(new SystemCallError(err.syscall === 'bind' ? 'bind' : 'connect', addr, err));
+    });
+    socket.once('connect', () => {
+      if (timer) clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
+}
+
+/** What an echo session moved. */
+export interface SessionResult {
+  bytesSent: number;
+  bytesReceived: number;
+  local: Endpoint | undefined;
+  remote: Endpoint | undefined;
+}
+
+/**
+ * Run str_cli on a connected socket: `input` → socket, socket → `output`, with
+ * backpressure both ways. Resolves when the server has closed after our input ended;
+ * rejects with PrematureCloseError if it closed (or reset) first.
+ */
+export function echoSession(socket: net.Socket, input: Readable, output: Writable): Promise<SessionResult> {
+  const ends = endpointsOf(socket);
+  let bytesSent = 0;
+  let bytesReceived = 0;
+  let inputEnded = false;
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const finish = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      input.unpipe(socket);
+      socket.unpipe(output);
+      if (err) {
+        socket.destroy();
+        reject(err);
+        return;
+      }
+      resolve({ bytesSent, bytesReceived, local: ends?.local, remote: ends?.remote });
+    };
+    input.on('data', (chunk: Buffer) => {
+      bytesSent += chunk.length;
+    });
+    socket.on('data', (chunk: Buffer) => {
+      bytesReceived += chunk.length;
+    });
+    input.once('end', () => {
+      inputEnded = true;
+      // Half-close: our FIN tells the server we are done sending; its echo keeps coming.
+      socket.end();
+    });
+    input.once('error', (err) => finish(err));
+    socket.once('end', () => {
+      if (!inputEnded) {
+        finish(new PrematureCloseError());
+        return;
+      }
+      // Everything the server sent is in `output`'s queue; wait until it is flushed.
+      if (output.writableNeedDrain) output.once('drain', () => finish());
+      else finish();
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      finish(new PrematureCloseError(err.code === 'ECONNRESET' ? 'connection reset' : err.code ?? err.message, err));
+    });
+    output.once('error', (err: NodeJS.ErrnoException) => {
+      // A closed stdout (`| head`) ends the session quietly from our side.
+      if (err.code === 'EPIPE') finish();
+      else finish(err);
+    });
+    input.pipe(socket, { end: false });
+    socket.pipe(output, { end: false });
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * One catalog of tcpkit's errors. Every error carries a stable string `code`
+ * (`TCPKIT_*`, or the system's own `EADDRINUSE`-style code for system errors) and,
+ * where it wraps something, the original error as `cause`.
+ *
+ * Messages read like Node's own system errors and always name the address:
+ * `listen EADDRINUSE 0.0.0.0:9877`, `connect ECONNREFUSED 127.0.0.1:9877`.
+ */
+
+/** Process exit codes, as ucspi-tcp uses them. */
+export const ExitCode = {
+  /** Success. */
+  OK: 0,
+  /** The peer went away before the work was done (client: server terminated prematurely). */
+  PREMATURE: 1,
+  /** Usage error: a bad argument or option; also a denied connection in exec programs. */
+  USAGE: 100,
+  /** Temporary or system failure: cannot bind, connect, fork, or read a file. */
+  TEMPORARY: 111,
+} as const;
+
+/** Base class: every tcpkit error has a string code and an exit code for the CLI. */
+export class TcpkitError extends Error {
+  readonly code: string;
+  readonly exitCode: number;
+  constructor(code: string, message: string, options?: { cause?: unknown; exitCode?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.exitCode = options?.exitCode ?? ExitCode.TEMPORARY;
+  }
+}
+
+/** A command-line usage error: unknown option, missing argument, bad value. Exit 100. */
+export class UsageError extends TcpkitError {
+  constructor(message: string) {
+    super('TCPKIT_USAGE', message, { exitCode: ExitCode.USAGE });
+  }
+}
+
+/** An invalid library option; thrown at construction, names the option. Exit 100 from the CLI. */
+export class InvalidOptionError extends TcpkitError {
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('TCPKIT_INVALID_OPTION', `${option}: ${message}`, { exitCode: ExitCode.USAGE });
+    this.option = option;
+  }
+}
+
+interface SystemErrorLike extends Error {
+  code?: string;
+  errno?: number;
+  syscall?: string;
+}
+
+/**
+ * A failed system call on an address: `listen EADDRINUSE 0.0.0.0:9877`.
+ * `code` is the system code (`EADDRINUSE`, `ECONNREFUSED`, ...); the original error is `cause`.
+ */
+export class SystemCallError extends TcpkitError {
+  readonly syscall: string;
+  readonly address: string;
+  constructor(syscall: string, address: string, cause: unknown) {
+    const c = cause as SystemErrorLike;
+    const code = typeof c?.code === 'string' ? c.code : 'EIO';
+    super(code, `${syscall} ${code} ${address}`, { cause, exitCode: ExitCode.TEMPORARY });
+    this.syscall = syscall;
+    this.address = address;
+  }
+}
+
+/** A connect that did not complete within its time limit. */
+export class ConnectTimeoutError extends TcpkitError {
+  readonly address: string;
+  readonly timeoutMs: number;
+  constructor(address: string, timeoutMs: number) {
+    super('ETIMEDOUT', `connect ETIMEDOUT ${address} (no answer within ${timeoutMs} ms)`, {
+      exitCode: ExitCode.TEMPORARY,
+    });
+    this.address = address;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * The server closed (or reset) the connection before the client's input ended:
+ * UNP's `str_cli: server terminated prematurely`.
+ */
+export class PrematureCloseError extends TcpkitError {
+  constructor(detail?: string, cause?: unknown) {
+    super('TCPKIT_PREMATURE_CLOSE', `server terminated prematurely${detail ? ` (${detail})` : ''}`, {
+      cause,
+      exitCode: ExitCode.PREMATURE,
+    });
+  }
+}
+
+/** A peer broke the protocol of a service (bad bench count, bad PROXY header, ...). */
+export class ProtocolError extends TcpkitError {
+  constructor(message: string) {
+    super('TCPKIT_PROTOCOL', message, { exitCode: ExitCode.USAGE });
+  }
+}
+
+/** The server is not in a state that allows the call (listen twice, ...). */
+export class StateError extends TcpkitError {
+  constructor(message: string) {
+    super('TCPKIT_STATE', message, { exitCode: ExitCode.TEMPORARY });
+  }
+}
+
+/** The exit code the CLI should use for any thrown value. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof TcpkitError) return err.exitCode;
+  return ExitCode.TEMPORARY;
+}

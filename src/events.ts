@@ -1,0 +1,88 @@
+/**
+ * Server events: one discriminated union, published on `node:diagnostics_channel`
+ * (`tcpkit:event`) and emitted by the Server as `'event'`. The log lines are a
+ * rendering of these records (see docs/log-grammar.md); status views and metrics
+ * consume the same records, never the server's internals.
+ */
+import diagnostics_channel from 'node:diagnostics_channel';
+import { formatEndpoint, sanitize, type Endpoint } from './address.js';
+
+/** Every event a server reports. Field names are the log grammar's keys. */
+export type ServerEvent =
+  | { type: 'listen'; local: Endpoint; model: string; service: string; pid: number; max: number }
+  | { type: 'accept'; id: number; local: Endpoint; remote: Endpoint; pid: number; count: number; max: number }
+  | {
+      type: 'end';
+      id: number;
+      pid: number;
+      exitcode: number | null;
+      signal: string | null;
+      count: number;
+      max: number;
+      ms: number;
+    }
+  | { type: 'pause'; count: number; max: number }
+  | { type: 'resume'; count: number; max: number }
+  | { type: 'deny'; remote: Endpoint; local: Endpoint; reason: string; rule?: string }
+  | { type: 'refuse'; remote: Endpoint; local: Endpoint; reason: string }
+  | { type: 'spawn'; pid: number; role: string }
+  | { type: 'exit'; pid: number; role: string; exitcode: number | null; signal: string | null }
+  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number }
+  | { type: 'shutdown'; signal: string; active: number; grace: number }
+  | { type: 'kill'; pid: number; signal: string; reason: string }
+  | { type: 'closed'; accepted: number; served: number };
+
+export type ServerEventType = ServerEvent['type'];
+
+/** The diagnostics channel every server publishes its events on. */
+export const eventChannel = diagnostics_channel.channel('tcpkit:event');
+
+function field(key: string, value: unknown): string {
+  return `${key} ${sanitize(String(value))}`;
+}
+
+/**
+ * Render an event as one log line. The grammar: the event name, then for
+ * connection events `REMOTE -> LOCAL FAMILY`, then `key value` pairs.
+ * Every value is sanitized: no spaces, no control characters, bounded length.
+ *
+ *     accept 127.0.0.1:51234 -> 127.0.0.1:9877 IPv4 pid 4242 count 3/40 id 3
+ *     end pid 4242 exitcode 0 count 2/40 id 3 ms 12
+ */
+export function formatEvent(e: ServerEvent): string {
+  switch (e.type) {
+    case 'listen':
+      return `listen ${sanitize(formatEndpoint(e.local))} ${e.local.family} ${field('model', e.model)} ${field('service', e.service)} pid ${e.pid} max ${e.max}`;
+    case 'accept':
+      return `accept ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} pid ${e.pid} count ${e.count}/${e.max} id ${e.id}`;
+    case 'end': {
+      const how = e.signal ? `signal ${e.signal}` : `exitcode ${e.exitcode ?? 0}`;
+      return `end pid ${e.pid} ${how} count ${e.count}/${e.max} id ${e.id} ms ${e.ms}`;
+    }
+    case 'pause':
+    case 'resume':
+      return `${e.type} count ${e.count}/${e.max}`;
+    case 'deny':
+    case 'refuse':
+      return `${e.type} ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} ${field('reason', e.reason)}${e.type === 'deny' && e.rule ? ` ${field('rule', e.rule)}` : ''}`;
+    case 'spawn':
+      return `spawn pid ${e.pid} ${field('role', e.role)}`;
+    case 'exit': {
+      const how = e.signal ? `signal ${e.signal}` : `exitcode ${e.exitcode ?? 0}`;
+      return `exit pid ${e.pid} ${field('role', e.role)} ${how}`;
+    }
+    case 'error':
+      return `error ${field('where', e.where)} ${field('code', e.code)}${e.id !== undefined ? ` id ${e.id}` : ''}${e.pid !== undefined ? ` pid ${e.pid}` : ''} message ${JSON.stringify(sanitize(e.message, 512))}`;
+    case 'shutdown':
+      return `shutdown ${field('signal', e.signal)} active ${e.active} grace ${e.grace}`;
+    case 'kill':
+      return `kill pid ${e.pid} ${field('signal', e.signal)} ${field('reason', e.reason)}`;
+    case 'closed':
+      return `closed accepted ${e.accepted} served ${e.served}`;
+  }
+}
+
+/** Render an event as one JSON line (`--log-format json`): the record plus an ISO time. */
+export function formatEventJson(e: ServerEvent, now = new Date()): string {
+  return JSON.stringify({ time: now.toISOString(), ...e });
+}

@@ -1,0 +1,23 @@
+/**
+ * tcpkit: concurrent TCP servers and clients.
+ *
+ *     import { createServer, connect, services } from 'tcpkit';
+ *     const server = createServer({ port: 0, model: 'fork', service: 'echo' });
+ *     const { port } = await server.listen();
+ */
+export { createServer, Server } from './server.js';
+export type { ServerOptions, ServerState, ServerStats } from './server.js';
+export { connect, echoSession } from './client.js';
+export type { ConnectOptions, SessionResult } from './client.js';
+export { Listener } from './listen.js';
+export type { ListenOptions, ListenerState } from './listen.js';
+export * from './errors.js';
+export * from './address.js';
+export { eventChannel, formatEvent, formatEventJson } from './events.js';
+export type { ServerEvent, ServerEventType } from './events.js';
+export { modelNames } from './models/index.js';
+export type { Model, ModelHost, ModelName, ModelOptions, ModelProcess, ModelStats } from './models/types.js';
+import * as servicesModule from './services/index.js';
+/** The service registry: `services.serviceNames()`, `services.loadService(spec)`, `services.registerService(...)`. */
+export const services = servicesModule;
+export type { Service, ServiceContext, ServiceSpec } from './services/types.js';

@@ -1,0 +1,170 @@
+/**
+ * The listening socket: bind + listen on an address (port 0 lets the kernel choose),
+ * or adopt an inherited descriptor; and pause/resume accepting.
+ *
+ * Node cannot stop accepting on a listening socket while keeping it open. tcpkit keeps
+ * its own duplicate of the descriptor (`keptFd`): pausing closes the libuv handle, the
+ * socket stays in LISTEN through the duplicate and the kernel queues new connections
+ * in the backlog; resuming listens on a fresh duplicate. Nothing is refused or dropped.
+ */
+import net from 'node:net';
+import { createRequire } from 'node:module';
+import { formatAddress, type Endpoint, type Family, familyOf } from './address.js';
+import { InvalidOptionError, SystemCallError } from './errors.js';
+
+interface FdUtil {
+  dup(fd: number): number;
+  close(fd: number): void;
+}
+
+const require = createRequire(import.meta.url);
+/** The native helper (native/fdutil.c), built by `npm ci`. */
+export const fdutil: FdUtil = require('../build/Release/fdutil.node') as FdUtil;
+
+/** Where to listen. */
+export interface ListenOptions {
+  /** Address to bind. Default `0.0.0.0` (the seed's INADDR_ANY). IPv6 literals and names work. */
+  host?: string;
+  /** Port; 0 asks the kernel. Default 9877. */
+  port?: number;
+  /** listen(2) backlog. Default 511 (Node's). */
+  backlog?: number;
+  /** Adopt an inherited listening descriptor instead of binding. */
+  fd?: number;
+}
+
+/** Listener states, printable by status views. */
+export type ListenerState = 'accepting' | 'paused' | 'closed';
+
+type ConnectionHandler = (socket: net.Socket) => void;
+
+/** net.Server keeps its libuv handle private; tcpkit only reads the descriptor number from it. */
+function handleFd(server: net.Server): number {
+  const handle = (server as unknown as { _handle?: { fd?: number } })._handle;
+  const fd = handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new Error('listening socket has no descriptor');
+  return fd;
+}
+
+/** `{ fd }` is Node's documented handle form of listen(). */
+function listenOn(server: net.Server, opts: net.ListenOptions | { fd: number; backlog: number }): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(opts as net.ListenOptions, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/**
+ * A listening TCP socket owned by tcpkit. Emits each accepted connection, paused
+ * (`pauseOnConnect`), to the handler: the model decides who reads it.
+ */
+export class Listener {
+  /** Bound address (getsockname on the listening socket). */
+  readonly endpoint: Endpoint;
+  readonly backlog: number;
+  #keptFd: number;
+  #server: net.Server | undefined;
+  #state: ListenerState = 'accepting';
+  #onConnection: ConnectionHandler = (s) => s.destroy();
+  #onError: (err: Error) => void = () => {};
+
+  private constructor(server: net.Server, keptFd: number, backlog: number) {
+    this.#server = server;
+    this.#keptFd = keptFd;
+    this.backlog = backlog;
+    const a = server.address() as net.AddressInfo;
+    this.endpoint = { address: a.address, port: a.port, family: (a.family as Family) ?? familyOf(a.address) ?? 'IPv4' };
+    this.#attach(server);
+  }
+
+  /** Bind and listen. Rejects with `listen EADDRINUSE 0.0.0.0:9877`-style SystemCallError. */
+  static async open(options: ListenOptions = {}): Promise<Listener> {
+    const backlog = options.backlog ?? 511;
+    if (!Number.isInteger(backlog) || backlog < 1) {
+      throw new InvalidOptionError('backlog', `must be a positive integer, got ${String(options.backlog)}`);
+    }
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    if (options.fd !== undefined) {
+      try {
+        await listenOn(server, { fd: options.fd, backlog });
+      } catch (err) {
+        throw new SystemCallError('listen', `fd ${options.fd}`, err);
+      }
+      return new Listener(server, fdutil.dup(options.fd), backlog);
+    }
+    const host = options.host ?? '0.0.0.0';
+    const port = options.port ?? 9877;
+    try {
+      // exclusive: a cluster worker must not share this handle through the primary.
+      await listenOn(server, { host, port, backlog, exclusive: true });
+    } catch (err) {
+      throw new SystemCallError('listen', formatAddress(host, port), err);
+    }
+    return new Listener(server, fdutil.dup(handleFd(server)), backlog);
+  }
+
+  get state(): ListenerState {
+    return this.#state;
+  }
+
+  /** The descriptor kept by tcpkit (valid until close). Models that hand the socket on dup this. */
+  get fd(): number {
+    return this.#keptFd;
+  }
+
+  /** A new descriptor for the same listening socket, owned by the caller (close-on-exec). */
+  dup(): number {
+    if (this.#state === 'closed') throw new Error('listener is closed');
+    return fdutil.dup(this.#keptFd);
+  }
+
+  /** Set who receives accepted connections (paused, not yet read). */
+  onConnection(handler: ConnectionHandler): void {
+    this.#onConnection = handler;
+  }
+
+  /** Accept errors (EMFILE, ...): the listener keeps listening; the server decides what to log. */
+  onError(handler: (err: Error) => void): void {
+    this.#onError = handler;
+  }
+
+  /** Stop accepting; new connections wait in the kernel's backlog. Idempotent. */
+  pause(): void {
+    if (this.#state !== 'accepting') return;
+    this.#state = 'paused';
+    const server = this.#server;
+    this.#server = undefined;
+    server?.close();
+  }
+
+  /** Accept again after pause(). Idempotent. */
+  resume(): void {
+    if (this.#state !== 'paused') return;
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    const fd = fdutil.dup(this.#keptFd);
+    this.#attach(server);
+    // Listening on an fd that is already listening only re-applies the backlog; it cannot fail with EADDRINUSE.
+    server.listen({ fd, backlog: this.backlog } as net.ListenOptions);
+    this.#server = server;
+    this.#state = 'accepting';
+  }
+
+  /** Close the listening socket: the kernel refuses new connections from now on. Idempotent. */
+  close(): void {
+    if (this.#state === 'closed') return;
+    this.pause();
+    this.#state = 'closed';
+    fdutil.close(this.#keptFd);
+    this.#keptFd = -1;
+  }
+
+  #attach(server: net.Server): void {
+    // A connection accepted just before a pause is still handed on: nothing accepted is ever dropped.
+    server.on('connection', (socket: net.Socket) => this.#onConnection(socket));
+    server.on('error', (err: Error) => this.#onError(err));
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The concurrency-model contract. A model decides who serves each accepted
+ * connection (this process, a child per connection, a pool of processes, threads)
+ * and nothing else: the Server owns the listener's lifecycle, counts and limits,
+ * and turns what models report into events.
+ */
+import type { ConnectionInfo } from '../address.js';
+import type { ServerEvent } from '../events.js';
+import type { Listener } from '../listen.js';
+import type { ServiceSpec } from '../services/types.js';
+
+/** Names of the models, as `--model` takes them. */
+export type ModelName = 'iterative' | 'fork' | 'prefork' | 'threads' | 'event';
+
+/** Options that only some models read. Each model documents its defaults. */
+export interface ModelOptions {
+  /** prefork/threads: number of workers. */
+  workers?: number;
+  /** fork: children started ahead of need. */
+  spare?: number;
+  /** prefork: `shared` (workers accept) or `pass` (parent accepts and passes). */
+  accept?: 'shared' | 'pass';
+  /** prefork: recycle a worker after this many connections (0 = never). */
+  maxConnsPerWorker?: number;
+}
+
+/** What the Server gives a model. */
+export interface ModelHost {
+  readonly listener: Listener;
+  readonly service: ServiceSpec;
+  readonly options: Readonly<ModelOptions>;
+  /** Connection limit, for models that enforce it inside workers. */
+  readonly maxConns: number;
+  /** A new connection id (1, 2, ...). */
+  nextId(): number;
+  /** A connection was accepted and is served by `pid`. */
+  opened(info: ConnectionInfo, pid: number): void;
+  /** A connection `id` ended; `exitcode`/`signal` are the child's where a child served it alone. */
+  closed(id: number, pid: number, exitcode: number | null, signal: string | null): void;
+  /** Report any other event (spawn, exit, error, kill). */
+  emit(event: ServerEvent): void;
+}
+
+/** A process or thread a model runs, for status views. */
+export interface ModelProcess {
+  pid: number;
+  /** Thread id for threads, else 0. */
+  threadId: number;
+  role: 'parent' | 'child' | 'spare' | 'worker' | 'thread';
+  state: string;
+  /** Connection ids it is serving now. */
+  connections: number[];
+  /** Connections served so far. */
+  served: number;
+  startedAt: number;
+}
+
+/** The stats shape every model reports. */
+export interface ModelStats {
+  model: ModelName;
+  processes: ModelProcess[];
+  /** Children or workers that ended by a signal or non-zero exit. */
+  crashed: number;
+  /** Children or workers started, over the server's life. */
+  spawned: number;
+}
+
+/** One concurrency model. */
+export interface Model {
+  readonly name: ModelName;
+  /** Start serving connections from host.listener. */
+  start(): Promise<void>;
+  /** Stop taking new connections (at the limit): they wait in the backlog. */
+  pauseAccept(): void;
+  /** Take new connections again. */
+  resumeAccept(): void;
+  /**
+   * Graceful: no new connections; resolve when every connection has ended and every
+   * process/thread the model started is gone. After `graceMs`, force them.
+   */
+  close(graceMs: number): Promise<void>;
+  /** Forceful and immediate: kill everything the model started. Idempotent. */
+  destroy(): void;
+  stats(): ModelStats;
+}
+
+/** How a model is made from its host. */
+export type ModelFactory = (host: ModelHost) => Model;

@@ -1,0 +1,275 @@
+/**
+ * The server: a listener, a model and a service, with a lifecycle
+ * (`idle → running → closing → closed`), the connection limit and the events.
+ *
+ * The server owns counting: a model reports each connection it opens and closes,
+ * and the server pauses accepting at `maxConns` (new connections wait in the
+ * kernel's backlog, none is refused) and resumes below it.
+ */
+import { EventEmitter } from 'node:events';
+import type { ConnectionInfo, Endpoint } from './address.js';
+import { parsePort } from './address.js';
+import { InvalidOptionError, StateError } from './errors.js';
+import { eventChannel, type ServerEvent } from './events.js';
+import { Listener } from './listen.js';
+import { isModelName, loadModel, modelNames } from './models/index.js';
+import type { Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
+import { validateServiceSpec, type ServiceSpec } from './services/index.js';
+
+/** Options of createServer. Every field is optional; defaults are stated on each. */
+export interface ServerOptions extends ModelOptions {
+  /** Address to bind. Default `0.0.0.0`. */
+  host?: string;
+  /** Port. Default 9877 (the seed's SERV_PORT); 0 lets the kernel choose. */
+  port?: number;
+  /** listen(2) backlog. Default 511. */
+  backlog?: number;
+  /** Serve on this inherited listening descriptor instead of binding. */
+  fd?: number;
+  /** Serve on an already-open Listener (tests, socket activation, the super-server). */
+  listener?: Listener;
+  /** Concurrency model. Default `fork` (a process per connection, as in the seed). */
+  model?: ModelName;
+  /** Service: a built-in name or a spec. Default `echo`. */
+  service?: string | ServiceSpec;
+  /** Concurrent connections; at the limit new ones wait in the backlog. Default 40 (tcpserver's -c). */
+  maxConns?: number;
+  /** Seconds close() lets connections finish before killing them. Default 10. */
+  grace?: number;
+}
+
+/** Server lifecycle states. */
+export type ServerState = 'idle' | 'running' | 'closing' | 'closed';
+
+/** A plain snapshot of the server. */
+export interface ServerStats {
+  state: ServerState;
+  pid: number;
+  local: Endpoint | undefined;
+  listener: string;
+  model: ModelName;
+  service: string;
+  maxConns: number;
+  accepted: number;
+  active: number;
+  ended: number;
+  connections: Array<ConnectionInfo & { pid: number }>;
+  startedAt: number;
+  models: ModelStats | undefined;
+}
+
+interface Resolved {
+  host: string;
+  port: number;
+  backlog: number;
+  fd: number | undefined;
+  model: ModelName;
+  service: ServiceSpec;
+  maxConns: number;
+  grace: number;
+  modelOptions: ModelOptions;
+}
+
+function positiveInt(name: string, value: unknown, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(name, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Defaults first, then one check per field; throws InvalidOptionError naming the field. */
+function resolveOptions(o: ServerOptions): Resolved {
+  const model = o.model ?? 'fork';
+  if (!isModelName(model)) {
+    throw new InvalidOptionError('model', `unknown model ${JSON.stringify(model)} (known: ${modelNames().join(', ')})`);
+  }
+  const grace = o.grace ?? 10;
+  if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0) {
+    throw new InvalidOptionError('grace', `must be a number of seconds >= 0, got ${JSON.stringify(o.grace)}`);
+  }
+  return {
+    host: o.host ?? '0.0.0.0',
+    port: parsePort(o.port ?? 9877, 'port'),
+    backlog: positiveInt('backlog', o.backlog ?? 511, { max: 65535 }),
+    fd: o.fd === undefined ? undefined : positiveInt('fd', o.fd, { min: 0 }),
+    model,
+    service: validateServiceSpec(o.service ?? 'echo'),
+    maxConns: positiveInt('maxConns', o.maxConns ?? 40, { max: 1_000_000 }),
+    grace,
+    modelOptions: {
+      workers: o.workers === undefined ? undefined : positiveInt('workers', o.workers, { max: 1024 }),
+      spare: o.spare === undefined ? undefined : positiveInt('spare', o.spare, { min: 0, max: 1024 }),
+      accept: o.accept,
+      maxConnsPerWorker:
+        o.maxConnsPerWorker === undefined ? undefined : positiveInt('maxConnsPerWorker', o.maxConnsPerWorker, { min: 0 }),
+    },
+  };
+}
+
+/**
+ * A concurrent TCP server. Emits `'event'` with each ServerEvent (also published on
+ * the `tcpkit:event` diagnostics channel).
+ */
+export class Server extends EventEmitter<{ event: [ServerEvent] }> {
+  readonly options: Readonly<Resolved>;
+  #state: ServerState = 'idle';
+  #listener: Listener | undefined;
+  #ownsListener = true;
+  #model: Model | undefined;
+  #active = new Map<number, ConnectionInfo & { pid: number }>();
+  #nextId = 1;
+  #accepted = 0;
+  #ended = 0;
+  #paused = false;
+  #startedAt = Date.now();
+  #closing: Promise<void> | undefined;
+  #given: Listener | undefined;
+
+  constructor(options: ServerOptions = {}) {
+    super();
+    this.options = resolveOptions(options);
+    this.#given = options.listener;
+  }
+
+  get state(): ServerState {
+    return this.#state;
+  }
+
+  /** The bound address (getsockname of the listening socket); undefined before listen(). */
+  address(): Endpoint | undefined {
+    return this.#listener?.endpoint;
+  }
+
+  /** The listener, once listening. */
+  get listener(): Listener | undefined {
+    return this.#listener;
+  }
+
+  /** Bind (or adopt the given listener), start the model, and resolve with the bound address. */
+  async listen(): Promise<Endpoint> {
+    if (this.#state !== 'idle') throw new StateError(`listen: server is ${this.#state}`);
+    this.#state = 'running';
+    const o = this.options;
+    try {
+      if (this.#given) {
+        this.#listener = this.#given;
+        this.#ownsListener = false;
+      } else {
+        this.#listener = await Listener.open({ host: o.host, port: o.port, backlog: o.backlog, fd: o.fd });
+      }
+      this.#listener.onError((err) => {
+        const e = err as NodeJS.ErrnoException;
+        this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', message: e.message });
+      });
+      const factory = await loadModel(o.model);
+      const server = this;
+      this.#model = factory({
+        listener: this.#listener,
+        service: o.service,
+        options: o.modelOptions,
+        maxConns: o.maxConns,
+        nextId: () => server.#nextId++,
+        opened: (info, pid) => server.#opened(info, pid),
+        closed: (id, pid, exitcode, signal) => server.#closed(id, pid, exitcode, signal),
+        emit: (event) => server.#emit(event),
+      });
+      await this.#model.start();
+    } catch (err) {
+      this.#state = 'closed';
+      this.#model?.destroy();
+      if (this.#ownsListener) this.#listener?.close();
+      throw err;
+    }
+    const local = this.#listener.endpoint;
+    this.#emit({ type: 'listen', local, model: o.model, service: o.service.name, pid: process.pid, max: o.maxConns });
+    return local;
+  }
+
+  #opened(info: ConnectionInfo, pid: number): void {
+    this.#accepted++;
+    this.#active.set(info.id, { ...info, pid });
+    const count = this.#active.size;
+    this.#emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count, max: this.options.maxConns });
+    if (count >= this.options.maxConns && !this.#paused && this.#state === 'running') {
+      this.#paused = true;
+      this.#model?.pauseAccept();
+      this.#emit({ type: 'pause', count, max: this.options.maxConns });
+    }
+  }
+
+  #closed(id: number, pid: number, exitcode: number | null, signal: string | null): void {
+    const info = this.#active.get(id);
+    if (!info) return;
+    this.#active.delete(id);
+    this.#ended++;
+    const count = this.#active.size;
+    const ms = Date.now() - info.acceptedAt;
+    this.#emit({ type: 'end', id, pid, exitcode, signal, count, max: this.options.maxConns, ms });
+    if (this.#paused && count < this.options.maxConns && this.#state === 'running') {
+      this.#paused = false;
+      this.#model?.resumeAccept();
+      this.#emit({ type: 'resume', count, max: this.options.maxConns });
+    }
+  }
+
+  #emit(event: ServerEvent): void {
+    if (eventChannel.hasSubscribers) eventChannel.publish(event);
+    this.emit('event', event);
+  }
+
+  /**
+   * Graceful close: stop accepting (the listening socket closes, so new connections
+   * are refused by the kernel), let active connections finish for `grace` seconds
+   * (default: the `grace` option), then force them. Idempotent; resolves when every
+   * process and thread the server started is gone.
+   */
+  close(options: { grace?: number; signal?: string } = {}): Promise<void> {
+    if (this.#closing) return this.#closing;
+    if (this.#state === 'idle') {
+      this.#state = 'closed';
+      return (this.#closing = Promise.resolve());
+    }
+    this.#state = 'closing';
+    const grace = options.grace ?? this.options.grace;
+    this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#active.size, grace });
+    if (this.#ownsListener) this.#listener?.close();
+    else this.#listener?.pause();
+    this.#closing = (this.#model ? this.#model.close(grace * 1000) : Promise.resolve()).then(() => {
+      this.#state = 'closed';
+      this.#emit({ type: 'closed', accepted: this.#accepted, served: this.#ended });
+    });
+    return this.#closing;
+  }
+
+  /** Forceful close: kill every connection, process and thread now. Idempotent. */
+  destroy(): Promise<void> {
+    const closing = this.close({ grace: 0 });
+    this.#model?.destroy();
+    return closing;
+  }
+
+  /** A plain snapshot of counters, connections and the model's processes. */
+  stats(): ServerStats {
+    const l = this.#listener;
+    return {
+      state: this.#state,
+      pid: process.pid,
+      local: l?.endpoint,
+      listener: l?.state ?? 'closed',
+      model: this.options.model,
+      service: this.options.service.name,
+      maxConns: this.options.maxConns,
+      accepted: this.#accepted,
+      active: this.#active.size,
+      ended: this.#ended,
+      connections: [...this.#active.values()],
+      startedAt: this.#startedAt,
+      models: this.#model?.stats(),
+    };
+  }
+}
+
+/** Create a server (not yet listening; call `listen()`). */
+export function createServer(options: ServerOptions = {}): Server {
+  return new Server(options);
+}

@@ -1,0 +1,91 @@
+/**
+ * The service registry: built-in services by name, loaded lazily so that a child
+ * process imports only the one it runs; and user handlers by module path.
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { InvalidOptionError } from '../errors.js';
+import type { Service, ServiceContext, ServiceSpec } from './types.js';
+
+export type { Service, ServiceContext, ServiceSpec } from './types.js';
+
+/** Built-in services and the module each lives in (one file per service). */
+const builtins: Record<string, () => Promise<{ default: Service }>> = {
+  echo: () => import('./echo.js'),
+};
+
+/** Names of the built-in services. */
+export function serviceNames(): string[] {
+  return Object.keys(builtins);
+}
+
+/** Register a built-in (used by service modules added later and by tests). */
+export function registerService(name: string, load: () => Promise<{ default: Service }>): void {
+  builtins[name] = load;
+}
+
+/** Check a spec at construction time: unknown names throw at once, naming the service. */
+export function validateServiceSpec(spec: ServiceSpec | string): ServiceSpec {
+  const s: ServiceSpec = typeof spec === 'string' ? { name: spec } : { ...spec };
+  if (s.handler !== undefined) {
+    if (typeof s.handler !== 'string' || s.handler === '') {
+      throw new InvalidOptionError('handler', 'must be a module path');
+    }
+    // Resolve now: a child or thread may run with another working directory.
+    if (!s.handler.startsWith('file:')) s.handler = pathToFileURL(path.resolve(s.handler)).href;
+    s.name = s.name || 'handler';
+    return s;
+  }
+  if (!Object.hasOwn(builtins, s.name)) {
+    throw new InvalidOptionError('service', `unknown service ${JSON.stringify(s.name)} (known: ${serviceNames().join(', ')})`);
+  }
+  return s;
+}
+
+/** Load the function a spec names. */
+export async function loadService(spec: ServiceSpec): Promise<Service> {
+  if (spec.handler) {
+    const mod = (await import(spec.handler)) as { default?: unknown; handler?: unknown };
+    const fn = typeof mod.default === 'function' ? mod.default : mod.handler;
+    if (typeof fn !== 'function') {
+      throw new InvalidOptionError('handler', `${spec.handler} exports no function (default export or "handler")`);
+    }
+    return fn as Service;
+  }
+  const load = builtins[spec.name];
+  if (!load) throw new InvalidOptionError('service', `unknown service ${JSON.stringify(spec.name)}`);
+  return (await load()).default;
+}
+
+/**
+ * Run a service on one connection and contain whatever it does: a throw or a
+ * rejection destroys this socket only. Resolves when the socket is closed.
+ * `onError` receives the failure for the log.
+ */
+export async function runService(
+  service: Service,
+  ctx: ServiceContext,
+  onError: (err: unknown) => void,
+): Promise<void> {
+  const { socket } = ctx;
+  const closed = new Promise<void>((resolve) => {
+    if (socket.destroyed) resolve();
+    else socket.once('close', () => resolve());
+  });
+  // A reset peer is the peer's business; it must never become an uncaught exception.
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') onError(err);
+  });
+  try {
+    await service(ctx);
+    // The service is done: send what is queued, FIN, then close (as a process exit would).
+    if (!socket.destroyed) {
+      if (socket.writableFinished) socket.destroy();
+      else socket.end(() => socket.destroy());
+    }
+  } catch (err) {
+    onError(err);
+    socket.destroy();
+  }
+  await closed;
+}

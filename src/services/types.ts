@@ -1,0 +1,33 @@
+/**
+ * The service contract: a service is a function of one connection. It reads and
+ * writes `socket` and resolves when it is done with it. The same function runs
+ * under every model: in the server process, in a child, in a worker or a thread.
+ */
+import type net from 'node:net';
+import type { ConnectionInfo } from '../address.js';
+
+/** What a service gets for one connection. */
+export interface ServiceContext {
+  /** The connected socket, half-open allowed (a FIN from the peer ends only its readable side). */
+  socket: net.Socket;
+  /** Both ends of the connection, its id and accept time. */
+  info: ConnectionInfo;
+  /** Options for the service, from the command line or config (`maxReply`, ...). */
+  options: Readonly<Record<string, unknown>>;
+  /** Report a service-level event (a protocol error, ...) to the server's log. */
+  log(reason: string, code?: string): void;
+}
+
+/** A service. Throwing or rejecting closes only this connection. */
+export type Service = (ctx: ServiceContext) => void | Promise<void>;
+
+/**
+ * Which service to run, as plain data so it can cross to a child process or a thread:
+ * a built-in by `name`, or a user's module by `handler` (an absolute path or file URL
+ * of a module whose default export, or export `handler`, is a Service).
+ */
+export interface ServiceSpec {
+  name: string;
+  handler?: string;
+  options?: Record<string, unknown>;
+}
