@@ -22,8 +22,14 @@ export function parse<T extends Options>(
     switch (e.code) {
       case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
         throw new UsageError(`${command}: unknown option ${arg} (see tcpkit ${command} --help)`);
-      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-        throw new UsageError(`${command}: ${e.message.replace(/^Option /, 'option ')}`);
+      case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+        const name = /--[\w-]+/.exec(e.message)?.[0] ?? arg;
+        if (/ambiguous/.test(e.message)) {
+          throw new UsageError(`${command}: ${name} needs a value; a value starting with "-" is written ${name}=VALUE`);
+        }
+        if (/does not take an argument/.test(e.message)) throw new UsageError(`${command}: ${name} takes no value`);
+        throw new UsageError(`${command}: ${name} needs a value`);
+      }
       default:
         throw new UsageError(`${command}: ${e.message}`);
     }

@@ -1,0 +1,81 @@
+// Bad arguments: each gets one line naming the argument and a documented exit code.
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { describe, it } from 'node:test';
+import { run } from './helpers.js';
+
+const cases = [
+  [['serve', '--port', 'abc'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "abc"\n'],
+  [['serve', '--port', '70000'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "70000"\n'],
+  [['serve', '--max-conns', '0'], 100, 'tcpkit: --max-conns: must be an integer from 1 to 1000000, got "0"\n'],
+  [['serve', '--backlog', '-1'], 100, 'tcpkit: serve: --backlog needs a value; a value starting with "-" is written --backlog=VALUE\n'],
+  [['serve', '--backlog=-1'], 100, 'tcpkit: --backlog: must be an integer from 1 to 65535, got "-1"\n'],
+  [['serve', '--port'], 100, 'tcpkit: serve: --port needs a value\n'],
+  [['serve', '--print-port=yes'], 100, 'tcpkit: serve: --print-port takes no value\n'],
+  [['serve', '--grace', 'soon'], 100, 'tcpkit: --grace: must be a number of seconds >= 0, got "soon"\n'],
+  [['serve', '--model', 'threadz'], 100, /^tcpkit: --model: must be one of .*fork.*, got "threadz"\n$/],
+  [['serve', 'gopher'], 100, /^tcpkit: serve: unknown service "gopher" \(known: .*echo.*\)\n$/],
+  [['serve', '--frobnicate'], 100, 'tcpkit: serve: unknown option --frobnicate (see tcpkit serve --help)\n'],
+  [['serve', '--host', 'no.such.host.invalid', '--port', '0'], 111, /^tcpkit: listen (ENOTFOUND|EAI_AGAIN) no\.such\.host\.invalid:0\n$/],
+  [['client', '127.0.0.1', 'http'], 100, 'tcpkit: client: PORT: must be an integer from 0 to 65535, got "http"\n'],
+  [['client', '127.0.0.1', '0'], 100, 'tcpkit: client: PORT: must be an integer from 1 to 65535, got "0"\n'],
+  [['client', '--connect-timeout', 'x'], 100, 'tcpkit: --connect-timeout: must be a number of seconds >= 0, got "x"\n'],
+  [['client', '--source', 'nowhere', '127.0.0.1', '9'], 100, 'tcpkit: client: --source: must be an IP address, got "nowhere"\n'],
+  [['client', 'a', 'b', 'c'], 100, 'tcpkit: client: expected [HOST] [PORT], got a b c\n'],
+  [['frob'], 100, 'tcpkit: unknown command "frob" (commands: serve, client)\n'],
+  [[], 100, /^usage: tcpkit COMMAND/],
+];
+
+describe('bad arguments', () => {
+  for (const [args, code, message] of cases) {
+    it(`tcpkit ${args.join(' ') || '(nothing)'} → exit ${code}`, async () => {
+      const r = await run(args);
+      assert.equal(r.code, code, r.stderr);
+      const text = args.length === 0 ? r.stdout.toString() : r.stderr;
+      if (message instanceof RegExp) assert.match(text, message);
+      else assert.equal(text, message);
+    });
+  }
+
+  it('a port in use: listen EADDRINUSE with the address, exit 111', async () => {
+    const blocker = net.createServer();
+    await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
+    const { port } = blocker.address();
+    try {
+      const r = await run(['serve', '--host', '127.0.0.1', '--port', String(port)]);
+      assert.equal(r.code, 111);
+      assert.equal(r.stderr, `tcpkit: listen EADDRINUSE 127.0.0.1:${port}\n`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('the default wildcard address is named too: listen EADDRINUSE 0.0.0.0:PORT', async () => {
+    const blocker = net.createServer();
+    await new Promise((r) => blocker.listen(0, '0.0.0.0', r));
+    const { port } = blocker.address();
+    try {
+      const r = await run(['serve', '--port', String(port)]);
+      assert.equal(r.code, 111);
+      assert.equal(r.stderr, `tcpkit: listen EADDRINUSE 0.0.0.0:${port}\n`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('connect timeout names the address and the limit, exit 111', async () => {
+    // A listener with a full backlog never completes new handshakes: SYNs are dropped, so connect times out.
+    const r = await run(['client', '--connect-timeout', '0.5', '127.0.0.1', '1'], { input: '' });
+    // Port 1 on loopback is refused at once on Linux; a refusal is also a clean, named failure.
+    assert.equal(r.code, 111);
+    assert.match(r.stderr, /^tcpkit: connect (ECONNREFUSED|ETIMEDOUT) 127\.0\.0\.1:1/);
+  });
+
+  it('--help for each command exits 0', async () => {
+    for (const cmd of ['serve', 'client']) {
+      const r = await run([cmd, '--help']);
+      assert.equal(r.code, 0);
+      assert.match(r.stdout.toString(), new RegExp(`^usage: tcpkit ${cmd}`));
+    }
+  });
+});
