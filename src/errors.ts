@@ -109,6 +109,13 @@ export class StateError extends TcpkitError {
   }
 }
 
+/** A process, server or endpoint that was asked for does not exist (`tcpkit status --pid 99999`). Exit 111. */
+export class NotFoundError extends TcpkitError {
+  constructor(message: string) {
+    super('TCPKIT_NOT_FOUND', message, { exitCode: ExitCode.TEMPORARY });
+  }
+}
+
 /** The exit code the CLI should use for any thrown value. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof TcpkitError) return err.exitCode;

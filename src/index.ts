@@ -21,3 +21,9 @@ import * as servicesModule from './services/index.js';
 /** The service registry: `services.serviceNames()`, `services.loadService(spec)`, `services.registerService(...)`. */
 export const services = servicesModule;
 export type { Service, ServiceContext, ServiceSpec } from './services/types.js';
+export { startAdmin } from './status/admin.js';
+export type { AdminEndpoint, AdminOptions } from './status/admin.js';
+export { collectStatus } from './status/snapshot.js';
+export type { CollectOptions, ProcessView, SocketView, StatusSnapshot } from './status/snapshot.js';
+export { formatStatus } from './status/format.js';
+export { createMetrics } from './status/metrics.js';

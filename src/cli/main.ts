@@ -5,22 +5,24 @@
 import { exitCodeOf, TcpkitError, UsageError } from '../errors.js';
 import { client, clientHelp } from './client.js';
 import { serve, serveHelp } from './serve.js';
+import { status, statusHelp } from './status.js';
 
 const usage = `usage: tcpkit COMMAND [options]
 
 Commands:
   serve [SERVICE]     run a concurrent TCP server (default: echo on port 9877)
   client [HOST] [PORT]  the echo client: stdin to the server, its reply to stdout
+  status [--pid PID | --port PORT]  sockets and processes of a server (netstat + ps)
 
 Run tcpkit COMMAND --help for a command's options.`;
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { serve, client };
+const commands: Record<string, (argv: string[]) => Promise<number>> = { serve, client, status };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
     const topic = command === 'help' ? rest[0] : undefined;
-    process.stdout.write(`${topic === 'serve' ? serveHelp : topic === 'client' ? clientHelp : usage}\n`);
+    process.stdout.write(`${topic === 'serve' ? serveHelp : topic === 'client' ? clientHelp : topic === 'status' ? statusHelp : usage}\n`);
     return command === undefined ? 100 : 0;
   }
   const run = commands[command];

@@ -7,6 +7,7 @@ import { modelNames } from '../models/index.js';
 import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
 import { choiceOption, intOption, parse, secondsOption } from './args.js';
+import { parseAdminArg, startAdminFromArg } from './status.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
@@ -22,6 +23,8 @@ Serve SERVICE (default: echo) on a TCP port.
   --workers N             prefork/threads: workers in the pool
   --spare N               fork: children started ahead of need
   --log-format FORMAT     text (default) or json
+  --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default)
+  --admin-public          allow a non-loopback --admin address (it has no authentication)
   -q, --quiet             log only errors and lifecycle, not each connection
   -h, --help              this text
 
@@ -43,6 +46,8 @@ export async function serve(argv: string[]): Promise<number> {
     spare: { type: 'string' },
     'log-format': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
+    admin: { type: 'string' },
+    'admin-public': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help) {
@@ -66,6 +71,7 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
   const quiet = values.quiet ?? false;
+  const adminArg = parseAdminArg(values.admin, values['admin-public']);
 
   const server = createServer(options);
   server.on('event', (event) => {
@@ -73,6 +79,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
   });
   const local = await server.listen();
+  const admin = adminArg && (await startAdminFromArg(server, adminArg));
   if (values['print-port']) process.stdout.write(`${local.port}\n`);
 
   return new Promise<number>((resolve) => {
@@ -80,7 +87,7 @@ export async function serve(argv: string[]): Promise<number> {
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
       if (signals === 1) {
-        void server.close({ signal }).then(() => resolve(0));
+        void server.close({ signal }).then(() => admin?.close()).then(() => resolve(0));
       } else {
         // A second signal: stop waiting for the grace period.
         void server.destroy();

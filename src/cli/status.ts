@@ -1,0 +1,225 @@
+/**
+ * `tcpkit status [--pid PID | --port PORT]`: argv → a status snapshot (from the
+ * server's admin endpoint when it has one, else from /proc) → text or JSON.
+ * Also the `--admin` glue that `tcpkit serve` uses.
+ */
+import { parseHostPort } from '../address.js';
+import { InvalidOptionError, NotFoundError, UsageError } from '../errors.js';
+import type { Server } from '../server.js';
+import { isLoopback, startAdmin, type AdminEndpoint } from '../status/admin.js';
+import { listStates, readState } from '../status/discovery.js';
+import { formatStatus } from '../status/format.js';
+import { procAvailability, readProcess } from '../status/procfs.js';
+import { collectStatus, listenerOf, type StatusSnapshot } from '../status/snapshot.js';
+import { intOption, parse } from './args.js';
+
+export const statusHelp = `usage: tcpkit status [--pid PID | --port PORT] [options]
+
+netstat -a and ps -o pid,ppid,stat,wchan in one view: the sockets (protocol,
+Recv-Q, Send-Q, local and foreign address, TCP state, owning pid) and the processes
+and threads (pid, ppid, state, wait channel, role, the connections each serves,
+age, bytes in and out when the server reports them).
+
+  --pid PID           this process and its descendants, and every socket on the
+                      ports it listens on (TIME_WAIT included: those have no owner)
+  --port PORT         every socket on PORT, and the processes of whoever listens on it
+                      (without --pid or --port: every TCP socket, and the tcpkit
+                      servers that have an admin endpoint)
+  --admin ADDR        ask this admin endpoint (HOST:PORT or URL); by default a
+                      tcpkit server started with --admin is found from its pid
+  --json              print the snapshot as JSON
+  --watch [SECONDS]   print again every SECONDS (default 1, at least 0.2)
+  --count N           with --watch: stop after N views (default: until interrupted)
+  --threads           list each process's kernel threads (/proc/PID/task)
+  -h, --help          this text
+
+Linux only for sockets and processes (/proc); elsewhere only what an admin
+endpoint reports is shown, and the output says so.
+Exit codes: 0 success, 100 usage error, 111 no such process or admin endpoint failure.`;
+
+/** Where admin endpoints are asked, and how long we wait. */
+const FETCH_TIMEOUT_MS = 3000;
+
+/** util.parseArgs has no optional values: `--watch` alone means `--watch 1`. */
+function normalizeWatch(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--watch') {
+      const next = argv[i + 1];
+      if (next !== undefined && /^\d+(\.\d+)?$/.test(next)) {
+        out.push(`--watch=${next}`);
+        i++;
+      } else out.push('--watch=1');
+    } else out.push(a);
+  }
+  return out;
+}
+
+function adminUrl(text: string): string {
+  if (/^https?:\/\//.test(text)) return text.replace(/\/+$/, '');
+  try {
+    const { host, port } = parseHostPort(text, '127.0.0.1', 'admin');
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  } catch (err) {
+    throw new UsageError(`status: --${(err as InvalidOptionError).message}`);
+  }
+}
+
+async function fetchSnapshot(url: string): Promise<StatusSnapshot> {
+  const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  return (await res.json()) as StatusSnapshot;
+}
+
+interface Target {
+  pid?: number;
+  port?: number;
+  admin?: string;
+  threads: boolean;
+}
+
+/** One view: the admin endpoint's snapshot if there is one (falling back to /proc), else /proc. */
+async function take(t: Target): Promise<StatusSnapshot> {
+  let pid = t.pid;
+  if (pid === undefined && t.port !== undefined) pid = listenerOf(t.port);
+  let admin = t.admin;
+  if (admin === undefined && pid !== undefined) {
+    admin = readState(pid, { startedAt: readProcess(pid)?.startedAt })?.admin;
+  }
+  if (admin !== undefined) {
+    try {
+      const snap = await fetchSnapshot(admin);
+      // Read /proc here rather than take the server's reading: inside the server the
+      // parent is always running (it is answering us), not waiting as it otherwise would.
+      if (!procAvailability().available || !snap.server) return snap;
+      return collectStatus({ port: t.port, pid: pid ?? snap.server.pid, threads: t.threads, server: snap.server });
+    } catch (err) {
+      if (t.admin !== undefined && t.pid === undefined && t.port === undefined) {
+        throw new NotFoundError(`status: admin endpoint ${admin} did not answer (${(err as Error).message})`);
+      }
+      const snap = collectStatus({ pid, port: t.port, threads: t.threads });
+      snap.notes.unshift(`admin endpoint ${admin} did not answer (${(err as Error).message}); showing /proc only`);
+      return snap;
+    }
+  }
+  const snap = collectStatus({ pid, port: t.port, threads: t.threads });
+  if (t.pid === undefined && t.port === undefined) {
+    for (const s of listStates()) snap.notes.push(`tcpkit server pid ${s.pid} on ${s.listen}, admin ${s.admin}: tcpkit status --pid ${s.pid}`);
+  }
+  return snap;
+}
+
+export async function status(argv: string[]): Promise<number> {
+  const { values, positionals } = parse('status', normalizeWatch(argv), {
+    pid: { type: 'string' },
+    port: { type: 'string' },
+    admin: { type: 'string' },
+    json: { type: 'boolean' },
+    watch: { type: 'string' },
+    count: { type: 'string' },
+    threads: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(`${statusHelp}\n`);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`status: unexpected argument ${positionals[0]} (see tcpkit status --help)`);
+  if (values.pid !== undefined && values.port !== undefined) throw new UsageError('status: give --pid or --port, not both');
+  const t: Target = {
+    pid: intOption('pid', values.pid, { min: 1, max: 2 ** 22 }),
+    port: intOption('port', values.port, { min: 1, max: 65535 }),
+    admin: values.admin === undefined ? undefined : adminUrl(values.admin),
+    threads: values.threads ?? false,
+  };
+  let watch: number | undefined;
+  if (values.watch !== undefined) {
+    watch = Number(values.watch);
+    if (!/^\d+(\.\d+)?$/.test(values.watch) || watch < 0.2 || watch > 3600) {
+      throw new UsageError(`--watch: must be a number of seconds from 0.2 to 3600, got ${JSON.stringify(values.watch)}`);
+    }
+  }
+  const count = intOption('count', values.count, { min: 1, max: 1_000_000 });
+  if (count !== undefined && watch === undefined) throw new UsageError('status: --count needs --watch');
+  if (t.pid !== undefined && procAvailability().available && !readProcess(t.pid)) {
+    throw new NotFoundError(`status: no process ${t.pid}`);
+  }
+
+  const print = (snap: StatusSnapshot) => {
+    if (values.json) process.stdout.write(`${JSON.stringify(snap, null, watch === undefined ? 2 : 0)}\n`);
+    else process.stdout.write(formatStatus(snap));
+  };
+  if (watch === undefined) {
+    print(await take(t));
+    return 0;
+  }
+  // Watch: a bounded loop (--count), or until SIGINT/SIGTERM; each view replaces the last on a terminal.
+  let stop = false;
+  let wake: (() => void) | undefined;
+  const onSignal = () => {
+    stop = true;
+    wake?.();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    for (let i = 0; !stop && (count === undefined || i < count); i++) {
+      const snap = await take(t);
+      if (!values.json) {
+        process.stdout.write(process.stdout.isTTY ? '\x1b[H\x1b[2J' : i > 0 ? '\n' : '');
+        process.stdout.write(`${new Date(snap.time).toISOString()}  every ${watch}s\n`);
+      }
+      print(snap);
+      if (count !== undefined && i + 1 >= count) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, watch! * 1000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  return 0;
+}
+
+/** Parsed `--admin HOST:PORT` of `tcpkit serve`; checked before the server binds. */
+export interface AdminArg {
+  host: string;
+  port: number;
+  allowPublic: boolean;
+}
+
+/** Check `serve --admin ADDR [--admin-public]`; undefined when --admin is absent. */
+export function parseAdminArg(value: string | undefined, allowPublic: boolean | undefined): AdminArg | undefined {
+  if (value === undefined) {
+    if (allowPublic) throw new UsageError('serve: --admin-public needs --admin HOST:PORT');
+    return undefined;
+  }
+  let parsed: { host: string; port: number };
+  try {
+    parsed = parseHostPort(value, '127.0.0.1', 'admin');
+  } catch (err) {
+    throw new UsageError(`serve: --${(err as InvalidOptionError).message}`);
+  }
+  if (!allowPublic && !isLoopback(parsed.host)) {
+    throw new UsageError(`serve: --admin: ${parsed.host} is not a loopback address; the admin endpoint has no authentication (add --admin-public to serve it there anyway)`);
+  }
+  return { ...parsed, allowPublic: allowPublic ?? false };
+}
+
+/** Start the admin endpoint for `serve` and log its URL; on failure the server is destroyed first. */
+export async function startAdminFromArg(server: Server, arg: AdminArg): Promise<AdminEndpoint> {
+  try {
+    const admin = await startAdmin(server, arg);
+    process.stderr.write(`admin ${admin.url}/ pid ${process.pid}\n`);
+    return admin;
+  } catch (err) {
+    await server.destroy();
+    throw err;
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * One status snapshot: `netstat -a` and `ps -o pid,ppid,stat,wchan` for one server,
+ * joined. Sockets and processes come from /proc (any pid); roles, connection ids
+ * and byte counts come from the server's own `stats()` when it is a tcpkit server
+ * that reports them (through its admin endpoint, or in-process). Plain data:
+ * the same object is the admin's `/status`, `tcpkit status --json`, and what the
+ * dashboard draws.
+ */
+import os from 'node:os';
+import { formatEndpoint, type Endpoint } from '../address.js';
+import type { ServerStats } from '../server.js';
+import type { ModelProcess } from '../models/types.js';
+import {
+  bootTimeMs,
+  listPids,
+  parentMap,
+  procAvailability,
+  processTree,
+  readProcess,
+  readTcpSockets,
+  readThreads,
+  socketOwners,
+  type TcpSocket,
+  type TcpState,
+  type ThreadInfo,
+} from './procfs.js';
+
+/** A socket row: a /proc/net/tcp line plus who holds it. */
+export interface SocketView extends TcpSocket {
+  /** Processes holding it (several after fork or in a prefork pool); empty for TIME_WAIT. */
+  pids: number[];
+  /** The server's connection id, when the server reports the connection. */
+  connection?: number;
+}
+
+/** Roles a process or thread plays; `process` when nothing more is known. */
+export type Role = ModelProcess['role'] | 'process';
+
+/** A connection a process serves, with its TCP state from /proc when visible. */
+export interface ServedConnection {
+  /** The server's connection id (undefined when the server does not report it). */
+  id?: number;
+  /** The peer, `host:port`. */
+  remote: string;
+  state?: TcpState;
+  acceptedAt?: number;
+  bytesIn?: number;
+  bytesOut?: number;
+}
+
+/** A process row (or a thread row: `tid` set and `role` `thread`). */
+export interface ProcessView {
+  pid: number;
+  /** Thread id for a thread row (a worker thread's threadId), else 0. */
+  tid: number;
+  ppid: number;
+  comm: string;
+  cmdline: string;
+  /** ps's STAT letter (S, R, D, Z, T, ...), or `?` when /proc does not show it. */
+  stat: string;
+  /** Kernel wait channel, `-` when running or unknown. */
+  wchan: string;
+  threads: number;
+  role: Role;
+  /** The model's own state word for it (`serving`, `idle`, `terminating`, ...), if the server reports one. */
+  state?: string;
+  connections: ServedConnection[];
+  /** Connections it has finished (as the server reports). */
+  served?: number;
+  startedAt: number;
+  ageMs: number;
+  bytesIn?: number;
+  bytesOut?: number;
+  /** Kernel threads of the process (/proc/PID/task), when asked for. */
+  tasks?: ThreadInfo[];
+}
+
+/** The whole view. */
+export interface StatusSnapshot {
+  /** When it was taken, ms since the epoch. */
+  time: number;
+  hostname: string;
+  platform: NodeJS.Platform;
+  /** Whether /proc could be read; when not, `reason` says what cannot be shown. */
+  proc: { available: boolean; reason?: string };
+  /** What was asked for. */
+  target: { pid?: number; port?: number };
+  /** The pid the process tree starts from (the server's), when known. */
+  root?: number;
+  /** Ports the view is about (the server's listening ports, or `--port`). */
+  ports: number[];
+  /** The server's own snapshot, when it is a tcpkit server that gave one. */
+  server?: ServerStats;
+  sockets: SocketView[];
+  processes: ProcessView[];
+  /** What this view could not show, and why. */
+  notes: string[];
+}
+
+/** Options of collectStatus. */
+export interface CollectOptions {
+  /** Show this process and its descendants, and the sockets of the ports it listens on. Default: the server's pid. */
+  pid?: number;
+  /** Show the sockets of this port (local or foreign) and the process tree of whoever listens on it. */
+  port?: number;
+  /** A tcpkit server's `stats()`, for roles, connection ids and bytes. Default: none (/proc only). */
+  server?: ServerStats;
+  /** List each process's kernel threads. Default false. */
+  threads?: boolean;
+}
+
+type Conn = ServerStats['connections'][number] & { bytesIn?: unknown; bytesOut?: unknown };
+
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+const sameEndpoint = (a: Endpoint, b: Endpoint) =>
+  a.port === b.port && (a.address === b.address || a.address === `::ffff:${b.address}` || b.address === `::ffff:${a.address}`);
+
+const STATE_ORDER: Partial<Record<TcpState, number>> = { LISTEN: 0 };
+
+/** Take a snapshot. Never throws for a process or socket that vanishes meanwhile. */
+export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
+  const now = Date.now();
+  const server = options.server;
+  const avail = procAvailability();
+  const notes: string[] = [];
+  const snap: StatusSnapshot = {
+    time: now,
+    hostname: os.hostname(),
+    platform: process.platform,
+    proc: avail.available ? { available: true } : { available: false, reason: avail.reason },
+    target: { pid: options.pid, port: options.port },
+    ports: [],
+    server,
+    sockets: [],
+    processes: [],
+    notes,
+  };
+  if (!avail.available) notes.push(avail.reason);
+
+  const pids = avail.available ? listPids() : [];
+  const owners = avail.available ? socketOwners(pids) : new Map<number, number[]>();
+  const parents = avail.available ? parentMap(pids) : new Map<number, number>();
+  const all = avail.available ? readTcpSockets() : [];
+  const boot = avail.available ? bootTimeMs() : 0;
+
+  // Whose view: the pid asked for, the server, or whoever listens on the port.
+  let root = options.pid ?? server?.pid;
+  if (root === undefined && options.port !== undefined) {
+    const listening = all.filter((s) => s.state === 'LISTEN' && s.local.port === options.port);
+    const holders = listening.flatMap((s) => owners.get(s.inode) ?? []);
+    // The root is the holder whose parent does not also hold it (prefork workers share the socket).
+    root = holders.find((p) => !holders.includes(parents.get(p) ?? -1)) ?? holders[0];
+  }
+  snap.root = root;
+  const tree = root === undefined ? [] : avail.available ? processTree(root, parents) : [root];
+  const inTree = new Set(tree);
+
+  const ports = new Set<number>();
+  if (options.port !== undefined) ports.add(options.port);
+  else if (server?.local) {
+    // A tcpkit server: its service port only (not the admin endpoint's).
+    ports.add(server.local.port);
+  } else {
+    for (const s of all) {
+      if (s.state === 'LISTEN' && (owners.get(s.inode) ?? []).some((p) => inTree.has(p))) ports.add(s.local.port);
+    }
+  }
+  snap.ports = [...ports].sort((a, b) => a - b);
+
+  const connections = (server?.connections ?? []) as Conn[];
+  const wanted = (s: TcpSocket) =>
+    root === undefined && options.port === undefined
+      ? true
+      : ports.has(s.local.port) ||
+        ports.has(s.remote.port) ||
+        (!server && (owners.get(s.inode) ?? []).some((p) => inTree.has(p)));
+  snap.sockets = all
+    .filter(wanted)
+    .map((s): SocketView => {
+      const view: SocketView = { ...s, pids: owners.get(s.inode) ?? [] };
+      if (s.state !== 'LISTEN' && ports.has(s.local.port)) {
+        const c = connections.find((c) => sameEndpoint(c.remote, s.remote) && sameEndpoint(c.local, s.local));
+        if (c) view.connection = c.id;
+      }
+      return view;
+    })
+    .sort(
+      (a, b) =>
+        (STATE_ORDER[a.state] ?? 1) - (STATE_ORDER[b.state] ?? 1) ||
+        a.local.port - b.local.port ||
+        a.remote.port - b.remote.port ||
+        a.local.address.localeCompare(b.local.address),
+    );
+
+  // Processes: the tree from /proc, described by the model where it reports them.
+  const modelProcs = server?.models?.processes ?? [];
+  const byId = new Map(connections.map((c) => [c.id, c]));
+  const served = (ids: number[]): ServedConnection[] =>
+    ids.map((id) => {
+      const c = byId.get(id);
+      if (!c) return { id, remote: '?' };
+      const sock = snap.sockets.find((s) => s.connection === id);
+      return {
+        id,
+        remote: formatEndpoint(c.remote),
+        state: sock?.state,
+        acceptedAt: c.acceptedAt,
+        bytesIn: num(c.bytesIn),
+        bytesOut: num(c.bytesOut),
+      };
+    });
+  const fromProc = (pid: number): ServedConnection[] =>
+    snap.sockets
+      .filter((s) => s.state !== 'LISTEN' && s.pids.includes(pid) && ports.has(s.local.port))
+      .map((s) => {
+        const c = s.connection === undefined ? undefined : byId.get(s.connection);
+        return {
+          id: s.connection,
+          remote: formatEndpoint(s.remote),
+          state: s.state,
+          acceptedAt: c?.acceptedAt,
+          bytesIn: num(c?.bytesIn),
+          bytesOut: num(c?.bytesOut),
+        };
+      });
+  const total = (list: ServedConnection[], key: 'bytesIn' | 'bytesOut') =>
+    list.some((c) => c[key] !== undefined) ? list.reduce((n, c) => n + (c[key] ?? 0), 0) : undefined;
+
+  const seen = new Set<number>();
+  for (const pid of tree) {
+    const p = avail.available ? readProcess(pid, undefined, boot) : undefined;
+    const m = modelProcs.find((mp) => mp.pid === pid && mp.threadId === 0);
+    if (!p && !m && pid !== server?.pid) continue; // exited meanwhile
+    seen.add(pid);
+    const role: Role = m?.role ?? (pid === root ? 'parent' : parents.get(pid) === root ? 'child' : 'process');
+    const conns = m && m.connections.length > 0 ? served(m.connections) : fromProc(pid);
+    const startedAt = p?.startedAt ?? m?.startedAt ?? server?.startedAt ?? now;
+    snap.processes.push({
+      pid,
+      tid: 0,
+      ppid: p?.ppid ?? 0,
+      comm: p?.comm ?? '',
+      cmdline: p?.cmdline ?? '',
+      stat: p?.state ?? '?',
+      wchan: p?.wchan ?? '-',
+      threads: p?.threads ?? 1,
+      role,
+      state: m?.state ?? (pid === server?.pid ? server.state : undefined),
+      connections: conns,
+      served: m?.served,
+      startedAt,
+      ageMs: Math.max(0, now - startedAt),
+      bytesIn: total(conns, 'bytesIn'),
+      bytesOut: total(conns, 'bytesOut'),
+      tasks: options.threads && avail.available ? readThreads(pid) : undefined,
+    });
+  }
+  // Threads and processes the model reports that /proc did not show (threads; other platforms).
+  for (const m of modelProcs) {
+    if (m.threadId === 0 && seen.has(m.pid)) continue;
+    const conns = served(m.connections);
+    snap.processes.push({
+      pid: m.pid,
+      tid: m.threadId,
+      ppid: m.threadId === 0 ? server?.pid ?? 0 : m.pid,
+      comm: '',
+      cmdline: '',
+      stat: '?',
+      wchan: '-',
+      threads: 1,
+      role: m.role,
+      state: m.state,
+      connections: conns,
+      served: m.served,
+      startedAt: m.startedAt,
+      ageMs: Math.max(0, now - m.startedAt),
+      bytesIn: total(conns, 'bytesIn'),
+      bytesOut: total(conns, 'bytesOut'),
+    });
+  }
+
+  if (!server && root !== undefined) {
+    notes.push('roles come from the process tree; connection ids and bytes need the server\'s admin endpoint (tcpkit serve --admin)');
+  } else if (server && connections.length > 0 && !connections.some((c) => num(c.bytesIn) !== undefined)) {
+    notes.push(`the ${server.model} model does not report bytes per connection`);
+  }
+  if (avail.available && typeof process.getuid === 'function' && process.getuid() !== 0) {
+    notes.push('sockets of other users\' processes show no owner (run as root to see them)');
+  }
+  return snap;
+}
+
+/**
+ * The pid that listens on `port` (the first holder of the LISTEN socket whose parent
+ * does not also hold it), or undefined when nobody we can see listens there.
+ */
+export function listenerOf(port: number): number | undefined {
+  if (!procAvailability().available) return undefined;
+  const listening = readTcpSockets().filter((s) => s.state === 'LISTEN' && s.local.port === port);
+  if (listening.length === 0) return undefined;
+  const pids = listPids();
+  const owners = socketOwners(pids);
+  const parents = parentMap(pids);
+  const holders = listening.flatMap((s) => owners.get(s.inode) ?? []);
+  return holders.find((p) => !holders.includes(parents.get(p) ?? -1)) ?? holders[0];
+}
