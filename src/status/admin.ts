@@ -5,7 +5,8 @@
  *   GET /status   the status snapshot as JSON (server.stats() joined with /proc)
  *   GET /metrics  Prometheus text
  *   GET /events   server-sent events: `snapshot` (at most every 200 ms while things
- *                 happen, and every second regardless) and `log` (each server event)
+ *                 happen, and every second regardless) and `log` (each server event:
+ *                 `{ time, line, event }`, line as the server logs it)
  *
  * It consumes only what the server publishes (`'event'` records and `stats()`).
  * Loopback only unless `allowPublic`: the snapshot names every peer, and the
@@ -18,7 +19,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { formatAddress, formatEndpoint, type Endpoint, type Family } from '../address.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
-import type { ServerEvent } from '../events.js';
+import { formatEvent, type ServerEvent } from '../events.js';
 import type { Server } from '../server.js';
 import { removeState, writeState } from './discovery.js';
 import { createMetrics } from './metrics.js';
@@ -112,7 +113,8 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
   const ticker = setInterval(push, intervalMs);
   const onEvent = (e: ServerEvent) => {
     if (streams.size === 0) return;
-    const data = `event: log\ndata: ${JSON.stringify({ time: Date.now(), ...e })}\n\n`;
+    // The record and its log line: the dashboard prints the same grammar as the server's stderr.
+    const data = `event: log\ndata: ${JSON.stringify({ time: Date.now(), line: formatEvent(e), event: e })}\n\n`;
     for (const res of streams) res.write(data);
     schedule();
   };

@@ -1,0 +1,120 @@
+// The live dashboard in a real browser: headless Chromium (Debian's `chromium`)
+// driven by playwright-core opens the admin endpoint's page, sees three clients'
+// connections appear, sees one go when its client closes, and saves the screenshot
+// the README shows (docs/dashboard.png).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { childrenOf, connectTo, eventually, readBytes, ROOT, startServer, waitClose } from './helpers.js';
+
+const CHROMIUM = process.env.TCPKIT_CHROMIUM ?? '/usr/bin/chromium';
+const SCREENSHOT = path.join(ROOT, 'docs', 'dashboard.png');
+
+let playwright;
+let skip = false;
+if (!fs.existsSync(CHROMIUM)) {
+  skip = `${CHROMIUM} not found: install the Debian package chromium (apt-get install chromium; .ci/run does)`;
+} else {
+  try {
+    playwright = await import('playwright-core');
+  } catch (err) {
+    skip = `playwright-core is not installed (npm ci installs it): ${err.message}`;
+  }
+}
+
+let server;
+let context;
+let userDataDir;
+const clients = [];
+
+before(async () => {
+  if (skip) return;
+  server = await startServer(['--admin', '127.0.0.1:0']);
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-chromium-'));
+  context = await playwright.chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+    viewport: { width: 1180, height: 760 },
+    timeout: 60_000,
+  });
+});
+
+after(async () => {
+  for (const c of clients) c.destroy();
+  await context?.close();
+  if (server) {
+    const { code } = await server.stop('SIGTERM');
+    assert.equal(code, 0);
+  }
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+});
+
+test('the dashboard shows three connections live, then one going away', { skip }, async () => {
+  const [, url] = await server.waitFor(/admin (http:\/\/\S+\/)/);
+  const page = context.pages()[0] ?? (await context.newPage());
+  const failures = [];
+  page.on('pageerror', (err) => failures.push(err.message));
+  page.on('requestfailed', (req) => {
+    // The event stream is cut when the test ends; anything else failing is a defect (no CDN, no other host).
+    if (!req.url().endsWith('/events')) failures.push(`${req.url()} ${req.failure()?.errorText}`);
+  });
+  await page.goto(url);
+  await page.waitForSelector('#live.on', { timeout: 15_000 });
+  await page.waitForSelector('#server .sock.listen[data-state="LISTEN"]', { timeout: 10_000 });
+
+  for (let i = 0; i < 3; i++) {
+    const c = await connectTo(server.port);
+    clients.push(c);
+    c.write(`client ${i}\n`);
+    assert.equal((await readBytes(c, `client ${i}\n`.length)).toString(), `client ${i}\n`);
+  }
+  // Each child, drawn inside the server with the connection it serves, within a second or so of happening.
+  const established = '#server .sock.conn[data-state="ESTABLISHED"]';
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, established, { timeout: 5_000 });
+  assert.equal(await page.locator('#server .proc[data-role="child"]').count(), 3);
+  assert.equal(await page.locator('#counter-accepted .n').textContent(), '3');
+  assert.equal(await page.locator('#counter-active .n').textContent(), '3 / 40');
+  const remotes = await page.locator(established).evaluateAll((els) => els.map((e) => e.dataset.remote).sort());
+  const expected = clients.map((c) => `127.0.0.1:${c.localPort}`).sort();
+  assert.deepEqual(remotes, expected);
+  // The client side of each connection, from /proc, with a wire drawn to it.
+  await page.waitForFunction(() => document.querySelectorAll('#wires path').length === 3, null, { timeout: 5_000 });
+
+  // The first client ends: its child exits, the connection leaves the server, the client's side stays in TIME_WAIT.
+  const gone = clients.shift();
+  const goneKey = `127.0.0.1:${gone.localPort}`;
+  gone.end();
+  assert.equal(await waitClose(gone), 'end');
+  gone.destroy();
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, established, { timeout: 5_000 });
+  assert.equal(await page.locator(`#server .sock.conn[data-remote="${goneKey}"]`).count(), 0);
+  await page.waitForSelector(`#clients .client[data-client="${goneKey}"][data-state="TIME_WAIT"]`, { timeout: 5_000 });
+  assert.equal(await page.locator('#server .proc[data-role="child"]').count(), 2);
+  await page.waitForFunction(() => /\bend pid \d+ exitcode 0\b/.test(document.getElementById('log').textContent), null, {
+    timeout: 5_000,
+  });
+
+  fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  assert.ok(fs.statSync(SCREENSHOT).size > 10_000, 'screenshot written');
+  assert.deepEqual(failures, []);
+
+  for (const c of clients.splice(0)) {
+    c.end();
+    await waitClose(c);
+    c.destroy();
+  }
+  await eventually(() => childrenOf(server.pid).length === 0, { message: 'every child reaped' });
+});
