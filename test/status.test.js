@@ -11,6 +11,8 @@ import { createServer } from '../dist/server.js';
 import { startAdmin } from '../dist/status/admin.js';
 import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose } from './helpers.js';
 
+const hasSs = ['/usr/bin/ss', '/bin/ss', '/usr/sbin/ss', '/sbin/ss'].some((p) => fs.existsSync(p));
+if (!hasSs) console.log('# ss (iproute2) not installed: byte counts are checked as absent, with their note');
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-state-'));
 const env = { TCPKIT_STATE_DIR: stateDir };
 let server;
@@ -65,6 +67,9 @@ test('/metrics: counters move as connections come and go', async () => {
   assert.equal(child.ppid, server.pid);
   assert.deepEqual(child.connections.map((c) => [c.id, c.remote, c.state]), [[3, `127.0.0.1:${held.localPort}`, 'ESTABLISHED']]);
   assert.equal(s.sockets.find((k) => k.connection === 3).pids[0], child.pid);
+  // Bytes each way, as the kernel counts them (tcp_info through ss, from iproute2).
+  if (hasSs) assert.deepEqual([child.bytesIn, child.bytesOut], [1, 1]);
+  else assert.match(s.notes.join('\n'), /bytes per connection need ss/);
 
   // The CLI finds the endpoint from the pid's state file and shows the same, as text.
   const text = (await run(['status', '--pid', String(server.pid)], { env })).stdout.toString();

@@ -11,6 +11,7 @@ import { listStates, readState } from '../status/discovery.js';
 import { formatStatus } from '../status/format.js';
 import { procAvailability, readProcess } from '../status/procfs.js';
 import { collectStatus, listenerOf, type StatusSnapshot } from '../status/snapshot.js';
+import { attachBytes, readSocketBytes } from '../status/tcpinfo.js';
 import { intOption, parse } from './args.js';
 
 export const statusHelp = `usage: tcpkit status [--pid PID | --port PORT] [options]
@@ -79,8 +80,15 @@ interface Target {
   threads: boolean;
 }
 
-/** One view: the admin endpoint's snapshot if there is one (falling back to /proc), else /proc. */
+/** One view, with the kernel's byte counts of each connection. */
 async function take(t: Target): Promise<StatusSnapshot> {
+  const snap = await view(t);
+  if (!snap.proc.available) return snap;
+  return attachBytes(snap, await readSocketBytes(snap.ports));
+}
+
+/** The admin endpoint's snapshot if there is one (falling back to /proc), else /proc. */
+async function view(t: Target): Promise<StatusSnapshot> {
   let pid = t.pid;
   if (pid === undefined && t.port !== undefined) pid = listenerOf(t.port);
   let admin = t.admin;

@@ -23,7 +23,8 @@ import { formatEvent, type ServerEvent } from '../events.js';
 import type { Server } from '../server.js';
 import { removeState, writeState } from './discovery.js';
 import { createMetrics } from './metrics.js';
-import { collectStatus } from './snapshot.js';
+import { collectStatus, type CollectOptions, type StatusSnapshot } from './snapshot.js';
+import { attachBytes, readSocketBytes } from './tcpinfo.js';
 
 /** Options of startAdmin. */
 export interface AdminOptions {
@@ -95,16 +96,29 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
   const page = fs.readFileSync(DASHBOARD);
   const metrics = createMetrics(server);
   const streams = new Set<http.ServerResponse>();
-  const snapshot = () => collectStatus({ server: server.stats(), pid: process.pid });
+  const snapshot = async (options: CollectOptions = {}): Promise<StatusSnapshot> => {
+    const snap = collectStatus({ ...options, server: server.stats(), pid: process.pid });
+    return attachBytes(snap, await readSocketBytes(snap.ports));
+  };
 
   let lastPush = 0;
   let pushTimer: NodeJS.Timeout | undefined;
+  let pushing = false;
+  let closed = false;
   const push = () => {
     pushTimer = undefined;
-    if (streams.size === 0) return;
+    // One snapshot at a time: a slow `ss` must not pile up reads.
+    if (streams.size === 0 || pushing) return;
+    pushing = true;
     lastPush = Date.now();
-    const data = `event: snapshot\ndata: ${JSON.stringify(snapshot())}\n\n`;
-    for (const res of streams) res.write(data);
+    snapshot()
+      .then((snap) => {
+        if (closed) return;
+        const data = `event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`;
+        for (const res of streams) res.write(data);
+      })
+      .catch(() => {})
+      .finally(() => (pushing = false));
   };
   const schedule = () => {
     if (pushTimer || streams.size === 0) return;
@@ -142,11 +156,7 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
         res.end(req.method === 'HEAD' ? undefined : page);
         return;
       case '/status': {
-        const body = `${JSON.stringify(
-          collectStatus({ server: server.stats(), pid: process.pid, threads: url.searchParams.has('threads') }),
-          null,
-          2,
-        )}\n`;
+        const body = `${JSON.stringify(await snapshot({ threads: url.searchParams.has('threads') }), null, 2)}\n`;
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : body);
         return;
@@ -159,7 +169,7 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
       }
       case '/events':
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-        res.write(`retry: 1000\n\nevent: snapshot\ndata: ${JSON.stringify(snapshot())}\n\n`);
+        res.write(`retry: 1000\n\nevent: snapshot\ndata: ${JSON.stringify(await snapshot())}\n\n`);
         streams.add(res);
         res.on('close', () => streams.delete(res));
         return;
@@ -175,6 +185,7 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
     });
   });
   const cleanup = () => {
+    closed = true;
     clearInterval(ticker);
     if (pushTimer) clearTimeout(pushTimer);
     server.off('event', onEvent);

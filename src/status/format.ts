@@ -51,6 +51,15 @@ function socketRows(sockets: SocketView[]): string[][] {
   ]);
 }
 
+/** A command line made short for a table: the program's basename, other absolute paths cut to their last two parts. */
+export function shortCommand(cmdline: string, max = 72): string {
+  const short = cmdline
+    .split(' ')
+    .map((t, i) => (t.startsWith('/') ? t.split('/').slice(i === 0 ? -1 : -2).join('/') : t))
+    .join(' ');
+  return short.length > max ? `${short.slice(0, max - 3)}...` : short;
+}
+
 const bytes = (n: number | undefined) => (n === undefined ? '-' : String(n));
 
 function processRows(processes: ProcessView[], now: number): string[][] {
@@ -67,7 +76,7 @@ function processRows(processes: ProcessView[], now: number): string[][] {
       bytes(p.bytesIn),
       bytes(p.bytesOut),
       conns.length > 0 ? conns.join('; ') : '-',
-      (p.cmdline || p.comm).slice(0, 60),
+      shortCommand(p.cmdline || p.comm),
     ]);
     for (const t of p.tasks ?? []) {
       rows.push([`  ${p.pid}/${t.tid}`, String(p.pid), t.state, t.wchan, 'thread', '', '', '', '', t.comm]);

@@ -45,8 +45,16 @@ export function createMetrics(server: Server): ServerMetrics {
   const errors = new client.Counter({ name: 'tcpkit_errors_total', help: 'Errors reported by the server, by where and code.', labelNames: ['where', 'code'] as const, registers });
   const kills = new client.Counter({ name: 'tcpkit_kills_total', help: 'Signals sent to children and workers, by signal and reason.', labelNames: ['signal', 'reason'] as const, registers });
   const pauses = new client.Counter({ name: 'tcpkit_accept_pauses_total', help: 'Times accepting paused at the connection limit.', registers });
-  const bytesIn = new client.Counter({ name: 'tcpkit_received_bytes_total', help: 'Bytes received from clients, over connections that ended, where the model reports them.', registers });
-  const bytesOut = new client.Counter({ name: 'tcpkit_sent_bytes_total', help: 'Bytes sent to clients, over connections that ended, where the model reports them.', registers });
+  // Registered on the first 'end' that carries byte counts: a model that does not count bytes gets no series, not a false 0.
+  let bytes: { in: client.Counter; out: client.Counter } | undefined;
+  const countBytes = (received: number, sent: number) => {
+    bytes ??= {
+      in: new client.Counter({ name: 'tcpkit_received_bytes_total', help: 'Bytes received from clients, over connections that ended.', registers }),
+      out: new client.Counter({ name: 'tcpkit_sent_bytes_total', help: 'Bytes sent to clients, over connections that ended.', registers }),
+    };
+    bytes.in.inc(received);
+    bytes.out.inc(sent);
+  };
   const duration = new client.Histogram({ name: 'tcpkit_connection_duration_seconds', help: 'How long connections lasted, accept to end.', buckets: DURATION_BUCKETS, registers });
 
   // Figures read from stats() at scrape time: the server is the source of truth.
@@ -159,9 +167,9 @@ export function createMetrics(server: Server): ServerMetrics {
         duration.observe(e.ms / 1000);
         // A child that served this connection alone reports its exit status here (ModelHost.closed).
         if (e.pid !== serverPid && (e.exitcode !== null || e.signal !== null)) reaped.inc({ role: 'child' });
+        // Models that count bytes may add them to the record; ServerEvent does not promise them.
         const extra = e as { bytesIn?: unknown; bytesOut?: unknown };
-        if (typeof extra.bytesIn === 'number' && extra.bytesIn > 0) bytesIn.inc(extra.bytesIn);
-        if (typeof extra.bytesOut === 'number' && extra.bytesOut > 0) bytesOut.inc(extra.bytesOut);
+        if (typeof extra.bytesIn === 'number' && typeof extra.bytesOut === 'number') countBytes(extra.bytesIn, extra.bytesOut);
         break;
       }
       case 'refuse':

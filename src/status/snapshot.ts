@@ -31,6 +31,9 @@ export interface SocketView extends TcpSocket {
   pids: number[];
   /** The server's connection id, when the server reports the connection. */
   connection?: number;
+  /** Bytes this side received and sent (kernel tcp_info; see tcpinfo.ts), when known. */
+  bytesIn?: number;
+  bytesOut?: number;
 }
 
 /** Roles a process or thread plays; `process` when nothing more is known. */
@@ -281,9 +284,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
   }
 
   if (!server && root !== undefined) {
-    notes.push('roles come from the process tree; connection ids and bytes need the server\'s admin endpoint (tcpkit serve --admin)');
-  } else if (server && connections.length > 0 && !connections.some((c) => num(c.bytesIn) !== undefined)) {
-    notes.push(`the ${server.model} model does not report bytes per connection`);
+    notes.push('roles come from the process tree; connection ids and the model\'s states need the server\'s admin endpoint (tcpkit serve --admin)');
   }
   if (avail.available && typeof process.getuid === 'function' && process.getuid() !== 0) {
     notes.push('sockets of other users\' processes show no owner (run as root to see them)');
