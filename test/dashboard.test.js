@@ -64,6 +64,16 @@ after(async () => {
 test('the dashboard shows three connections live, then one going away', { skip }, async () => {
   const [, url] = await server.waitFor(/admin (http:\/\/\S+\/)/);
   const page = context.pages()[0] ?? (await context.newPage());
+  try {
+    await scenario(page, url);
+  } catch (err) {
+    // What the page showed when it failed, for whoever reads the CI log.
+    err.message += `\n--- dashboard text:\n${await page.locator('body').innerText().catch((e) => e.message)}`;
+    throw err;
+  }
+});
+
+async function scenario(page, url) {
   const failures = [];
   page.on('pageerror', (err) => failures.push(err.message));
   page.on('requestfailed', (req) => {
@@ -117,4 +127,4 @@ test('the dashboard shows three connections live, then one going away', { skip }
     c.destroy();
   }
   await eventually(() => childrenOf(server.pid).length === 0, { message: 'every child reaped' });
-});
+}

@@ -89,19 +89,24 @@ test('/events streams snapshots and log lines; other paths and methods are refus
     const req = http.get(`${adminUrl}/events`, (res) => {
       assert.equal(res.headers['content-type'], 'text/event-stream');
       let text = '';
+      let sent = false;
       res.setEncoding('utf8');
       res.on('data', (c) => {
         text += c;
-        if (text.includes('event: log') && /event: snapshot[\s\S]*event: snapshot/.test(text)) {
+        if (!sent && text.includes('event: snapshot')) {
+          // Connect once the stream is live: its accept must come through as a log line.
+          sent = true;
+          echoOnce(server.port, 'hi').catch(reject);
+        }
+        if (/"line":"accept /.test(text) && /event: snapshot[\s\S]*"line":"accept [\s\S]*event: snapshot/.test(text)) {
           req.destroy();
           resolve(text);
         }
       });
     });
     req.on('error', reject);
-    setTimeout(() => echoOnce(server.port, 'hi').catch(reject), 100);
   });
-  const log = JSON.parse(/event: log\ndata: (.*)\n/.exec(chunks)[1]);
+  const log = JSON.parse(/event: log\ndata: (\{"time":\d+,"line":"accept .*)\n/.exec(chunks)[1]);
   assert.match(log.line, /^accept 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ IPv4 pid \d+ count 1\/40 id \d+$/);
   assert.equal(log.event.type, 'accept');
   const snap = JSON.parse(/event: snapshot\ndata: (.*)\n/.exec(chunks)[1]);
@@ -204,4 +209,44 @@ test('the state file goes when the server stops', async () => {
   assert.ok(fs.existsSync(file));
   assert.equal((await s.stop('SIGTERM')).code, 0);
   assert.equal(fs.existsSync(file), false);
+});
+
+test('models show up through stats(): worker threads and their connections', async () => {
+  // A threads-model server's stats() as the contract (src/models/types.ts) describes it; the socket is real.
+  const { collectStatus } = await import('../dist/status/snapshot.js');
+  const net = await import('node:net');
+  const listener = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((r) => listener.once('listening', r));
+  const port = listener.address().port;
+  const c = await connectTo(port);
+  const now = Date.now();
+  const local = { address: '127.0.0.1', port, family: 'IPv4' };
+  const remote = { address: '127.0.0.1', port: c.localPort, family: 'IPv4' };
+  const stats = {
+    state: 'running', pid: process.pid, local, listener: 'accepting', model: 'threads', service: 'echo', maxConns: 40,
+    accepted: 1, active: 1, ended: 0, startedAt: now,
+    connections: [{ id: 7, local, remote, acceptedAt: now, pid: process.pid }],
+    models: {
+      model: 'threads', spawned: 2, crashed: 0,
+      processes: [
+        { pid: process.pid, threadId: 1, role: 'thread', state: 'serving', connections: [7], served: 3, startedAt: now },
+        { pid: process.pid, threadId: 2, role: 'thread', state: 'idle', connections: [], served: 4, startedAt: now },
+      ],
+    },
+  };
+  try {
+    const s = collectStatus({ server: stats });
+    assert.deepEqual(s.ports, [port]);
+    const rows = s.processes.map((p) => [p.tid, p.role, p.state ?? null, p.connections.map((x) => [x.id, x.state])]);
+    assert.deepEqual(rows[0].slice(0, 2), [0, 'parent']);
+    // (This test's own children, the servers it started, follow the parent as children.)
+    assert.deepEqual(rows.filter((r) => r[1] === 'thread'), [
+      [1, 'thread', 'serving', [[7, 'ESTABLISHED']]],
+      [2, 'thread', 'idle', []],
+    ]);
+    assert.equal(s.sockets.find((k) => k.connection === 7)?.remote.port, c.localPort);
+  } finally {
+    c.destroy();
+    listener.close();
+  }
 });

@@ -79,8 +79,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
   });
   const local = await server.listen();
-  const admin = adminArg && (await startAdminFromArg(server, adminArg));
-  if (values['print-port']) process.stdout.write(`${local.port}\n`);
+  const admin = adminArg && (await startAdminFromArg(server, adminArg, format));
 
   return new Promise<number>((resolve) => {
     let signals = 0;
@@ -95,5 +94,7 @@ export async function serve(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Only now: a script may signal the server the moment it reads the port.
+    if (values['print-port']) process.stdout.write(`${local.port}\n`);
   });
 }

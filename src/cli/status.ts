@@ -220,11 +220,19 @@ export function parseAdminArg(value: string | undefined, allowPublic: boolean | 
   return { ...parsed, allowPublic: allowPublic ?? false };
 }
 
-/** Start the admin endpoint for `serve` and log its URL; on failure the server is destroyed first. */
-export async function startAdminFromArg(server: Server, arg: AdminArg): Promise<AdminEndpoint> {
+/**
+ * Start the admin endpoint for `serve` and log its URL (`admin URL pid P`, or the same
+ * as JSON); on failure the server is destroyed first.
+ */
+export async function startAdminFromArg(server: Server, arg: AdminArg, format: 'text' | 'json' = 'text'): Promise<AdminEndpoint> {
   try {
     const admin = await startAdmin(server, arg);
-    process.stderr.write(`admin ${admin.url}/ pid ${process.pid}\n`);
+    const url = `${admin.url}/`;
+    process.stderr.write(
+      format === 'json'
+        ? `${JSON.stringify({ time: new Date().toISOString(), type: 'admin', url, pid: process.pid })}\n`
+        : `admin ${url} pid ${process.pid}\n`,
+    );
     return admin;
   } catch (err) {
     await server.destroy();

@@ -104,11 +104,16 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
   let lastPush = 0;
   let pushTimer: NodeJS.Timeout | undefined;
   let pushing = false;
+  let again = false;
   let closed = false;
   const push = () => {
     pushTimer = undefined;
     // One snapshot at a time: a slow `ss` must not pile up reads.
-    if (streams.size === 0 || pushing) return;
+    if (streams.size === 0) return;
+    if (pushing) {
+      again = true;
+      return;
+    }
     pushing = true;
     lastPush = Date.now();
     snapshot()
@@ -118,7 +123,13 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
         for (const res of streams) res.write(data);
       })
       .catch(() => {})
-      .finally(() => (pushing = false));
+      .finally(() => {
+        pushing = false;
+        if (again && !closed) {
+          again = false;
+          push();
+        }
+      });
   };
   const schedule = () => {
     if (pushTimer || streams.size === 0) return;
@@ -169,9 +180,11 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
       }
       case '/events':
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-        res.write(`retry: 1000\n\nevent: snapshot\ndata: ${JSON.stringify(await snapshot())}\n\n`);
+        // Registered before the first snapshot is read, so no event falls between the two.
         streams.add(res);
         res.on('close', () => streams.delete(res));
+        res.write('retry: 1000\n\n');
+        push();
         return;
       default:
         res.writeHead(404, { 'content-type': 'text/plain' }).end(`admin: no such page ${url.pathname} (try /, /status, /metrics, /events)\n`);
