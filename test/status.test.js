@@ -250,3 +250,27 @@ test('models show up through stats(): worker threads and their connections', asy
     listener.close();
   }
 });
+
+test('elsewhere than Linux: says what cannot be shown, and still shows what an admin endpoint reports', async () => {
+  // The CLI with process.platform made to read "freebsd": /proc is not consulted.
+  const fake = `data:text/javascript,Object.defineProperty(process, 'platform', { value: 'freebsd' })`;
+  const runAs = (args) =>
+    new Promise((resolve, reject) => {
+      const p = spawn(process.execPath, ['--import', fake, path.join(import.meta.dirname, '..', 'bin', 'tcpkit.js'), ...args], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      p.stdout.on('data', (c) => (out += c));
+      p.once('error', reject);
+      p.once('exit', (code) => resolve({ code, out }));
+    });
+  const bare = await runAs(['status', '--port', String(server.port)]);
+  assert.equal(bare.code, 0);
+  assert.match(bare.out, /^\(no sockets\)$/m);
+  assert.match(bare.out, /^note: sockets and processes come from Linux's \/proc, which freebsd does not have; only what a server's admin endpoint reports can be shown$/m);
+  const viaAdmin = await runAs(['status', '--admin', adminUrl]);
+  assert.equal(viaAdmin.code, 0);
+  assert.match(viaAdmin.out, new RegExp(`^tcpkit server pid ${server.pid} `, 'm'));
+  assert.match(viaAdmin.out, new RegExp(`LISTEN +${server.pid}`));
+});

@@ -83,7 +83,8 @@ interface Target {
 /** One view, with the kernel's byte counts of each connection. */
 async function take(t: Target): Promise<StatusSnapshot> {
   const snap = await view(t);
-  if (!snap.proc.available) return snap;
+  // Elsewhere than Linux the admin endpoint's snapshot (bytes included) is all there is.
+  if (!procAvailability().available) return snap;
   return attachBytes(snap, await readSocketBytes(snap.ports));
 }
 
