@@ -22,7 +22,7 @@ const cases = [
   [['client', '--connect-timeout', 'x'], 100, 'tcpkit: --connect-timeout: must be a number of seconds >= 0, got "x"\n'],
   [['client', '--source', 'nowhere', '127.0.0.1', '9'], 100, 'tcpkit: client: --source: must be an IP address, got "nowhere"\n'],
   [['client', 'a', 'b', 'c'], 100, 'tcpkit: client: expected [HOST] [PORT], got a b c\n'],
-  [['frob'], 100, 'tcpkit: unknown command "frob" (commands: serve, client)\n'],
+  [['frob'], 100, 'tcpkit: unknown command "frob" (commands: serve, client, status)\n'],
   [[], 100, /^usage: tcpkit COMMAND/],
 ];
 

@@ -42,7 +42,7 @@ function connect(port, host) {
     open.push(c);
   });
 }
-const find = (port, state) => readTcpSockets().filter((s) => s.state === state && (s.local.port === port || s.remote.port === port));
+const find = (port, state) => readTcpSockets(undefined, { ports: new Set([port]), inodes: new Set() }).filter((s) => s.state === state && (s.local.port === port || s.remote.port === port));
 
 test('hex addresses and ports decode as the kernel wrote them', () => {
   // 127.0.0.1:9877 and [::1]:9877 as /proc/net/tcp{,6} print them on this machine's byte order.

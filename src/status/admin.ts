@@ -23,6 +23,7 @@ import { formatEvent, type ServerEvent } from '../events.js';
 import type { Server } from '../server.js';
 import { removeState, writeState } from './discovery.js';
 import { createMetrics } from './metrics.js';
+import { readTcpTablesAsync } from './procfs.js';
 import { collectStatus, type CollectOptions, type StatusSnapshot } from './snapshot.js';
 import { attachBytes, readSocketBytes } from './tcpinfo.js';
 
@@ -97,7 +98,9 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
   const metrics = createMetrics(server);
   const streams = new Set<http.ServerResponse>();
   const snapshot = async (options: CollectOptions = {}): Promise<StatusSnapshot> => {
-    const snap = collectStatus({ ...options, server: server.stats(), pid: process.pid });
+    // Read /proc/net/tcp off the event loop: on a busy host the kernel takes a while to print it.
+    const tables = await readTcpTablesAsync();
+    const snap = collectStatus({ ...options, tables, server: server.stats(), pid: process.pid });
     return attachBytes(snap, await readSocketBytes(snap.ports));
   };
 

@@ -17,10 +17,12 @@ import {
   procAvailability,
   processTree,
   readProcess,
-  readTcpSockets,
+  decodeTcpTables,
+  readTcpTables,
   readThreads,
   socketOwners,
   type TcpSocket,
+  type TcpTables,
   type TcpState,
   type ThreadInfo,
 } from './procfs.js';
@@ -110,6 +112,8 @@ export interface CollectOptions {
   server?: ServerStats;
   /** List each process's kernel threads. Default false. */
   threads?: boolean;
+  /** /proc/net/tcp and tcp6 already read (the admin endpoint reads them without blocking). Default: read now. */
+  tables?: TcpTables;
 }
 
 type Conn = ServerStats['connections'][number] & { bytesIn?: unknown; bytesOut?: unknown };
@@ -144,13 +148,20 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
   const pids = avail.available ? listPids() : [];
   const owners = avail.available ? socketOwners(pids) : new Map<number, number[]>();
   const parents = avail.available ? parentMap(pids) : new Map<number, number>();
-  const all = avail.available ? readTcpSockets() : [];
+  const tables = avail.available ? options.tables ?? readTcpTables() : { tcp: '', tcp6: '' };
+  const ownedBy = (set: Set<number>) => {
+    const out = new Set<number>();
+    for (const [inode, holders] of owners) if (holders.some((p) => set.has(p))) out.add(inode);
+    return out;
+  };
   const boot = avail.available ? bootTimeMs() : 0;
 
   // Whose view: the pid asked for, the server, or whoever listens on the port.
   let root = options.pid ?? server?.pid;
   if (root === undefined && options.port !== undefined) {
-    const listening = all.filter((s) => s.state === 'LISTEN' && s.local.port === options.port);
+    const listening = decodeTcpTables(tables, { ports: new Set([options.port]), inodes: new Set() }).filter(
+      (s) => s.state === 'LISTEN' && s.local.port === options.port,
+    );
     const holders = listening.flatMap((s) => owners.get(s.inode) ?? []);
     // The root is the holder whose parent does not also hold it (prefork workers share the socket).
     root = holders.find((p) => !holders.includes(parents.get(p) ?? -1)) ?? holders[0];
@@ -158,6 +169,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
   snap.root = root;
   const tree = root === undefined ? [] : avail.available ? processTree(root, parents) : [root];
   const inTree = new Set(tree);
+  const treeInodes = ownedBy(inTree);
 
   const ports = new Set<number>();
   if (options.port !== undefined) ports.add(options.port);
@@ -165,21 +177,18 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
     // A tcpkit server: its service port only (not the admin endpoint's).
     ports.add(server.local.port);
   } else {
-    for (const s of all) {
-      if (s.state === 'LISTEN' && (owners.get(s.inode) ?? []).some((p) => inTree.has(p))) ports.add(s.local.port);
+    for (const s of decodeTcpTables(tables, { ports: new Set(), inodes: treeInodes })) {
+      if (s.state === 'LISTEN') ports.add(s.local.port);
     }
   }
   snap.ports = [...ports].sort((a, b) => a - b);
 
   const connections = (server?.connections ?? []) as Conn[];
-  const wanted = (s: TcpSocket) =>
-    root === undefined && options.port === undefined
-      ? true
-      : ports.has(s.local.port) ||
-        ports.has(s.remote.port) ||
-        (!server && (owners.get(s.inode) ?? []).some((p) => inTree.has(p)));
-  snap.sockets = all
-    .filter(wanted)
+  // Every socket when nothing was asked for (netstat -a); else those of the ports, and for
+  // a process that is not a tcpkit server, every socket it holds.
+  const select =
+    root === undefined && options.port === undefined ? undefined : { ports, inodes: server ? new Set<number>() : treeInodes };
+  snap.sockets = decodeTcpTables(tables, select)
     .map((s): SocketView => {
       const view: SocketView = { ...s, pids: owners.get(s.inode) ?? [] };
       if (s.state !== 'LISTEN' && ports.has(s.local.port)) {
@@ -298,7 +307,9 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
  */
 export function listenerOf(port: number): number | undefined {
   if (!procAvailability().available) return undefined;
-  const listening = readTcpSockets().filter((s) => s.state === 'LISTEN' && s.local.port === port);
+  const listening = decodeTcpTables(readTcpTables(), { ports: new Set([port]), inodes: new Set() }).filter(
+    (s) => s.state === 'LISTEN' && s.local.port === port,
+  );
   if (listening.length === 0) return undefined;
   const pids = listPids();
   const owners = socketOwners(pids);
