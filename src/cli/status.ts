@@ -14,6 +14,7 @@ import { collectStatus, listenerOf, type StatusSnapshot } from '../status/snapsh
 import { attachBytes, readSocketBytes } from '../status/tcpinfo.js';
 import { intOption, parse } from './args.js';
 
+/** The text of `tcpkit status --help`. */
 export const statusHelp = `usage: tcpkit status [--pid PID | --port PORT] [options]
 
 netstat -a and ps -o pid,ppid,stat,wchan in one view: the sockets (protocol,
@@ -119,6 +120,7 @@ async function view(t: Target): Promise<StatusSnapshot> {
   return snap;
 }
 
+/** `tcpkit status ARGV`: print one view (or, with --watch, a bounded series); resolves the exit code. */
 export async function status(argv: string[]): Promise<number> {
   const { values, positionals } = parse('status', normalizeWatch(argv), {
     pid: { type: 'string' },

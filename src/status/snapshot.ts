@@ -224,7 +224,8 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
     });
   const fromProc = (pid: number): ServedConnection[] =>
     snap.sockets
-      .filter((s) => s.state !== 'LISTEN' && s.pids.includes(pid) && ports.has(s.local.port))
+      // A process that listens nowhere (a child asked for by its own pid): every connection it holds.
+      .filter((s) => s.state !== 'LISTEN' && s.pids.includes(pid) && (ports.size === 0 || ports.has(s.local.port)))
       .map((s) => {
         const c = s.connection === undefined ? undefined : byId.get(s.connection);
         return {
@@ -245,7 +246,8 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
     const m = modelProcs.find((mp) => mp.pid === pid && mp.threadId === 0);
     if (!p && !m && pid !== server?.pid) continue; // exited meanwhile
     seen.add(pid);
-    const role: Role = m?.role ?? (pid === root ? 'parent' : parents.get(pid) === root ? 'child' : 'process');
+    const role: Role =
+      m?.role ?? (pid === root ? (ports.size > 0 || pid === server?.pid ? 'parent' : 'process') : parents.get(pid) === root ? 'child' : 'process');
     const conns = m && m.connections.length > 0 ? served(m.connections) : fromProc(pid);
     const startedAt = p?.startedAt ?? m?.startedAt ?? server?.startedAt ?? now;
     snap.processes.push({

@@ -99,7 +99,12 @@ export function attachBytes(snap: StatusSnapshot, read: Awaited<ReturnType<typeo
   for (const p of snap.processes) {
     for (const c of p.connections) {
       if (c.bytesIn !== undefined) continue;
-      const s = snap.sockets.find((x) => ports.has(x.local.port) && formatEndpoint(x.remote) === c.remote && x.state !== 'LISTEN');
+      const s = snap.sockets.find(
+        (x) =>
+          (ports.size === 0 ? x.pids.includes(p.pid) : ports.has(x.local.port)) &&
+          formatEndpoint(x.remote) === c.remote &&
+          x.state !== 'LISTEN',
+      );
       if (s?.bytesIn !== undefined) {
         c.bytesIn = s.bytesIn;
         c.bytesOut = s.bytesOut;
