@@ -4,7 +4,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { BIN, eventually, run, startServer } from './helpers.js';
+import { BIN, childrenOf, eventually, run, startServer } from './helpers.js';
 
 let server;
 let client;
@@ -98,6 +98,7 @@ test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the c
   assert.equal(tw[0].inode, 0);
   assert.equal(ours(s.sockets).filter((k) => k.state === 'TIME_WAIT' && k.local.port === port).length, 0, 'the server side is not');
   assert.deepEqual(s.processes.map((p) => p.role), ['parent']);
+  assert.deepEqual(childrenOf(pid), [], 'no child, and no zombie (ps would show Z <defunct>)');
   // The server's log: the child was reaped (no zombie): end ... exitcode 0.
   await server.waitFor(new RegExp(`end pid ${child.pid} exitcode 0 `));
 

@@ -154,6 +154,7 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
       return;
     }
     const url = new URL(req.url ?? '/', 'http://admin');
+    res.setHeader('x-content-type-options', 'nosniff');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end(`admin: ${req.method} not allowed\n`);
       return;
@@ -183,6 +184,10 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
       }
       case '/events':
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+        if (req.method === 'HEAD') {
+          res.end();
+          return;
+        }
         // Registered before the first snapshot is read, so no event falls between the two.
         streams.add(res);
         res.on('close', () => streams.delete(res));
