@@ -214,6 +214,9 @@ export function decodeTcpTables(tables: TcpTables, select?: TcpSelect): TcpSocke
   return [...parseTcpTable(tables.tcp, 'tcp', select), ...parseTcpTable(tables.tcp6, 'tcp6', select)];
 }
 
+/** The inode: the tenth field of a line (sl local rem st tx:rx tr:when retrnsmt uid timeout inode). */
+const INODE_FIELD = /^\s*\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\d+)/;
+
 /**
  * Parse the text of /proc/net/tcp (proto `tcp`) or /proc/net/tcp6 (`tcp6`), all
  * lines or the selected ones. Malformed lines are skipped.
@@ -222,14 +225,17 @@ export function parseTcpTable(text: string, proto: 'tcp' | 'tcp6', select?: TcpS
   const out: TcpSocket[] = [];
   const addrLen = proto === 'tcp' ? 8 : 32;
   const portHex = select && new Set([...select.ports].map((p) => p.toString(16).toUpperCase().padStart(4, '0')));
-  const needles = select ? [...select.inodes].map((i) => ` ${i} `) : [];
+  const wantInodes = select !== undefined && select.inodes.size > 0;
   for (const line of text.split('\n').slice(1)) {
     if (portHex) {
       // The kernel prints "%4d: %0*X:%04X %0*X:%04X ...": both ports sit at fixed offsets after the first colon.
       const local = line.indexOf(':') + 2;
       const lp = line.substr(local + addrLen + 1, 4);
       const rp = line.substr(local + 2 * addrLen + 7, 4);
-      if (!portHex.has(lp) && !portHex.has(rp) && !needles.some((n) => line.includes(n))) continue;
+      if (!portHex.has(lp) && !portHex.has(rp)) {
+        const inode = wantInodes ? INODE_FIELD.exec(line)?.[1] : undefined;
+        if (inode === undefined || !select!.inodes.has(Number(inode))) continue;
+      }
     }
     // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
     const f = line.trim().split(/\s+/);
@@ -251,7 +257,7 @@ export function parseTcpTable(text: string, proto: 'tcp' | 'tcp6', select?: TcpS
       continue;
     }
     if (select) {
-      // The quick test above may admit a line by a number that only looks like a wanted inode.
+      // The quick test reads fixed offsets; check the decoded line too.
       const s = out[out.length - 1]!;
       if (!select.ports.has(s.local.port) && !select.ports.has(s.remote.port) && !select.inodes.has(s.inode)) out.pop();
     }
