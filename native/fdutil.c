@@ -58,12 +58,24 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Mark fd close-on-exec: a descriptor the server inherited must not leak into the programs it runs. */
+static napi_value Cloexec(napi_env env, napi_callback_info info) {
+  int ok;
+  int32_t fd = fd_arg(env, info, &ok);
+  if (!ok) return NULL;
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return throw_errno(env, "fcntl", errno);
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "dup", NAPI_AUTO_LENGTH, Dup, NULL, &fn);
   napi_set_named_property(env, exports, "dup", fn);
   napi_create_function(env, "close", NAPI_AUTO_LENGTH, Close, NULL, &fn);
   napi_set_named_property(env, exports, "close", fn);
+  napi_create_function(env, "cloexec", NAPI_AUTO_LENGTH, Cloexec, NULL, &fn);
+  napi_set_named_property(env, exports, "cloexec", fn);
   return exports;
 }
 

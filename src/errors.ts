@@ -116,6 +116,22 @@ export class NotFoundError extends TcpkitError {
   }
 }
 
+/**
+ * A configuration file that cannot be used: unreadable, not YAML, or a field that
+ * breaks the schema. The message names the file, the field's path and what is
+ * wrong: `tcpkit.yaml: services.echo.limits.perSource: must be integer`. Exit 100.
+ */
+export class ConfigError extends TcpkitError {
+  readonly file: string;
+  /** The field's path (`services.echo.listen[1]`), or '' for the file as a whole. */
+  readonly path: string;
+  constructor(file: string, path: string, message: string, cause?: unknown) {
+    super('TCPKIT_CONFIG', `${file}: ${path ? `${path}: ` : ''}${message}`, { cause, exitCode: ExitCode.USAGE });
+    this.file = file;
+    this.path = path;
+  }
+}
+
 /** The exit code the CLI should use for any thrown value. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof TcpkitError) return err.exitCode;

@@ -30,12 +30,26 @@ export type ServerEvent =
   | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number }
   | { type: 'shutdown'; signal: string; active: number; grace: number }
   | { type: 'kill'; pid: number; signal: string; reason: string }
-  | { type: 'closed'; accepted: number; served: number };
+  | { type: 'closed'; accepted: number; served: number }
+  /** A line an exec'd program wrote on its stderr (sanitized when rendered). */
+  | { type: 'stderr'; pid: number; id?: number; text: string }
+  /** A configuration reload (SIGHUP): applied, or refused with the old one still running. */
+  | { type: 'reload'; ok: boolean; kept: number; started: number; stopped: number; message?: string };
 
 export type ServerEventType = ServerEvent['type'];
 
 /** The diagnostics channel every server publishes its events on. */
 export const eventChannel = diagnostics_channel.channel('tcpkit:event');
+
+/**
+ * Free text from a program as one quoted token: JSON string escapes, then every
+ * character outside printable ASCII as \uXXXX, cut at `max` characters. Spaces
+ * stay readable; no control character or line separator gets through.
+ */
+function quote(text: string, max = 512): string {
+  const cut = text.length > max ? `${text.slice(0, max)}...` : text;
+  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 function field(key: string, value: unknown): string {
   return `${key} ${sanitize(String(value))}`;
@@ -48,6 +62,9 @@ function field(key: string, value: unknown): string {
  *
  *     accept 127.0.0.1:51234 -> 127.0.0.1:9877 IPv4 pid 4242 count 3/40 id 3
  *     end pid 4242 exitcode 0 count 2/40 id 3 ms 12
+ *     deny 127.0.0.2:40000 -> 127.0.0.1:9877 IPv4 reason access rule deny:127.0.0.2/32
+ *     refuse 127.0.0.1:40002 -> 127.0.0.1:9877 IPv4 reason per-source
+ *     stderr pid 4243 id 4 text "cat: write error"
  */
 export function formatEvent(e: ServerEvent): string {
   switch (e.type) {
@@ -79,6 +96,12 @@ export function formatEvent(e: ServerEvent): string {
       return `kill pid ${e.pid} ${field('signal', e.signal)} ${field('reason', e.reason)}`;
     case 'closed':
       return `closed accepted ${e.accepted} served ${e.served}`;
+    case 'stderr':
+      return `stderr pid ${e.pid}${e.id !== undefined ? ` id ${e.id}` : ''} text ${quote(e.text)}`;
+    case 'reload':
+      return e.ok
+        ? `reload ok kept ${e.kept} started ${e.started} stopped ${e.stopped}`
+        : `reload failed message ${JSON.stringify(sanitize(e.message ?? '', 1024))}`;
   }
 }
 

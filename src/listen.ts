@@ -7,6 +7,7 @@
  * socket stays in LISTEN through the duplicate and the kernel queues new connections
  * in the backlog; resuming listens on a fresh duplicate. Nothing is refused or dropped.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import { formatAddress, type Endpoint, type Family, familyOf } from './address.js';
@@ -15,11 +16,34 @@ import { InvalidOptionError, SystemCallError } from './errors.js';
 interface FdUtil {
   dup(fd: number): number;
   close(fd: number): void;
+  cloexec(fd: number): void;
 }
 
 const require = createRequire(import.meta.url);
 /** The native helper (native/fdutil.c), built by `npm ci`. */
 export const fdutil: FdUtil = require('../build/Release/fdutil.node') as FdUtil;
+
+/**
+ * Mark every descriptor above 2 close-on-exec. Node's and tcpkit's own already
+ * are; this catches those the server inherited from whoever started it (a
+ * shell's or supervisor's pipes), so that no child or exec'd program holds any
+ * descriptor but its own 0, 1 and 2. The server itself keeps using them. Returns
+ * how many descriptors it marked (fcntl is idempotent).
+ */
+export function closeOnExecInherited(): number {
+  let n = 0;
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    const fd = Number(name);
+    if (!(fd > 2)) continue;
+    try {
+      fdutil.cloexec(fd);
+      n++;
+    } catch {
+      // The directory's own descriptor, closed by now.
+    }
+  }
+  return n;
+}
 
 /** Where to listen. */
 export interface ListenOptions {

@@ -7,13 +7,15 @@
  * kernel's backlog, none is refused) and resumes below it.
  */
 import { EventEmitter } from 'node:events';
+import { AccessRules, type AccessRuleSpec } from './access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
 import { parsePort } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
-import { Listener } from './listen.js';
+import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './limits.js';
+import { closeOnExecInherited, Listener } from './listen.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
-import type { Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
+import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
 import { validateServiceSpec, type ServiceSpec } from './services/index.js';
 
 /** Options of createServer. Every field is optional; defaults are stated on each. */
@@ -36,6 +38,16 @@ export interface ServerOptions extends ModelOptions {
   maxConns?: number;
   /** Seconds close() lets connections finish before killing them. Default 10. */
   grace?: number;
+  /** Access rules (tcprules-style, first match wins; see access.ts). Default none: every peer is allowed. */
+  access?: readonly AccessRuleSpec[];
+  /** Concurrent connections from one source address; more are refused. Default 0 (unlimited). */
+  perSource?: number;
+  /** New connections per second from one source address (xinetd's cps); more are refused. Default 0 (unlimited). */
+  rate?: number;
+  /** Seconds without traffic after which a connection is closed. Default 0 (never). */
+  idleTimeout?: number;
+  /** Seconds a connection may last at most. Default 0 (unlimited). */
+  timeLimit?: number;
 }
 
 /** Server lifecycle states. */
@@ -56,6 +68,10 @@ export interface ServerStats {
   connections: Array<ConnectionInfo & { pid: number }>;
   startedAt: number;
   models: ModelStats | undefined;
+  /** Connections closed at once by an access rule. */
+  denied: number;
+  /** Refusals and closings by the limits. */
+  limits: LimitStats;
 }
 
 interface Resolved {
@@ -68,6 +84,10 @@ interface Resolved {
   maxConns: number;
   grace: number;
   modelOptions: ModelOptions;
+  access: AccessRules;
+  perSource: number;
+  rate: number;
+  limits: ConnectionLimits;
 }
 
 function positiveInt(name: string, value: unknown, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
@@ -96,6 +116,10 @@ function resolveOptions(o: ServerOptions): Resolved {
     service: validateServiceSpec(o.service ?? 'echo'),
     maxConns: positiveInt('maxConns', o.maxConns ?? 40, { max: 1_000_000 }),
     grace,
+    access: new AccessRules(o.access ?? []),
+    perSource: o.perSource ?? 0,
+    rate: o.rate ?? 0,
+    limits: { idleMs: secondsToMs('idleTimeout', o.idleTimeout), maxMs: secondsToMs('timeLimit', o.timeLimit) },
     modelOptions: {
       workers: o.workers === undefined ? undefined : positiveInt('workers', o.workers, { max: 1024 }),
       spare: o.spare === undefined ? undefined : positiveInt('spare', o.spare, { min: 0, max: 1024 }),
@@ -124,10 +148,15 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   #startedAt = Date.now();
   #closing: Promise<void> | undefined;
   #given: Listener | undefined;
+  readonly #sources: SourceLimits;
+  /** Admitted connections (id → peer address) holding a per-source place until closed. */
+  #admitted = new Map<number, string>();
+  #denied = 0;
 
   constructor(options: ServerOptions = {}) {
     super();
     this.options = resolveOptions(options);
+    this.#sources = new SourceLimits({ perSource: this.options.perSource, rate: this.options.rate });
     this.#given = options.listener;
   }
 
@@ -161,6 +190,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         const e = err as NodeJS.ErrnoException;
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', message: e.message });
       });
+      // Children and exec'd programs must hold nothing but their own 0, 1, 2.
+      closeOnExecInherited();
       const factory = await loadModel(o.model);
       const server = this;
       this.#model = factory({
@@ -168,7 +199,9 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         service: o.service,
         options: o.modelOptions,
         maxConns: o.maxConns,
+        limits: o.limits,
         nextId: () => server.#nextId++,
+        admit: (info) => server.#admit(info),
         opened: (info, pid) => server.#opened(info, pid),
         closed: (id, pid, exitcode, signal) => server.#closed(id, pid, exitcode, signal),
         emit: (event) => server.#emit(event),
@@ -185,6 +218,24 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     return local;
   }
 
+  /** Access rules, then per-source limits; see ModelHost.admit. */
+  #admit(info: ConnectionInfo): Admission {
+    const { remote, local } = info;
+    const decision = this.options.access.check(remote.address);
+    if (!decision.ok) {
+      this.#denied++;
+      this.#emit({ type: 'deny', remote, local, reason: 'access', rule: decision.rule });
+      return { ok: false, reason: 'access' };
+    }
+    const place = this.#sources.take(remote.address);
+    if (!place.ok) {
+      this.#emit({ type: 'refuse', remote, local, reason: place.reason });
+      return { ok: false, reason: place.reason };
+    }
+    this.#admitted.set(info.id, remote.address);
+    return { ok: true, env: { TCPCONNNUM: String(place.count), ...decision.env } };
+  }
+
   #opened(info: ConnectionInfo, pid: number): void {
     this.#accepted++;
     this.#active.set(info.id, { ...info, pid });
@@ -198,6 +249,11 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   }
 
   #closed(id: number, pid: number, exitcode: number | null, signal: string | null): void {
+    const address = this.#admitted.get(id);
+    if (address !== undefined) {
+      this.#admitted.delete(id);
+      this.#sources.release(address);
+    }
     const info = this.#active.get(id);
     if (!info) return;
     this.#active.delete(id);
@@ -213,6 +269,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   }
 
   #emit(event: ServerEvent): void {
+    if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#sources.closedBy(event.reason);
     if (eventChannel.hasSubscribers) eventChannel.publish(event);
     this.emit('event', event);
   }
@@ -265,6 +322,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       connections: [...this.#active.values()],
       startedAt: this.#startedAt,
       models: this.#model?.stats(),
+      denied: this.#denied,
+      limits: this.#sources.stats(),
     };
   }
 }

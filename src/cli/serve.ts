@@ -8,6 +8,7 @@ import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
 import { choiceOption, intOption, parse, secondsOption } from './args.js';
 import { parseAdminArg, startAdminFromArg } from './status.js';
+import { dropFromFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
@@ -26,6 +27,7 @@ Serve SERVICE (default: echo) on a TCP port.
   --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default)
   --admin-public          allow a non-loopback --admin address (it has no authentication)
   -q, --quiet             log only errors and lifecycle, not each connection
+${superHelp}
   -h, --help              this text
 
 Services: ${serviceNames().join(', ')}.
@@ -49,12 +51,21 @@ export async function serve(argv: string[]): Promise<number> {
     admin: { type: 'string' },
     'admin-public': { type: 'boolean' },
     help: { type: 'boolean', short: 'h' },
+    ...superOptions,
   });
   if (values.help) {
     process.stdout.write(`${serveHelp}\n`);
     return 0;
   }
-  if (positionals.length > 1) throw new UsageError(`serve: one service expected, got ${positionals.join(' ')}`);
+  const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
+  if (values.config !== undefined) {
+    const mixed = ['host', 'port', 'exec', 'model', 'max-conns', 'admin'].filter((k) => values[k as keyof typeof values] !== undefined);
+    if (positionals.length > 0 || mixed.length > 0) {
+      throw new UsageError(`serve: --config FILE names the services and addresses; drop ${[...mixed.map((k) => `--${k}`), ...positionals].join(' ')}`);
+    }
+    return serveConfig(values.config, values, { printPort: values['print-port'] ?? false, log: eventWriter(format, values.quiet ?? false) });
+  }
+  if (positionals.length > 1 && !values.exec) throw new UsageError(`serve: one service expected, got ${positionals.join(' ')}`);
   const options: ServerOptions = {
     host: values.host,
     port: intOption('port', values.port, { max: 65535 }),
@@ -65,11 +76,11 @@ export async function serve(argv: string[]): Promise<number> {
     grace: secondsOption('grace', values.grace),
     workers: intOption('workers', values.workers, { min: 1, max: 1024 }),
     spare: intOption('spare', values.spare, { min: 0, max: 1024 }),
+    ...superServerOptions(values, argv, positionals),
   };
-  if (options.service !== undefined && typeof options.service === 'string' && !serviceNames().includes(options.service)) {
+  if (!values.exec && options.service !== undefined && typeof options.service === 'string' && !serviceNames().includes(options.service)) {
     throw new UsageError(`serve: unknown service ${JSON.stringify(options.service)} (known: ${serviceNames().join(', ')})`);
   }
-  const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
   const quiet = values.quiet ?? false;
   const adminArg = parseAdminArg(values.admin, values['admin-public']);
 
@@ -80,6 +91,14 @@ export async function serve(argv: string[]): Promise<number> {
   });
   const local = await server.listen();
   const admin = adminArg && (await startAdminFromArg(server, adminArg, format));
+  // Bind everything first (a port below 1024 needs root), then run as --user/--group.
+  try {
+    dropFromFlags(values);
+  } catch (err) {
+    await admin?.close();
+    await server.destroy();
+    throw err;
+  }
 
   return new Promise<number>((resolve) => {
     let signals = 0;

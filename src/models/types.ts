@@ -6,6 +6,7 @@
  */
 import type { ConnectionInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
+import type { ConnectionLimits } from '../limits.js';
 import type { Listener } from '../listen.js';
 import type { ServiceSpec } from '../services/types.js';
 
@@ -24,6 +25,16 @@ export interface ModelOptions {
   maxConnsPerWorker?: number;
 }
 
+/**
+ * The server's answer to `admit()`. Allowed: `env` holds what the connection's
+ * program gets on top of the UCSPI variables (the matching access rule's
+ * variables and TCPCONNNUM); only the exec service uses it. Refused: the server
+ * has already logged `deny`/`refuse` and counted it; the model closes the socket.
+ */
+export type Admission =
+  | { ok: true; env: Readonly<Record<string, string>> }
+  | { ok: false; reason: string };
+
 /** What the Server gives a model. */
 export interface ModelHost {
   readonly listener: Listener;
@@ -31,8 +42,19 @@ export interface ModelHost {
   readonly options: Readonly<ModelOptions>;
   /** Connection limit, for models that enforce it inside workers. */
   readonly maxConns: number;
+  /** Per-connection idle and time limits (0 = none): enforce them where the connection is served. */
+  readonly limits: ConnectionLimits;
   /** A new connection id (1, 2, ...). */
   nextId(): number;
+  /**
+   * Admission: call once per accepted connection, in the process that accepted
+   * it, before handing it to anyone (access rules, per-source and rate limits).
+   * If refused, close the socket and report nothing more. If allowed, the
+   * connection holds a per-source place until `closed(info.id, ...)` is called,
+   * so call `closed` even when serving fails before `opened` (no `end` is
+   * logged for a connection that never opened).
+   */
+  admit(info: ConnectionInfo): Admission;
   /** A connection was accepted and is served by `pid`. */
   opened(info: ConnectionInfo, pid: number): void;
   /** A connection `id` ended; `exitcode`/`signal` are the child's where a child served it alone. */

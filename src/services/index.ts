@@ -5,6 +5,8 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../errors.js';
+import type { ConnectionLimits } from '../limits.js';
+import { checkExecOptions } from './exec.js';
 import type { Service, ServiceContext, ServiceSpec } from './types.js';
 
 export type { Service, ServiceContext, ServiceSpec } from './types.js';
@@ -12,6 +14,11 @@ export type { Service, ServiceContext, ServiceSpec } from './types.js';
 /** Built-in services and the module each lives in (one file per service). */
 const builtins: Record<string, () => Promise<{ default: Service }>> = {
   echo: () => import('./echo.js'),
+  discard: () => import('./discard.js'),
+  daytime: () => import('./daytime.js'),
+  chargen: () => import('./chargen.js'),
+  time: () => import('./time.js'),
+  exec: () => import('./exec.js'),
 };
 
 /** Names of the built-in services. */
@@ -39,6 +46,7 @@ export function validateServiceSpec(spec: ServiceSpec | string): ServiceSpec {
   if (!Object.hasOwn(builtins, s.name)) {
     throw new InvalidOptionError('service', `unknown service ${JSON.stringify(s.name)} (known: ${serviceNames().join(', ')})`);
   }
+  if (s.name === 'exec') s.options = { ...checkExecOptions(s.options) };
   return s;
 }
 
@@ -60,14 +68,32 @@ export async function loadService(spec: ServiceSpec): Promise<Service> {
 /**
  * Run a service on one connection and contain whatever it does: a throw or a
  * rejection destroys this socket only. Resolves when the socket is closed.
- * `onError` receives the failure for the log.
+ * `onError` receives the failure for the log. `limits` (default none), for
+ * models that serve in-process: a connection with no traffic for `idleMs` or
+ * open longer than `maxMs` is destroyed and reported with ctx.log (code `idle`
+ * or `time-limit`).
  */
 export async function runService(
   service: Service,
   ctx: ServiceContext,
   onError: (err: unknown) => void,
+  limits?: ConnectionLimits,
 ): Promise<void> {
   const { socket } = ctx;
+  let timer: NodeJS.Timeout | undefined;
+  if (limits?.idleMs) {
+    socket.setTimeout(limits.idleMs, () => {
+      ctx.log(`no traffic for ${limits.idleMs} ms`, 'idle');
+      socket.destroy();
+    });
+  }
+  if (limits?.maxMs) {
+    timer = setTimeout(() => {
+      ctx.log(`open longer than ${limits.maxMs} ms`, 'time-limit');
+      socket.destroy();
+    }, limits.maxMs);
+    socket.once('close', () => clearTimeout(timer));
+  }
   const closed = new Promise<void>((resolve) => {
     if (socket.destroyed) resolve();
     else socket.once('close', () => resolve());

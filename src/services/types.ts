@@ -16,6 +16,11 @@ export interface ServiceContext {
   options: Readonly<Record<string, unknown>>;
   /** Report a service-level event (a protocol error, ...) to the server's log. */
   log(reason: string, code?: string): void;
+  /**
+   * Variables the server's admission added for this connection (the access
+   * rule's, TCPCONNNUM); the exec service gives them to its program. Default none.
+   */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** A service. Throwing or rejecting closes only this connection. */

@@ -1,0 +1,163 @@
+/**
+ * Access rules, as tcprules has them: an ordered list of `allow` and `deny` rules
+ * on addresses and CIDR blocks, IPv4 and IPv6; the first rule that matches the
+ * peer decides, and an allow rule may add environment variables for the program
+ * an exec service runs (tcprules' `=VAR=value` instructions).
+ *
+ * Every address is compared as 16 bytes: an IPv4 address is its IPv4-mapped IPv6
+ * form (`::ffff:a.b.c.d`), so a rule `127.0.0.0/8` matches a peer that a
+ * dual-stack listener reports as `::ffff:127.0.0.2`, and the same rule list
+ * serves IPv4 and IPv6 listeners.
+ *
+ * When no rule matches: denied if the list has any allow rule (it is an allow
+ * list), allowed otherwise (a pure deny list, or no rules at all). Write
+ * `allow: all` or `deny: all` last to say it explicitly.
+ */
+import net from 'node:net';
+import { InvalidOptionError } from './errors.js';
+
+/** One rule as written in a config file or on the command line. */
+export interface AccessRuleSpec {
+  /** `allow` or `deny`. */
+  action: 'allow' | 'deny';
+  /** An address (`127.0.0.1`, `::1`), a CIDR block (`10.0.0.0/8`, `fe80::/10`) or `all`. */
+  from: string;
+  /** Environment variables added for exec programs when this rule allows (default none). */
+  env?: Record<string, string>;
+}
+
+/** A compiled rule. */
+interface Rule {
+  action: 'allow' | 'deny';
+  bytes: Uint8Array;
+  prefix: number;
+  env: Readonly<Record<string, string>>;
+  /** The rule as logged: `deny:127.0.0.2/32`, without spaces. */
+  text: string;
+}
+
+/** The decision on one peer. */
+export type AccessDecision =
+  | { ok: true; env: Readonly<Record<string, string>>; rule: string }
+  | { ok: false; rule: string };
+
+const V4_MAPPED_PREFIX = new Uint8Array([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+
+function parseV4(text: string): number[] | undefined {
+  if (!net.isIPv4(text)) return undefined;
+  return text.split('.').map(Number);
+}
+
+/**
+ * An IP literal as 16 bytes (IPv4 as IPv4-mapped IPv6); undefined if it is not one.
+ * A zone (`fe80::1%eth0`) is ignored.
+ */
+export function ipBytes(address: string): Uint8Array | undefined {
+  const text = address.replace(/%.*$/, '');
+  const v4 = parseV4(text);
+  if (v4) return Uint8Array.from([...V4_MAPPED_PREFIX, ...v4]);
+  if (!net.isIPv6(text)) return undefined;
+  let tail: number[] = [];
+  let body = text;
+  // An embedded IPv4 tail (`::ffff:1.2.3.4`) is two groups.
+  const lastColon = body.lastIndexOf(':');
+  const maybeV4 = parseV4(body.slice(lastColon + 1));
+  if (maybeV4) {
+    tail = maybeV4;
+    body = `${body.slice(0, lastColon + 1)}0:0`;
+  }
+  const [head, rest] = body.split('::') as [string, string | undefined];
+  const groups = (s: string | undefined) => (s ? s.split(':').map((g) => parseInt(g, 16)) : []);
+  const h = groups(head);
+  const r = groups(rest);
+  const all = rest === undefined ? h : [...h, ...new Array<number>(8 - h.length - r.length).fill(0), ...r];
+  const out = new Uint8Array(16);
+  all.forEach((g, i) => {
+    out[2 * i] = g >> 8;
+    out[2 * i + 1] = g & 0xff;
+  });
+  if (tail.length) out.set(tail, 12);
+  return out;
+}
+
+/** `::ffff:1.2.3.4` → `1.2.3.4`; any other address unchanged. UCSPI programs see IPv4 peers as IPv4. */
+export function unmapIPv4(address: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return m ? m[1]! : address;
+}
+
+function matches(rule: Rule, peer: Uint8Array): boolean {
+  let bits = rule.prefix;
+  for (let i = 0; i < 16 && bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if ((peer[i]! & mask) !== (rule.bytes[i]! & mask)) return false;
+  }
+  return true;
+}
+
+/** Compile one rule; throws InvalidOptionError naming `where` (`access[2].allow`, `--deny`). */
+function compile(spec: AccessRuleSpec, where: string): Rule {
+  const from = spec.from.trim();
+  if (from === 'all' || from === '*') {
+    return { action: spec.action, bytes: new Uint8Array(16), prefix: 0, env: spec.env ?? {}, text: `${spec.action}:all` };
+  }
+  const [addr, len, extra] = from.split('/');
+  const bytes = addr === undefined ? undefined : ipBytes(addr);
+  if (!bytes || extra !== undefined) {
+    throw new InvalidOptionError(where, `expected an IP address, ADDRESS/PREFIX or "all", got ${JSON.stringify(spec.from)}`);
+  }
+  const isV4 = net.isIPv4(addr!);
+  const max = isV4 ? 32 : 128;
+  let prefix = max;
+  if (len !== undefined) {
+    if (!/^\d+$/.test(len) || Number(len) > max) {
+      throw new InvalidOptionError(where, `prefix length must be 0 to ${max}, got ${JSON.stringify(spec.from)}`);
+    }
+    prefix = Number(len);
+  }
+  for (const [name, value] of Object.entries(spec.env ?? {})) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || typeof value !== 'string') {
+      throw new InvalidOptionError(`${where}.env`, `${JSON.stringify(name)} is not NAME=string`);
+    }
+  }
+  return {
+    action: spec.action,
+    bytes,
+    // An IPv4 prefix counts from the start of the mapped address's last 32 bits.
+    prefix: isV4 ? prefix + 96 : prefix,
+    env: spec.env ?? {},
+    text: `${spec.action}:${addr}/${prefix}`,
+  };
+}
+
+/** A compiled, ordered rule list. Immutable; a reload builds a new one. */
+export class AccessRules {
+  readonly #rules: Rule[];
+  readonly #defaultAllow: boolean;
+  /** The specs it was built from (for equality on reload and for status views). */
+  readonly specs: readonly AccessRuleSpec[];
+
+  /** Compile `specs`; `where` names them in errors (default `access`). */
+  constructor(specs: readonly AccessRuleSpec[] = [], where = 'access') {
+    this.specs = specs;
+    this.#rules = specs.map((s, i) => compile(s, `${where}[${i}].${s.action}`));
+    this.#defaultAllow = !this.#rules.some((r) => r.action === 'allow');
+  }
+
+  /** Whether there are no rules (every peer allowed, nothing added). */
+  get empty(): boolean {
+    return this.#rules.length === 0;
+  }
+
+  /** Decide on a peer address (IPv4, IPv6 or IPv4-mapped IPv6): the first matching rule wins. */
+  check(address: string): AccessDecision {
+    const peer = ipBytes(address);
+    if (peer) {
+      for (const rule of this.#rules) {
+        if (!matches(rule, peer)) continue;
+        return rule.action === 'allow' ? { ok: true, env: rule.env, rule: rule.text } : { ok: false, rule: rule.text };
+      }
+    }
+    return this.#defaultAllow ? { ok: true, env: {}, rule: 'default-allow' } : { ok: false, rule: 'default-deny' };
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The super-server's part of `tcpkit serve`: `--exec -- PROGRAM ARGS...`, access
+ * rules, per-source limits, privilege drop, and `--config FILE` (several services,
+ * SIGHUP reloads). argv → library calls, nothing else.
+ */
+import type { AccessRuleSpec } from '../access.js';
+import { formatEndpoint } from '../address.js';
+import { loadConfig, type Config } from '../config.js';
+import { TcpkitError, UsageError } from '../errors.js';
+import { formatEvent, formatEventJson, type ServerEvent } from '../events.js';
+import { dropPrivileges } from '../privileges.js';
+import type { ServerOptions } from '../server.js';
+import { Supervisor } from '../supervisor.js';
+import { intOption, secondsOption } from './args.js';
+
+/** parseArgs options the super-server adds to `serve`. */
+export const superOptions = {
+  exec: { type: 'boolean' },
+  config: { type: 'string' },
+  allow: { type: 'string', multiple: true },
+  deny: { type: 'string', multiple: true },
+  'per-source': { type: 'string' },
+  rate: { type: 'string' },
+  'idle-timeout': { type: 'string' },
+  'time-limit': { type: 'string' },
+  resolve: { type: 'boolean' },
+  user: { type: 'string' },
+  group: { type: 'string' },
+} as const;
+
+/** The lines `serve --help` adds for them. */
+export const superHelp = `  --exec -- PROGRAM ARGS  run PROGRAM for each connection, socket on its fds 0 and 1 (no shell),
+                          UCSPI environment (PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, ...)
+  --resolve               exec: also set TCPREMOTEHOST/TCPLOCALHOST by name lookup (tcpserver -h)
+  --allow ADDR[/LEN]      access rule; repeatable, in order, first match wins (IPv4, IPv6, "all")
+  --deny ADDR[/LEN]       access rule; with any --allow, unmatched peers are denied
+  --per-source N          concurrent connections from one address (default unlimited)
+  --rate N                new connections per second from one address (default unlimited)
+  --idle-timeout SECONDS  close a connection without traffic this long (default never)
+  --time-limit SECONDS    close a connection open this long (default never)
+  --user USER             after binding, run as USER (name or uid; needs root)
+  --group GROUP           after binding, run as GROUP (default USER's group)
+  --config FILE           run the services of a YAML file (see README); SIGHUP reloads it`;
+
+/** The parsed flags (--allow/--deny are read from argv, in order, by accessRules). */
+type Values = { [K in keyof typeof superOptions]?: (typeof superOptions)[K]['type'] extends 'boolean' ? boolean : string };
+
+/** --allow/--deny in the order written (first match wins), from argv before `--`. */
+function accessRules(argv: string[]): AccessRuleSpec[] {
+  const rules: AccessRuleSpec[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') break;
+    const m = /^--(allow|deny)(?:=(.*))?$/.exec(a);
+    if (!m) continue;
+    const from = m[2] ?? argv[++i];
+    if (from !== undefined) rules.push({ action: m[1] as 'allow' | 'deny', from });
+  }
+  return rules;
+}
+
+/** The ServerOptions the super-server flags set (the service only with --exec). */
+export function superServerOptions(values: Values, argv: string[], positionals: string[]): Partial<ServerOptions> {
+  const options: Partial<ServerOptions> = {
+    access: accessRules(argv),
+    perSource: intOption('per-source', values['per-source'], { min: 0 }),
+    rate: intOption('rate', values.rate, { min: 0 }),
+    idleTimeout: secondsOption('idle-timeout', values['idle-timeout']),
+    timeLimit: secondsOption('time-limit', values['time-limit']),
+  };
+  if (values.exec) {
+    if (positionals.length === 0) throw new UsageError('serve: --exec needs a program: tcpkit serve --exec -- PROGRAM [ARGS...]');
+    options.service = { name: 'exec', options: { argv: positionals, resolve: values.resolve ?? false } };
+  } else if (values.resolve) {
+    throw new UsageError('serve: --resolve applies to --exec');
+  }
+  return options;
+}
+
+/** Drop to --user/--group, if given (after binding). */
+export function dropFromFlags(values: Values): void {
+  dropPrivileges(values.user, values.group);
+}
+
+/** Write events to stderr as `serve` does. */
+export function eventWriter(format: 'text' | 'json', quiet: boolean): (e: ServerEvent) => void {
+  const perConnection = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit', 'stderr']);
+  return (event) => {
+    if (quiet && perConnection.has(event.type)) return;
+    process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
+  };
+}
+
+/**
+ * `serve --config FILE`: start every service, drop privileges, print the bound
+ * ports if asked (`SERVICE LISTEN HOST:PORT` per line), reload on SIGHUP, drain on
+ * SIGTERM/SIGINT. Resolves with the exit code.
+ */
+export async function serveConfig(
+  file: string,
+  values: Values,
+  { printPort, log }: { printPort: boolean; log: (e: ServerEvent) => void },
+): Promise<number> {
+  const config: Config = loadConfig(file);
+  const user = values.user ?? config.user;
+  const group = values.group ?? config.group;
+  const supervisor = new Supervisor();
+  supervisor.on('event', log);
+  await supervisor.start(config);
+  try {
+    dropPrivileges(user, group);
+  } catch (err) {
+    await supervisor.destroy();
+    throw err;
+  }
+  if (printPort) {
+    const lines = supervisor.bindings().map((b) => `${b.service} ${b.listen} ${b.local ? formatEndpoint(b.local) : '-'}\n`);
+    process.stdout.write(lines.join(''));
+  }
+
+  const reload = async () => {
+    try {
+      const next = loadConfig(file);
+      // The server has already dropped to `user`; a new file cannot ask for another.
+      if (String(next.user ?? '') !== String(config.user ?? '') || String(next.group ?? '') !== String(config.group ?? '')) {
+        throw new UsageError(`${file}: user, group: cannot change on reload (restart the server)`);
+      }
+      const r = await supervisor.reload(next);
+      log({ type: 'reload', ok: true, ...r });
+    } catch (err) {
+      const message = err instanceof TcpkitError ? err.message : (err as Error)?.message ?? String(err);
+      log({ type: 'reload', ok: false, kept: 0, started: 0, stopped: 0, message: `${message}; the previous configuration stays` });
+    }
+  };
+  process.on('SIGHUP', () => void reload());
+
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const onSignal = (signal: NodeJS.Signals) => {
+      signals++;
+      if (signals === 1) void supervisor.close({ signal }).then(() => resolve(0));
+      else void supervisor.destroy();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

@@ -1,0 +1,292 @@
+/**
+ * The super-server's configuration file: several services at once, as inetd.conf
+ * or xinetd.d has them. YAML (JSON is YAML too), read by the `yaml` package and
+ * checked by a JSON Schema (ajv), then by the rules a schema cannot say (exactly
+ * one of internal/exec/handler, listen addresses, users, access rules). Every
+ * error names the file, the field's path and what is wrong:
+ *
+ *     tcpkit.yaml: services.echo.limits.perSource: must be integer
+ *
+ *     user: nobody                 # optional: the whole server drops to it after binding
+ *     services:
+ *       echo:
+ *         listen: [127.0.0.1:7, "[::1]:7"]
+ *         internal: echo
+ *       cat:
+ *         listen: 0.0.0.0:2000
+ *         exec: [/bin/cat]         # PROGRAM ARGS..., no shell
+ *         model: fork
+ *         limits: { maxConns: 40, perSource: 4, rate: 10, idleTimeout: 60, timeLimit: 3600 }
+ *         access:
+ *           - allow: 127.0.0.0/8
+ *             env: { GREETING: hello }
+ *           - deny: all
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { parseDocument } from 'yaml';
+import { AccessRules, type AccessRuleSpec } from './access.js';
+import { parseHostPort } from './address.js';
+import { ConfigError, InvalidOptionError } from './errors.js';
+import { modelNames } from './models/index.js';
+import { lookupGroup, lookupUser, resolveIds, type Principal } from './privileges.js';
+import type { ServerOptions } from './server.js';
+import { serviceNames, validateServiceSpec } from './services/index.js';
+import type { ServiceSpec } from './services/types.js';
+
+/** One listen address of a service, as written and as parsed. */
+export interface ListenAddress {
+  /** As written (`127.0.0.1:7`, `[::1]:7`): the key that keeps a listening socket across reloads. */
+  text: string;
+  host: string;
+  port: number;
+}
+
+/** One service, ready for createServer. */
+export interface ServiceConfig {
+  name: string;
+  listen: ListenAddress[];
+  /** Everything but the address: createServer({ ...options, fd }) per listen address. */
+  options: ServerOptions;
+  /** What defines the service (all but `listen`), to tell on reload whether it changed. */
+  fingerprint: string;
+}
+
+/** A whole configuration file. */
+export interface Config {
+  file: string;
+  /** Drop the whole server to this user after binding. Default: stay as started. */
+  user?: Principal;
+  /** Drop the whole server to this group after binding. Default: the user's primary group. */
+  group?: Principal;
+  services: ServiceConfig[];
+}
+
+const principal = { type: ['string', 'integer'], minLength: 1, minimum: 0 };
+const seconds = { type: 'number', minimum: 0 };
+
+/** The schema; field names are ServerOptions' own. */
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['services'],
+  properties: {
+    user: principal,
+    group: principal,
+    services: {
+      type: 'object',
+      minProperties: 1,
+      propertyNames: { pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['listen'],
+        properties: {
+          listen: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+          internal: { type: 'string', enum: serviceNames().filter((n) => n !== 'exec') },
+          exec: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 } },
+          handler: { type: 'string', minLength: 1 },
+          options: { type: 'object' },
+          resolve: { type: 'boolean' },
+          model: { type: 'string', enum: modelNames() },
+          workers: { type: 'integer', minimum: 1, maximum: 1024 },
+          spare: { type: 'integer', minimum: 0, maximum: 1024 },
+          backlog: { type: 'integer', minimum: 1, maximum: 65535 },
+          grace: seconds,
+          user: principal,
+          group: principal,
+          limits: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              maxConns: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+              perSource: { type: 'integer', minimum: 0 },
+              rate: { type: 'integer', minimum: 0 },
+              idleTimeout: seconds,
+              timeLimit: seconds,
+            },
+          },
+          access: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                allow: { type: 'string', minLength: 1 },
+                deny: { type: 'string', minLength: 1 },
+                env: { type: 'object', additionalProperties: { type: 'string' } },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+// coerceTypes 'array': `listen: 127.0.0.1:7` and `exec: /bin/cat` mean one-element lists.
+const validate = new Ajv({ allErrors: false, coerceTypes: 'array', strict: false }).compile(schema);
+
+/** `/services/echo/access/0/allow` → `services.echo.access[0].allow`. */
+function fieldPath(pointer: string, extra?: string): string {
+  const parts = pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (extra !== undefined) parts.push(extra);
+  return parts.reduce((acc, p) => (/^\d+$/.test(p) ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+function schemaError(file: string, e: ErrorObject): ConfigError {
+  const params = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties':
+      return new ConfigError(file, fieldPath(e.instancePath, String(params.additionalProperty)), 'unknown field');
+    case 'required':
+      return new ConfigError(file, fieldPath(e.instancePath, String(params.missingProperty)), 'is required');
+    case 'enum':
+      return new ConfigError(file, fieldPath(e.instancePath), `must be one of ${(params.allowedValues as string[]).join(', ')}`);
+    case 'propertyNames':
+      return new ConfigError(file, fieldPath(e.instancePath, String(params.propertyName)), 'service names are letters, digits, _ . -');
+    default:
+      return new ConfigError(file, fieldPath(e.instancePath), e.message ?? 'is invalid');
+  }
+}
+
+interface RawService {
+  listen: string[];
+  internal?: string;
+  exec?: string[];
+  handler?: string;
+  options?: Record<string, unknown>;
+  resolve?: boolean;
+  model?: ServerOptions['model'];
+  workers?: number;
+  spare?: number;
+  backlog?: number;
+  grace?: number;
+  user?: Principal;
+  group?: Principal;
+  limits?: { maxConns?: number; perSource?: number; rate?: number; idleTimeout?: number; timeLimit?: number };
+  access?: Array<{ allow?: string; deny?: string; env?: Record<string, string> }>;
+}
+
+interface RawConfig {
+  user?: Principal;
+  group?: Principal;
+  services: Record<string, RawService>;
+}
+
+/** Run `fn`; an InvalidOptionError becomes a ConfigError at `at` (or at `at.option` when `sub`). */
+function at<T>(file: string, where: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof InvalidOptionError) {
+      const message = err.message.startsWith(`${err.option}: `) ? err.message.slice(err.option.length + 2) : err.message;
+      // Access rules already name their own path (services.x.access[0].allow).
+      const where2 = err.option.startsWith('services.') ? err.option : where;
+      throw new ConfigError(file, where2, message, err);
+    }
+    throw err;
+  }
+}
+
+function serviceConfig(file: string, name: string, s: RawService, top: RawConfig): ServiceConfig {
+  const base = `services.${name}`;
+  const runs = (['internal', 'exec', 'handler'] as const).filter((k) => s[k] !== undefined);
+  if (runs.length !== 1) {
+    throw new ConfigError(file, base, `needs exactly one of internal, exec, handler (got ${runs.length ? runs.join(', ') : 'none'})`);
+  }
+  const listen = s.listen.map((text, i) =>
+    at(file, `${base}.listen[${i}]`, () => ({ text, ...parseHostPort(text, '0.0.0.0', `${base}.listen[${i}]`) })),
+  );
+  if (s.user !== undefined) at(file, `${base}.user`, () => lookupUser(s.user!, `${base}.user`));
+  if (s.group !== undefined) at(file, `${base}.group`, () => lookupGroup(s.group!, `${base}.group`));
+  if ((s.user !== undefined || s.group !== undefined) && !s.exec) {
+    throw new ConfigError(file, `${base}.user`, 'a per-service user or group applies to exec services; use the top-level user to run the whole server as another user');
+  }
+  if ((s.user !== undefined || s.group !== undefined) && (top.user !== undefined || top.group !== undefined)) {
+    const mine = resolveIds(s.user ?? top.user, s.group ?? top.group);
+    const server = resolveIds(top.user, top.group);
+    if (mine.uid !== server.uid || mine.gid !== server.gid) {
+      throw new ConfigError(file, `${base}.user`, 'differs from the top-level user, which the whole server drops to (it then cannot start programs as another user)');
+    }
+  }
+  (s.access ?? []).forEach((r, i) => {
+    if ((r.allow === undefined) === (r.deny === undefined)) {
+      throw new ConfigError(file, `${base}.access[${i}]`, 'needs exactly one of allow, deny');
+    }
+  });
+  const access: AccessRuleSpec[] = (s.access ?? []).map((r) =>
+    r.allow !== undefined ? { action: 'allow', from: r.allow, env: r.env } : { action: 'deny', from: r.deny!, env: r.env },
+  );
+  at(file, `${base}.access`, () => new AccessRules(access, `${base}.access`));
+
+  let service: ServiceSpec;
+  if (s.exec) {
+    const ids = s.user !== undefined || s.group !== undefined ? resolveIds(s.user, s.group) : {};
+    service = { name: 'exec', options: { ...s.options, argv: s.exec, resolve: s.resolve ?? false, ...ids } };
+  } else if (s.handler) {
+    // Relative to the configuration file, wherever the server was started.
+    service = { name: name, handler: path.resolve(path.dirname(file), s.handler), options: s.options };
+  } else {
+    service = { name: s.internal!, options: s.options };
+  }
+  service = at(file, `${base}.${runs[0]}`, () => validateServiceSpec(service));
+  const l = s.limits ?? {};
+  const options: ServerOptions = {
+    model: s.model,
+    service,
+    backlog: s.backlog,
+    grace: s.grace,
+    workers: s.workers,
+    spare: s.spare,
+    maxConns: l.maxConns,
+    perSource: l.perSource,
+    rate: l.rate,
+    idleTimeout: l.idleTimeout,
+    timeLimit: l.timeLimit,
+    access,
+  };
+  const { listen: _listen, ...rest } = s;
+  return { name, listen, options, fingerprint: JSON.stringify([rest, service]) };
+}
+
+/** Parse and check configuration text; `file` names it in errors. Throws ConfigError. */
+export function parseConfig(text: string, file: string): Config {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, '', `not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  }
+  const data = doc.toJS() as unknown;
+  if (!validate(data)) throw schemaError(file, validate.errors![0]!);
+  const raw = data as unknown as RawConfig;
+  if (raw.user !== undefined) at(file, 'user', () => lookupUser(raw.user!, 'user'));
+  if (raw.group !== undefined) at(file, 'group', () => lookupGroup(raw.group!, 'group'));
+  const services = Object.entries(raw.services).map(([name, s]) => serviceConfig(file, name, s, raw));
+  const seen = new Map<string, string>();
+  for (const s of services) {
+    s.listen.forEach((a, i) => {
+      const key = `${a.host}|${a.port}`;
+      const other = seen.get(key);
+      if (other !== undefined && a.port !== 0) {
+        throw new ConfigError(file, `services.${s.name}.listen[${i}]`, `${a.text} is also a listen address of ${other}`);
+      }
+      seen.set(key, `services.${s.name}`);
+    });
+  }
+  return { file, user: raw.user, group: raw.group, services };
+}
+
+/** Read and check a configuration file. Throws ConfigError (unreadable file included). */
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, '', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, err);
+  }
+  return parseConfig(text, file);
+}

@@ -1,0 +1,15 @@
+/**
+ * discard (RFC 863): read and throw away everything until the peer's FIN, then
+ * close. Nothing is ever sent. Reading as fast as the data comes keeps the
+ * peer's window open; nothing is kept, so memory does not grow.
+ */
+import type { ServiceContext } from './types.js';
+
+export default function discard({ socket }: ServiceContext): Promise<void> {
+  return new Promise((resolve) => {
+    socket.once('close', () => resolve());
+    socket.once('end', () => resolve());
+    socket.on('data', () => {});
+    socket.resume();
+  });
+}

@@ -1,0 +1,243 @@
+/**
+ * exec: run a program for each connection, as inetd and ucspi-tcp's tcpserver do.
+ * The connected socket is the program's descriptors 0 and 1; its descriptor 2 is a
+ * pipe whose lines go to the server's log (sanitized, with the program's pid). No
+ * shell is involved and nothing the peer sends reaches the command line: the argv
+ * is fixed when the server starts.
+ *
+ * The program learns who its peer is the UCSPI way, from the environment
+ * (ucspi-tcp's tcp-environ(5)), or the inetd way, from getpeername on descriptor 0:
+ *
+ *     PROTO=TCP  TCPLOCALIP  TCPLOCALPORT  TCPREMOTEIP  TCPREMOTEPORT  TCPCONNNUM
+ *     TCPREMOTEHOST, TCPLOCALHOST   only with `resolve` (tcpserver -h), when the name is known
+ *
+ * The environment is the server's own (as tcpserver passes its environment on),
+ * without tcpkit's internal TCPKIT_* variables and without any UCSPI variable the
+ * server itself inherited, plus the UCSPI variables, plus what the matching
+ * access rule adds (which may override them, as tcprules' can). IPv4 peers on a
+ * dual-stack listener are given as IPv4 (`1.2.3.4`, not `::ffff:1.2.3.4`).
+ *
+ * Under the fork model the server's parent spawns the program directly (no Node
+ * process in between), so `accept ... pid N` and `end pid N exitcode X` are the
+ * program's own. Under in-process models this module's default export spawns it
+ * from whichever process accepted the connection and waits for it to exit.
+ *
+ * Descriptors: every descriptor tcpkit and Node open is close-on-exec, so the
+ * program holds exactly 0, 1 and 2 (checked in test/exec.test.js).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import dns from 'node:dns/promises';
+import fs from 'node:fs';
+import path from 'node:path';
+import type net from 'node:net';
+import type { ConnectionInfo } from '../address.js';
+import { unmapIPv4 } from '../access.js';
+import { InvalidOptionError } from '../errors.js';
+import type { ServiceContext } from './types.js';
+
+/** The exec service's options (ServiceSpec.options of `{ name: 'exec' }`). */
+export interface ExecOptions {
+  /** PROGRAM ARGS...: run without a shell; PROGRAM is looked up in PATH if it has no slash. Required. */
+  argv: string[];
+  /** Look up TCPREMOTEHOST and TCPLOCALHOST (getnameinfo, /etc/hosts then DNS), as tcpserver -h. Default false. */
+  resolve?: boolean;
+  /** Run the program as this uid (the server must be root). Default: the server's. */
+  uid?: number;
+  /** Run the program as this gid (the server must be root). Default: the server's. */
+  gid?: number;
+}
+
+/** The UCSPI variables tcpkit sets or clears for each program (tcp-environ(5)). */
+export const UCSPI_VARIABLES = [
+  'PROTO',
+  'TCPLOCALIP',
+  'TCPLOCALPORT',
+  'TCPLOCALHOST',
+  'TCPREMOTEIP',
+  'TCPREMOTEPORT',
+  'TCPREMOTEHOST',
+  'TCPREMOTEINFO',
+  'TCPCONNNUM',
+] as const;
+
+/** How long a name lookup (`resolve`) may delay the program's start. */
+const LOOKUP_TIMEOUT_MS = 2000;
+
+/** Longest stderr line logged in one piece; longer ones are cut into several events. */
+const MAX_STDERR_LINE = 4096;
+
+/** Find PROGRAM as execvp would: a path with a slash as is, else the first executable in PATH. */
+export function findProgram(program: string, envPath = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
+  const executable = (p: string) => {
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return fs.statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes('/')) return executable(program) ? program : undefined;
+  for (const dir of envPath.split(':')) {
+    const p = path.join(dir || '.', program);
+    if (executable(p)) return p;
+  }
+  return undefined;
+}
+
+/** Check exec options once, at construction; throws InvalidOptionError naming the field. */
+export function checkExecOptions(options: Readonly<Record<string, unknown>> | undefined): ExecOptions {
+  const argv = options?.argv;
+  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
+    throw new InvalidOptionError('exec', 'needs PROGRAM [ARGS...] (a non-empty list of strings)');
+  }
+  if (argv[0] === '' || findProgram(argv[0]) === undefined) {
+    throw new InvalidOptionError('exec', `program ${JSON.stringify(argv[0])} not found or not executable`);
+  }
+  for (const key of ['uid', 'gid'] as const) {
+    const v = options?.[key];
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) {
+      throw new InvalidOptionError(key, `must be a numeric id >= 0, got ${JSON.stringify(v)}`);
+    }
+  }
+  return {
+    argv: argv as string[],
+    resolve: options?.resolve === true,
+    uid: options?.uid as number | undefined,
+    gid: options?.gid as number | undefined,
+  };
+}
+
+/**
+ * The program's environment: `base` (default the server's) without TCPKIT_* and
+ * inherited UCSPI variables, then the UCSPI variables of `info`, then `names`
+ * (from lookupNames), then `extra` (access rule variables, TCPCONNNUM).
+ */
+export function programEnv(
+  info: ConnectionInfo,
+  {
+    extra = {},
+    names = {},
+    base = process.env,
+  }: { extra?: Readonly<Record<string, string>>; names?: Readonly<Record<string, string>>; base?: NodeJS.ProcessEnv } = {},
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  const cleared = new Set<string>(UCSPI_VARIABLES);
+  for (const [k, v] of Object.entries(base)) {
+    if (v === undefined || k.startsWith('TCPKIT_') || cleared.has(k)) continue;
+    env[k] = v;
+  }
+  env.PROTO = 'TCP';
+  env.TCPLOCALIP = unmapIPv4(info.local.address);
+  env.TCPLOCALPORT = String(info.local.port);
+  env.TCPREMOTEIP = unmapIPv4(info.remote.address);
+  env.TCPREMOTEPORT = String(info.remote.port);
+  return { ...env, ...names, ...extra };
+}
+
+async function nameOf(address: string, port: number): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS);
+  });
+  try {
+    // getnameinfo (libc): /etc/hosts first, then DNS, as tcpserver's lookup does.
+    const found = dns.lookupService(address, port).then(
+      ({ hostname }) => hostname,
+      () => undefined,
+    );
+    const name = await Promise.race([found, timeout]);
+    // getnameinfo falls back to the numeric form when there is no name: that is "unknown".
+    return name && !/^[\d.]+$|:/.test(name) ? name : undefined;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** TCPREMOTEHOST and TCPLOCALHOST for `info`, each set only when a name is found. */
+export async function lookupNames(info: ConnectionInfo): Promise<Record<string, string>> {
+  const [remote, local] = await Promise.all([
+    nameOf(unmapIPv4(info.remote.address), info.remote.port),
+    nameOf(unmapIPv4(info.local.address), info.local.port),
+  ]);
+  const names: Record<string, string> = {};
+  if (remote) names.TCPREMOTEHOST = remote;
+  if (local) names.TCPLOCALHOST = local;
+  return names;
+}
+
+/** Split a stream into lines for the log; bounded, so a program cannot make the server buffer without end. */
+function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+  let pending = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      onLine(pending.slice(0, nl).replace(/\r$/, ''));
+      pending = pending.slice(nl + 1);
+    }
+    while (pending.length > MAX_STDERR_LINE) {
+      onLine(pending.slice(0, MAX_STDERR_LINE));
+      pending = pending.slice(MAX_STDERR_LINE);
+    }
+  });
+  stream.on('end', () => {
+    if (pending) onLine(pending);
+  });
+  stream.on('error', () => {});
+}
+
+/** What startProgram needs. */
+export interface StartProgram extends ExecOptions {
+  /** The connected socket: the program's descriptors 0 and 1. The caller closes its own copy afterwards. */
+  socket: net.Socket;
+  /** The complete environment (programEnv). */
+  env: Record<string, string>;
+  /** Each line the program writes on its stderr. */
+  onStderr(line: string, pid: number): void;
+}
+
+/**
+ * Spawn the program on the socket. Throws only on bad arguments; a program that
+ * cannot be started (ENOENT, EACCES, EAGAIN) is reported on the child's 'error'
+ * with `pid` undefined, as Node does.
+ */
+export function startProgram(o: StartProgram): ChildProcess {
+  const [program, ...args] = o.argv;
+  const child = spawn(program!, args, {
+    stdio: [o.socket, o.socket, 'pipe'],
+    env: o.env,
+    uid: o.uid,
+    gid: o.gid,
+    // Its own session, as under inetd: a ^C at the server's terminal must not reach the
+    // programs (the server drains them on SIGINT, then sends SIGTERM after the grace period).
+    detached: true,
+  });
+  const pid = child.pid;
+  if (child.stderr && pid !== undefined) eachLine(child.stderr, (line) => o.onStderr(line, pid));
+  return child;
+}
+
+/**
+ * The exec service for in-process models (iterative, event, prefork, threads):
+ * spawn the program, close this process's copy of the socket, wait for the exit.
+ * A non-zero exit or a signal is logged; it is the program's business, not a failure.
+ */
+export default async function exec(ctx: ServiceContext): Promise<void> {
+  const options = checkExecOptions(ctx.options);
+  const names = options.resolve ? await lookupNames(ctx.info) : {};
+  const env = programEnv(ctx.info, { extra: ctx.env, names });
+  const child = startProgram({ ...options, socket: ctx.socket, env, onStderr: (line, pid) => ctx.log(`pid ${pid}: ${line}`, 'stderr') });
+  ctx.socket.destroy();
+  await new Promise<void>((resolve) => {
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      ctx.log(`cannot run ${options.argv[0]}: ${err.message}`, err.code ?? 'spawn');
+      resolve();
+    });
+    child.once('exit', (code, signal) => {
+      if (signal) ctx.log(`pid ${child.pid} ended by signal ${signal}`, 'exit');
+      else if (code !== 0) ctx.log(`pid ${child.pid} exitcode ${code}`, 'exit');
+      resolve();
+    });
+  });
+}
