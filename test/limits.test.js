@@ -1,0 +1,135 @@
+// Limits: concurrent connections (pause), per source address, new connections per
+// second per source (xinetd's cps), idle timeout and time limit; each one reached,
+// logged with its reason and counted.
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { createServer } from '../dist/index.js';
+import { SourceLimits } from '../dist/limits.js';
+import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from './helpers.js';
+
+const servers = [];
+after(async () => {
+  for (const s of servers) await s.stop('SIGKILL');
+});
+async function serve(args) {
+  const s = await startServer(args);
+  servers.push(s);
+  return s;
+}
+
+/** Connect and see whether the server keeps the connection (echoes) or closes it at once. */
+async function tryEcho(port, source) {
+  const s = await connectTo(port, { source });
+  try {
+    const got = await exchange(s, 'ping');
+    return got.toString() === 'ping' ? 'served' : 'closed';
+  } catch {
+    return 'closed';
+  }
+}
+
+describe('SourceLimits', () => {
+  it('counts per source (IPv4-mapped is the same source) and refills the rate bucket over time', () => {
+    const l = new SourceLimits({ perSource: 2, rate: 2 });
+    assert.deepEqual(l.take('127.0.0.1', 0), { ok: true, count: 1 });
+    assert.deepEqual(l.take('::ffff:127.0.0.1', 0), { ok: true, count: 2 });
+    assert.deepEqual(l.take('127.0.0.1', 0), { ok: false, reason: 'per-source' });
+    l.release('127.0.0.1');
+    assert.deepEqual(l.take('127.0.0.1', 0), { ok: false, reason: 'rate' }); // 2 per second spent
+    assert.deepEqual(l.take('127.0.0.1', 600), { ok: true, count: 2 }); // 1.2 tokens back
+    assert.deepEqual(l.take('127.0.0.2', 600), { ok: true, count: 1 });
+    assert.deepEqual(l.stats().refused, { 'per-source': 1, rate: 1 });
+  });
+});
+
+describe('limits in the server', () => {
+  it('maxConns: at the limit new connections wait in the backlog (pause logged), none refused', async () => {
+    const srv = await serve(['-c', '1', '--exec', '--', '/bin/cat']);
+    const first = await connectTo(srv.port);
+    await srv.waitFor(/pause count 1\/1/);
+    const second = echoOnce(srv.port, 'waited');
+    await sleep(300);
+    first.destroy();
+    assert.equal((await second).toString(), 'waited');
+    await srv.waitFor(/resume count 0\/1/);
+  });
+
+  it('per-source: a second connection from the same address is refused at once; other addresses are served', async () => {
+    const srv = await serve(['--per-source', '1', '--exec', '--', '/bin/cat']);
+    const held = await connectTo(srv.port);
+    await srv.waitFor(/accept 127\.0\.0\.1:\d+ /);
+    assert.equal(await tryEcho(srv.port), 'closed');
+    await srv.waitFor(/refuse 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ IPv4 reason per-source/);
+    assert.equal(await tryEcho(srv.port, '127.0.0.2'), 'served');
+    held.destroy();
+    await srv.waitFor(/end pid \d+ exitcode 0 count 0\/40/);
+    assert.equal(await tryEcho(srv.port), 'served');
+  });
+
+  it('rate: a burst from one address beyond N per second is refused; another address is not', async () => {
+    const srv = await serve(['--rate', '2', '--exec', '--', '/bin/cat']);
+    const results = await Promise.all(Array.from({ length: 8 }, () => tryEcho(srv.port)));
+    const served = results.filter((r) => r === 'served').length;
+    assert.ok(served >= 2 && served <= 5, `served ${served} of 8 with --rate 2`);
+    await srv.waitFor(/refuse 127\.0\.0\.1:\d+ -> \S+ IPv4 reason rate/);
+    assert.equal(await tryEcho(srv.port, '127.0.0.2'), 'served');
+  });
+
+  it('idle timeout: a silent connection is closed; a talking one is not', async () => {
+    const srv = await serve(['--idle-timeout', '1.5', '--exec', '--', '/bin/cat']);
+    const talker = await connectTo(srv.port);
+    talker.on('data', () => {});
+    let closedEarly = false;
+    talker.once('end', () => (closedEarly = true));
+    const timer = setInterval(() => talker.write('.'), 250);
+    const silent = await connectTo(srv.port);
+    const t0 = Date.now();
+    assert.equal(await waitClose(silent, 15_000), 'end');
+    silent.destroy();
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 1000, `closed after ${waited} ms, before the idle timeout`);
+    await srv.waitFor(/kill pid \d+ signal SIGTERM reason idle/);
+    await srv.waitFor(/end pid \d+ signal SIGTERM /);
+    await sleep(1000);
+    clearInterval(timer);
+    assert.equal(closedEarly, false, 'a connection with traffic was closed as idle');
+    talker.destroy();
+  });
+
+  it('time limit: a connection is closed after N seconds even with traffic', async () => {
+    const srv = await serve(['--time-limit', '1', '--exec', '--', '/bin/cat']);
+    const s = await connectTo(srv.port);
+    s.on('data', () => {});
+    const timer = setInterval(() => s.writable && s.write('.'), 100);
+    const t0 = Date.now();
+    assert.equal(await waitClose(s, 15_000), 'end');
+    clearInterval(timer);
+    s.destroy();
+    assert.ok(Date.now() - t0 >= 800, 'closed before the time limit');
+    await srv.waitFor(/kill pid \d+ signal SIGTERM reason time-limit/);
+  });
+
+  it('counts refusals and closings in stats() (library)', async () => {
+    const server = createServer({
+      host: '127.0.0.1',
+      port: 0,
+      service: { name: 'exec', options: { argv: ['/bin/cat'] } },
+      perSource: 1,
+      idleTimeout: 0.5,
+    });
+    const { port } = await server.listen();
+    try {
+      const held = await connectTo(port);
+      await eventually(() => server.stats().active === 1, { message: 'first connection open' });
+      assert.equal(await tryEcho(port), 'closed');
+      await waitClose(held, 15_000);
+      held.destroy();
+      await eventually(() => server.stats().limits.closed.idle === 1 && server.stats().active === 0, { message: 'idle counted' });
+      const st = server.stats();
+      assert.deepEqual(st.limits.refused, { 'per-source': 1, rate: 0 });
+      assert.equal(st.limits.sources, 0);
+    } finally {
+      await server.close({ grace: 5 });
+    }
+  });
+});
