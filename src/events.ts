@@ -101,7 +101,7 @@ export function formatEvent(e: ServerEvent): string {
     case 'reload':
       return e.ok
         ? `reload ok kept ${e.kept} started ${e.started} stopped ${e.stopped}`
-        : `reload failed message ${JSON.stringify(sanitize(e.message ?? '', 1024))}`;
+        : `reload failed message ${quote(e.message ?? '', 1024)}`;
   }
 }
 

@@ -50,7 +50,11 @@ export interface Binding {
 /** Supervisor lifecycle states. */
 export type SupervisorState = 'idle' | 'running' | 'closing' | 'closed';
 
-const addressKey = (a: ListenAddress) => `${a.host}|${a.port}`;
+/**
+ * Which socket an address is: `host|port`; with port 0 (the kernel picks), each
+ * service has its own socket, kept across reloads under the same service name.
+ */
+const socketKey = (service: string, a: ListenAddress) => (a.port === 0 ? `${service}|${a.host}|0` : `${a.host}|${a.port}`);
 
 /**
  * Runs the services of a Config. Emits `'event'` with every event of every
@@ -107,8 +111,8 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
     const bound: string[] = [];
     const started: Entry[] = [];
     try {
-      for (const { address } of wanted.values()) {
-        const k = addressKey(address);
+      for (const { svc, address } of wanted.values()) {
+        const k = socketKey(svc.name, address);
         if (this.#sockets.has(k)) continue;
         const listener = await Listener.open({ host: address.host, port: address.port });
         // Held, never accepting: the Servers accept on their own duplicates.
@@ -120,7 +124,7 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
       for (const [key, { svc, address }] of wanted) {
         const old = this.#entries.get(key);
         if (old && old.fingerprint === svc.fingerprint) continue;
-        const socket = this.#sockets.get(addressKey(address))!;
+        const socket = this.#sockets.get(socketKey(svc.name, address))!;
         const server = createServer({ ...svc.options, fd: socket.dup() });
         server.on('event', (e) => this.emit('event', e));
         started.push({ key, service: svc.name, address, fingerprint: svc.fingerprint, server });
@@ -150,7 +154,7 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
     }
 
     // 4. Close the sockets no service listens on any more (after their old Servers closed their duplicates).
-    const used = new Set([...this.#entries.values()].map((e) => addressKey(e.address)));
+    const used = new Set([...this.#entries.values()].map((e) => socketKey(e.service, e.address)));
     for (const [k, listener] of this.#sockets) {
       if (!used.has(k)) {
         listener.close();

@@ -1,0 +1,199 @@
+// The super-server's config file: several services, schema errors that name the
+// field, SIGHUP reloads that keep listening sockets, privilege drop.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { parseConfig } from '../dist/config.js';
+import { connectTo, echoOnce, eventually, exchange, random, run, sha256, sleep, startServer } from './helpers.js';
+import { hasIPv6, startConfigServer, tempDir } from './exec-helpers.js';
+
+const tmp = tempDir();
+const servers = [];
+after(async () => {
+  for (const s of servers) await s.stop('SIGKILL');
+  tmp.cleanup();
+});
+const isRoot = process.getuid?.() === 0;
+
+function writeConfig(name, text) {
+  const file = path.join(tmp.dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+describe('config file', () => {
+  it('runs several services on several addresses (IPv4 and IPv6), internal and exec', async () => {
+    const v6 = hasIPv6();
+    const file = writeConfig('two.yaml', `
+services:
+  echo:
+    listen: [127.0.0.1:0${v6 ? ', "[::1]:0"' : ''}]
+    internal: echo
+  cat:
+    listen: 127.0.0.1:0
+    exec: /bin/cat
+    limits: { maxConns: 5, perSource: 3 }
+${isRoot ? `  whoami:
+    listen: 127.0.0.1:0
+    exec: [/usr/bin/id, -u]
+    user: nobody
+` : ''}`);
+    const srv = await startConfigServer(file, (v6 ? 3 : 2) + (isRoot ? 1 : 0));
+    servers.push(srv);
+    const data = random(64 * 1024);
+    assert.equal(sha256(await echoOnce(srv.ports['echo 127.0.0.1:0'], data)), sha256(data));
+    if (v6) assert.equal((await echoOnce(srv.ports['echo [::1]:0'], 'six', { host: '::1' })).toString(), 'six');
+    assert.equal(sha256(await echoOnce(srv.ports['cat 127.0.0.1:0'], data)), sha256(data));
+    if (isRoot) assert.equal((await echoOnce(srv.ports['whoami 127.0.0.1:0'], '')).toString(), '65534\n');
+    await srv.waitFor(/listen 127\.0\.0\.1:\d+ IPv4 model fork service exec/);
+    await srv.waitFor(/listen 127\.0\.0\.1:\d+ IPv4 model fork service echo/);
+  });
+
+  it('refuses broken configs with the file, the field path and what is wrong', () => {
+    const bad = (text) => {
+      try {
+        parseConfig(text, 'bad.yaml');
+      } catch (err) {
+        assert.equal(err.code, 'TCPKIT_CONFIG');
+        return err.message;
+      }
+      assert.fail(`accepted: ${text}`);
+    };
+    const svc = (extra) => `services:\n  echo:\n    listen: [127.0.0.1:0]\n${extra}`;
+    assert.equal(bad(svc('    internal: echo\n    limits: { perSource: lots }\n')), 'bad.yaml: services.echo.limits.perSource: must be integer');
+    assert.equal(bad(svc('    internal: echo\n    limts: {}\n')), 'bad.yaml: services.echo.limts: unknown field');
+    assert.equal(bad(svc('    internal: echo\n    exec: [/bin/cat]\n')), 'bad.yaml: services.echo: needs exactly one of internal, exec, handler (got internal, exec)');
+    assert.match(bad(svc('    internal: nosuch\n')), /^bad\.yaml: services\.echo\.internal: must be one of echo, discard, daytime, chargen, time/);
+    assert.match(bad(svc('    exec: [/no/such/program]\n')), /^bad\.yaml: services\.echo\.exec: program "\/no\/such\/program" not found/);
+    assert.match(bad(svc('    internal: echo\n    access:\n      - allow: 127.0.0.1\n      - deny: 1.2.3\n')), /^bad\.yaml: services\.echo\.access\[1\]\.deny: expected an IP address/);
+    assert.match(bad(svc('    internal: echo\n    access:\n      - { allow: all, deny: all }\n')), /^bad\.yaml: services\.echo\.access\[0\]: needs exactly one of allow, deny/);
+    assert.match(bad('services:\n  echo:\n    listen: [127.0.0.1:99999]\n    internal: echo\n'), /^bad\.yaml: services\.echo\.listen\[0\]: must be an integer from 0 to 65535/);
+    assert.match(bad(svc('    internal: echo\n    model: nosuch\n')), /^bad\.yaml: services\.echo\.model: must be one of fork/);
+    assert.equal(bad('services:\n  echo:\n    internal: echo\n'), 'bad.yaml: services.echo.listen: is required');
+    assert.match(bad('services: [\n'), /^bad\.yaml: not valid YAML: /);
+    assert.match(bad('user: no-such-user-here\nservices:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n'), /^bad\.yaml: user: no such user "no-such-user-here"/);
+    const twice = 'services:\n  a:\n    listen: 127.0.0.1:7007\n    internal: echo\n  b:\n    listen: 127.0.0.1:7007\n    internal: discard\n';
+    assert.equal(bad(twice), 'bad.yaml: services.b.listen[0]: 127.0.0.1:7007 is also a listen address of services.a');
+  });
+
+  it('the CLI exits 100 on a broken config, naming the field', async () => {
+    const file = writeConfig('broken.yaml', 'services:\n  echo:\n    listen: 127.0.0.1:0\n    internal: echo\n    limits: { maxConns: 0 }\n');
+    const r = await run(['serve', '--config', file]);
+    assert.equal(r.code, 100);
+    assert.equal(r.stderr, `tcpkit: ${file}: services.echo.limits.maxConns: must be >= 1\n`);
+    const r2 = await run(['serve', '--config', file, '--port', '7']);
+    assert.equal(r2.code, 100);
+    assert.match(r2.stderr, /--config FILE names the services and addresses; drop --port/);
+  });
+
+  it('SIGHUP: a changed service keeps its socket (no connection refused under load); an invalid file changes nothing; a removed service drains', async () => {
+    const version = (maxConns, extra = '') => `
+services:
+  cat:
+    listen: 127.0.0.1:0
+    exec: /bin/cat
+    limits: { maxConns: ${maxConns} }
+${extra}`;
+    const file = writeConfig('reload.yaml', version(30));
+    const srv = await startConfigServer(file, 1);
+    servers.push(srv);
+    const port = srv.ports['cat 127.0.0.1:0'];
+
+    // Load: 4 clients, each making connection after connection, until told to stop.
+    let stop = false;
+    let ok = 0;
+    const failures = [];
+    const client = async () => {
+      for (let i = 0; !stop && i < 2000; i++) {
+        const payload = `c${i}-${'x'.repeat(i % 100)}`;
+        try {
+          const got = await echoOnce(port, payload);
+          if (got.toString() !== payload) failures.push(`wrong echo ${got.length}`);
+          else ok++;
+        } catch (err) {
+          failures.push(err.code ?? err.message);
+        }
+      }
+    };
+    const load = Promise.all([client(), client(), client(), client()]);
+    await eventually(() => ok >= 20, { message: 'load running' });
+
+    // A held connection on the old server must survive the reload (drain).
+    const held = await connectTo(port);
+    fs.writeFileSync(file, version(31, '  day:\n    listen: 127.0.0.1:0\n    internal: daytime\n'));
+    let from = srv.log().length;
+    srv.proc.kill('SIGHUP');
+    await srv.waitFor(/reload ok kept 0 started 2 stopped 1/, { from });
+    const [, dayPort] = await srv.waitFor(/listen 127\.0\.0\.1:(\d+) IPv4 model fork service daytime/, { from });
+    await srv.waitFor(new RegExp(`listen 127\\.0\\.0\\.1:${port} IPv4 model fork service exec`), { from });
+    await srv.waitFor(/shutdown signal reload active \d+ /, { from });
+    const okAtReload = ok;
+    await eventually(() => ok >= okAtReload + 20, { message: 'load after reload' });
+    assert.match((await echoOnce(Number(dayPort), '')).toString(), /-UTC\r\n$/);
+
+    // An invalid file: logged, the running services stay as they are.
+    fs.writeFileSync(file, version(0));
+    from = srv.log().length;
+    srv.proc.kill('SIGHUP');
+    await srv.waitFor(/reload failed message ".*services\.cat\.limits\.maxConns: must be >= 1; the previous configuration stays"/, { from });
+    const okAtBad = ok;
+    await eventually(() => ok >= okAtBad + 10, { message: 'load after failed reload' });
+    stop = true;
+    await load;
+    assert.deepEqual(failures, [], `connections failed during reloads (${ok} succeeded)`);
+
+    // The held connection from before the first reload still echoes.
+    held.write('still here');
+    const back = await new Promise((resolve) => held.once('data', resolve));
+    assert.equal(back.toString(), 'still here');
+    held.end();
+
+    // Remove cat: its port stops accepting (refused by the kernel); daytime stays.
+    fs.writeFileSync(file, '\nservices:\n  day:\n    listen: 127.0.0.1:0\n    internal: daytime\n');
+    from = srv.log().length;
+    srv.proc.kill('SIGHUP');
+    await srv.waitFor(/reload ok kept 1 started 0 stopped 1/, { from });
+    await assert.rejects(connectTo(port), { code: 'ECONNREFUSED' });
+    assert.match((await echoOnce(Number(dayPort), '')).toString(), /-UTC\r\n$/);
+  });
+});
+
+/** A free port below 1024 on 127.0.0.1 (we are root), or undefined. */
+async function freeLowPort() {
+  for (let port = 700; port < 1000; port++) {
+    const free = await new Promise((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen({ host: '127.0.0.1', port, exclusive: true }, () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  return undefined;
+}
+
+describe('privilege drop', () => {
+  it('binds a port below 1024 as root, then runs as nobody (server and programs)', { skip: isRoot ? false : 'needs root' }, async () => {
+    const port = await freeLowPort();
+    assert.ok(port, 'no free port below 1024');
+    const srv = await startServer(['--port', String(port), '--user', 'nobody', '--exec', '--', '/usr/bin/id', '-u']);
+    servers.push(srv);
+    assert.equal(srv.port, port);
+    const status = fs.readFileSync(`/proc/${srv.pid}/status`, 'utf8');
+    assert.match(status, /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+    assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
+    assert.match(status, /^Groups:\s*65534\s*$/m);
+    assert.equal((await echoOnce(port, '')).toString(), '65534\n');
+  });
+
+  it('fails with a clear error when the user does not exist', async () => {
+    const r = await run(['serve', '--host', '127.0.0.1', '--port', '0', '--user', 'no-such-user-here', 'echo']);
+    assert.equal(r.code, 100);
+    assert.match(r.stderr, /user: no such user "no-such-user-here"/);
+  });
+});
+
+// exchange and sleep are used by helpers in other files; keep the import list honest.
+void exchange;
+void sleep;
