@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { AccessRules, ipBytes, unmapIPv4 } from '../dist/access.js';
 import { createServer } from '../dist/index.js';
 import { ROOT, connectTo, eventually, startServer, waitClose } from './helpers.js';
-import { ask, hasIPv6 } from './exec-helpers.js';
+import { ask, hasIPv6, stopAll } from './exec-helpers.js';
 
 const PEER = path.join(ROOT, 'test', 'fixtures', 'ucspi-peer.js');
 const rules = (...specs) => new AccessRules(specs.map(([action, from, env]) => ({ action, from, env })));
@@ -69,7 +69,7 @@ describe('AccessRules', () => {
 describe('serve --allow/--deny', () => {
   const servers = [];
   after(async () => {
-    for (const s of servers) await s.stop('SIGKILL');
+    await stopAll(servers);
   });
 
   it('allows 127.0.0.1, denies 127.0.0.2 at once without spawning anything, and logs the rule', async () => {

@@ -6,13 +6,13 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseConfig } from '../dist/config.js';
-import { connectTo, echoOnce, eventually, exchange, random, run, sha256, sleep, startServer } from './helpers.js';
-import { hasIPv6, startConfigServer, tempDir } from './exec-helpers.js';
+import { connectTo, echoOnce, eventually, random, run, sha256, startServer } from './helpers.js';
+import { hasIPv6, startConfigServer, tempDir, stopAll } from './exec-helpers.js';
 
 const tmp = tempDir();
 const servers = [];
 after(async () => {
-  for (const s of servers) await s.stop('SIGKILL');
+  await stopAll(servers);
   tmp.cleanup();
 });
 const isRoot = process.getuid?.() === 0;
@@ -193,7 +193,3 @@ describe('privilege drop', () => {
     assert.match(r.stderr, /user: no such user "no-such-user-here"/);
   });
 });
-
-// exchange and sleep are used by helpers in other files; keep the import list honest.
-void exchange;
-void sleep;

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, connectTo, exchange } from './helpers.js';
+import { BIN, childrenOf, connectTo, eventually, exchange } from './helpers.js';
 
 /** Connect, send nothing (half-close), read everything to EOF, parse one JSON line. */
 export async function ask(port, opts) {
@@ -96,4 +96,23 @@ export async function startConfigServer(file, count, { env, args = [], timeoutMs
       return r;
     },
   };
+}
+
+/**
+ * Stop servers the way an operator does (SIGTERM), after checking that every
+ * program and child they started is gone; the exit must be clean.
+ */
+export async function stopAll(servers) {
+  const problems = [];
+  for (const s of servers) {
+    if (s.proc.exitCode !== null || s.proc.signalCode !== null) continue;
+    try {
+      await eventually(() => childrenOf(s.pid).length === 0, { timeoutMs: 10_000, message: `children of server ${s.pid} to end` });
+    } catch (err) {
+      problems.push(err.message);
+    }
+    const r = await s.stop('SIGTERM');
+    if (r.code !== 0) problems.push(`server ${s.pid} exited ${r.code ?? r.signal}`);
+  }
+  if (problems.length) throw new Error(problems.join('\n'));
 }

@@ -16,12 +16,12 @@ import {
   startServer,
   waitClose,
 } from './helpers.js';
-import { ask, hasIPv6 } from './exec-helpers.js';
+import { ask, hasIPv6, stopAll } from './exec-helpers.js';
 
 const PEER = path.join(ROOT, 'test', 'fixtures', 'ucspi-peer.js');
 const servers = [];
 after(async () => {
-  for (const s of servers) await s.stop('SIGKILL');
+  await stopAll(servers);
 });
 async function serve(args, opts) {
   const s = await startServer(args, opts);

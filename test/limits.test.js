@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createServer } from '../dist/index.js';
 import { SourceLimits } from '../dist/limits.js';
+import { stopAll } from './exec-helpers.js';
 import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from './helpers.js';
 
 const servers = [];
 after(async () => {
-  for (const s of servers) await s.stop('SIGKILL');
+  await stopAll(servers);
 });
 async function serve(args) {
   const s = await startServer(args);

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { daytimeLine } from '../dist/services/daytime.js';
 import { timeBytes } from '../dist/services/time.js';
+import { stopAll } from './exec-helpers.js';
 import { connectTo, echoOnce, random, readBytes, rssOf, sleep, startServer, waitClose } from './helpers.js';
 
 const servers = {};
@@ -11,7 +12,7 @@ before(async () => {
   for (const name of ['discard', 'daytime', 'chargen', 'time']) servers[name] = await startServer([name]);
 });
 after(async () => {
-  for (const s of Object.values(servers)) await s.stop('SIGKILL');
+  await stopAll(Object.values(servers));
 });
 
 /** RFC 864's pattern, written out independently of the service: line n, character i. */
