@@ -1,6 +1,7 @@
 // tcpkit serve --exec: a program per connection, inetd/tcpserver style.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
@@ -17,6 +18,8 @@ import {
   waitClose,
 } from './helpers.js';
 import { ask, hasIPv6, stopAll } from './exec-helpers.js';
+import { endpointsOf } from '../dist/address.js';
+import { loadService, runService } from '../dist/services/index.js';
 
 const PEER = path.join(ROOT, 'test', 'fixtures', 'ucspi-peer.js');
 const servers = [];
@@ -145,5 +148,34 @@ describe('serve --exec', () => {
     const r2 = await run(['serve', '--port', '0', '--exec']);
     assert.equal(r2.code, 100);
     assert.match(r2.stderr, /--exec needs a program/);
+  });
+
+  it('the exec service also runs in-process (for the iterative/event/thread models): runService spawns, closes its copy, waits', async () => {
+    const service = await loadService({ name: 'exec' });
+    const logs = [];
+    let served;
+    const done = new Promise((resolve) => (served = resolve));
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+      const info = { id: 7, ...endpointsOf(socket), acceptedAt: Date.now() };
+      const ctx = {
+        socket,
+        info,
+        options: { argv: ['/bin/sh', '-c', 'echo $TCPREMOTEIP $RULEVAR; echo oops >&2; exit 2'] },
+        env: { RULEVAR: 'from-rule' },
+        log: (reason, code) => logs.push(`${code} ${reason}`),
+      };
+      void runService(service, ctx, (err) => logs.push(`error ${err}`)).then(served);
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const got = await echoOnce(server.address().port, '', { source: '127.0.0.2' });
+      assert.equal(got.toString(), '127.0.0.2 from-rule\n');
+      await done;
+      assert.equal(logs.length, 2, logs.join('\n'));
+      assert.match(logs[0], /^stderr pid \d+: oops$/);
+      assert.match(logs[1], /^exit pid \d+ exitcode 2$/);
+    } finally {
+      server.close();
+    }
   });
 });
