@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { endpointsOf, formatEndpoint, type ConnectionInfo } from '../address.js';
 import type { ChildSpec } from '../child/protocol.js';
-import { checkExecOptions, lookupNames, programEnv, startProgram } from '../services/exec.js';
+import { lookupNames, programEnv, startProgram, type ExecOptions } from '../services/exec.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 
 const CHILD_ENTRY = fileURLToPath(new URL('../child/conn.js', import.meta.url));
@@ -119,7 +119,8 @@ export class ForkModel implements Model {
 
   /** inetd's fork + exec: the program itself is the child; its stderr lines go to the log. */
   async #serveExec(socket: net.Socket, info: ConnectionInfo, extra: Readonly<Record<string, string>>): Promise<void> {
-    const options = checkExecOptions(this.#host.service.options);
+    // Checked once when the server was made (validateServiceSpec); not again per connection.
+    const options = this.#host.service.options as unknown as ExecOptions;
     // The socket stays paused (unread) while the names are looked up.
     const names = options.resolve ? await lookupNames(info) : {};
     if (this.#closing) {
