@@ -41,16 +41,6 @@ export type ServerEventType = ServerEvent['type'];
 /** The diagnostics channel every server publishes its events on. */
 export const eventChannel = diagnostics_channel.channel('tcpkit:event');
 
-/**
- * Free text from a program as one quoted token: JSON string escapes, then every
- * character outside printable ASCII as \uXXXX, cut at `max` characters. Spaces
- * stay readable; no control character or line separator gets through.
- */
-function quote(text: string, max = 512): string {
-  const cut = text.length > max ? `${text.slice(0, max)}...` : text;
-  return JSON.stringify(cut).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
 function field(key: string, value: unknown): string {
   return `${key} ${sanitize(String(value))}`;
 }
@@ -64,7 +54,7 @@ function field(key: string, value: unknown): string {
  *     end pid 4242 exitcode 0 count 2/40 id 3 ms 12
  *     deny 127.0.0.2:40000 -> 127.0.0.1:9877 IPv4 reason access rule deny:127.0.0.2/32
  *     refuse 127.0.0.1:40002 -> 127.0.0.1:9877 IPv4 reason per-source
- *     stderr pid 4243 id 4 text "cat: write error"
+ *     stderr pid 4243 id 4 text cat:\x20write\x20error
  */
 export function formatEvent(e: ServerEvent): string {
   switch (e.type) {
@@ -97,11 +87,11 @@ export function formatEvent(e: ServerEvent): string {
     case 'closed':
       return `closed accepted ${e.accepted} served ${e.served}`;
     case 'stderr':
-      return `stderr pid ${e.pid}${e.id !== undefined ? ` id ${e.id}` : ''} text ${quote(e.text)}`;
+      return `stderr pid ${e.pid}${e.id !== undefined ? ` id ${e.id}` : ''} text ${sanitize(e.text, 512)}`;
     case 'reload':
       return e.ok
         ? `reload ok kept ${e.kept} started ${e.started} stopped ${e.stopped}`
-        : `reload failed message ${quote(e.message ?? '', 1024)}`;
+        : `reload failed message ${JSON.stringify(sanitize(e.message ?? '', 1024))}`;
   }
 }
 

@@ -137,7 +137,7 @@ ${extra}`;
     fs.writeFileSync(file, version(0));
     from = srv.log().length;
     srv.proc.kill('SIGHUP');
-    await srv.waitFor(/reload failed message ".*services\.cat\.limits\.maxConns: must be >= 1; the previous configuration stays"/, { from });
+    await srv.waitFor(/reload failed message ".*services\.cat\.limits\.maxConns:\\\\x20must\\\\x20be\\\\x20>=\\\\x201;\\\\x20the\\\\x20previous\\\\x20configuration\\\\x20stays"/, { from });
     const okAtBad = ok;
     await eventually(() => ok >= okAtBad + 10, { message: 'load after failed reload' });
     stop = true;

@@ -83,7 +83,7 @@ describe('serve --exec', () => {
     assert.deepEqual(r.argv, ['a b', '$(touch x)']);
     // Its stderr line is in the server's log, with its pid, quoted on one line.
     const [, pid] = await srv.waitFor(/accept 127\.0\.0\.2:\d+ -> \S+ IPv4 pid (\d+)/);
-    await srv.waitFor(new RegExp(`stderr pid ${pid} id 1 text "ucspi-peer pid ${pid} says \\\\"hi\\\\""`));
+    await srv.waitFor(new RegExp(`stderr pid ${pid} id 1 text ucspi-peer\\\\x20pid\\\\x20${pid}\\\\x20says\\\\x20"hi"\n`));
     await srv.waitFor(new RegExp(`end pid ${pid} exitcode 0`));
   });
 
