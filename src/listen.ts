@@ -32,7 +32,13 @@ export const fdutil: FdUtil = require('../build/Release/fdutil.node') as FdUtil;
  */
 export function closeOnExecInherited(): number {
   let n = 0;
-  for (const name of fs.readdirSync('/proc/self/fd')) {
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return 0; // no /proc: nothing to look at
+  }
+  for (const name of names) {
     const fd = Number(name);
     if (!(fd > 2)) continue;
     try {

@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { parseConfig } from '../dist/config.js';
-import { connectTo, echoOnce, eventually, random, run, sha256, startServer } from './helpers.js';
+import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer } from './helpers.js';
 import { hasIPv6, startConfigServer, tempDir, stopAll } from './exec-helpers.js';
 
 const tmp = tempDir();
@@ -16,6 +17,7 @@ after(async () => {
   tmp.cleanup();
 });
 const isRoot = process.getuid?.() === 0;
+const UPPER = path.join(ROOT, 'test', 'fixtures', 'upper-handler.js');
 
 function writeConfig(name, text) {
   const file = path.join(tmp.dir, name);
@@ -35,20 +37,29 @@ services:
     listen: 127.0.0.1:0
     exec: /bin/cat
     limits: { maxConns: 5, perSource: 3 }
+  upper:
+    listen: 127.0.0.1:0
+    handler: ${UPPER}
 ${isRoot ? `  whoami:
     listen: 127.0.0.1:0
     exec: [/usr/bin/id, -u]
     user: nobody
 ` : ''}`);
-    const srv = await startConfigServer(file, (v6 ? 3 : 2) + (isRoot ? 1 : 0));
+    const srv = await startConfigServer(file, (v6 ? 4 : 3) + (isRoot ? 1 : 0));
     servers.push(srv);
     const data = random(64 * 1024);
     assert.equal(sha256(await echoOnce(srv.ports['echo 127.0.0.1:0'], data)), sha256(data));
     if (v6) assert.equal((await echoOnce(srv.ports['echo [::1]:0'], 'six', { host: '::1' })).toString(), 'six');
     assert.equal(sha256(await echoOnce(srv.ports['cat 127.0.0.1:0'], data)), sha256(data));
+    assert.equal((await echoOnce(srv.ports['upper 127.0.0.1:0'], 'handler module')).toString(), 'HANDLER MODULE');
     if (isRoot) assert.equal((await echoOnce(srv.ports['whoami 127.0.0.1:0'], '')).toString(), '65534\n');
     await srv.waitFor(/listen 127\.0\.0\.1:\d+ IPv4 model fork service exec/);
     await srv.waitFor(/listen 127\.0\.0\.1:\d+ IPv4 model fork service echo/);
+  });
+
+  it('resolves a handler module relative to the config file', () => {
+    const c = parseConfig('services:\n  up:\n    listen: 127.0.0.1:0\n    handler: ../fixtures/upper-handler.js\n', path.join(ROOT, 'test', 'conf', 'x.yaml'));
+    assert.equal(c.services[0].options.service.handler, pathToFileURL(UPPER).href);
   });
 
   it('refuses broken configs with the file, the field path and what is wrong', () => {

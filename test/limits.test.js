@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createServer } from '../dist/index.js';
+import net from 'node:net';
+import { endpointsOf } from '../dist/address.js';
 import { SourceLimits } from '../dist/limits.js';
+import { loadService, runService } from '../dist/services/index.js';
 import { stopAll } from './exec-helpers.js';
 import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from './helpers.js';
 
@@ -131,6 +134,42 @@ describe('limits in the server', () => {
       assert.equal(st.limits.sources, 0);
     } finally {
       await server.close({ grace: 5 });
+    }
+  });
+
+  it('runService enforces idle and time limits for in-process models, reporting them with ctx.log', async () => {
+    const echo = await loadService({ name: 'echo' });
+    const logs = [];
+    // The first connection gets an idle limit and stays silent; the second a time limit and keeps talking.
+    const plan = [{ idleMs: 300, maxMs: 0 }, { idleMs: 0, maxMs: 800 }];
+    let accepted;
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+      const limits = plan.shift();
+      const ctx = { socket, info: { id: 1, ...endpointsOf(socket), acceptedAt: Date.now() }, options: {}, log: (reason, code) => logs.push(code) };
+      void runService(echo, ctx, (err) => logs.push(`error ${err}`), limits);
+      accepted();
+    });
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address();
+      let seen = new Promise((resolve) => (accepted = resolve));
+      const silent = await connectTo(port);
+      await seen;
+      seen = new Promise((resolve) => (accepted = resolve));
+      const talker = await connectTo(port);
+      await seen;
+      talker.on('data', () => {});
+      const talk = setInterval(() => talker.writable && talker.write('.'), 50);
+      assert.equal(await waitClose(silent), 'end');
+      assert.deepEqual(logs, ['idle']);
+      // Bytes in flight when the server destroys the socket may turn its FIN into a reset.
+      assert.ok(['end', 'ECONNRESET'].includes(await waitClose(talker)));
+      clearInterval(talk);
+      silent.destroy();
+      talker.destroy();
+      assert.deepEqual(logs, ['idle', 'time-limit']);
+    } finally {
+      server.close();
     }
   });
 });
