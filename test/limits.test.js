@@ -106,7 +106,8 @@ describe('limits in the server', () => {
     s.on('data', () => {});
     const timer = setInterval(() => s.writable && s.write('.'), 100);
     const t0 = Date.now();
-    assert.equal(await waitClose(s, 15_000), 'end');
+    // cat dies with our bytes unread in its socket: the kernel may send a reset rather than a FIN.
+    assert.ok(['end', 'ECONNRESET'].includes(await waitClose(s, 15_000)));
     clearInterval(timer);
     s.destroy();
     assert.ok(Date.now() - t0 >= 800, 'closed before the time limit');
