@@ -171,6 +171,27 @@ ${extra}`;
   });
 });
 
+describe('config reload failures', () => {
+  it('a reload whose new address cannot be bound changes nothing (all or nothing)', async () => {
+    const file = writeConfig('busy.yaml', 'services:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n');
+    const srv = await startConfigServer(file, 1);
+    servers.push(srv);
+    const busy = net.createServer();
+    await new Promise((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    try {
+      const taken = busy.address().port;
+      fs.writeFileSync(file, `services:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n    limits: { maxConns: 7 }\n  d:\n    listen: 127.0.0.1:${taken}\n    internal: discard\n`);
+      srv.proc.kill('SIGHUP');
+      const [, port] = await srv.waitFor(/reload failed message "listen\\\\x20EADDRINUSE\\\\x20127\.0\.0\.1:(\d+);/);
+      assert.equal(Number(port), taken);
+      assert.doesNotMatch(srv.log(), /max 7|service discard/, 'part of the failed reload was started');
+      assert.equal((await echoOnce(srv.ports['e 127.0.0.1:0'], 'same')).toString(), 'same');
+    } finally {
+      busy.close();
+    }
+  });
+});
+
 /** A free port below 1024 on 127.0.0.1 (we are root), or undefined. */
 async function freeLowPort() {
   for (let port = 700; port < 1000; port++) {
@@ -196,6 +217,14 @@ describe('privilege drop', () => {
     assert.match(status, /^Gid:\s+65534\s+65534\s+65534\s+65534$/m);
     assert.match(status, /^Groups:\s*65534\s*$/m);
     assert.equal((await echoOnce(port, '')).toString(), '65534\n');
+  });
+
+  it('drops to the config file\'s top-level user after binding', { skip: isRoot ? false : 'needs root' }, async () => {
+    const file = writeConfig('user.yaml', 'user: nobody\nservices:\n  id:\n    listen: 127.0.0.1:0\n    exec: [/usr/bin/id, -u]\n');
+    const srv = await startConfigServer(file, 1);
+    servers.push(srv);
+    assert.match(fs.readFileSync(`/proc/${srv.pid}/status`, 'utf8'), /^Uid:\s+65534\s+65534\s+65534\s+65534$/m);
+    assert.equal((await echoOnce(srv.ports['id 127.0.0.1:0'], '')).toString(), '65534\n');
   });
 
   it('fails with a clear error when the user does not exist', async () => {
