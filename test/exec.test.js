@@ -148,6 +148,9 @@ describe('serve --exec', () => {
     const r2 = await run(['serve', '--port', '0', '--exec']);
     assert.equal(r2.code, 100);
     assert.match(r2.stderr, /--exec needs a program/);
+    const r3 = await run(['serve', 'echo', '--port', '0', '--exec', '--', '/bin/cat']);
+    assert.equal(r3.code, 100);
+    assert.match(r3.stderr, /with --exec, give no SERVICE \(got echo\)/);
   });
 
   it('the exec service also runs in-process (for the iterative/event/thread models): runService spawns, closes its copy, waits', async () => {

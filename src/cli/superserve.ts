@@ -70,6 +70,12 @@ export function superServerOptions(values: Values, argv: string[], positionals: 
   };
   if (values.exec) {
     if (positionals.length === 0) throw new UsageError('serve: --exec needs a program: tcpkit serve --exec -- PROGRAM [ARGS...]');
+    // With `--`, everything after it is PROGRAM ARGS; a word before it would silently become the program.
+    const dashes = argv.indexOf('--');
+    const before = dashes < 0 ? 0 : positionals.length - (argv.length - dashes - 1);
+    if (before > 0) {
+      throw new UsageError(`serve: with --exec, give no SERVICE (got ${positionals.slice(0, before).join(' ')}); the program goes after --`);
+    }
     options.service = { name: 'exec', options: { argv: positionals, resolve: values.resolve ?? false } };
   } else if (values.resolve) {
     throw new UsageError('serve: --resolve applies to --exec');
