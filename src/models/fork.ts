@@ -195,7 +195,8 @@ export class ForkModel implements Model {
       for (const r of this.#children.values()) {
         if (r.state !== 'serving') continue;
         const io = ioCount(r.pid);
-        if (io !== r.io) {
+        // Unreadable (no /proc, or not ours to read): idleness cannot be measured, so never call it idle.
+        if (io < 0 || io !== r.io) {
           r.io = io;
           r.activeAt = now;
         } else if (now - r.activeAt >= idleMs) {
