@@ -90,7 +90,7 @@ export function dropFromFlags(values: Values): void {
 
 /** Write events to stderr as `serve` does. */
 export function eventWriter(format: 'text' | 'json', quiet: boolean): (e: ServerEvent) => void {
-  const perConnection = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit', 'stderr']);
+  const perConnection = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit']);
   return (event) => {
     if (quiet && perConnection.has(event.type)) return;
     process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
