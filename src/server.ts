@@ -97,6 +97,10 @@ function positiveInt(name: string, value: unknown, { min = 1, max = Number.MAX_S
   return value;
 }
 
+function invalidAccept(value: unknown): never {
+  throw new InvalidOptionError('accept', `must be shared or pass, got ${JSON.stringify(value)}`);
+}
+
 /** Defaults first, then one check per field; throws InvalidOptionError naming the field. */
 function resolveOptions(o: ServerOptions): Resolved {
   const model = o.model ?? 'fork';
@@ -123,7 +127,7 @@ function resolveOptions(o: ServerOptions): Resolved {
     modelOptions: {
       workers: o.workers === undefined ? undefined : positiveInt('workers', o.workers, { max: 1024 }),
       spare: o.spare === undefined ? undefined : positiveInt('spare', o.spare, { min: 0, max: 1024 }),
-      accept: o.accept,
+      accept: o.accept === undefined || o.accept === 'shared' || o.accept === 'pass' ? o.accept : invalidAccept(o.accept),
       maxConnsPerWorker:
         o.maxConnsPerWorker === undefined ? undefined : positiveInt('maxConnsPerWorker', o.maxConnsPerWorker, { min: 0 }),
     },

@@ -22,7 +22,11 @@ Serve SERVICE (default: echo) on a TCP port.
   -c, --max-conns N       concurrent connections; more wait in the backlog (default 40)
   --grace SECONDS         on SIGTERM/SIGINT, let connections finish this long (default 10)
   --workers N             prefork/threads: workers in the pool
-  --spare N               fork: children started ahead of need
+  --spare N               fork: children started ahead of need, each serves one connection (default 0)
+  --accept MODE           prefork: shared (workers accept; default) or pass (server accepts, passes the descriptor)
+  --max-conns-per-worker K  prefork/threads: recycle a worker after K connections (default 0: never)
+  --max-reply BYTES       bench: largest reply a client may ask for (default 16777216)
+  --handler FILE          serve with FILE's exported function of a connection instead of SERVICE
   --log-format FORMAT     text (default) or json
   --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default)
   --admin-public          allow a non-loopback --admin address (it has no authentication)
@@ -46,6 +50,10 @@ export async function serve(argv: string[]): Promise<number> {
     grace: { type: 'string' },
     workers: { type: 'string' },
     spare: { type: 'string' },
+    accept: { type: 'string' },
+    'max-conns-per-worker': { type: 'string' },
+    'max-reply': { type: 'string' },
+    handler: { type: 'string' },
     'log-format': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
     admin: { type: 'string' },
@@ -66,20 +74,32 @@ export async function serve(argv: string[]): Promise<number> {
     return serveConfig(values.config, values, { printPort: values['print-port'] ?? false, log: eventWriter(format, values.quiet ?? false) });
   }
   if (positionals.length > 1 && !values.exec) throw new UsageError(`serve: one service expected, got ${positionals.join(' ')}`);
+  if (values.handler !== undefined && (positionals.length > 0 || values.exec)) {
+    throw new UsageError(`serve: --handler replaces SERVICE and --exec; give one of them`);
+  }
+  const maxReply = intOption('max-reply', values['max-reply'], { min: 1, max: 2 ** 40 });
   const options: ServerOptions = {
     host: values.host,
     port: intOption('port', values.port, { max: 65535 }),
     backlog: intOption('backlog', values.backlog, { min: 1, max: 65535 }),
     model: choiceOption('model', values.model, modelNames()),
-    service: positionals[0] ?? 'echo',
+    service:
+      values.handler !== undefined
+        ? { name: 'handler', handler: values.handler }
+        : maxReply !== undefined
+          ? { name: positionals[0] ?? 'echo', options: { maxReply } }
+          : (positionals[0] ?? 'echo'),
     maxConns: intOption('max-conns', values['max-conns'], { min: 1, max: 1_000_000 }),
     grace: secondsOption('grace', values.grace),
     workers: intOption('workers', values.workers, { min: 1, max: 1024 }),
     spare: intOption('spare', values.spare, { min: 0, max: 1024 }),
+    accept: choiceOption('accept', values.accept, ['shared', 'pass'] as const),
+    maxConnsPerWorker: intOption('max-conns-per-worker', values['max-conns-per-worker'], { min: 0 }),
     ...superServerOptions(values, argv, positionals),
   };
-  if (!values.exec && options.service !== undefined && typeof options.service === 'string' && !serviceNames().includes(options.service)) {
-    throw new UsageError(`serve: unknown service ${JSON.stringify(options.service)} (known: ${serviceNames().join(', ')})`);
+  const serviceName = typeof options.service === 'string' ? options.service : options.service?.handler ? undefined : options.service?.name;
+  if (!values.exec && serviceName !== undefined && !serviceNames().includes(serviceName)) {
+    throw new UsageError(`serve: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
   }
   const quiet = values.quiet ?? false;
   const adminArg = parseAdminArg(values.admin, values['admin-public']);

@@ -16,17 +16,32 @@
  * system call for the idle time is idle). For a program that only talks to its
  * socket that is exactly "no traffic"; one that also reads files while the peer
  * is silent counts as active.
+ *
+ * With `--spare N`, N children are started ahead of need (../child/spare.ts): each
+ * loads its service and waits on its IPC channel. An admitted socket goes to a ready
+ * spare over that channel (SCM_RIGHTS), the parent closes its copy once it is sent,
+ * and a replacement spare is started at once; the spare serves that one connection
+ * and exits like any child. With no spare ready (or for exec), a child is spawned as above.
  */
 import fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { endpointsOf, formatEndpoint, type ConnectionInfo } from '../address.js';
-import type { ChildSpec } from '../child/protocol.js';
+import type { ChildSpec, SpareMessage, SpareSpec } from '../child/protocol.js';
+import { StateError } from '../errors.js';
+import { loadService } from '../services/index.js';
 import { lookupNames, programEnv, startProgram, type ExecOptions } from '../services/exec.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 
 const CHILD_ENTRY = fileURLToPath(new URL('../child/conn.js', import.meta.url));
+const SPARE_ENTRY = fileURLToPath(new URL('../child/spare.js', import.meta.url));
+
+/** Restart delay for a spare that died before serving: doubles per failure, up to SPARE_RETRY_MAX_MS. */
+const SPARE_RETRY_MS = 100;
+const SPARE_RETRY_MAX_MS = 10_000;
+/** How long start() waits for the first spares to be ready. */
+const SPARE_START_TIMEOUT_MS = 30_000;
 
 /** How long a child gets after SIGTERM before SIGKILL, when the grace period is over. */
 const TERM_TO_KILL_MS = 2000;
@@ -44,6 +59,13 @@ interface ChildRecord {
   /** rchar + wchar at the last poll, and when it last changed. */
   io: number;
   activeAt: number;
+}
+
+interface SpareRecord {
+  child: ChildProcess;
+  pid: number;
+  state: 'starting' | 'ready';
+  startedAt: number;
 }
 
 /** Bytes a process has read and written by system calls (any descriptor); -1 if unreadable. */
@@ -66,13 +88,124 @@ export class ForkModel implements Model {
   #drained: (() => void) | undefined;
   #timers = new Set<NodeJS.Timeout>();
   #idlePoll: NodeJS.Timeout | undefined;
+  /** Children started ahead of need, not yet given a connection. */
+  readonly #spares = new Map<number, SpareRecord>();
+  readonly #spareTarget: number;
+  #spareFailures = 0;
+  #spareRetry: NodeJS.Timeout | undefined;
+  #onSpareChange: (() => void) | undefined;
 
   constructor(host: ModelHost) {
     this.#host = host;
+    // A spare is a Node process running a service; exec runs its program directly instead.
+    const execs = host.service.name === 'exec' && !host.service.handler;
+    this.#spareTarget = execs ? 0 : (host.options.spare ?? 0);
   }
 
   async start(): Promise<void> {
+    // Fail at start, not in every child, when the service (a --handler module) cannot load.
+    if (this.#host.service.handler) await loadService(this.#host.service);
+    if (this.#spareTarget > 0) await this.#sparesReady();
     this.#host.listener.onConnection((socket) => this.#serve(socket));
+  }
+
+  /** Start the first spares and wait until they are ready; fail if one cannot start. */
+  #sparesReady(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => settle(new StateError(`fork: spares not ready within ${SPARE_START_TIMEOUT_MS / 1000} s`)), SPARE_START_TIMEOUT_MS);
+      const settle = (err?: Error) => {
+        clearTimeout(timer);
+        this.#onSpareChange = undefined;
+        if (err) reject(err);
+        else resolve();
+      };
+      this.#onSpareChange = () => {
+        if (this.#spareFailures > 0) settle(new StateError('fork: a spare child exited before it was ready (see its stderr)'));
+        else if ([...this.#spares.values()].filter((r) => r.state === 'ready').length >= this.#spareTarget) settle();
+      };
+      this.#topUp();
+    });
+  }
+
+  /** Keep `--spare` children waiting (not while closing, nor while backing off after failures). */
+  #topUp(): void {
+    while (!this.#closing && this.#spareRetry === undefined && this.#spares.size < this.#spareTarget) {
+      if (!this.#startSpare()) break;
+    }
+  }
+
+  #startSpare(): boolean {
+    const spec: SpareSpec = { service: this.#host.service };
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [SPARE_ENTRY, this.#host.service.name], {
+        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        env: { ...process.env, TCPKIT_SPARE: JSON.stringify(spec) },
+        serialization: 'json',
+      });
+    } catch (err) {
+      this.#spawnFailed(undefined, err);
+      this.#spareDied();
+      return false;
+    }
+    const pid = child.pid;
+    if (pid === undefined) {
+      child.once('error', (err) => this.#spawnFailed(undefined, err));
+      this.#spareDied();
+      return false;
+    }
+    this.#spawned++;
+    const record: SpareRecord = { child, pid, state: 'starting', startedAt: Date.now() };
+    this.#spares.set(pid, record);
+    this.#host.emit({ type: 'spawn', pid, role: 'spare' });
+    child.on('error', () => {});
+    child.on('message', (msg: SpareMessage) => {
+      if (msg.type !== 'ready' || record.state !== 'starting') return;
+      record.state = 'ready';
+      this.#spareFailures = 0;
+      if (this.#closing) child.disconnect();
+      this.#onSpareChange?.();
+    });
+    child.once('exit', (code, signal) => this.#exited(pid, code, signal));
+    return true;
+  }
+
+  /** A spare died without serving: retry later, backing off when it keeps happening. */
+  #spareDied(): void {
+    this.#spareFailures++;
+    this.#onSpareChange?.();
+    if (this.#closing || this.#spareRetry !== undefined) return;
+    const delay = Math.min(SPARE_RETRY_MS * 2 ** (this.#spareFailures - 1), SPARE_RETRY_MAX_MS);
+    this.#spareRetry = setTimeout(() => {
+      this.#spareRetry = undefined;
+      this.#topUp();
+    }, delay);
+  }
+
+  /** Give the admitted socket to a ready spare; false if none is ready. */
+  #handToSpare(socket: net.Socket, info: ConnectionInfo): boolean {
+    let spare: SpareRecord | undefined;
+    for (const r of this.#spares.values()) {
+      if (r.state === 'ready' && r.child.connected) {
+        spare = r;
+        break;
+      }
+    }
+    if (!spare) return false;
+    const { child, pid } = spare;
+    this.#spares.delete(pid);
+    // Node tracks a socket sent with `.server` set in a socket list shared with the
+    // receiver (net.Server#_setupWorker); this server's listening handle comes and
+    // goes with pause/resume, so keep it out: unset `.server`, send a copy
+    // (keepOpen), and close ours once it is on its way.
+    (socket as unknown as { server: unknown }).server = null;
+    child.send({ type: 'connection', info } satisfies SpareMessage, socket, { keepOpen: true }, (err) => {
+      socket.destroy();
+      // The child died before it got the socket: its exit is reported as the connection's end.
+      if (err) child.kill('SIGKILL');
+    });
+    this.#adopt(child, pid, info);
+    return true;
   }
 
   pauseAccept(): void {
@@ -101,6 +234,11 @@ export class ForkModel implements Model {
     if (service.name === 'exec' && !service.handler) {
       void this.#serveExec(socket, info, admission.env);
       return;
+    }
+    if (this.#spareTarget > 0) {
+      const handed = this.#handToSpare(socket, info);
+      this.#topUp();
+      if (handed) return;
     }
     const spec: ChildSpec = { service, info };
     let child: ChildProcess;
@@ -155,29 +293,46 @@ export class ForkModel implements Model {
       return;
     }
     this.#spawned++;
+    child.on('error', () => {}); // kill() on an exited child; 'exit' is what counts
+    child.once('exit', (code, signal) => this.#exited(pid, code, signal));
+    this.#adopt(child, pid, info);
+  }
+
+  /** A child now serves `info`: count it, and enforce the limits on it from here. */
+  #adopt(child: ChildProcess, pid: number, info: ConnectionInfo): void {
     const record: ChildRecord = { child, pid, info, state: 'serving', timer: undefined, io: -1, activeAt: Date.now() };
     this.#children.set(pid, record);
-    child.on('error', () => {}); // kill() on an exited child; 'exit' is what counts
     this.#host.opened(info, pid);
     const { maxMs, idleMs } = this.#host.limits;
     if (maxMs > 0) record.timer = setTimeout(() => this.#stop(record, 'time-limit'), maxMs);
     if (idleMs > 0) this.#startIdlePoll(idleMs);
-    child.once('exit', (code, signal) => {
-      // Node has reaped it (waitpid): no zombie is left.
+  }
+
+  /** Node has reaped a child (waitpid): no zombie is left. */
+  #exited(pid: number, code: number | null, signal: string | null): void {
+    const record = this.#children.get(pid);
+    if (record) {
       clearTimeout(record.timer);
       this.#children.delete(pid);
       if (this.#children.size === 0) this.#stopIdlePoll();
       if (signal !== null || code !== 0) this.#crashed++;
-      this.#host.closed(info.id, pid, code, signal);
-      if (this.#closing && this.#children.size === 0) this.#drained?.();
-    });
+      this.#host.closed(record.info.id, pid, code, signal);
+    } else if (this.#spares.has(pid)) {
+      this.#spares.delete(pid);
+      this.#host.emit({ type: 'exit', pid, role: 'spare', exitcode: code, signal });
+      if (!this.#closing) {
+        this.#crashed++;
+        this.#spareDied();
+      }
+    }
+    if (this.#closing && this.#children.size === 0 && this.#spares.size === 0) this.#drained?.();
   }
 
-  #spawnFailed(info: ConnectionInfo, err: unknown): void {
+  #spawnFailed(info: ConnectionInfo | undefined, err: unknown): void {
     const e = err as NodeJS.ErrnoException;
-    this.#host.emit({ type: 'error', where: 'spawn', code: e?.code ?? 'EIO', message: e?.message ?? String(err), id: info.id });
+    this.#host.emit({ type: 'error', where: 'spawn', code: e?.code ?? 'EIO', message: e?.message ?? String(err), id: info?.id });
     // Give back the connection's admission place; it never opened, so no `end` is logged.
-    this.#host.closed(info.id, 0, null, null);
+    if (info) this.#host.closed(info.id, 0, null, null);
   }
 
   /** A limit is reached: SIGTERM now, SIGKILL if it is still there after TERM_TO_KILL_MS. */
@@ -213,7 +368,10 @@ export class ForkModel implements Model {
 
   close(graceMs: number): Promise<void> {
     this.#closing = true;
-    if (this.#children.size === 0) return Promise.resolve();
+    clearTimeout(this.#spareRetry);
+    // Idle spares leave when their channel closes (a spare still starting is told when it is ready).
+    for (const r of this.#spares.values()) if (r.state === 'ready' && r.child.connected) r.child.disconnect();
+    if (this.#children.size === 0 && this.#spares.size === 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.#drained = () => {
         this.#stopIdlePoll();
@@ -223,8 +381,10 @@ export class ForkModel implements Model {
       };
       const grace = setTimeout(() => {
         for (const r of this.#children.values()) this.#signal(r, 'SIGTERM', 'grace');
+        for (const r of this.#spares.values()) r.child.kill('SIGTERM');
         const kill = setTimeout(() => {
           for (const r of this.#children.values()) this.#signal(r, 'SIGKILL', 'grace');
+          for (const r of this.#spares.values()) r.child.kill('SIGKILL');
         }, TERM_TO_KILL_MS);
         this.#timers.add(kill);
       }, graceMs);
@@ -234,7 +394,9 @@ export class ForkModel implements Model {
 
   destroy(): void {
     this.#closing = true;
+    clearTimeout(this.#spareRetry);
     for (const r of this.#children.values()) this.#signal(r, 'SIGKILL', 'destroy');
+    for (const r of this.#spares.values()) r.child.kill('SIGKILL');
   }
 
   #signal(r: ChildRecord, signal: NodeJS.Signals, reason: string): void {
@@ -253,6 +415,9 @@ export class ForkModel implements Model {
       served: 0,
       startedAt: r.info.acceptedAt,
     }));
+    for (const r of this.#spares.values()) {
+      processes.push({ pid: r.pid, threadId: 0, role: 'spare', state: r.state, connections: [], served: 0, startedAt: r.startedAt });
+    }
     return { model: this.name, processes, crashed: this.#crashed, spawned: this.#spawned };
   }
 }

@@ -8,6 +8,10 @@ export type { Model, ModelFactory, ModelHost, ModelName, ModelOptions, ModelProc
 
 const models: Partial<Record<ModelName, () => Promise<{ default: ModelFactory }>>> = {
   fork: () => import('./fork.js'),
+  iterative: () => import('./iterative.js'),
+  event: () => import('./event.js'),
+  prefork: () => import('./prefork.js'),
+  threads: () => import('./threads.js'),
 };
 
 /** Names of the models this build provides. */

@@ -19,6 +19,7 @@ const builtins: Record<string, () => Promise<{ default: Service }>> = {
   chargen: () => import('./chargen.js'),
   time: () => import('./time.js'),
   exec: () => import('./exec.js'),
+  bench: () => import('./bench.js'),
 };
 
 /** Names of the built-in services. */
@@ -53,7 +54,12 @@ export function validateServiceSpec(spec: ServiceSpec | string): ServiceSpec {
 /** Load the function a spec names. */
 export async function loadService(spec: ServiceSpec): Promise<Service> {
   if (spec.handler) {
-    const mod = (await import(spec.handler)) as { default?: unknown; handler?: unknown };
+    let mod: { default?: unknown; handler?: unknown };
+    try {
+      mod = (await import(spec.handler)) as typeof mod;
+    } catch (err) {
+      throw new InvalidOptionError('handler', `cannot load ${spec.handler}: ${(err as Error)?.message ?? String(err)}`);
+    }
     const fn = typeof mod.default === 'function' ? mod.default : mod.handler;
     if (typeof fn !== 'function') {
       throw new InvalidOptionError('handler', `${spec.handler} exports no function (default export or "handler")`);

@@ -1,0 +1,47 @@
+/**
+ * Entry point of a prefork worker process. The spec comes in TCPKIT_WORKER (JSON);
+ * in shared mode the listening socket is descriptor 4 (stdio slot 4 of the spawn),
+ * which the worker moves to a close-on-exec descriptor at once, so nothing the
+ * service execs inherits the listening socket.
+ */
+import type net from 'node:net';
+import { fdutil } from '../listen.js';
+import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
+import { runWorker } from './worker.js';
+
+/** The stdio slot the server puts the listening socket in. */
+export const LISTEN_SLOT = 4;
+
+const spec = JSON.parse(process.env.TCPKIT_WORKER ?? 'null') as WorkerSpec | null;
+delete process.env.TCPKIT_WORKER;
+if (!spec || !process.send) {
+  process.stderr.write('tcpkit worker: TCPKIT_WORKER or the IPC channel is missing; this program is started by tcpkit serve\n');
+  process.exit(100);
+}
+if (spec.mode === 'shared') {
+  spec.fd = fdutil.dup(LISTEN_SLOT);
+  fdutil.close(LISTEN_SLOT);
+}
+// ^C reaches the whole process group; the server decides when workers stop.
+process.on('SIGINT', () => {});
+
+let draining: (() => void) | undefined;
+// The server is gone (its end of the channel closed): finish what we serve, then leave.
+process.once('disconnect', () => draining?.());
+
+await runWorker(spec, {
+  send(msg: FromWorker, done?: () => void) {
+    if (!process.connected) {
+      done?.();
+      return;
+    }
+    process.send!(msg, undefined, {}, () => done?.());
+  },
+  onMessage(handler) {
+    draining = () => handler({ type: 'drain' }, undefined);
+    process.on('message', (msg: ToWorker, socket?: net.Socket) => handler(msg, socket));
+  },
+  exit(code) {
+    process.exit(code);
+  },
+});

@@ -1,0 +1,25 @@
+/**
+ * Entry point of a worker thread (the threads model). The spec is workerData; the
+ * listening descriptor in it belongs to the main thread, which closes it after this
+ * thread has exited; this thread listens only on its own duplicates of it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
+import { runWorker } from './worker.js';
+
+const port = parentPort;
+if (!port) throw new Error('tcpkit thread-worker: not running in a worker thread');
+
+await runWorker(workerData as WorkerSpec, {
+  send(msg: FromWorker, done?: () => void) {
+    port.postMessage(msg);
+    done?.();
+  },
+  onMessage(handler) {
+    port.on('message', (msg: ToWorker) => handler(msg, undefined));
+  },
+  exit() {
+    // The main thread terminates us when it reads `drained` (or `fatal`): a message
+    // posted just before process.exit() in a thread could be lost.
+  },
+});

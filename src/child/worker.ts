@@ -1,0 +1,163 @@
+/**
+ * The body of a pool worker, the same in a prefork process and in a thread: load
+ * the service, then serve connections that it accepts itself on its own duplicate
+ * of the listening socket (shared mode) or that the server passes it (pass mode),
+ * reporting each to the server with the messages of ./messages.ts.
+ */
+import net from 'node:net';
+import { fdutil } from '../listen.js';
+import { loadService } from '../services/index.js';
+import type { ConnectionInfo } from '../address.js';
+import { connectionInfo, LocalConnections } from './local.js';
+import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
+
+/** How a worker talks to the server: an IPC channel or a MessagePort. */
+export interface WorkerChannel {
+  send(msg: FromWorker, done?: () => void): void;
+  onMessage(handler: (msg: ToWorker, socket: net.Socket | undefined) => void): void;
+  /** Leave: the process or thread ends (after what was sent is on its way). */
+  exit(code: number): void;
+}
+
+/**
+ * Pausable accept on a listening descriptor owned by someone else: listen on a
+ * duplicate; pausing closes the duplicate (libuv closes what it listens on), the
+ * socket stays in LISTEN through `kept` and other workers' copies.
+ */
+class Acceptor {
+  readonly #kept: number;
+  readonly #onConnection: (socket: net.Socket) => void;
+  #server: net.Server | undefined;
+
+  constructor(kept: number, onConnection: (socket: net.Socket) => void) {
+    this.#kept = kept;
+    this.#onConnection = onConnection;
+  }
+
+  get accepting(): boolean {
+    return this.#server !== undefined;
+  }
+
+  resume(): void {
+    if (this.#server) return;
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    server.on('connection', this.#onConnection);
+    // EMFILE and the like: the socket stays listening; the next accept may succeed.
+    server.on('error', () => {});
+    server.listen({ fd: fdutil.dup(this.#kept) } as net.ListenOptions);
+    this.#server = server;
+  }
+
+  pause(): void {
+    this.#server?.close();
+    this.#server = undefined;
+  }
+}
+
+/** Run a worker until it is drained (or killed). */
+export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promise<void> {
+  let service;
+  try {
+    service = await loadService(spec.service);
+  } catch (err) {
+    const e = err as { code?: unknown; message?: unknown };
+    channel.send({ type: 'fatal', code: typeof e?.code === 'string' ? e.code : 'TCPKIT_WORKER', message: String(e?.message ?? err) }, () =>
+      channel.exit(1),
+    );
+    return;
+  }
+  let accepted = 0;
+  let held = false;
+  let draining = false;
+  /** Accepted (shared mode), held unread until the server admits or refuses them. */
+  const waiting = new Map<number, { socket: net.Socket; info: ConnectionInfo }>();
+  const idle = () => conns.size === 0 && waiting.size === 0;
+  const conns = new LocalConnections(
+    service,
+    spec.service,
+    {
+      closed: (id) => {
+        channel.send({ type: 'closed', id });
+        settled();
+      },
+      log: (id, reason, code) => channel.send({ type: 'log', id, reason, code }),
+      failed: (id, err) => {
+        const e = err as NodeJS.ErrnoException | undefined;
+        channel.send({ type: 'failed', id, code: typeof e?.code === 'string' ? e.code : 'TCPKIT_HANDLER', message: e?.message ?? String(err) });
+      },
+    },
+    spec.limits,
+  );
+
+  /** A connection left (or was refused): accept more, or leave if draining. */
+  function settled(): void {
+    adjust();
+    if (draining && idle()) channel.send({ type: 'drained' }, () => channel.exit(0));
+  }
+
+  const retiring = () => spec.maxConns > 0 && accepted >= spec.maxConns;
+  const acceptor =
+    spec.mode === 'shared' && spec.fd !== undefined
+      ? new Acceptor(spec.fd, (socket) => {
+          const info = connectionInfo(socket, ++accepted);
+          if (!info) {
+            socket.destroy();
+            return;
+          }
+          waiting.set(info.id, { socket, info });
+          channel.send({ type: 'accepted', ref: info.id, info });
+          adjust();
+        })
+      : undefined;
+
+  /** Accept only while under our share, not held by the server, not retiring or draining. */
+  function adjust(): void {
+    if (!acceptor) return;
+    const want = !held && !draining && !retiring() && conns.size + waiting.size < spec.limit;
+    if (want) acceptor.resume();
+    else acceptor.pause();
+  }
+
+  channel.onMessage((msg, socket) => {
+    switch (msg.type) {
+      case 'connection':
+        if (!socket) return;
+        // The socket Node rebuilds from a passed handle is not half-open; ours must be
+        // (a FIN from the peer ends only its side), before anything is read.
+        socket.allowHalfOpen = true;
+        socket.pause();
+        accepted++;
+        conns.serve(socket, msg.info, msg.env);
+        return;
+      case 'admit': {
+        const w = waiting.get(msg.ref);
+        if (!w) return;
+        waiting.delete(msg.ref);
+        conns.serve(w.socket, { ...w.info, id: msg.id }, msg.env);
+        return;
+      }
+      case 'refuse': {
+        const w = waiting.get(msg.ref);
+        if (!w) return;
+        waiting.delete(msg.ref);
+        w.socket.destroy();
+        settled();
+        return;
+      }
+      case 'pause':
+        held = true;
+        adjust();
+        return;
+      case 'resume':
+        held = false;
+        adjust();
+        return;
+      case 'drain':
+        draining = true;
+        settled();
+        return;
+    }
+  });
+  adjust();
+  channel.send({ type: 'ready' });
+}

@@ -1,0 +1,398 @@
+/**
+ * The supervisor shared by the two pool models, prefork (worker processes) and
+ * threads (worker threads): start N workers, keep N running (a worker that dies is
+ * restarted with backoff), recycle a worker after K connections (start the
+ * replacement first, then drain the old one), turn what workers report into the
+ * server's counts, and pass connections to the least busy worker in pass mode.
+ *
+ * A worker's states: starting → ready → draining → (exit). `stopping` is a worker
+ * told to leave because the server is closing.
+ */
+import type net from 'node:net';
+import type { ConnectionInfo } from '../address.js';
+import { connectionInfo } from '../child/local.js';
+import type { FromWorker, ToWorker, WorkerSpec } from '../child/messages.js';
+import { ExitCode, StateError, TcpkitError } from '../errors.js';
+import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
+
+/** First restart delay after a worker died; doubles on each quick death, up to RESTART_MAX_MS. */
+const RESTART_MIN_MS = 100;
+const RESTART_MAX_MS = 10_000;
+/** A worker that lived this long resets its slot's backoff. */
+const HEALTHY_MS = 10_000;
+/** How long start() waits for every worker to report ready. */
+const START_TIMEOUT_MS = 30_000;
+
+/** One started worker, as the pool sees it: a process or a thread. */
+export interface Member {
+  readonly pid: number;
+  readonly threadId: number;
+  /** Send a message, with a socket to hand over in pass mode; `done` gets the error, if any. */
+  send(msg: ToWorker, socket?: net.Socket, done?: (err: Error | null) => void): void;
+  /** Ask the worker to stop now (SIGTERM for a process, terminate() for a thread). */
+  stop(): void;
+  /** Kill it now (SIGKILL for a process, terminate() for a thread). */
+  kill(): void;
+}
+
+/** What a pool model's member factory is told about the worker it starts. */
+export interface MemberEvents {
+  message(msg: FromWorker): void;
+  exit(code: number | null, signal: string | null): void;
+}
+
+type WorkerState = 'starting' | 'ready' | 'draining' | 'stopping';
+
+interface WorkerRecord {
+  slot: number;
+  member: Member;
+  state: WorkerState;
+  /** ref (worker-local) → the server's connection id. */
+  refs: Map<number, number>;
+  accepted: number;
+  served: number;
+  startedAt: number;
+  fatal: { code: string; message: string } | undefined;
+}
+
+/** Options the pool models resolve before constructing the pool. */
+export interface PoolOptions {
+  name: ModelName;
+  role: 'worker' | 'thread';
+  workers: number;
+  accept: 'shared' | 'pass';
+  maxConnsPerWorker: number;
+}
+
+/** The supervisor; prefork and threads each provide `spawn`. */
+export abstract class PoolModel implements Model {
+  readonly name: ModelName;
+  protected readonly host: ModelHost;
+  protected readonly pool: PoolOptions;
+  readonly #workers = new Set<WorkerRecord>();
+  readonly #failures: number[];
+  readonly #restartTimers = new Set<NodeJS.Timeout>();
+  #held = false;
+  #closing = false;
+  #crashed = 0;
+  #spawned = 0;
+  #pending: net.Socket[] = [];
+  #gone: Array<() => void> = [];
+  #ready: Array<() => void> = [];
+
+  constructor(host: ModelHost, pool: PoolOptions) {
+    this.name = pool.name;
+    this.host = host;
+    this.pool = pool;
+    this.#failures = new Array<number>(pool.workers).fill(0);
+  }
+
+  /** Start one worker with `spec`, reporting through `events`. */
+  protected abstract spawn(spec: WorkerSpec, events: MemberEvents): Member;
+
+  /** Release what the model holds for a worker once it has exited (a thread's descriptor). */
+  protected abstract released(spec: WorkerSpec): void;
+
+  async start(): Promise<void> {
+    if (this.pool.accept === 'shared') {
+      // The workers accept; the server's own handle stays closed but its socket keeps listening.
+      this.host.listener.pause();
+    } else {
+      this.host.listener.onConnection((socket) => this.#pass(socket));
+    }
+    for (let slot = 0; slot < this.pool.workers; slot++) this.#start(slot);
+    await this.#allReady();
+  }
+
+  #allReady(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        done();
+        reject(new StateError(`${this.name}: workers not ready within ${START_TIMEOUT_MS / 1000} s`));
+      }, START_TIMEOUT_MS);
+      const check = () => {
+        const all = [...this.#workers];
+        const fatal = all.find((w) => w.fatal !== undefined);
+        if (fatal) {
+          done();
+          const { code, message } = fatal.fatal!;
+          // A bad --handler is a usage error, as it would be in the server process.
+          const exitCode = code === 'TCPKIT_INVALID_OPTION' ? ExitCode.USAGE : ExitCode.TEMPORARY;
+          reject(new TcpkitError(code, `${this.name} worker cannot start: ${message}`, { exitCode }));
+        } else if (all.length > 0 && all.every((w) => w.state === 'ready')) {
+          done();
+          resolve();
+        }
+      };
+      const done = () => {
+        clearTimeout(timer);
+        this.#ready = this.#ready.filter((f) => f !== check);
+      };
+      this.#ready.push(check);
+      check();
+    });
+  }
+
+  /** A slot's share of --max-conns, so that the workers together never exceed it. */
+  #share(slot: number): number {
+    const { workers } = this.pool;
+    const max = this.host.maxConns;
+    if (this.pool.accept === 'pass') return max;
+    return Math.floor(max / workers) + (slot < max % workers ? 1 : 0);
+  }
+
+  #start(slot: number): void {
+    const spec: WorkerSpec = {
+      service: this.host.service,
+      mode: this.pool.accept,
+      limit: this.#share(slot),
+      maxConns: this.pool.maxConnsPerWorker,
+      limits: this.host.limits,
+    };
+    const record: WorkerRecord = {
+      slot,
+      member: undefined as unknown as Member,
+      state: 'starting',
+      refs: new Map(),
+      accepted: 0,
+      served: 0,
+      startedAt: Date.now(),
+      fatal: undefined,
+    };
+    try {
+      record.member = this.spawn(spec, {
+        message: (msg) => this.#message(record, msg),
+        exit: (code, signal) => {
+          this.released(spec);
+          this.#exit(record, code, signal);
+        },
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      this.host.emit({ type: 'error', where: 'spawn', code: e?.code ?? 'EIO', message: e?.message ?? String(err) });
+      this.released(spec);
+      this.#scheduleRestart(slot);
+      return;
+    }
+    this.#spawned++;
+    this.#workers.add(record);
+    this.host.emit({ type: 'spawn', pid: record.member.pid, role: this.#roleName(record) });
+  }
+
+  #roleName(w: WorkerRecord): string {
+    return this.pool.role === 'thread' ? `thread${w.member.threadId}` : 'worker';
+  }
+
+  #message(w: WorkerRecord, msg: FromWorker): void {
+    const host = this.host;
+    const pid = w.member.pid;
+    switch (msg.type) {
+      case 'ready':
+        if (w.state !== 'starting') return;
+        w.state = 'ready';
+        if (this.#closing) {
+          this.#stop(w);
+          return;
+        }
+        if (this.#held && this.pool.accept === 'shared') w.member.send({ type: 'pause' });
+        for (const check of [...this.#ready]) check();
+        this.#flushPending();
+        return;
+      case 'accepted': {
+        // The worker holds the socket unread until we answer: access rules and
+        // per-source limits are decided here, where every connection is counted.
+        const info: ConnectionInfo = { ...msg.info, id: host.nextId() };
+        w.accepted++;
+        const admission = host.admit(info);
+        if (!admission.ok) {
+          w.member.send({ type: 'refuse', ref: msg.ref });
+        } else {
+          w.refs.set(info.id, info.id);
+          host.opened(info, pid);
+          w.member.send({ type: 'admit', ref: msg.ref, id: info.id, env: admission.env });
+        }
+        this.#maybeRecycle(w);
+        return;
+      }
+      case 'closed': {
+        if (!w.refs.delete(msg.id)) return;
+        w.served++;
+        host.closed(msg.id, pid, null, null);
+        return;
+      }
+      case 'log':
+        if (msg.code === 'idle' || msg.code === 'time-limit') host.emit({ type: 'kill', pid, signal: 'close', reason: msg.code });
+        else host.emit({ type: 'error', where: 'service', code: msg.code, message: msg.reason, id: msg.id, pid });
+        return;
+      case 'failed':
+        host.emit({ type: 'error', where: 'service', code: msg.code, message: msg.message, id: msg.id, pid });
+        return;
+      case 'fatal':
+        w.fatal = { code: msg.code, message: msg.message };
+        host.emit({ type: 'error', where: 'worker', code: msg.code, message: msg.message, pid });
+        for (const check of [...this.#ready]) check();
+        w.member.stop();
+        return;
+      case 'drained':
+        // A thread cannot safely exit by itself with messages in flight; a process exits on its own.
+        if (this.pool.role === 'thread') w.member.stop();
+        return;
+    }
+  }
+
+  /** After K connections: start the replacement first, then drain the old worker. */
+  #maybeRecycle(w: WorkerRecord): void {
+    const k = this.pool.maxConnsPerWorker;
+    if (k === 0 || w.accepted < k || w.state !== 'ready' || this.#closing) return;
+    w.state = 'draining';
+    this.#start(w.slot);
+    w.member.send({ type: 'drain' });
+  }
+
+  #exit(w: WorkerRecord, code: number | null, signal: string | null): void {
+    this.#workers.delete(w);
+    const pid = w.member.pid;
+    // Its connections ended with it (killed, or it crashed): report each.
+    for (const id of w.refs.values()) this.host.closed(id, pid, code, signal);
+    w.refs.clear();
+    const failed = signal !== null || code !== 0;
+    if (failed) this.#crashed++;
+    this.host.emit({ type: 'exit', pid, role: this.#roleName(w), exitcode: code, signal });
+    if (!this.#closing && w.fatal === undefined && (w.state === 'ready' || w.state === 'starting')) {
+      // Died unasked: keep the pool at N, backing off when the slot keeps dying.
+      if (Date.now() - w.startedAt >= HEALTHY_MS) this.#failures[w.slot] = 0;
+      this.#scheduleRestart(w.slot);
+    }
+    if (this.#workers.size === 0) for (const resolve of this.#gone.splice(0)) resolve();
+  }
+
+  #scheduleRestart(slot: number): void {
+    if (this.#closing) return;
+    const n = this.#failures[slot]!;
+    this.#failures[slot] = n + 1;
+    const delay = Math.min(RESTART_MIN_MS * 2 ** n, RESTART_MAX_MS);
+    const timer = setTimeout(() => {
+      this.#restartTimers.delete(timer);
+      if (!this.#closing) this.#start(slot);
+    }, delay);
+    this.#restartTimers.add(timer);
+  }
+
+  /** pass mode: the server accepted; hand the socket to the least busy ready worker. */
+  #pass(socket: net.Socket): void {
+    const w = this.#leastBusy();
+    if (!w) {
+      // No worker can take it now (all restarting): hold it, and let the rest wait in the backlog.
+      this.#pending.push(socket);
+      this.host.listener.pause();
+      return;
+    }
+    const info = connectionInfo(socket, this.host.nextId());
+    if (!info) {
+      socket.destroy();
+      return;
+    }
+    const admission = this.host.admit(info);
+    if (!admission.ok) {
+      socket.destroy(); // denied or refused, already logged
+      return;
+    }
+    w.refs.set(info.id, info.id);
+    w.accepted++;
+    this.host.opened(info, w.member.pid);
+    // Node's net.Server counts its sockets and, when a socket with `.server` set is
+    // sent, tracks it in the worker through a socket list of its own; the server's
+    // listening handle comes and goes with pause/resume, so tcpkit keeps that list out
+    // of it: unset `.server`, send a copy (keepOpen), and close our copy once sent.
+    (socket as unknown as { server: unknown }).server = null;
+    w.member.send({ type: 'connection', info, env: admission.env }, socket, (err) => {
+      socket.destroy();
+      if (err && w.refs.delete(info.id)) {
+        this.host.emit({ type: 'error', where: 'pass', code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: err.message, id: info.id, pid: w.member.pid });
+        this.host.closed(info.id, w.member.pid, null, null);
+      }
+    });
+    this.#maybeRecycle(w);
+  }
+
+  #leastBusy(): WorkerRecord | undefined {
+    let best: WorkerRecord | undefined;
+    for (const w of this.#workers) {
+      if (w.state !== 'ready') continue;
+      if (!best || w.refs.size < best.refs.size) best = w;
+    }
+    return best;
+  }
+
+  #flushPending(): void {
+    if (this.pool.accept !== 'pass') return;
+    while (this.#pending.length > 0 && this.#leastBusy()) this.#pass(this.#pending.shift()!);
+    if (this.#pending.length === 0 && !this.#held && !this.#closing) this.host.listener.resume();
+  }
+
+  pauseAccept(): void {
+    this.#held = true;
+    if (this.pool.accept === 'pass') this.host.listener.pause();
+    else for (const w of this.#workers) if (w.state === 'ready') w.member.send({ type: 'pause' });
+  }
+
+  resumeAccept(): void {
+    this.#held = false;
+    if (this.pool.accept === 'pass') {
+      if (this.#pending.length === 0) this.host.listener.resume();
+    } else for (const w of this.#workers) if (w.state === 'ready') w.member.send({ type: 'resume' });
+  }
+
+  #stop(w: WorkerRecord): void {
+    if (w.state === 'stopping') return;
+    w.state = 'stopping';
+    w.member.send({ type: 'drain' });
+  }
+
+  close(graceMs: number): Promise<void> {
+    this.#closing = true;
+    for (const t of this.#restartTimers) clearTimeout(t);
+    this.#restartTimers.clear();
+    for (const s of this.#pending.splice(0)) s.destroy();
+    if (this.#workers.size === 0) return Promise.resolve();
+    // Workers still starting are stopped when they report ready.
+    for (const w of this.#workers) if (w.state !== 'starting') this.#stop(w);
+    return new Promise((resolve) => {
+      const timers: NodeJS.Timeout[] = [];
+      this.#gone.push(() => {
+        for (const t of timers) clearTimeout(t);
+        resolve();
+      });
+      timers.push(
+        setTimeout(() => {
+          for (const w of this.#workers) w.member.stop();
+          timers.push(setTimeout(() => this.destroy(), 2000));
+        }, graceMs),
+      );
+    });
+  }
+
+  destroy(): void {
+    this.#closing = true;
+    for (const t of this.#restartTimers) clearTimeout(t);
+    this.#restartTimers.clear();
+    for (const s of this.#pending.splice(0)) s.destroy();
+    for (const w of this.#workers) {
+      this.host.emit({ type: 'kill', pid: w.member.pid, signal: 'SIGKILL', reason: 'destroy' });
+      w.member.kill();
+    }
+  }
+
+  stats(): ModelStats {
+    const processes: ModelProcess[] = [...this.#workers].map((w) => ({
+      pid: w.member.pid,
+      threadId: w.member.threadId,
+      role: this.pool.role,
+      state: w.state,
+      connections: [...w.refs.values()],
+      served: w.served,
+      startedAt: w.startedAt,
+    }));
+    return { model: this.name, processes, crashed: this.#crashed, spawned: this.#spawned };
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * prefork: a fixed pool of worker processes started ahead of need (UNP ch. 30).
+ *
+ *   --accept shared (serv02): every worker accepts on its own descriptor of the one
+ *     listening socket (given in the worker's stdio slot 4); the kernel hands each
+ *     new connection to one of them. The server process never touches a connection.
+ *   --accept pass (serv05): the server accepts, picks the worker serving the fewest
+ *     connections, sends it the descriptor over the IPC channel (SCM_RIGHTS), and
+ *     closes its own copy once sent.
+ *
+ * Workers report each connection they take and end over IPC (../child/messages.ts),
+ * so counting, logging and --max-conns work as in every model; in shared mode the
+ * server tells workers to pause and resume, and each worker also keeps to its share
+ * of --max-conns. Supervision (restart with backoff, recycle after
+ * --max-conns-per-worker) is in ./pool.ts.
+ *
+ * Isolation: a crash or process.exit in a worker ends that worker's connections
+ * only; the server restarts it.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type net from 'node:net';
+import { InvalidOptionError } from '../errors.js';
+import type { FromWorker, WorkerSpec } from '../child/messages.js';
+import { PoolModel, type Member, type MemberEvents } from './pool.js';
+import type { Model, ModelHost } from './types.js';
+
+const WORKER_ENTRY = fileURLToPath(new URL('../child/prefork-worker.js', import.meta.url));
+
+/** Default number of worker processes: 4, as in UNP's measurements. */
+export const DEFAULT_WORKERS = 4;
+
+/** How long a worker gets after SIGTERM before SIGKILL, once the grace period is over. */
+const TERM_TO_KILL_MS = 2000;
+
+export class PreforkModel extends PoolModel {
+  constructor(host: ModelHost) {
+    const o = host.options;
+    const accept = o.accept ?? 'shared';
+    if (accept !== 'shared' && accept !== 'pass') {
+      throw new InvalidOptionError('accept', `must be shared or pass, got ${JSON.stringify(accept)}`);
+    }
+    super(host, {
+      name: 'prefork',
+      role: 'worker',
+      workers: o.workers ?? DEFAULT_WORKERS,
+      accept,
+      maxConnsPerWorker: o.maxConnsPerWorker ?? 0,
+    });
+  }
+
+  protected spawn(spec: WorkerSpec, events: MemberEvents): Member {
+    const shared = spec.mode === 'shared';
+    const child = spawn(process.execPath, [WORKER_ENTRY, spec.service.name], {
+      // fd 4 is the listening socket in shared mode; libuv dup2()s it into the child only.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(shared ? [this.host.listener.fd] : [])],
+      env: { ...process.env, TCPKIT_WORKER: JSON.stringify(spec) },
+      serialization: 'json',
+    });
+    const pid = child.pid;
+    if (pid === undefined) {
+      // spawn reports ENOENT/EAGAIN on 'error' later; the pool backs off and retries.
+      child.once('error', () => {});
+      throw Object.assign(new Error('spawn failed: no pid'), { code: 'EAGAIN' });
+    }
+    child.on('error', () => {}); // send() on a dead worker; 'exit' is what counts
+    child.on('message', (msg: FromWorker) => events.message(msg));
+    child.once('exit', (code, signal) => events.exit(code, signal));
+    let killTimer: NodeJS.Timeout | undefined;
+    child.once('exit', () => clearTimeout(killTimer));
+    return {
+      pid,
+      threadId: 0,
+      send(msg, socket?: net.Socket, done?: (err: Error | null) => void) {
+        if (!child.connected) {
+          done?.(Object.assign(new Error('worker channel closed'), { code: 'EPIPE' }));
+          return;
+        }
+        child.send(msg, socket, { keepOpen: true }, (err) => done?.(err ?? null));
+      },
+      stop() {
+        child.kill('SIGTERM');
+        killTimer ??= setTimeout(() => child.kill('SIGKILL'), TERM_TO_KILL_MS);
+      },
+      kill() {
+        child.kill('SIGKILL');
+      },
+    };
+  }
+
+  protected released(): void {
+    // A worker process's descriptors close with the process.
+  }
+}
+
+export default (host: ModelHost): Model => new PreforkModel(host);

@@ -1,0 +1,94 @@
+/**
+ * threads: a pool of worker threads in the server process, each accepting on its
+ * own descriptor of the listening socket; bytes never pass through the main thread.
+ *
+ * How a socket reaches a thread, and who closes what:
+ *   1. For each thread the main thread makes a duplicate of the listening socket
+ *      (listener.dup(), close-on-exec) and gives its number in workerData.
+ *   2. The thread never closes that descriptor; it listens on a duplicate of its
+ *      own (to pause, it closes that duplicate; to resume, it makes another).
+ *   3. The kernel hands each new connection to one of the accepting threads; the
+ *      connected socket is created, read, written and closed in that thread.
+ *   4. When the thread has exited (drained, terminated, or crashed, in which case
+ *      its event loop's teardown closed its own duplicate), the main thread closes
+ *      the descriptor of step 1.
+ * One descriptor number per thread matters: when threads share one number, a
+ * thread's exit closes it for the whole process and libuv aborts in the others.
+ *
+ * Isolation: a throw in a service ends its connection; an uncaught error ends that
+ * thread and every connection it serves (the pool restarts it); process.exit() in a
+ * service ends only its thread. Memory corruption or an abort ends the process.
+ */
+import { Worker } from 'node:worker_threads';
+import { InvalidOptionError } from '../errors.js';
+import { fdutil } from '../listen.js';
+import type { FromWorker, WorkerSpec } from '../child/messages.js';
+import { PoolModel, type Member, type MemberEvents } from './pool.js';
+import type { Model, ModelHost } from './types.js';
+
+const THREAD_ENTRY = new URL('../child/thread-worker.js', import.meta.url);
+
+/** Default number of worker threads: 4, as prefork. */
+export const DEFAULT_WORKERS = 4;
+
+export class ThreadsModel extends PoolModel {
+  constructor(host: ModelHost) {
+    const o = host.options;
+    if (o.accept === 'pass') {
+      throw new InvalidOptionError('accept', 'threads accept on their own descriptors; only "shared" applies (Node cannot move an accepted socket to a thread)');
+    }
+    super(host, {
+      name: 'threads',
+      role: 'thread',
+      workers: o.workers ?? DEFAULT_WORKERS,
+      accept: 'shared',
+      maxConnsPerWorker: o.maxConnsPerWorker ?? 0,
+    });
+  }
+
+  protected spawn(spec: WorkerSpec, events: MemberEvents): Member {
+    spec.fd = this.host.listener.dup();
+    let worker: Worker;
+    try {
+      worker = new Worker(THREAD_ENTRY, { workerData: spec, stdout: false, stderr: false });
+    } catch (err) {
+      fdutil.close(spec.fd);
+      spec.fd = undefined;
+      throw err;
+    }
+    // terminate() after `drained` is the normal end of a thread; it exits with 1 all the same.
+    let drained = false;
+    worker.on('message', (msg: FromWorker) => {
+      if (msg.type === 'drained') drained = true;
+      events.message(msg);
+    });
+    let error: Error | undefined;
+    worker.on('error', (err) => {
+      // An uncaught error in the thread: it is ending; 'exit' follows.
+      error = err;
+      this.host.emit({ type: 'error', where: 'thread', code: (err as NodeJS.ErrnoException).code ?? 'TCPKIT_HANDLER', message: err.message, pid: process.pid });
+    });
+    worker.once('exit', (code) => events.exit(error ? (code || 1) : drained ? 0 : code, null));
+    return {
+      pid: process.pid,
+      threadId: worker.threadId,
+      send(msg) {
+        worker.postMessage(msg);
+      },
+      stop() {
+        void worker.terminate();
+      },
+      kill() {
+        void worker.terminate();
+      },
+    };
+  }
+
+  protected released(spec: WorkerSpec): void {
+    if (spec.fd === undefined) return;
+    fdutil.close(spec.fd);
+    spec.fd = undefined;
+  }
+}
+
+export default (host: ModelHost): Model => new ThreadsModel(host);
