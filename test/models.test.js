@@ -323,3 +323,25 @@ describe('bench service', () => {
     });
   }
 });
+
+describe('access rules and limits apply under every model', () => {
+  for (const c of CONFIGS.filter((x) => x.label !== 'iterative' && x.label !== 'fork')) {
+    it(`${c.label}: --per-source 1 refuses a second connection; --idle-timeout closes an idle one`, async () => {
+      const server = await serve(['echo', ...c.args, '--per-source', '1', '--idle-timeout', '1']);
+      const a = await connectTo(server.port);
+      await roundTrip(a, Buffer.from('first'));
+      const b = await connectTo(server.port);
+      b.write('second');
+      assert.notEqual(await waitClose(b), undefined);
+      await server.waitFor(/^refuse 127\.0\.0\.1:\d+ -> .* reason per-source/m);
+      // a says nothing more: closed for idleness within a few seconds.
+      assert.notEqual(await waitClose(a, 10_000), undefined);
+      await server.waitFor(/^kill pid \d+ signal \S+ reason idle/m);
+      // Once the server has counted it gone, the source has its place back.
+      await server.waitFor(/^end pid \d+ .* id 1 /m);
+      const data = random(1000);
+      assert.ok((await echoOnce(server.port, data)).equals(data), 'serves again once the source has no connection');
+      assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
+    });
+  }
+});
