@@ -14,6 +14,7 @@ import { loadService } from '../services/index.js';
 import type { ServerEvent } from '../events.js';
 import type { Model, ModelHost, ModelStats } from './types.js';
 
+/** The event model; no options. */
 export class EventModel implements Model {
   readonly name = 'event' as const;
   readonly #host: ModelHost;

@@ -78,6 +78,7 @@ function ioCount(pid: number): number {
   }
 }
 
+/** The fork model: `spare` children started ahead (default 0). */
 export class ForkModel implements Model {
   readonly name = 'fork' as const;
   readonly #host: ModelHost;

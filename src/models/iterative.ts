@@ -18,6 +18,7 @@ import type { Model, ModelHost, ModelStats } from './types.js';
 /** At most this many connections accepted in the same tick as the pause wait their turn; more are closed. */
 const MAX_QUEUED = 64;
 
+/** The iterative model; no options (--max-conns is moot: one connection at a time). */
 export class IterativeModel implements Model {
   readonly name = 'iterative' as const;
   readonly #host: ModelHost;

@@ -33,6 +33,7 @@ export const DEFAULT_WORKERS = 4;
 /** How long a worker gets after SIGTERM before SIGKILL, once the grace period is over. */
 const TERM_TO_KILL_MS = 2000;
 
+/** The prefork model: `workers` (default 4), `accept` (default `shared`), `maxConnsPerWorker` (default 0, never). */
 export class PreforkModel extends PoolModel {
   constructor(host: ModelHost) {
     const o = host.options;

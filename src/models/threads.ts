@@ -31,6 +31,7 @@ const THREAD_ENTRY = new URL('../child/thread-worker.js', import.meta.url);
 /** Default number of worker threads: 4, as prefork. */
 export const DEFAULT_WORKERS = 4;
 
+/** The threads model: `workers` (default 4), `maxConnsPerWorker` (default 0, never); `accept` must be `shared`. */
 export class ThreadsModel extends PoolModel {
   constructor(host: ModelHost) {
     const o = host.options;

@@ -40,6 +40,7 @@ function maxReplyOf(options: Readonly<Record<string, unknown>>): number {
   return v;
 }
 
+/** The bench service; service option `maxReply` (default 16 MiB). */
 export default function bench({ socket, options, log }: ServiceContext): Promise<void> {
   const maxReply = maxReplyOf(options);
   // A valid line is the digits of maxReply, an optional "\r", and "\n".
