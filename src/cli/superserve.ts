@@ -119,11 +119,6 @@ export async function serveConfig(
     await supervisor.destroy();
     throw err;
   }
-  if (printPort) {
-    const lines = supervisor.bindings().map((b) => `${b.service} ${b.listen} ${b.local ? formatEndpoint(b.local) : '-'}\n`);
-    process.stdout.write(lines.join(''));
-  }
-
   const reload = async () => {
     try {
       const next = loadConfig(file);
@@ -149,5 +144,10 @@ export async function serveConfig(
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // Print last: whoever reads the ports may signal at once, and every handler is in place by now.
+    if (printPort) {
+      const lines = supervisor.bindings().map((b) => `${b.service} ${b.listen} ${b.local ? formatEndpoint(b.local) : '-'}\n`);
+      process.stdout.write(lines.join(''));
+    }
   });
 }
