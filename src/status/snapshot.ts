@@ -247,7 +247,9 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
     if (!p && !m && pid !== server?.pid) continue; // exited meanwhile
     seen.add(pid);
     const role: Role =
-      m?.role ?? (pid === root ? (ports.size > 0 || pid === server?.pid ? 'parent' : 'process') : parents.get(pid) === root ? 'child' : 'process');
+      m?.role ??
+      roleFromCommand(p?.cmdline) ??
+      (pid === root ? (ports.size > 0 || pid === server?.pid ? 'parent' : 'process') : parents.get(pid) === root ? 'child' : 'process');
     const conns = m && m.connections.length > 0 ? served(m.connections) : fromProc(pid);
     const startedAt = p?.startedAt ?? m?.startedAt ?? server?.startedAt ?? now;
     snap.processes.push({
@@ -318,4 +320,17 @@ export function listenerOf(port: number): number | undefined {
   const parents = parentMap(pids);
   const holders = listening.flatMap((s) => owners.get(s.inode) ?? []);
   return holders.find((p) => !holders.includes(parents.get(p) ?? -1)) ?? holders[0];
+}
+
+/**
+ * A tcpkit process's role from its command line, when the server's own stats are not
+ * at hand: each kind of process runs its own entry point under src/child/.
+ */
+function roleFromCommand(cmdline: string | undefined): Role | undefined {
+  if (!cmdline) return undefined;
+  if (/child\/prefork-worker\.js\b/.test(cmdline)) return 'worker';
+  if (/child\/spare\.js\b/.test(cmdline)) return 'spare';
+  if (/child\/conn\.js\b/.test(cmdline)) return 'child';
+  if (/tcpkit(\.js)? serve\b/.test(cmdline)) return 'parent';
+  return undefined;
 }
