@@ -1,22 +1,48 @@
 /*
- * fdutil: the two descriptor calls Node does not expose.
+ * fdutil: the descriptor calls Node does not expose.
  *
  * tcpkit keeps a private duplicate of each listening socket so that it can stop
  * accepting (close the libuv handle, leaving the socket in LISTEN with its backlog)
  * and start again (listen on a fresh duplicate), and so that each worker thread can
  * own its copy: a thread's exit then closes only its own descriptor (see DESIGN.md).
+ *
+ * recv: a PROXY protocol header must be taken off a connection without taking any of
+ * the client's bytes, because the socket itself then goes to a child or an exec'd
+ * program. Node's streams read as much as there is; recv(2) with MSG_PEEK looks
+ * without consuming, and a recv of exactly the header's length consumes only it.
+ *
+ * cloexec / socketInfo: descriptors inherited by socket activation are not
+ * close-on-exec, and tcpkit checks they are listening TCP sockets before serving.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+static const char *errno_name(int err) {
+  switch (err) {
+    case EBADF: return "EBADF";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ECONNRESET: return "ECONNRESET";
+    case ENOTCONN: return "ENOTCONN";
+    case ENOTSOCK: return "ENOTSOCK";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EINVAL: return "EINVAL";
+    case ENOMEM: return "ENOMEM";
+    default: return "EIO";
+  }
+}
 
 static napi_value throw_errno(napi_env env, const char *syscall, int err) {
   napi_value code, msg, error, sys;
-  const char *name = err == EBADF ? "EBADF" : err == EMFILE ? "EMFILE" : err == ENFILE ? "ENFILE" : "EIO";
+  const char *name = errno_name(err);
   char text[128];
   snprintf(text, sizeof text, "%s %s: %s", syscall, name, strerror(err));
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
@@ -58,7 +84,66 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Mark fd close-on-exec: a descriptor the server inherited must not leak into the programs it runs. */
+/* The largest recv tcpkit asks for: a PROXY v2 header is at most 16 + 65535 bytes. */
+#define RECV_MAX (16 + 65535)
+
+/*
+ * recv(fd, length, peek) -> Buffer | null, never blocking (MSG_DONTWAIT):
+ * the bytes received (at most `length`; with peek they stay in the socket's queue),
+ * an empty Buffer at end of stream (the peer sent FIN), or null when nothing has
+ * arrived yet (EAGAIN). Other failures (ECONNRESET, ...) throw with the code.
+ */
+static napi_value Recv(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  int32_t fd = -1, length = 0;
+  bool peek = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 3 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_value_int32(env, argv[1], &length) != napi_ok || length < 1 || length > RECV_MAX ||
+      napi_get_value_bool(env, argv[2], &peek) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "recv(fd, length 1..65551, peek boolean)");
+    return NULL;
+  }
+  char buf[RECV_MAX];
+  ssize_t n;
+  do {
+    n = recv(fd, buf, (size_t)length, MSG_DONTWAIT | (peek ? MSG_PEEK : 0));
+  } while (n < 0 && errno == EINTR);
+  napi_value result;
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      napi_get_null(env, &result);
+      return result;
+    }
+    return throw_errno(env, "recv", errno);
+  }
+  void *data;
+  napi_create_buffer_copy(env, (size_t)n, buf, &data, &result);
+  return result;
+}
+
+/*
+ * rdhup(fd) -> boolean: has the peer shut down its sending side (or the connection
+ * failed)? A peek cannot tell while bytes are still queued before the FIN; poll's
+ * POLLRDHUP can, without reading anything.
+ */
+static napi_value Rdhup(napi_env env, napi_callback_info info) {
+  int ok;
+  int32_t fd = fd_arg(env, info, &ok);
+  if (!ok) return NULL;
+  struct pollfd p = { .fd = fd, .events = POLLIN | POLLRDHUP, .revents = 0 };
+  int n;
+  do {
+    n = poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, "poll", errno);
+  napi_value result;
+  napi_get_boolean(env, (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0, &result);
+  return result;
+}
+
+/* Set close-on-exec on a descriptor tcpkit inherited, so no child inherits it in turn. */
 static napi_value Cloexec(napi_env env, napi_callback_info info) {
   int ok;
   int32_t fd = fd_arg(env, info, &ok);
@@ -68,14 +153,51 @@ static napi_value Cloexec(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * socketInfo(fd) -> { type: 'stream' | 'dgram' | 'other', listening: boolean,
+ * family: 'IPv4' | 'IPv6' | 'unix' | 'other' }: what an inherited descriptor is
+ * (sd_is_socket's checks). Throws ENOTSOCK for a descriptor that is not a socket.
+ */
+static napi_value SocketInfo(napi_env env, napi_callback_info info) {
+  int ok;
+  int32_t fd = fd_arg(env, info, &ok);
+  if (!ok) return NULL;
+  int type = 0, listening = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  len = sizeof listening;
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  struct sockaddr_storage ss;
+  socklen_t sslen = sizeof ss;
+  memset(&ss, 0, sizeof ss);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) return throw_errno(env, "getsockname", errno);
+  const char *family = ss.ss_family == AF_INET ? "IPv4" : ss.ss_family == AF_INET6 ? "IPv6" : ss.ss_family == AF_UNIX ? "unix" : "other";
+  const char *kind = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other";
+  napi_value result, v;
+  napi_create_object(env, &result);
+  napi_create_string_utf8(env, kind, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, result, "type", v);
+  napi_get_boolean(env, listening != 0, &v);
+  napi_set_named_property(env, result, "listening", v);
+  napi_create_string_utf8(env, family, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, result, "family", v);
+  return result;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "dup", NAPI_AUTO_LENGTH, Dup, NULL, &fn);
   napi_set_named_property(env, exports, "dup", fn);
   napi_create_function(env, "close", NAPI_AUTO_LENGTH, Close, NULL, &fn);
   napi_set_named_property(env, exports, "close", fn);
+  napi_create_function(env, "recv", NAPI_AUTO_LENGTH, Recv, NULL, &fn);
+  napi_set_named_property(env, exports, "recv", fn);
+  napi_create_function(env, "rdhup", NAPI_AUTO_LENGTH, Rdhup, NULL, &fn);
+  napi_set_named_property(env, exports, "rdhup", fn);
   napi_create_function(env, "cloexec", NAPI_AUTO_LENGTH, Cloexec, NULL, &fn);
   napi_set_named_property(env, exports, "cloexec", fn);
+  napi_create_function(env, "socketInfo", NAPI_AUTO_LENGTH, SocketInfo, NULL, &fn);
+  napi_set_named_property(env, exports, "socketInfo", fn);
   return exports;
 }
 

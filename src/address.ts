@@ -27,6 +27,26 @@ export interface ConnectionInfo {
   remote: Endpoint;
   /** Milliseconds since the epoch when the connection was accepted. */
   acceptedAt: number;
+  /** Set when a PROXY protocol header named the ends: the real connection (the balancer's). Default absent. */
+  via?: ProxyVia;
+}
+
+/**
+ * The real connection behind a PROXY protocol header: `remote` is the balancer
+ * (getpeername), `local` our own address (getsockname), `version` the header's.
+ * The connection's `remote`/`local` are then what the header said.
+ */
+export interface ProxyVia {
+  remote: Endpoint;
+  local: Endpoint;
+  version: 1 | 2;
+}
+
+/** The ends of a connection as the server should see them. */
+export interface ConnectionEnds {
+  local: Endpoint;
+  remote: Endpoint;
+  via?: ProxyVia;
 }
 
 /** The seed's SERV_PORT (unp.h): greater than 5000, less than 49152, not registered. */
@@ -86,8 +106,20 @@ export function parseHostPort(text: string, defaultHost: string, option = 'addre
   return { host, port: parsePort(port, option) };
 }
 
-/** Read both ends of a connected socket (getsockname + getpeername), or undefined if it is already gone. */
-export function endpointsOf(socket: net.Socket): { local: Endpoint; remote: Endpoint } | undefined {
+/** Ends announced for accepted sockets by a PROXY protocol header (src/proxy-reader.ts). */
+const announced = new WeakMap<net.Socket, ConnectionEnds>();
+
+/**
+ * Record what a PROXY header said about `socket`, so that endpointsOf (and so every
+ * model, log line, access rule and UCSPI variable) sees the client, not the balancer.
+ * The entry goes away with the socket.
+ */
+export function announceEnds(socket: net.Socket, ends: ConnectionEnds): void {
+  announced.set(socket, ends);
+}
+
+/** Both ends of a connected socket as getsockname + getpeername report them, ignoring any PROXY header. */
+export function realEndpointsOf(socket: net.Socket): { local: Endpoint; remote: Endpoint } | undefined {
   const { localAddress, localPort, remoteAddress, remotePort } = socket;
   if (localAddress === undefined || localPort === undefined || remoteAddress === undefined || remotePort === undefined) {
     return undefined;
@@ -97,6 +129,15 @@ export function endpointsOf(socket: net.Socket): { local: Endpoint; remote: Endp
     local: { address: localAddress, port: localPort, family: familyOf(localAddress) ?? family },
     remote: { address: remoteAddress, port: remotePort, family },
   };
+}
+
+/**
+ * Both ends of a connected socket (getsockname + getpeername), or undefined if it is
+ * already gone. For a connection that arrived with a PROXY protocol header, the ends
+ * the header named, with the real ones under `via`.
+ */
+export function endpointsOf(socket: net.Socket): ConnectionEnds | undefined {
+  return announced.get(socket) ?? realEndpointsOf(socket);
 }
 
 /**

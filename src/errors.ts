@@ -97,8 +97,32 @@ export class PrematureCloseError extends TcpkitError {
 
 /** A peer broke the protocol of a service (bad bench count, bad PROXY header, ...). */
 export class ProtocolError extends TcpkitError {
-  constructor(message: string) {
-    super('TCPKIT_PROTOCOL', message, { exitCode: ExitCode.USAGE });
+  constructor(message: string, code = 'TCPKIT_PROTOCOL') {
+    super(code, message, { exitCode: ExitCode.USAGE });
+  }
+}
+
+/**
+ * Why a PROXY protocol header was refused (src/proxy-protocol.ts):
+ * `missing` the connection does not start with a PROXY header; `malformed` it breaks
+ * the specification; `version` a version that is not accepted; `oversized` longer
+ * than the limit (v1: no CRLF in 107 bytes; v2: 16 + length over the cap);
+ * `checksum` its CRC32C TLV does not match; `truncated` the peer closed before the
+ * header was complete; `timeout` it did not arrive in time; `busy` too many
+ * connections were already waiting for their headers.
+ */
+export type ProxyFailure = 'missing' | 'malformed' | 'version' | 'oversized' | 'checksum' | 'truncated' | 'timeout' | 'busy';
+
+/**
+ * A PROXY protocol header that cannot be used. `code` is `TCPKIT_PROXY_` + the
+ * reason in capitals (`TCPKIT_PROXY_MALFORMED`); the message says what was wrong:
+ * `PROXY v1: bad source address "1.2.3"`. The connection is closed; others go on.
+ */
+export class ProxyProtocolError extends ProtocolError {
+  readonly reason: ProxyFailure;
+  constructor(reason: ProxyFailure, message: string) {
+    super(message, `TCPKIT_PROXY_${reason.toUpperCase()}`);
+    this.reason = reason;
   }
 }
 

@@ -10,7 +10,8 @@ import { formatEndpoint, sanitize, type Endpoint } from './address.js';
 /** Every event a server reports. Field names are the log grammar's keys. */
 export type ServerEvent =
   | { type: 'listen'; local: Endpoint; model: string; service: string; pid: number; max: number }
-  | { type: 'accept'; id: number; local: Endpoint; remote: Endpoint; pid: number; count: number; max: number }
+  /** `via`: the real peer (the balancer) when a PROXY header named `remote`. */
+  | { type: 'accept'; id: number; local: Endpoint; remote: Endpoint; pid: number; count: number; max: number; via?: Endpoint }
   | {
       type: 'end';
       id: number;
@@ -24,7 +25,8 @@ export type ServerEvent =
   | { type: 'pause'; count: number; max: number }
   | { type: 'resume'; count: number; max: number }
   | { type: 'deny'; remote: Endpoint; local: Endpoint; reason: string; rule?: string }
-  | { type: 'refuse'; remote: Endpoint; local: Endpoint; reason: string }
+  /** `message`: what exactly was wrong, where the reason alone does not say (a bad PROXY header). */
+  | { type: 'refuse'; remote: Endpoint; local: Endpoint; reason: string; message?: string }
   | { type: 'spawn'; pid: number; role: string }
   | { type: 'exit'; pid: number; role: string; exitcode: number | null; signal: string | null }
   | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number }
@@ -61,7 +63,7 @@ export function formatEvent(e: ServerEvent): string {
     case 'listen':
       return `listen ${sanitize(formatEndpoint(e.local))} ${e.local.family} ${field('model', e.model)} ${field('service', e.service)} pid ${e.pid} max ${e.max}`;
     case 'accept':
-      return `accept ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} pid ${e.pid} count ${e.count}/${e.max} id ${e.id}`;
+      return `accept ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} pid ${e.pid} count ${e.count}/${e.max} id ${e.id}${e.via ? ` via ${sanitize(formatEndpoint(e.via))}` : ''}`;
     case 'end': {
       const how = e.signal ? `signal ${e.signal}` : `exitcode ${e.exitcode ?? 0}`;
       return `end pid ${e.pid} ${how} count ${e.count}/${e.max} id ${e.id} ms ${e.ms}`;
@@ -71,7 +73,7 @@ export function formatEvent(e: ServerEvent): string {
       return `${e.type} count ${e.count}/${e.max}`;
     case 'deny':
     case 'refuse':
-      return `${e.type} ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} ${field('reason', e.reason)}${e.type === 'deny' && e.rule ? ` ${field('rule', e.rule)}` : ''}`;
+      return `${e.type} ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} ${field('reason', e.reason)}${e.type === 'deny' && e.rule ? ` ${field('rule', e.rule)}` : ''}${e.type === 'refuse' && e.message ? ` message ${JSON.stringify(sanitize(e.message, 512))}` : ''}`;
     case 'spawn':
       return `spawn pid ${e.pid} ${field('role', e.role)}`;
     case 'exit': {

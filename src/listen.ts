@@ -9,19 +9,13 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { createRequire } from 'node:module';
 import { formatAddress, type Endpoint, type Family, familyOf } from './address.js';
 import { InvalidOptionError, SystemCallError } from './errors.js';
+import { fdutil } from './fdutil.js';
+import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-reader.js';
 
-interface FdUtil {
-  dup(fd: number): number;
-  close(fd: number): void;
-  cloexec(fd: number): void;
-}
-
-const require = createRequire(import.meta.url);
-/** The native helper (native/fdutil.c), built by `npm ci`. */
-export const fdutil: FdUtil = require('../build/Release/fdutil.node') as FdUtil;
+/** The native helper, re-exported for the modules that already import it from here. */
+export { fdutil } from './fdutil.js';
 
 /**
  * Mark every descriptor above 2 close-on-exec. Node's and tcpkit's own already
@@ -89,6 +83,25 @@ function listenOn(server: net.Server, opts: net.ListenOptions | { fd: number; ba
 }
 
 /**
+ * Check that an inherited descriptor is a listening TCP socket (as sd_is_socket
+ * does) and make it close-on-exec: a service manager passes it without, and no
+ * child of ours may inherit it. Throws `listen EBADF fd 7` or InvalidOptionError.
+ */
+function checkInherited(fd: number): void {
+  let info: ReturnType<typeof fdutil.socketInfo>;
+  try {
+    info = fdutil.socketInfo(fd);
+  } catch (err) {
+    throw new SystemCallError('listen', `fd ${fd}`, err);
+  }
+  if (info.type !== 'stream' || !info.listening || (info.family !== 'IPv4' && info.family !== 'IPv6')) {
+    const what = `${info.family} ${info.type} socket${info.listening ? '' : ', not listening'}`;
+    throw new InvalidOptionError('fd', `descriptor ${fd} is not a listening TCP socket (${what})`);
+  }
+  fdutil.cloexec(fd);
+}
+
+/**
  * A listening TCP socket owned by tcpkit. Emits each accepted connection, paused
  * (`pauseOnConnect`), to the handler: the model decides who reads it.
  */
@@ -101,6 +114,7 @@ export class Listener {
   #state: ListenerState = 'accepting';
   #onConnection: ConnectionHandler = (s) => s.destroy();
   #onError: (err: Error) => void = () => {};
+  #gate: ProxyGate | undefined;
 
   private constructor(server: net.Server, keptFd: number, backlog: number) {
     this.#server = server;
@@ -119,6 +133,7 @@ export class Listener {
     }
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
     if (options.fd !== undefined) {
+      checkInherited(options.fd);
       try {
         await listenOn(server, { fd: options.fd, backlog });
       } catch (err) {
@@ -162,6 +177,28 @@ export class Listener {
     this.#onError = handler;
   }
 
+  /**
+   * Read a PROXY protocol header from every connection before handing it on: the
+   * handler then gets the socket with the header consumed (and only the header) and
+   * endpointsOf(socket) giving the client the balancer named. A missing, bad or
+   * late header closes that connection and is reported to `onRefuse`. Call before
+   * connections arrive; `undefined` turns it off.
+   */
+  acceptProxyProtocol(options: ProxyGateOptions | undefined, onRefuse: ProxyGateHandlers['refuse'] = () => {}): void {
+    this.#gate?.destroy();
+    this.#gate = options && new ProxyGate(options, { pass: (socket) => this.#onConnection(socket), refuse: onRefuse });
+  }
+
+  /** Resolves once no accepted connection is still waiting for its PROXY header. */
+  settled(): Promise<void> {
+    return this.#gate?.settled() ?? Promise.resolve();
+  }
+
+  /** Close the connections still waiting for their PROXY header. */
+  abortPending(): void {
+    this.#gate?.destroy();
+  }
+
   /** Stop accepting; new connections wait in the kernel's backlog. Idempotent. */
   pause(): void {
     if (this.#state !== 'accepting') return;
@@ -194,7 +231,7 @@ export class Listener {
 
   #attach(server: net.Server): void {
     // A connection accepted just before a pause is still handed on: nothing accepted is ever dropped.
-    server.on('connection', (socket: net.Socket) => this.#onConnection(socket));
+    server.on('connection', (socket: net.Socket) => (this.#gate ? this.#gate.take(socket) : this.#onConnection(socket)));
     server.on('error', (err: Error) => this.#onError(err));
   }
 }

@@ -10,10 +10,12 @@ import { EventEmitter } from 'node:events';
 import { AccessRules, type AccessRuleSpec } from './access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
 import { parsePort } from './address.js';
-import { InvalidOptionError, StateError } from './errors.js';
+import { InvalidOptionError, StateError, type ProxyProtocolError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
 import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './limits.js';
 import { closeOnExecInherited, Listener } from './listen.js';
+import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './proxy-protocol.js';
+import type { ProxyGateOptions } from './proxy-reader.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
 import { validateServiceSpec, type ServiceSpec } from './services/index.js';
@@ -48,6 +50,16 @@ export interface ServerOptions extends ModelOptions {
   idleTimeout?: number;
   /** Seconds a connection may last at most. Default 0 (unlimited). */
   timeLimit?: number;
+  /**
+   * Expect a PROXY protocol header on every connection (behind HAProxy `send-proxy`,
+   * nginx `proxy_protocol on`, ...): `true` accepts v1 and v2, `'v1'`/`'v2'` only that
+   * one. The header's client becomes the connection's peer everywhere. Default false.
+   */
+  proxyProtocol?: boolean | 'v1' | 'v2';
+  /** Seconds a connection may take to send its PROXY header. Default 5. */
+  proxyTimeout?: number;
+  /** Largest PROXY v2 header accepted, in bytes (16 + length). Default 4096; at most 65551. */
+  proxyV2Limit?: number;
 }
 
 /** Server lifecycle states. */
@@ -88,6 +100,7 @@ interface Resolved {
   perSource: number;
   rate: number;
   limits: ConnectionLimits;
+  proxy: ProxyGateOptions | undefined;
 }
 
 function positiveInt(name: string, value: unknown, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
@@ -111,7 +124,23 @@ function resolveOptions(o: ServerOptions): Resolved {
   if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0) {
     throw new InvalidOptionError('grace', `must be a number of seconds >= 0, got ${JSON.stringify(o.grace)}`);
   }
+  const proxyTimeout = o.proxyTimeout ?? 5;
+  if (typeof proxyTimeout !== 'number' || !Number.isFinite(proxyTimeout) || proxyTimeout <= 0) {
+    throw new InvalidOptionError('proxyTimeout', `must be a number of seconds > 0, got ${JSON.stringify(o.proxyTimeout)}`);
+  }
+  const proxyProtocol = o.proxyProtocol ?? false;
+  if (![true, false, 'v1', 'v2'].includes(proxyProtocol)) {
+    throw new InvalidOptionError('proxyProtocol', `must be true, false, "v1" or "v2", got ${JSON.stringify(o.proxyProtocol)}`);
+  }
+  const proxy: ProxyGateOptions | undefined = proxyProtocol
+    ? {
+        versions: proxyProtocol === 'v1' ? [1] : proxyProtocol === 'v2' ? [2] : [1, 2],
+        timeoutMs: proxyTimeout * 1000,
+        v2Limit: positiveInt('proxyV2Limit', o.proxyV2Limit ?? DEFAULT_V2_LIMIT, { min: 16, max: V2_MAX_LENGTH }),
+      }
+    : undefined;
   return {
+    proxy,
     host: o.host ?? '0.0.0.0',
     port: parsePort(o.port ?? 9877, 'port'),
     backlog: positiveInt('backlog', o.backlog ?? 511, { max: 65535 }),
@@ -196,6 +225,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       });
       // Children and exec'd programs must hold nothing but their own 0, 1, 2.
       closeOnExecInherited();
+      if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#proxyRefused(err, real));
       const factory = await loadModel(o.model);
       const server = this;
       this.#model = factory({
@@ -240,11 +270,21 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     return { ok: true, env: { TCPCONNNUM: String(place.count), ...decision.env } };
   }
 
+  /** A connection's PROXY header was refused: one log line; the listener has closed it. */
+  #proxyRefused(err: ProxyProtocolError, real: { local: Endpoint; remote: Endpoint } | undefined): void {
+    if (real) {
+      this.#emit({ type: 'refuse', remote: real.remote, local: real.local, reason: `proxy-${err.reason}`, message: err.message });
+    } else {
+      this.#emit({ type: 'error', where: 'proxy', code: err.code, message: err.message });
+    }
+  }
+
   #opened(info: ConnectionInfo, pid: number): void {
     this.#accepted++;
     this.#active.set(info.id, { ...info, pid });
     const count = this.#active.size;
-    this.#emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count, max: this.options.maxConns });
+    const via = info.via?.remote;
+    this.#emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count, max: this.options.maxConns, ...(via && { via }) });
     if (count >= this.options.maxConns && !this.#paused && this.#state === 'running') {
       this.#paused = true;
       this.#model?.pauseAccept();
@@ -293,9 +333,13 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     this.#state = 'closing';
     const grace = options.grace ?? this.options.grace;
     this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#active.size, grace });
-    if (this.#ownsListener) this.#listener?.close();
-    else this.#listener?.pause();
-    this.#closing = (this.#model ? this.#model.close(grace * 1000) : Promise.resolve()).then(() => {
+    const listener = this.#listener;
+    if (this.#ownsListener) listener?.close();
+    else listener?.pause();
+    // A connection still sending its PROXY header was accepted: let it reach the model
+    // (bounded by the header timeout) before the model drains.
+    const settled = listener ? listener.settled() : Promise.resolve();
+    this.#closing = settled.then(() => (this.#model ? this.#model.close(grace * 1000) : undefined)).then(() => {
       this.#state = 'closed';
       this.#emit({ type: 'closed', accepted: this.#accepted, served: this.#ended });
     });
@@ -305,6 +349,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   /** Forceful close: kill every connection, process and thread now. Idempotent. */
   destroy(): Promise<void> {
     const closing = this.close({ grace: 0 });
+    this.#listener?.abortPending();
     this.#model?.destroy();
     return closing;
   }
