@@ -36,7 +36,9 @@ export type ServerEvent =
   /** A line an exec'd program wrote on its stderr (sanitized when rendered). */
   | { type: 'stderr'; pid: number; id?: number; text: string }
   /** A configuration reload (SIGHUP): applied, or refused with the old one still running. */
-  | { type: 'reload'; ok: boolean; kept: number; started: number; stopped: number; message?: string };
+  | { type: 'reload'; ok: boolean; kept: number; started: number; stopped: number; message?: string }
+  /** Zero-downtime restart: the successor `pid` was started, is accepting, or failed (this server goes on). */
+  | { type: 'restart'; state: 'spawn' | 'ready' | 'failed'; pid: number; message?: string };
 
 export type ServerEventType = ServerEvent['type'];
 
@@ -94,6 +96,8 @@ export function formatEvent(e: ServerEvent): string {
       return e.ok
         ? `reload ok kept ${e.kept} started ${e.started} stopped ${e.stopped}`
         : `reload failed message ${JSON.stringify(sanitize(e.message ?? '', 1024))}`;
+    case 'restart':
+      return `restart state ${e.state} pid ${e.pid}${e.message ? ` message ${JSON.stringify(sanitize(e.message, 512))}` : ''}`;
   }
 }
 

@@ -100,10 +100,9 @@ function isPrefixOf(bytes: Uint8Array, signature: Readonly<Buffer>): boolean {
   return true;
 }
 
-/** Printable form of up to 16 peer bytes, for an error message. */
+/** Up to 16 peer bytes as a JSON string (control bytes escaped), for an error message. */
 function shown(bytes: Uint8Array): string {
-  const head = Buffer.from(bytes.subarray(0, 16)).toString('latin1');
-  return JSON.stringify(head.replace(/[^\x20-\x7e]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+  return JSON.stringify(Buffer.from(bytes.subarray(0, 16)).toString('latin1'));
 }
 
 /**
@@ -150,10 +149,26 @@ function v1Port(text: string): number | undefined {
   return PORT.test(text) && Number(text) <= 65535 ? Number(text) : undefined;
 }
 
+/** Bytes a TCP4/TCP6 line may hold before its CR: digits, hex letters, '.', ':' and spaces. */
+function isAddressLineByte(b: number): boolean {
+  return (b >= 0x30 && b <= 0x3a) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66) || b === 0x2e || b === 0x20;
+}
+
 function parseV1(buf: Buffer): ProxyParse {
   const window = buf.subarray(0, V1_MAX_LENGTH);
   // The line ends at the first CR, which must be followed by LF: a lone CR or LF never ends it.
   const cr = window.indexOf(0x0d);
+  // A TCP4/TCP6 line can be refused at its first impossible byte (a lone LF, a NUL, a
+  // letter), without waiting for a CRLF that would not make it valid.
+  const tcp = /^PROXY TCP[46] /.test(window.toString('latin1', 0, 11));
+  if (tcp) {
+    const end = cr < 0 ? window.length : cr;
+    for (let i = 11; i < end; i++) {
+      if (!isAddressLineByte(window[i]!)) {
+        return invalid('malformed', `PROXY v1: byte 0x${window[i]!.toString(16).padStart(2, '0')} at offset ${i} cannot be part of a ${window.toString('latin1', 6, 10)} line`);
+      }
+    }
+  }
   if (cr < 0) {
     if (window.length >= V1_MAX_LENGTH) {
       return invalid('oversized', `PROXY v1: no CRLF within the first ${V1_MAX_LENGTH} bytes`);
@@ -348,7 +363,8 @@ export function encodeProxyHeader(spec: ProxyHeaderSpec): Buffer {
   if (spec.version === 1) {
     if (!family || !source || !destination) return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
     const proto = family === 'IPv4' ? 'TCP4' : 'TCP6';
-    return Buffer.from(`PROXY ${proto} ${source.address} ${destination.address} ${source.port} ${destination.port}\r\n`, 'latin1');
+    const text = (a: string) => (family === 'IPv6' ? new net.SocketAddress({ address: a, family: 'ipv6' }).address : a);
+    return Buffer.from(`PROXY ${proto} ${text(source.address)} ${text(destination.address)} ${source.port} ${destination.port}\r\n`, 'latin1');
   }
   const parts: Buffer[] = [];
   let fam = 0x00;

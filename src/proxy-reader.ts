@@ -22,7 +22,7 @@ import type net from 'node:net';
 import { announceEnds, realEndpointsOf, type ConnectionEnds } from './address.js';
 import { ProxyProtocolError } from './errors.js';
 import { fdutil } from './fdutil.js';
-import { parseProxyHeader, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
+import { parseProxyHeader, V1_MAX_LENGTH, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
 
 /** Options of readProxyHeader and ProxyGate. */
 export interface ProxyReadOptions extends ProxyParseOptions {
@@ -68,8 +68,8 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = 
   const timeoutMs = options.timeoutMs ?? 5000;
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    let wait = 0;
-    let need = 16;
+    let wait = FIRST_WAIT_MS;
+    let need = V1_MAX_LENGTH; // enough for any v1 line and most v2 headers in one look
     let got = 0;
     let seen = 0;
     const look = () => {
@@ -78,36 +78,36 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = 
         reject(truncated(got, 'connection closed'));
         return;
       }
-      let bytes: Buffer | null;
       let hup: boolean;
       try {
-        // Ask about the FIN first: if it had come, this peek sees every byte there will be.
+        // Ask about the FIN first: if it had come, the peeks below see every byte there will be.
         hup = fdutil.rdhup(fd);
-        bytes = fdutil.recv(fd, need, true);
+        for (;;) {
+          const asked = need;
+          const bytes = fdutil.recv(fd, asked, true);
+          if (bytes === null) break;
+          if (bytes.length === 0) {
+            reject(truncated(got, 'peer closed'));
+            return;
+          }
+          got = bytes.length;
+          const parsed = parseProxyHeader(bytes, options);
+          if (parsed.state === 'invalid') {
+            reject(parsed.error);
+            return;
+          }
+          if (parsed.state === 'complete') {
+            consume(fd, parsed.header);
+            return;
+          }
+          need = parsed.need;
+          // The peek was cut at what we asked for and the parser wants more: look again now.
+          if (!(got === asked && need > asked)) break;
+        }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
         reject(truncated(got, code === 'ECONNRESET' ? 'connection reset' : `recv ${code}`));
         return;
-      }
-      if (bytes !== null) {
-        if (bytes.length === 0) {
-          reject(truncated(got, 'peer closed'));
-          return;
-        }
-        got = bytes.length;
-        const parsed = parseProxyHeader(bytes, options);
-        if (parsed.state === 'invalid') {
-          reject(parsed.error);
-          return;
-        }
-        if (parsed.state === 'complete') {
-          consume(fd, parsed.header);
-          return;
-        }
-        need = parsed.need;
-        // Progress resets the back-off; a peer that stalls is looked at less and less often.
-        if (got > seen) wait = 0;
-        seen = got;
       }
       if (hup) {
         reject(truncated(got, 'peer closed'));
@@ -118,7 +118,9 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = 
         reject(new ProxyProtocolError('timeout', `no complete PROXY header within ${timeoutMs} ms (${got} bytes arrived)`));
         return;
       }
-      wait = Math.min(wait === 0 ? FIRST_WAIT_MS : wait * 2, MAX_WAIT_MS);
+      // Progress resets the back-off; a peer that stalls is looked at less and less often.
+      wait = got > seen ? FIRST_WAIT_MS : Math.min(wait * 2, MAX_WAIT_MS);
+      seen = got;
       setTimeout(look, Math.min(wait, left)).unref();
     };
     const consume = (fd: number, header: ProxyHeader) => {

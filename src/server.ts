@@ -16,6 +16,7 @@ import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } fro
 import { closeOnExecInherited, Listener } from './listen.js';
 import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './proxy-protocol.js';
 import type { ProxyGateOptions } from './proxy-reader.js';
+import { startSuccessor, type SuccessorOptions } from './restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
 import { validateServiceSpec, type ServiceSpec } from './services/index.js';
@@ -185,6 +186,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   /** Admitted connections (id → peer address) holding a per-source place until closed. */
   #admitted = new Map<number, string>();
   #denied = 0;
+  #handingOver = false;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -344,6 +346,40 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       this.#emit({ type: 'closed', accepted: this.#accepted, served: this.#ended });
     });
     return this.#closing;
+  }
+
+  /**
+   * Zero-downtime restart (src/restart.ts): start a successor process on this
+   * server's listening socket, wait until it accepts, then close gracefully (this
+   * server stops accepting and drains; the socket stays open in the successor).
+   * Resolves with the successor's pid once this server is closed. On failure the
+   * server keeps serving and the promise rejects (`TCPKIT_RESTART`). Events:
+   * `restart state spawn|ready|failed pid P`.
+   */
+  async handOver(options: Omit<SuccessorOptions, 'fd'> = {}): Promise<number> {
+    const listener = this.#listener;
+    if (this.#state !== 'running' || !listener) throw new StateError(`restart: server is ${this.#state}`);
+    if (this.#handingOver) throw new StateError('restart: a restart is already under way');
+    this.#handingOver = true;
+    let pid = 0;
+    try {
+      pid = await startSuccessor({
+        ...options,
+        fd: listener.fd,
+        onSpawn: (p) => {
+          pid = p;
+          this.#emit({ type: 'restart', state: 'spawn', pid: p });
+          options.onSpawn?.(p);
+        },
+      });
+    } catch (err) {
+      this.#handingOver = false;
+      this.#emit({ type: 'restart', state: 'failed', pid, message: (err as Error).message });
+      throw err;
+    }
+    this.#emit({ type: 'restart', state: 'ready', pid });
+    await this.close({ signal: 'restart' });
+    return pid;
   }
 
   /** Forceful close: kill every connection, process and thread now. Idempotent. */

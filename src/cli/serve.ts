@@ -6,6 +6,8 @@ import { formatEvent, formatEventJson, type ServerEvent } from '../events.js';
 import { modelNames } from '../models/index.js';
 import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
+import { chooseSocket, listenFds } from '../activation.js';
+import { notifyReady, takeNotifyFd } from '../restart.js';
 import { choiceOption, intOption, parse, secondsOption } from './args.js';
 import { parseAdminArg, startAdminFromArg } from './status.js';
 import { dropFromFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
@@ -27,6 +29,11 @@ Serve SERVICE (default: echo) on a TCP port.
   --max-conns-per-worker K  prefork/threads: recycle a worker after K connections (default 0: never)
   --max-reply BYTES       bench: largest reply a client may ask for (default 16777216)
   --handler FILE          serve with FILE's exported function of a connection instead of SERVICE
+  --fd N                  serve on the inherited listening descriptor N instead of binding
+  --fd-name NAME          with socket activation passing several sockets: the one named NAME
+  --proxy-protocol        expect a PROXY protocol header (v1 or v2) on every connection:
+                          the client it names becomes the peer (logs, rules, TCPREMOTEIP)
+  --proxy-timeout SECONDS time a connection has to send its PROXY header (default 5)
   --log-format FORMAT     text (default) or json
   --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default)
   --admin-public          allow a non-loopback --admin address (it has no authentication)
@@ -34,8 +41,20 @@ Serve SERVICE (default: echo) on a TCP port.
 ${superHelp}
   -h, --help              this text
 
+Socket activation: with LISTEN_FDS/LISTEN_PID set for this process (systemd, systemd-socket-activate)
+tcpkit serves on the passed socket; it takes precedence over --fd, which takes precedence over
+--host/--port. SIGUSR2 restarts without downtime: a new tcpkit with the same arguments takes over
+the listening socket, then this one stops accepting, drains and exits 0.
+
 Services: ${serviceNames().join(', ')}.
 Exit codes: 0 after a clean shutdown, 100 usage error, 111 system failure (cannot bind).`;
+
+/** A number of seconds > 0, or undefined when absent. */
+function positiveSeconds(name: string, value: string | undefined): number | undefined {
+  const n = secondsOption(name, value);
+  if (n === 0) throw new UsageError(`--${name}: must be a number of seconds > 0, got "${value}"`);
+  return n;
+}
 
 const PER_CONNECTION = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit']);
 
@@ -54,6 +73,10 @@ export async function serve(argv: string[]): Promise<number> {
     'max-conns-per-worker': { type: 'string' },
     'max-reply': { type: 'string' },
     handler: { type: 'string' },
+    fd: { type: 'string' },
+    'fd-name': { type: 'string' },
+    'proxy-protocol': { type: 'boolean' },
+    'proxy-timeout': { type: 'string' },
     'log-format': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
     admin: { type: 'string' },
@@ -95,8 +118,15 @@ export async function serve(argv: string[]): Promise<number> {
     spare: intOption('spare', values.spare, { min: 0, max: 1024 }),
     accept: choiceOption('accept', values.accept, ['shared', 'pass'] as const),
     maxConnsPerWorker: intOption('max-conns-per-worker', values['max-conns-per-worker'], { min: 0 }),
+    fd: intOption('fd', values.fd, { min: 0, max: 1_000_000 }),
+    proxyProtocol: values['proxy-protocol'] ?? false,
+    proxyTimeout: positiveSeconds('proxy-timeout', values['proxy-timeout']),
     ...superServerOptions(values, argv, positionals),
   };
+  // Inherited sockets first (socket activation, or a restarting tcpkit), then --fd, then --host/--port.
+  const notifyFd = takeNotifyFd();
+  const inherited = chooseSocket(listenFds(), values['fd-name']);
+  if (inherited) options.fd = inherited.fd;
   const serviceName = typeof options.service === 'string' ? options.service : options.service?.handler ? undefined : options.service?.name;
   if (!values.exec && serviceName !== undefined && !serviceNames().includes(serviceName)) {
     throw new UsageError(`serve: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
@@ -133,7 +163,16 @@ export async function serve(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGUSR2: hand the listening socket to a new tcpkit; a failure is logged and we go on serving.
+    process.on('SIGUSR2', () => {
+      if (signals > 0) return;
+      server.handOver({ name: inherited?.name }).then(
+        () => Promise.resolve(admin?.close()).then(() => resolve(0)),
+        () => {},
+      );
+    });
     // Only now: a script may signal the server the moment it reads the port.
     if (values['print-port']) process.stdout.write(`${local.port}\n`);
+    if (notifyFd !== undefined) notifyReady(notifyFd);
   });
 }
