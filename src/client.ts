@@ -8,6 +8,7 @@ import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { endpointsOf, formatAddress, type Endpoint } from './address.js';
 import { ConnectTimeoutError, InvalidOptionError, PrematureCloseError, SystemCallError } from './errors.js';
+import { encodeProxyHeader } from './proxy-protocol.js';
 
 /** Options of connect(). */
 export interface ConnectOptions {
@@ -19,6 +20,12 @@ export interface ConnectOptions {
   source?: string;
   /** Milliseconds to wait for the handshake. Default 10000; 0 means no limit. */
   timeout?: number;
+  /**
+   * Send a PROXY protocol header first, as a balancer would (for testing servers
+   * behind one): `version` 1 or 2; `source` the client to claim. Default: no header;
+   * `source` defaults to this connection's own local end, the destination is the server.
+   */
+  proxy?: { version: 1 | 2; source?: { address: string; port: number } };
 }
 
 /**
@@ -34,6 +41,10 @@ export function connect(options: ConnectOptions = {}): Promise<net.Socket> {
   }
   if (typeof timeout !== 'number' || timeout < 0 || !Number.isFinite(timeout)) {
     throw new InvalidOptionError('timeout', `must be milliseconds >= 0, got ${JSON.stringify(options.timeout)}`);
+  }
+  const claimed = options.proxy?.source?.address;
+  if (options.proxy && (![1, 2].includes(options.proxy.version) || (claimed !== undefined && net.isIP(claimed) === 0))) {
+    throw new InvalidOptionError('proxy', `must be { version: 1 | 2, source?: { address: IP, port } }, got ${JSON.stringify(options.proxy)}`);
   }
   if (options.source !== undefined && net.isIP(options.source) === 0) {
     throw new InvalidOptionError('source', `must be an IP address, got ${JSON.stringify(options.source)}`);
@@ -56,6 +67,15 @@ export function connect(options: ConnectOptions = {}): Promise<net.Socket> {
     socket.once('connect', () => {
       if (timer) clearTimeout(timer);
       socket.removeAllListeners('error');
+      if (options.proxy) {
+        const ends = endpointsOf(socket);
+        if (!ends) {
+          fail(new PrematureCloseError('reset before the PROXY header was sent'));
+          return;
+        }
+        // Written before anything else, in one write, as the specification asks of senders.
+        socket.write(encodeProxyHeader({ version: options.proxy.version, source: options.proxy.source ?? ends.local, destination: ends.remote }));
+      }
       resolve(socket);
     });
   });

@@ -333,8 +333,8 @@ export function crc32c(bytes: Uint8Array): number {
 /** What to put in a header: the client and the address it connected to; none for v1 UNKNOWN / v2 LOCAL. */
 export interface ProxyHeaderSpec {
   version: 1 | 2;
-  source?: Endpoint;
-  destination?: Endpoint;
+  source?: { address: string; port: number };
+  destination?: { address: string; port: number };
   /** v2 only: TLVs to append. Default none. */
   tlvs?: ProxyTlv[];
   /** v2 only: append a CRC32C TLV computed over the header. Default false. */

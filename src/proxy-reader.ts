@@ -121,7 +121,7 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = 
       // Progress resets the back-off; a peer that stalls is looked at less and less often.
       wait = got > seen ? FIRST_WAIT_MS : Math.min(wait * 2, MAX_WAIT_MS);
       seen = got;
-      setTimeout(look, Math.min(wait, left)).unref();
+      setTimeout(look, Math.min(wait, left));
     };
     const consume = (fd: number, header: ProxyHeader) => {
       try {

@@ -2,10 +2,11 @@
  * `tcpkit client [HOST] [PORT]`: argv → connect + echoSession over stdin/stdout.
  */
 import { connect, echoSession } from '../client.js';
-import { formatEndpoint, parsePort, SERV_PORT } from '../address.js';
+import net from 'node:net';
+import { formatEndpoint, parseHostPort, parsePort, SERV_PORT } from '../address.js';
 import { UsageError, InvalidOptionError } from '../errors.js';
 import { endpointsOf } from '../address.js';
-import { parse, secondsOption } from './args.js';
+import { choiceOption, parse, secondsOption } from './args.js';
 
 export const clientHelp = `usage: tcpkit client [HOST] [PORT] [options]
 
@@ -15,6 +16,8 @@ server to finish, so nothing in flight is lost.
 
   --source ADDR             local address to bind (e.g. 127.0.0.2)
   --connect-timeout SECONDS give up connecting after this long (default 10)
+  --proxy-protocol v1|v2    send a PROXY protocol header first, as a load balancer would
+  --proxy-source ADDR:PORT  the client the header claims (default: this connection's own address)
   -v, --verbose             print the local and peer addresses (getsockname/getpeername) to stderr
   -h, --help                this text
 
@@ -25,6 +28,8 @@ export async function client(argv: string[]): Promise<number> {
   const { values, positionals } = parse('client', argv, {
     source: { type: 'string' },
     'connect-timeout': { type: 'string' },
+    'proxy-protocol': { type: 'string' },
+    'proxy-source': { type: 'string' },
     verbose: { type: 'boolean', short: 'v' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -42,9 +47,22 @@ export async function client(argv: string[]): Promise<number> {
   }
   if (port === 0) throw new UsageError('client: PORT: must be an integer from 1 to 65535, got "0"');
   const timeout = secondsOption('connect-timeout', values['connect-timeout']);
+  const version = choiceOption('proxy-protocol', values['proxy-protocol'], ['v1', 'v2'] as const);
+  let claimed: { address: string; port: number } | undefined;
+  if (values['proxy-source'] !== undefined) {
+    if (!version) throw new UsageError('client: --proxy-source needs --proxy-protocol v1|v2');
+    try {
+      const { host: address, port: p } = parseHostPort(values['proxy-source'], '', 'proxy-source');
+      if (net.isIP(address) === 0) throw new InvalidOptionError('proxy-source', `must be an IP address and port, got ${JSON.stringify(values['proxy-source'])}`);
+      claimed = { address, port: p };
+    } catch (err) {
+      throw new UsageError(`client: --${(err as InvalidOptionError).message}`);
+    }
+  }
+  const proxy = version ? { version: version === 'v1' ? (1 as const) : (2 as const), source: claimed } : undefined;
   let socket;
   try {
-    socket = await connect({ host, port, source: values.source, timeout: timeout === undefined ? undefined : timeout * 1000 });
+    socket = await connect({ host, port, source: values.source, timeout: timeout === undefined ? undefined : timeout * 1000, proxy });
   } catch (err) {
     if (err instanceof InvalidOptionError) throw new UsageError(`client: --${err.option}: ${err.message.slice(err.option.length + 2)}`);
     throw err;

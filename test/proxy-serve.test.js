@@ -1,0 +1,199 @@
+// `tcpkit serve --proxy-protocol`: headers taken off real connections (exactly the header, never
+// the client's bytes), the header's client as the peer in the log, and every bad header closing
+// only its own connection with a `refuse ... reason proxy-...` line.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Listener } from '../dist/listen.js';
+import { encodeProxyHeader, V2_SIGNATURE } from '../dist/proxy-protocol.js';
+import { sanitize } from '../dist/address.js';
+import { connectTo, exchange, random, run, sha256, sleep, startServer, waitClose } from './helpers.js';
+
+/** A regex source matching `text` as a log line's message value renders it (sanitized, then JSON). */
+const logged = (text) => JSON.stringify(sanitize(text)).slice(0, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
+  let server;
+  before(async () => {
+    server = await startServer(['--proxy-protocol', '--proxy-timeout', '1.5']);
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('v1 from tcpkit client: the claimed client is the peer in the accept line, the balancer is "via"', async () => {
+    const from = server.log().length;
+    const r = await run(['client', '127.0.0.1', String(server.port), '--proxy-protocol', 'v1', '--proxy-source', '192.0.2.7:4000'], {
+      input: 'hello through a balancer\n',
+      timeoutMs: 20_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'hello through a balancer\n');
+    await server.waitFor(
+      new RegExp(`^accept 192\\.0\\.2\\.7:4000 -> 127\\.0\\.0\\.1:${server.port} IPv4 pid \\d+ count \\d+/40 id \\d+ via 127\\.0\\.0\\.1:\\d+$`, 'm'),
+      { from },
+    );
+  });
+
+  it('v2 with 1 MiB of data in the same write as the header: the child gets exactly the data', async () => {
+    const s = await connectTo(server.port, { source: '127.0.0.7' });
+    const data = random(1024 * 1024);
+    const header = encodeProxyHeader({
+      version: 2,
+      source: { address: '198.51.100.9', port: 5555 },
+      destination: { address: '203.0.113.1', port: 80 },
+      checksum: true,
+    });
+    const from = server.log().length;
+    const got = await exchange(s, Buffer.concat([header, data]));
+    assert.equal(got.length, data.length);
+    assert.equal(sha256(got), sha256(data));
+    await server.waitFor(/^accept 198\.51\.100\.9:5555 -> 203\.0\.113\.1:80 IPv4 pid \d+ count \d+\/40 id \d+ via 127\.0\.0\.7:\d+$/m, { from });
+  });
+
+  it('a header that arrives a few bytes at a time is assembled (tolerant receiver), data intact', async () => {
+    const from = server.log().length;
+    const s = await connectTo(server.port);
+    s.setNoDelay(true);
+    const header = Buffer.from('PROXY TCP6 2001:db8::7 2001:db8::1 40000 9877\r\n');
+    for (let i = 0; i < header.length; i += 7) {
+      s.write(header.subarray(i, i + 7));
+      await sleep(15);
+    }
+    const got = await exchange(s, Buffer.from('after a slow header\n'));
+    assert.equal(got.toString(), 'after a slow header\n');
+    await server.waitFor(/^accept \[2001:db8::7\]:40000 -> \[2001:db8::1\]:9877 IPv6 pid \d+ .* via 127\.0\.0\.1:\d+$/m, { from });
+  });
+
+  it('v2 LOCAL (a health check) keeps the real peer', async () => {
+    const s = await connectTo(server.port);
+    const local = s.localPort;
+    const from = server.log().length;
+    const got = await exchange(s, Buffer.concat([encodeProxyHeader({ version: 2 }), Buffer.from('ping')]));
+    assert.equal(got.toString(), 'ping');
+    const m = await server.waitFor(new RegExp(`^accept 127\\.0\\.0\\.1:${local} -> 127\\.0\\.0\\.1:${server.port} IPv4 pid \\d+ count \\d+/40 id \\d+(.*)$`, 'm'), { from });
+    assert.equal(m[1], '', 'no "via" for a LOCAL header');
+  });
+
+  for (const [name, bytes, reason, message] of [
+    ['missing (plain data)', Buffer.from('GET / HTTP/1.0\r\n\r\n'), 'missing', 'no PROXY header: the connection starts with'],
+    ['malformed v1', Buffer.from('PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\nhello'), 'malformed', 'PROXY v1: bad IPv4 source address "1.2.3.256"'],
+    ['oversized v1', Buffer.from(`PROXY UNKNOWN ${'x'.repeat(100)}`), 'oversized', 'PROXY v1: no CRLF within the first 107 bytes'],
+    ['wrong v2 version', Buffer.concat([V2_SIGNATURE, Buffer.from([0x11, 0x11, 0, 0])]), 'version', 'PROXY v2 signature with version 1 (only 2 exists)'],
+  ]) {
+    it(`${name}: this connection is closed with "refuse ... reason proxy-${reason}"`, async () => {
+      const s = await connectTo(server.port);
+      const local = s.localPort;
+      const from = server.log().length;
+      s.write(bytes);
+      const how = await waitClose(s);
+      assert.ok(how === 'end' || how === 'ECONNRESET', how);
+      await server.waitFor(
+        new RegExp(`^refuse 127\\.0\\.0\\.1:${local} -> 127\\.0\\.0\\.1:${server.port} IPv4 reason proxy-${reason} message ${logged(message)}`, 'm'),
+        { from },
+      );
+      s.destroy();
+    });
+  }
+
+  it('truncated: the peer sends half a header and FIN; refused at once, not after the timeout', async () => {
+    const s = await connectTo(server.port);
+    const local = s.localPort;
+    const from = server.log().length;
+    const started = Date.now();
+    s.end(Buffer.from('PROXY TCP4 1.2.3.4 5.6'));
+    await waitClose(s);
+    await server.waitFor(new RegExp(`^refuse 127\\.0\\.0\\.1:${local} -> .* reason proxy-truncated message ${logged('peer closed after 22 bytes, before the PROXY header was complete')}`, 'm'), { from });
+    // The timeout is 1.5 s; seeing the FIN takes one look.
+    assert.ok(Date.now() - started < 1400, `took ${Date.now() - started} ms`);
+  });
+
+  it('a silent connection times out alone: others are served meanwhile', async () => {
+    const silent = await connectTo(server.port);
+    const local = silent.localPort;
+    const from = server.log().length;
+    const started = Date.now();
+    // While the silent one waits for its header, three good connections come and go.
+    for (let i = 0; i < 3; i++) {
+      const s = await connectTo(server.port);
+      const got = await exchange(s, Buffer.concat([encodeProxyHeader({ version: 1, source: { address: '192.0.2.1', port: 1 + i }, destination: { address: '192.0.2.2', port: 2 } }), Buffer.from(`good ${i}`)]));
+      assert.equal(got.toString(), `good ${i}`);
+    }
+    assert.ok(!new RegExp(`refuse 127\\.0\\.0\\.1:${local} `).test(server.log().slice(from)), 'the silent one is still waiting');
+    const how = await waitClose(silent, 10_000);
+    assert.ok(how === 'end' || how === 'ECONNRESET', how);
+    await server.waitFor(new RegExp(`^refuse 127\\.0\\.0\\.1:${local} -> .* reason proxy-timeout message ${logged('no complete PROXY header within 1500 ms (0 bytes arrived)')}`, 'm'), { from });
+    assert.ok(Date.now() - started >= 1400, 'not before the timeout');
+  });
+
+  it('the server still serves after all of the above', async () => {
+    const s = await connectTo(server.port);
+    const got = await exchange(s, Buffer.concat([encodeProxyHeader({ version: 2, source: { address: '10.0.0.1', port: 1 }, destination: { address: '10.0.0.2', port: 2 } }), Buffer.from('still here')]));
+    assert.equal(got.toString(), 'still here');
+  });
+});
+
+describe('Listener.acceptProxyProtocol (library)', () => {
+  it('bounds the connections waiting for a header: beyond maxPending, refused as busy', async () => {
+    const listener = await Listener.open({ host: '127.0.0.1', port: 0 });
+    const refusals = [];
+    const passed = [];
+    listener.onConnection((socket) => {
+      passed.push(socket);
+      socket.destroy();
+    });
+    listener.acceptProxyProtocol({ timeoutMs: 5000, maxPending: 1 }, (err, real) => refusals.push({ reason: err.reason, real }));
+    const a = await connectTo(listener.endpoint.port);
+    await sleep(100);
+    const b = await connectTo(listener.endpoint.port);
+    try {
+      assert.ok(['end', 'ECONNRESET'].includes(await waitClose(b)));
+      assert.equal(refusals.length, 1);
+      assert.equal(refusals[0].reason, 'busy');
+      assert.equal(refusals[0].real.remote.port, b.localPort);
+      // The waiting one still gets through once its header comes.
+      a.write('PROXY UNKNOWN\r\n');
+      await listener.settled();
+      assert.equal(passed.length, 1);
+    } finally {
+      a.destroy();
+      b.destroy();
+      listener.close();
+    }
+  });
+
+  it('close while a header is pending: settled() waits for it; abortPending() ends it', async () => {
+    const listener = await Listener.open({ host: '127.0.0.1', port: 0 });
+    const refusals = [];
+    listener.onConnection((socket) => socket.destroy());
+    listener.acceptProxyProtocol({ timeoutMs: 5000 }, (err) => refusals.push(err.reason));
+    const s = await connectTo(listener.endpoint.port);
+    await sleep(100);
+    listener.close();
+    let settled = false;
+    const done = listener.settled().then(() => (settled = true));
+    await sleep(100);
+    assert.equal(settled, false, 'still waiting for the header');
+    listener.abortPending();
+    await done;
+    assert.deepEqual(refusals, ['truncated']);
+    s.destroy();
+  });
+});
+
+describe('tcpkit client --proxy-protocol: bad arguments', () => {
+  it('usage errors name the option', async () => {
+    let r = await run(['client', '127.0.0.1', '1', '--proxy-protocol', 'v3']);
+    assert.equal(r.code, 100);
+    assert.match(r.stderr, /--proxy-protocol: must be one of v1, v2, got "v3"/);
+    r = await run(['client', '127.0.0.1', '1', '--proxy-source', '1.2.3.4:5']);
+    assert.equal(r.code, 100);
+    assert.match(r.stderr, /--proxy-source needs --proxy-protocol/);
+    r = await run(['client', '127.0.0.1', '1', '--proxy-protocol', 'v1', '--proxy-source', 'host:5']);
+    assert.equal(r.code, 100);
+    assert.match(r.stderr, /proxy-source/);
+    r = await run(['serve', '--proxy-timeout', '0']);
+    assert.equal(r.code, 100);
+    assert.match(r.stderr, /--proxy-timeout: must be a number of seconds > 0/);
+  });
+});
+
