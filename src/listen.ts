@@ -57,7 +57,7 @@ export interface ListenOptions {
   fd?: number;
 }
 
-/** Listener states, printable by status views. */
+/** Listener states, printable by status views. A new listener is `paused` until a connection handler is set. */
 export type ListenerState = 'accepting' | 'paused' | 'closed';
 
 type ConnectionHandler = (socket: net.Socket) => void;
@@ -115,6 +115,7 @@ export class Listener {
   #onConnection: ConnectionHandler = (s) => s.destroy();
   #onError: (err: Error) => void = () => {};
   #gate: ProxyGate | undefined;
+  #awaitingHandler = false;
 
   private constructor(server: net.Server, keptFd: number, backlog: number) {
     this.#server = server;
@@ -139,7 +140,7 @@ export class Listener {
       } catch (err) {
         throw new SystemCallError('listen', `fd ${options.fd}`, err);
       }
-      return new Listener(server, fdutil.dup(options.fd), backlog);
+      return new Listener(server, fdutil.dup(options.fd), backlog).#holdUntilHandler();
     }
     const host = options.host ?? '0.0.0.0';
     const port = options.port ?? 9877;
@@ -149,7 +150,19 @@ export class Listener {
     } catch (err) {
       throw new SystemCallError('listen', formatAddress(host, port), err);
     }
-    return new Listener(server, fdutil.dup(handleFd(server)), backlog);
+    return new Listener(server, fdutil.dup(handleFd(server)), backlog).#holdUntilHandler();
+  }
+
+  /**
+   * A new listener does not accept until someone takes its connections: connections
+   * that arrive before (the first one under socket activation, those queued while a
+   * restarting server's successor starts) wait in the kernel's backlog instead of
+   * being accepted with nobody to serve them.
+   */
+  #holdUntilHandler(): this {
+    this.pause();
+    this.#awaitingHandler = true;
+    return this;
   }
 
   get state(): ListenerState {
@@ -167,9 +180,13 @@ export class Listener {
     return fdutil.dup(this.#keptFd);
   }
 
-  /** Set who receives accepted connections (paused, not yet read). */
+  /**
+   * Set who receives accepted connections (paused, not yet read). The first call
+   * starts accepting, unless pause() or resume() was called before.
+   */
   onConnection(handler: ConnectionHandler): void {
     this.#onConnection = handler;
+    if (this.#awaitingHandler) this.resume();
   }
 
   /** Accept errors (EMFILE, ...): the listener keeps listening; the server decides what to log. */
@@ -201,6 +218,7 @@ export class Listener {
 
   /** Stop accepting; new connections wait in the kernel's backlog. Idempotent. */
   pause(): void {
+    this.#awaitingHandler = false;
     if (this.#state !== 'accepting') return;
     this.#state = 'paused';
     const server = this.#server;
@@ -210,6 +228,7 @@ export class Listener {
 
   /** Accept again after pause(). Idempotent. */
   resume(): void {
+    this.#awaitingHandler = false;
     if (this.#state !== 'paused') return;
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
     const fd = fdutil.dup(this.#keptFd);
