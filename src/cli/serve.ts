@@ -11,6 +11,7 @@ import { notifyReady, takeNotifyFd } from '../restart.js';
 import { choiceOption, intOption, parse, secondsOption } from './args.js';
 import { parseAdminArg, startAdminFromArg } from './status.js';
 import { dropFromFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
+import { startAdmin } from '../status/admin.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
@@ -140,7 +141,7 @@ export async function serve(argv: string[]): Promise<number> {
     process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
   });
   const local = await server.listen();
-  const admin = adminArg && (await startAdminFromArg(server, adminArg, format));
+  let admin = adminArg && (await startAdminFromArg(server, adminArg, format));
   // Bind everything first (a port below 1024 needs root), then run as --user/--group.
   try {
     dropFromFlags(values);
@@ -164,12 +165,26 @@ export async function serve(argv: string[]): Promise<number> {
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
     // SIGUSR2: hand the listening socket to a new tcpkit; a failure is logged and we go on serving.
+    let restarting = false;
     process.on('SIGUSR2', () => {
-      if (signals > 0) return;
-      server.handOver({ name: inherited?.name }).then(
-        () => Promise.resolve(admin?.close()).then(() => resolve(0)),
-        () => {},
-      );
+      if (signals > 0 || restarting) return;
+      restarting = true;
+      void (async () => {
+        // A fixed admin port must be free for the successor's own admin endpoint.
+        if (admin && adminArg && adminArg.port !== 0) {
+          await admin.close();
+          admin = undefined;
+        }
+        try {
+          await server.handOver({ name: inherited?.name });
+          await admin?.close();
+          resolve(0);
+        } catch {
+          // Logged as `restart state failed`; serve on, with the admin endpoint back.
+          if (!admin && adminArg) admin = await startAdmin(server, adminArg).catch(() => undefined);
+          restarting = false;
+        }
+      })();
     });
     // Only now: a script may signal the server the moment it reads the port.
     if (values['print-port']) process.stdout.write(`${local.port}\n`);
