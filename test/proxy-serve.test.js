@@ -74,6 +74,18 @@ describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
     assert.equal(m[1], '', 'no "via" for a LOCAL header');
   });
 
+  it('a health check that resets right after its header: served, and its child exits 0', async () => {
+    // HAProxy's checks of a send-proxy server send the header, then close with RST.
+    const s = await connectTo(server.port);
+    const local = s.localPort;
+    const from = server.log().length;
+    s.write(encodeProxyHeader({ version: 1, source: { address: '127.0.0.1', port: local }, destination: { address: '127.0.0.1', port: server.port } }));
+    await sleep(30);
+    s.resetAndDestroy();
+    const m = await server.waitFor(new RegExp(`^accept 127\\.0\\.0\\.1:${local} -> .* id (\\d+) via 127\\.0\\.0\\.1:${local}$`, 'm'), { from });
+    await server.waitFor(new RegExp(`^end pid \\d+ exitcode 0 count \\d+/40 id ${m[1]} `, 'm'), { from });
+  });
+
   for (const [name, bytes, reason, message] of [
     ['missing (plain data)', Buffer.from('GET / HTTP/1.0\r\n\r\n'), 'missing', 'no PROXY header: the connection starts with'],
     ['malformed v1', Buffer.from('PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\nhello'), 'malformed', 'PROXY v1: bad IPv4 source address "1.2.3.256"'],

@@ -21,8 +21,10 @@ if (!spec) {
 // child stops (it drains first, then sends SIGTERM after --grace).
 process.on('SIGINT', () => {});
 
-const socket = new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
+// Load the service before opening the socket: a socket on a descriptor starts reading at
+// once, and a peer's reset while the service loads would be an 'error' nobody listens to.
 const service = await loadService(spec.service);
+const socket = new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
 let failed = false;
 await runService(service, { socket, info: spec.info, options: spec.service.options ?? {}, log: (reason, code) => {
   process.stderr.write(`tcpkit child ${process.pid}: ${code ?? 'service'} ${reason}\n`);
