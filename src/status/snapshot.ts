@@ -192,7 +192,8 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
     .map((s): SocketView => {
       const view: SocketView = { ...s, pids: owners.get(s.inode) ?? [] };
       if (s.state !== 'LISTEN' && ports.has(s.local.port)) {
-        const c = connections.find((c) => sameEndpoint(c.remote, s.remote) && sameEndpoint(c.local, s.local));
+        // A connection that came with a PROXY header is matched by its real ends (`via`).
+        const c = connections.find((c) => sameEndpoint((c.via ?? c).remote, s.remote) && sameEndpoint((c.via ?? c).local, s.local));
         if (c) view.connection = c.id;
       }
       return view;
