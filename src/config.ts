@@ -17,6 +17,7 @@
  *         exec: [/bin/cat]         # PROGRAM ARGS..., no shell
  *         model: fork
  *         limits: { maxConns: 40, perSource: 4, rate: 10, idleTimeout: 60, timeLimit: 3600 }
+ *         proxyProtocol: true      # behind a balancer: v1/v2 header first (or "v1", "v2")
  *         access:
  *           - allow: 127.0.0.0/8
  *             env: { GREETING: hello }
@@ -94,6 +95,8 @@ const schema = {
           spare: { type: 'integer', minimum: 0, maximum: 1024 },
           backlog: { type: 'integer', minimum: 1, maximum: 65535 },
           grace: seconds,
+          proxyProtocol: { enum: [true, false, 'v1', 'v2'] },
+          proxyTimeout: { type: 'number', exclusiveMinimum: 0 },
           user: principal,
           group: principal,
           limits: {
@@ -166,6 +169,8 @@ interface RawService {
   spare?: number;
   backlog?: number;
   grace?: number;
+  proxyProtocol?: boolean | 'v1' | 'v2';
+  proxyTimeout?: number;
   user?: Principal;
   group?: Principal;
   limits?: { maxConns?: number; perSource?: number; rate?: number; idleTimeout?: number; timeLimit?: number };
@@ -243,6 +248,8 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
     grace: s.grace,
     workers: s.workers,
     spare: s.spare,
+    proxyProtocol: s.proxyProtocol,
+    proxyTimeout: s.proxyTimeout,
     maxConns: l.maxConns,
     perSource: l.perSource,
     rate: l.rate,

@@ -3,6 +3,10 @@
 // only its own connection with a `refuse ... reason proxy-...` line.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startConfigServer } from './exec-helpers.js';
 import { Listener } from '../dist/listen.js';
 import { encodeProxyHeader, V2_SIGNATURE } from '../dist/proxy-protocol.js';
 import { sanitize } from '../dist/address.js';
@@ -209,3 +213,71 @@ describe('tcpkit client --proxy-protocol: bad arguments', () => {
   });
 });
 
+
+describe('--proxy-protocol with the super-server: the header\'s client everywhere', () => {
+  let server;
+  const report = 'printf "%s %s %s %s\\n" "$TCPREMOTEIP" "$TCPREMOTEPORT" "$TCPLOCALIP" "$TCPLOCALPORT"; exec cat';
+  before(async () => {
+    server = await startServer(['--proxy-protocol', '--deny', '192.0.2.66', '--per-source', '1', '--exec', '--', '/bin/sh', '-c', report]);
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  const header = (address, port = 1111) =>
+    encodeProxyHeader({ version: 2, source: { address, port }, destination: { address: '198.51.100.2', port: 80 } });
+
+  it('UCSPI variables name the client and the address it connected to', async () => {
+    const s = await connectTo(server.port);
+    const got = await exchange(s, Buffer.concat([header('198.51.100.1'), Buffer.from('payload')]));
+    assert.equal(got.toString(), '198.51.100.1 1111 198.51.100.2 80\npayload');
+  });
+
+  it('access rules judge the client, not the balancer', async () => {
+    const from = server.log().length;
+    const s = await connectTo(server.port);
+    s.write(Buffer.concat([header('192.0.2.66', 4242), Buffer.from('denied')]));
+    await waitClose(s);
+    await server.waitFor(/^deny 192\.0\.2\.66:4242 -> 198\.51\.100\.2:80 IPv4 reason access rule deny:192\.0\.2\.66\/32$/m, { from });
+  });
+
+  it('per-source limits count the client, not the balancer', async () => {
+    const from = server.log().length;
+    const first = await connectTo(server.port);
+    first.write(header('203.0.113.5', 1));
+    await server.waitFor(/^accept 203\.0\.113\.5:1 -> /m, { from });
+    try {
+      // Same claimed client, second connection: refused. Another client through the same balancer: served.
+      const second = await connectTo(server.port);
+      second.write(header('203.0.113.5', 2));
+      await waitClose(second);
+      await server.waitFor(/^refuse 203\.0\.113\.5:2 -> 198\.51\.100\.2:80 IPv4 reason per-source$/m, { from });
+      const other = await connectTo(server.port);
+      const got = await exchange(other, Buffer.concat([header('203.0.113.6', 3), Buffer.from('other')]));
+      assert.equal(got.toString(), '203.0.113.6 3 198.51.100.2 80\nother');
+    } finally {
+      first.destroy();
+    }
+  });
+});
+
+describe('proxyProtocol in a --config file', () => {
+  it('a service with proxyProtocol: true reads headers; one without does not', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-proxy-config-'));
+    const file = path.join(dir, 'tcpkit.yaml');
+    fs.writeFileSync(file, 'services:\n  behind:\n    listen: 127.0.0.1:0\n    internal: echo\n    proxyProtocol: true\n    proxyTimeout: 2\n  direct:\n    listen: 127.0.0.1:0\n    internal: echo\n');
+    const srv = await startConfigServer(file, 2);
+    try {
+      const from = srv.log().length;
+      const a = await connectTo(srv.ports['behind 127.0.0.1:0']);
+      const got = await exchange(a, Buffer.concat([encodeProxyHeader({ version: 1, source: { address: '192.0.2.9', port: 9 }, destination: { address: '192.0.2.10', port: 10 } }), Buffer.from('hi')]));
+      assert.equal(got.toString(), 'hi');
+      await srv.waitFor(/^accept 192\.0\.2\.9:9 -> 192\.0\.2\.10:10 IPv4 /m, { from });
+      const plain = 'PROXY UNKNOWN\r\nis data here';
+      assert.equal((await exchange(await connectTo(srv.ports['direct 127.0.0.1:0']), Buffer.from(plain))).toString(), plain);
+    } finally {
+      await srv.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
