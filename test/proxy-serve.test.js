@@ -10,7 +10,7 @@ import { startConfigServer } from './exec-helpers.js';
 import { Listener } from '../dist/listen.js';
 import { encodeProxyHeader, V2_SIGNATURE } from '../dist/proxy-protocol.js';
 import { sanitize } from '../dist/address.js';
-import { connectTo, exchange, random, run, sha256, sleep, startServer, waitClose } from './helpers.js';
+import { connectTo, exchange, random, readBytes, run, sha256, sleep, startServer, waitClose } from './helpers.js';
 
 /** A regex source matching `text` as a log line's message value renders it (sanitized, then JSON). */
 const logged = (text) => JSON.stringify(sanitize(text)).slice(0, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -278,6 +278,30 @@ describe('proxyProtocol in a --config file', () => {
     } finally {
       await srv.stop();
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('status of a server behind a balancer', () => {
+  it('collectStatus shows the client as the peer, the balancer as via, matched to the kernel socket', async () => {
+    const { createServer } = await import('../dist/server.js');
+    const { collectStatus } = await import('../dist/status/snapshot.js');
+    const server = createServer({ host: '127.0.0.1', port: 0, proxyProtocol: true });
+    const { port } = await server.listen();
+    const s = await connectTo(port);
+    try {
+      s.write(encodeProxyHeader({ version: 2, source: { address: '192.0.2.44', port: 4444 }, destination: { address: '192.0.2.1', port: 80 } }));
+      s.write('x');
+      await readBytes(s, 1);
+      const snap = collectStatus({ server: server.stats() });
+      const child = snap.processes.find((p) => p.connections?.some((c) => c.remote === '192.0.2.44:4444'));
+      assert.ok(child, JSON.stringify(snap.processes));
+      const conn = child.connections.find((c) => c.remote === '192.0.2.44:4444');
+      assert.equal(conn.via, `127.0.0.1:${s.localPort}`);
+      assert.equal(conn.state, 'ESTABLISHED', 'matched to its socket by the real ends');
+    } finally {
+      s.destroy();
+      await server.close();
     }
   });
 });

@@ -65,7 +65,7 @@ const bytes = (n: number | undefined) => (n === undefined ? '-' : String(n));
 function processRows(processes: ProcessView[], now: number): string[][] {
   const rows: string[][] = [];
   for (const p of processes) {
-    const conns = p.connections.map((c) => `${c.id === undefined ? '' : `#${c.id} `}${c.remote}${c.state ? ` ${c.state}` : ''}`);
+    const conns = p.connections.map((c) => `${c.id === undefined ? '' : `#${c.id} `}${c.remote}${c.via ? ` via ${c.via}` : ''}${c.state ? ` ${c.state}` : ''}`);
     rows.push([
       p.tid ? `${p.pid}/${p.tid}` : String(p.pid),
       p.ppid ? String(p.ppid) : '-',

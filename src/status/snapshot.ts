@@ -45,8 +45,10 @@ export type Role = ModelProcess['role'] | 'process';
 export interface ServedConnection {
   /** The server's connection id (undefined when the server does not report it). */
   id?: number;
-  /** The peer, `host:port`. */
+  /** The peer, `host:port` (the client a PROXY header named, if one did). */
   remote: string;
+  /** The real peer, `host:port`, when a PROXY header named another (the load balancer). Default absent. */
+  via?: string;
   state?: TcpState;
   acceptedAt?: number;
   bytesIn?: number;
@@ -217,6 +219,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
       return {
         id,
         remote: formatEndpoint(c.remote),
+        ...(c.via && { via: formatEndpoint(c.via.remote) }),
         state: sock?.state,
         acceptedAt: c.acceptedAt,
         bytesIn: num(c.bytesIn),
