@@ -21,6 +21,7 @@
 import type net from 'node:net';
 import { announceEnds, realEndpointsOf, type ConnectionEnds } from './address.js';
 import { ProxyProtocolError } from './errors.js';
+import type { ServerEvent } from './events.js';
 import { fdutil } from './fdutil.js';
 import { parseProxyHeader, V1_MAX_LENGTH, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
 
@@ -225,4 +226,14 @@ export class ProxyGate {
     socket.destroy();
     this.#handlers.refuse(error, real);
   }
+}
+
+/**
+ * The one log line for a refused header: `refuse REAL -> LOCAL ... reason proxy-REASON
+ * message "..."`, or `error where proxy ...` when the peer was gone before its
+ * address could be read. Used by the server and by pool workers that accept themselves.
+ */
+export function proxyRefusal(error: { reason: string; code: string; message: string }, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): ServerEvent {
+  if (real) return { type: 'refuse', remote: real.remote, local: real.local, reason: `proxy-${error.reason}`, message: error.message };
+  return { type: 'error', where: 'proxy', code: error.code, message: error.message };
 }

@@ -10,12 +10,12 @@ import { EventEmitter } from 'node:events';
 import { AccessRules, type AccessRuleSpec } from './access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
 import { parsePort } from './address.js';
-import { InvalidOptionError, StateError, type ProxyProtocolError } from './errors.js';
+import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
 import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './limits.js';
 import { closeOnExecInherited, Listener } from './listen.js';
 import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './proxy-protocol.js';
-import type { ProxyGateOptions } from './proxy-reader.js';
+import { proxyRefusal, type ProxyGateOptions } from './proxy-reader.js';
 import { startSuccessor, type SuccessorOptions } from './restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
@@ -227,7 +227,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       });
       // Children and exec'd programs must hold nothing but their own 0, 1, 2.
       closeOnExecInherited();
-      if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#proxyRefused(err, real));
+      if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#emit(proxyRefusal(err, real)));
       const factory = await loadModel(o.model);
       const server = this;
       this.#model = factory({
@@ -270,15 +270,6 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     }
     this.#admitted.set(info.id, remote.address);
     return { ok: true, env: { TCPCONNNUM: String(place.count), ...decision.env } };
-  }
-
-  /** A connection's PROXY header was refused: one log line; the listener has closed it. */
-  #proxyRefused(err: ProxyProtocolError, real: { local: Endpoint; remote: Endpoint } | undefined): void {
-    if (real) {
-      this.#emit({ type: 'refuse', remote: real.remote, local: real.local, reason: `proxy-${err.reason}`, message: err.message });
-    } else {
-      this.#emit({ type: 'error', where: 'proxy', code: err.code, message: err.message });
-    }
   }
 
   #opened(info: ConnectionInfo, pid: number): void {
