@@ -133,6 +133,11 @@ function resolveOptions(o: ServerOptions): Resolved {
   if (![true, false, 'v1', 'v2'].includes(proxyProtocol)) {
     throw new InvalidOptionError('proxyProtocol', `must be true, false, "v1" or "v2", got ${JSON.stringify(o.proxyProtocol)}`);
   }
+  // Pool workers that accept on their own descriptors (prefork/threads, shared accept)
+  // would hand the header to the service: only the server's own listener reads it.
+  if (proxyProtocol && (model === 'prefork' || model === 'threads') && o.accept !== 'pass') {
+    throw new InvalidOptionError('proxyProtocol', `the ${model} model's workers accept for themselves and do not read PROXY headers; use accept "pass" (prefork) or another model`);
+  }
   const proxy: ProxyGateOptions | undefined = proxyProtocol
     ? {
         versions: proxyProtocol === 'v1' ? [1] : proxyProtocol === 'v2' ? [2] : [1, 2],
