@@ -133,11 +133,6 @@ function resolveOptions(o: ServerOptions): Resolved {
   if (![true, false, 'v1', 'v2'].includes(proxyProtocol)) {
     throw new InvalidOptionError('proxyProtocol', `must be true, false, "v1" or "v2", got ${JSON.stringify(o.proxyProtocol)}`);
   }
-  // Pool workers that accept on their own descriptors (prefork/threads, shared accept)
-  // would hand the header to the service: only the server's own listener reads it.
-  if (proxyProtocol && (model === 'prefork' || model === 'threads') && o.accept !== 'pass') {
-    throw new InvalidOptionError('proxyProtocol', `the ${model} model's workers accept for themselves and do not read PROXY headers; use accept "pass" (prefork) or another model`);
-  }
   const proxy: ProxyGateOptions | undefined = proxyProtocol
     ? {
         versions: proxyProtocol === 'v1' ? [1] : proxyProtocol === 'v2' ? [2] : [1, 2],
@@ -241,6 +236,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         options: o.modelOptions,
         maxConns: o.maxConns,
         limits: o.limits,
+        proxy: o.proxy,
         nextId: () => server.#nextId++,
         admit: (info) => server.#admit(info),
         opened: (info, pid) => server.#opened(info, pid),

@@ -305,3 +305,34 @@ describe('status of a server behind a balancer', () => {
     }
   });
 });
+
+describe('--proxy-protocol under every model', () => {
+  for (const args of [
+    ['--model', 'iterative'],
+    ['--model', 'event'],
+    ['--model', 'fork', '--spare', '1'],
+    ['--model', 'prefork', '--workers', '2'],
+    ['--model', 'prefork', '--workers', '2', '--accept', 'pass'],
+    ['--model', 'threads', '--workers', '2'],
+  ]) {
+    it(`${args.join(' ')}: the header's client is the peer, the data exact; a bad header is refused with a log line`, async () => {
+      const server = await startServer(['--proxy-protocol', '--proxy-timeout', '2', ...args]);
+      try {
+        const data = random(256 * 1024);
+        const s = await connectTo(server.port);
+        const got = await exchange(s, Buffer.concat([encodeProxyHeader({ version: 2, source: { address: '192.0.2.77', port: 7777 }, destination: { address: '192.0.2.1', port: 7 } }), data]));
+        assert.equal(sha256(got), sha256(data));
+        await server.waitFor(/^accept 192\.0\.2\.77:7777 -> 192\.0\.2\.1:7 IPv4 pid \d+ count \d+\/40 id \d+ via 127\.0\.0\.1:\d+$/m);
+        const bad = await connectTo(server.port);
+        const local = bad.localPort;
+        bad.write('HELLO\r\n');
+        await waitClose(bad);
+        await server.waitFor(new RegExp(`^refuse 127\\.0\\.0\\.1:${local} -> 127\\.0\\.0\\.1:${server.port} IPv4 reason proxy-missing message `, 'm'));
+        const again = await connectTo(server.port);
+        assert.equal((await exchange(again, Buffer.concat([encodeProxyHeader({ version: 1 }), Buffer.from('after')]))).toString(), 'after');
+      } finally {
+        assert.deepEqual(await server.stop(), { code: 0, signal: null });
+      }
+    });
+  }
+});

@@ -12,6 +12,7 @@
  *   resume                 accept again           failed {id, code, message} the service threw
  *   drain                  stop accepting, exit   fatal {code, message}  cannot start (bad handler, ...)
  *                          when idle              drained                idle after drain, about to exit
+ *                                                 event {event}          log it as it is (a refused PROXY header)
  *
  * In shared mode a worker accepts, numbers the connection itself (`ref`) and asks
  * the server, which applies its access rules and per-source limits where every
@@ -20,6 +21,8 @@
  * server's id.
  */
 import type { ConnectionInfo } from '../address.js';
+import type { ServerEvent } from '../events.js';
+import type { ProxyGateOptions } from '../proxy-reader.js';
 import type { ConnectionLimits } from '../limits.js';
 import type { ServiceSpec } from '../services/types.js';
 
@@ -40,7 +43,9 @@ export type FromWorker =
   | { type: 'log'; id: number; reason: string; code: string }
   | { type: 'failed'; id: number; code: string; message: string }
   | { type: 'fatal'; code: string; message: string }
-  | { type: 'drained' };
+  | { type: 'drained' }
+  /** An event to log as it is (a connection whose PROXY header was refused). */
+  | { type: 'event'; event: ServerEvent };
 
 /** How a worker is set up (TCPKIT_WORKER in a process, workerData in a thread). */
 export interface WorkerSpec {
@@ -59,4 +64,6 @@ export interface WorkerSpec {
   maxConns: number;
   /** Idle and time limits enforced on each connection in the worker. */
   limits: ConnectionLimits;
+  /** shared: read a PROXY protocol header off each accepted connection first. Default: none expected. */
+  proxy?: ProxyGateOptions;
 }

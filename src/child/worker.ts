@@ -9,6 +9,7 @@ import { fdutil } from '../listen.js';
 import { loadService } from '../services/index.js';
 import type { ConnectionInfo } from '../address.js';
 import { connectionInfo, LocalConnections } from './local.js';
+import { ProxyGate, proxyRefusal } from '../proxy-reader.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 
 /** How a worker talks to the server: an IPC channel or a MessagePort. */
@@ -71,7 +72,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   let draining = false;
   /** Accepted (shared mode), held unread until the server admits or refuses them. */
   const waiting = new Map<number, { socket: net.Socket; info: ConnectionInfo }>();
-  const idle = () => conns.size === 0 && waiting.size === 0;
+  const idle = () => conns.size === 0 && waiting.size === 0 && (gate?.pending ?? 0) === 0;
   const conns = new LocalConnections(
     service,
     spec.service,
@@ -96,16 +97,34 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   }
 
   const retiring = () => spec.maxConns > 0 && accepted >= spec.maxConns;
+  /** A connection this worker accepted (its PROXY header already taken, if one is expected): ask the server. */
+  const take = (socket: net.Socket) => {
+    const info = connectionInfo(socket, ++accepted);
+    if (!info) {
+      socket.destroy();
+      settled();
+      return;
+    }
+    waiting.set(info.id, { socket, info });
+    channel.send({ type: 'accepted', ref: info.id, info });
+    adjust();
+  };
+  // Behind a load balancer the header comes first; a bad one closes that connection with a log line.
+  const gate =
+    spec.mode === 'shared' && spec.proxy
+      ? new ProxyGate(spec.proxy, {
+          pass: take,
+          refuse: (err, real) => {
+            channel.send({ type: 'event', event: proxyRefusal(err, real) });
+            settled();
+          },
+        })
+      : undefined;
   const acceptor =
     spec.mode === 'shared' && spec.fd !== undefined
       ? new Acceptor(spec.fd, (socket) => {
-          const info = connectionInfo(socket, ++accepted);
-          if (!info) {
-            socket.destroy();
-            return;
-          }
-          waiting.set(info.id, { socket, info });
-          channel.send({ type: 'accepted', ref: info.id, info });
+          if (!gate) return take(socket);
+          gate.take(socket);
           adjust();
         })
       : undefined;
@@ -113,7 +132,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   /** Accept only while under our share, not held by the server, not retiring or draining. */
   function adjust(): void {
     if (!acceptor) return;
-    const want = !held && !draining && !retiring() && conns.size + waiting.size < spec.limit;
+    const want = !held && !draining && !retiring() && conns.size + waiting.size + (gate?.pending ?? 0) < spec.limit;
     if (want) acceptor.resume();
     else acceptor.pause();
   }

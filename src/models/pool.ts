@@ -148,6 +148,7 @@ export abstract class PoolModel implements Model {
       limit: this.#share(slot),
       maxConns: this.pool.maxConnsPerWorker,
       limits: this.host.limits,
+      proxy: this.pool.accept === 'shared' ? this.host.proxy : undefined,
     };
     const record: WorkerRecord = {
       slot,
@@ -236,6 +237,9 @@ export abstract class PoolModel implements Model {
       case 'drained':
         // A thread cannot safely exit by itself with messages in flight; a process exits on its own.
         if (this.pool.role === 'thread') w.member.stop();
+        return;
+      case 'event':
+        this.host.emit(msg.event);
         return;
     }
   }

@@ -8,6 +8,7 @@ import type { ConnectionInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
 import type { ConnectionLimits } from '../limits.js';
 import type { Listener } from '../listen.js';
+import type { ProxyGateOptions } from '../proxy-reader.js';
 import type { ServiceSpec } from '../services/types.js';
 
 /** Names of the models, as `--model` takes them. */
@@ -44,6 +45,13 @@ export interface ModelHost {
   readonly maxConns: number;
   /** Per-connection idle and time limits (0 = none): enforce them where the connection is served. */
   readonly limits: ConnectionLimits;
+  /**
+   * PROXY protocol options when the server expects headers, else undefined (the
+   * default). Connections from `listener` have been through its gate already; a
+   * worker that accepts on its own descriptor must read them with a ProxyGate
+   * (src/proxy-reader.ts) before anything else.
+   */
+  readonly proxy?: ProxyGateOptions;
   /** A new connection id (1, 2, ...). */
   nextId(): number;
   /**
