@@ -161,3 +161,26 @@ export function exitCodeOf(err: unknown): number {
   if (err instanceof TcpkitError) return err.exitCode;
   return ExitCode.TEMPORARY;
 }
+
+/** An echo came back different from what was sent (load generator, echo and bulk modes). */
+export class EchoMismatchError extends TcpkitError {
+  /** Offset in the connection's byte stream of the first chunk that differed. */
+  readonly offset: number;
+  constructor(address: string, offset: number) {
+    super('TCPKIT_ECHO_MISMATCH', `echo from ${address} differs from what was sent at byte ${offset}`, {
+      exitCode: ExitCode.TEMPORARY,
+    });
+    this.offset = offset;
+  }
+}
+
+/** A connected peer stopped making progress for longer than the time limit. */
+export class ReadTimeoutError extends TcpkitError {
+  readonly address: string;
+  readonly timeoutMs: number;
+  constructor(address: string, timeoutMs: number) {
+    super('ETIMEDOUT', `read ETIMEDOUT ${address} (no progress within ${timeoutMs} ms)`, { exitCode: ExitCode.TEMPORARY });
+    this.address = address;
+    this.timeoutMs = timeoutMs;
+  }
+}

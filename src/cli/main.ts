@@ -3,6 +3,7 @@
  * stderr and a documented exit code (100 usage, 111 system failure).
  */
 import { exitCodeOf, TcpkitError, UsageError } from '../errors.js';
+import { bench, benchHelp } from './bench.js';
 import { client, clientHelp } from './client.js';
 import { serve, serveHelp } from './serve.js';
 import { status, statusHelp } from './status.js';
@@ -13,16 +14,17 @@ Commands:
   serve [SERVICE]     run a concurrent TCP server (default: echo on port 9877)
   client [HOST] [PORT]  the echo client: stdin to the server, its reply to stdout
   status [--pid PID | --port PORT]  sockets and processes of a server (netstat + ps)
+  bench [HOST] [PORT]   load generator: connections/s, latency, throughput, server CPU
 
 Run tcpkit COMMAND --help for a command's options.`;
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { serve, client, status };
+const commands: Record<string, (argv: string[]) => Promise<number>> = { serve, client, status, bench };
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
     const topic = command === 'help' ? rest[0] : undefined;
-    process.stdout.write(`${topic === 'serve' ? serveHelp : topic === 'client' ? clientHelp : topic === 'status' ? statusHelp : usage}\n`);
+    process.stdout.write(`${topic === 'serve' ? serveHelp : topic === 'client' ? clientHelp : topic === 'status' ? statusHelp : topic === 'bench' ? benchHelp : usage}\n`);
     return command === undefined ? 100 : 0;
   }
   const run = commands[command];
