@@ -64,6 +64,11 @@ export async function idle(run: LoadRun, whileHeld: () => void = () => {}): Prom
       socket.on('data', (chunk: Buffer) => {
         run.bytesReceived += chunk.length;
       });
+      // The server's FIN ends the connection for us too (it is half-open otherwise).
+      socket.on('end', () => {
+        error ??= new PrematureCloseError('EOF while idle');
+        socket.destroy();
+      });
       socket.on('close', () => {
         held.delete(socket);
         // A close we did not ask for is the server dropping a connection it accepted.

@@ -1,0 +1,332 @@
+// The load generator (src/bench/, `tcpkit bench`) against real servers on 127.0.0.1 port 0:
+// tiny servers written here (bench protocol, short replies, corrupting echo, silence),
+// tcpkit's own echo server, and a plain Node server process for the CPU/memory probe.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { runBench, parseSize, resolveBenchOptions } from '../dist/bench/index.js';
+import { ROOT, run, startServer, eventually } from './helpers.js';
+
+/** Start a net server on 127.0.0.1:0 that hands each socket to `onSocket`; tracks its sockets. */
+async function tinyServer(onSocket) {
+  const sockets = new Set();
+  // Not half-open: a client's FIN closes the server's side too, as most servers do.
+  const server = net.createServer({ allowHalfOpen: false }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    onSocket(socket);
+  });
+  await new Promise((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, resolve));
+  return {
+    port: server.address().port,
+    sockets,
+    close() {
+      for (const s of sockets) s.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/** The bench protocol ("K\n" -> K bytes, until EOF), counting what it was asked; `short` answers one byte less. */
+function benchProtocol(stats, { short = false } = {}) {
+  return (socket) => {
+    stats.connections++;
+    let pending = '';
+    socket.on('data', (chunk) => {
+      pending += chunk.toString('latin1');
+      let nl;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const n = Number(pending.slice(0, nl));
+        pending = pending.slice(nl + 1);
+        stats.requests++;
+        stats.bytes += n;
+        if (short) {
+          socket.end(Buffer.alloc(n - 1, 0x62));
+          return;
+        }
+        socket.write(Buffer.alloc(n, 0x62));
+      }
+    });
+    socket.on('end', () => socket.end());
+  };
+}
+
+describe('tcpkit bench: requests mode (UNP ch. 30 client)', () => {
+  it('makes exactly clients x conns connections, each asking for and reading exactly K bytes', async () => {
+    const stats = { connections: 0, requests: 0, bytes: 0 };
+    const srv = await tinyServer(benchProtocol(stats));
+    try {
+      const r = await runBench({ port: srv.port, clients: 3, conns: 20, bytes: 1000 });
+      assert.equal(r.mode, 'requests');
+      assert.deepEqual(r.errors, {});
+      assert.equal(r.connections.attempted, 60);
+      assert.equal(r.connections.completed, 60);
+      assert.equal(r.connections.failed, 0);
+      assert.equal(r.bytes.received, 60 * 1000);
+      assert.equal(r.bytes.sent, 60 * '1000\n'.length);
+      assert.equal(r.latencyMs.samples, 60);
+      assert.ok(r.latencyMs.p50 <= r.latencyMs.p99 && r.latencyMs.p99 <= r.latencyMs.max);
+      assert.equal(r.truncated, false);
+      // The server saw the same: 60 connections, one request of 1000 bytes each.
+      assert.deepEqual(stats, { connections: 60, requests: 60, bytes: 60_000 });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('counts short replies as TCPKIT_PREMATURE_CLOSE', async () => {
+    const stats = { connections: 0, requests: 0, bytes: 0 };
+    const srv = await tinyServer(benchProtocol(stats, { short: true }));
+    try {
+      const r = await runBench({ port: srv.port, clients: 2, conns: 5, bytes: 500 });
+      assert.equal(r.connections.completed, 0);
+      assert.equal(r.connections.failed, 10);
+      assert.deepEqual(r.errors, { TCPKIT_PREMATURE_CLOSE: 10 });
+      assert.match(r.firstError, /server terminated prematurely \(EOF after 499 of 500 bytes\)/);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('reports refused connections by code, and the CLI exits 111', async () => {
+    // A port that was just listening and is now closed: nothing accepts there.
+    const srv = await tinyServer(() => {});
+    const port = srv.port;
+    await srv.close();
+    const r = await runBench({ port, clients: 2, conns: 3 });
+    assert.equal(r.connections.completed, 0);
+    assert.deepEqual(r.errors, { ECONNREFUSED: 6 });
+    assert.equal(r.firstError, `connect ECONNREFUSED 127.0.0.1:${port}`);
+
+    const cli = await run(['bench', '127.0.0.1', String(port), '--conns', '2', '--json']);
+    assert.equal(cli.code, 111);
+    assert.deepEqual(JSON.parse(cli.stdout).errors, { ECONNREFUSED: 2 });
+  });
+
+  it('stops at --duration against a server that never answers, and says truncated', async () => {
+    // Reads (so it sees the client's FIN) but never answers.
+    const srv = await tinyServer((socket) => socket.resume());
+    try {
+      const t0 = Date.now();
+      const r = await runBench({ port: srv.port, clients: 4, conns: 1000, duration: 1 });
+      assert.ok(Date.now() - t0 < 8000, 'the cap ends the run');
+      assert.equal(r.truncated, true);
+      assert.equal(r.connections.completed, 0);
+      assert.equal(r.connections.failed, 0);
+      assert.equal(r.connections.aborted, 4);
+      await eventually(() => srv.sockets.size === 0, { message: 'the aborted connections closed' });
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('tcpkit bench: echo and bulk modes against tcpkit serve echo', () => {
+  let server;
+  before(async () => {
+    server = await startServer(['echo', '-q', '--max-conns', '16']);
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  it('echo: every line comes back, exactly', async () => {
+    const r = await runBench({ port: server.port, mode: 'echo', clients: 2, conns: 4, lines: 3, bytes: 100 });
+    assert.deepEqual(r.errors, {});
+    assert.equal(r.connections.completed, 8);
+    assert.equal(r.exchanges, 24);
+    assert.equal(r.bytes.sent, 2400);
+    assert.equal(r.bytes.received, 2400);
+  });
+
+  it('bulk: 8 MiB through one connection, every byte back in order', async () => {
+    const size = 8 * 1024 * 1024;
+    const r = await runBench({ port: server.port, mode: 'bulk', size, serverPid: server.pid });
+    assert.deepEqual(r.errors, {});
+    assert.equal(r.connections.completed, 1);
+    assert.equal(r.bytes.sent, size);
+    assert.equal(r.bytes.received, size);
+    assert.ok(r.throughput.bytesPerSecond > 0);
+    // The fork model serves it in a child: the probe counts the child's CPU too.
+    assert.ok(r.server.cpu.totalSeconds > 0, JSON.stringify(r.server.cpu));
+  });
+});
+
+describe('tcpkit bench: bulk mode detects a wrong echo', () => {
+  it('an echo that changes one byte fails with TCPKIT_ECHO_MISMATCH', async () => {
+    let total = 0;
+    const srv = await tinyServer((socket) => {
+      socket.on('data', (chunk) => {
+        // Flip one byte 100,000 bytes into the stream.
+        if (total <= 100_000 && total + chunk.length > 100_000) {
+          chunk = Buffer.from(chunk);
+          chunk[100_000 - total] ^= 0xff;
+        }
+        total += chunk.length;
+        socket.write(chunk);
+      });
+      socket.on('end', () => socket.end());
+    });
+    try {
+      const r = await runBench({ port: srv.port, mode: 'bulk', size: 1024 * 1024 });
+      assert.equal(r.connections.completed, 0);
+      assert.deepEqual(r.errors, { TCPKIT_ECHO_MISMATCH: 1 });
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('tcpkit bench: idle mode', () => {
+  it('holds N connections from 2 source addresses at once, then closes them all', async () => {
+    const seen = new Map();
+    let peak = 0;
+    const srv = await tinyServer((socket) => {
+      seen.set(socket.remoteAddress, (seen.get(socket.remoteAddress) ?? 0) + 1);
+      peak = Math.max(peak, srv.sockets.size + 1);
+    });
+    try {
+      const r = await runBench({
+        port: srv.port,
+        idle: 400,
+        mode: 'idle',
+        clients: 50,
+        hold: 0.5,
+        sources: ['127.0.0.1', '127.0.0.2'],
+      });
+      assert.deepEqual(r.errors, {});
+      assert.equal(r.idle.opened, 400);
+      assert.equal(r.idle.held, 400);
+      assert.equal(r.idle.peakHeld, 400);
+      assert.deepEqual(r.idle.bySource, { '127.0.0.1': 200, '127.0.0.2': 200 });
+      // The server saw them all open together, 200 from each address.
+      assert.ok(peak >= 400, `server peak ${peak}`);
+      assert.deepEqual(Object.fromEntries(seen), { '127.0.0.1': 200, '127.0.0.2': 200 });
+      await eventually(() => srv.sockets.size === 0, { message: 'idle connections closed after the hold' });
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('counts connections the server drops during the hold', async () => {
+    const srv = await tinyServer((socket) => setTimeout(() => socket.destroy(), 100));
+    try {
+      const r = await runBench({ port: srv.port, mode: 'idle', idle: 20, hold: 1 });
+      assert.equal(r.idle.opened, 20);
+      assert.equal(r.idle.held, 0);
+      assert.equal(r.connections.failed, 20);
+      assert.equal(Object.values(r.errors).reduce((a, b) => a + b, 0), 20);
+    } finally {
+      await srv.close();
+    }
+  });
+});
+
+describe('tcpkit bench CLI', () => {
+  let floor;
+  let floorPort;
+  before(async () => {
+    // A plain Node bench server in its own process, so its CPU and memory are its own.
+    floor = spawn(process.execPath, [path.join(ROOT, 'bench', 'peers', 'node-server.js'), 'bench', '0'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    floorPort = await new Promise((resolve, reject) => {
+      floor.stdout.once('data', (c) => resolve(Number(String(c).trim())));
+      floor.once('exit', (code) => reject(new Error(`node-server exited ${code}`)));
+    });
+  });
+  after(async () => {
+    if (floor && floor.exitCode === null) {
+      const exited = new Promise((resolve) => floor.once('exit', resolve));
+      floor.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  it('--json prints the report: shape, counts and the server probe', async () => {
+    const r = await run([
+      'bench', '127.0.0.1', String(floorPort),
+      '--clients', '2', '--conns', '50', '--bytes', '4000', '--server-pid', String(floor.pid), '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.deepEqual(Object.keys(report).sort(), [
+      'bytes', 'connections', 'elapsedSeconds', 'errors', 'exchanges', 'firstError', 'idle', 'latencyMs', 'mode',
+      'options', 'server', 'startedAt', 'target', 'throughput', 'truncated',
+    ]);
+    assert.equal(report.target, `127.0.0.1:${floorPort}`);
+    assert.deepEqual(report.connections, { ...report.connections, attempted: 100, completed: 100, failed: 0, aborted: 0 });
+    assert.ok(report.connections.perSecond > 0);
+    assert.deepEqual(Object.keys(report.latencyMs).sort(), ['max', 'mean', 'p50', 'p99', 'samples']);
+    assert.equal(report.bytes.received, 400_000);
+    assert.equal(report.idle, null);
+    const s = report.server;
+    assert.equal(s.pid, floor.pid);
+    assert.equal(s.alive, true);
+    assert.ok(s.cpu.totalSeconds > 0 && s.cpu.perConnectionMs > 0, JSON.stringify(s.cpu));
+    assert.ok(s.memory.before.rssBytes > 10 * 2 ** 20 && s.memory.peak.rssBytes >= s.memory.before.rssBytes);
+    assert.equal(s.memory.before.processes, 1);
+  });
+
+  it('prints a text report without --json', async () => {
+    const r = await run(['bench', '127.0.0.1', String(floorPort), '--conns', '5', '--bytes', '10']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.toString(), /^tcpkit bench requests 127\.0\.0\.1:\d+: 1 clients x 5 connections x 10 bytes$/m);
+    assert.match(r.stdout.toString(), /^connections {2}5 completed, 0 failed in [\d.]+ s: [\d.]+ \/s$/m);
+    assert.match(r.stdout.toString(), /^errors {7}none$/m);
+  });
+
+  const bad = [
+    [['--clients', '0'], /--clients: must be an integer from 1/],
+    [['--conns', 'many'], /--conns: must be an integer/],
+    [['--size', '1XB', '--mode', 'bulk'], /--size: expected a byte count/],
+    [['--mode', 'flood'], /--mode: must be one of requests, echo, bulk, idle/],
+    [['--idle', '10', '--mode', 'bulk'], /--idle: only with --mode idle/],
+    [['--mode', 'idle'], /--idle: --mode idle needs --idle N/],
+    [['--source', '127.0.0.1,nowhere', '--idle', '2'], /--source: not an IP address: "nowhere"/],
+    [['--duration', '-1'], /--duration|option '--duration/],
+    [['--server-pid', '2147483646'], /--server-pid: no process 2147483646/],
+    [['--frobnicate'], /unknown option --frobnicate/],
+  ];
+  for (const [args, message] of bad) {
+    it(`bad argument ${args.join(' ')} → exit 100 naming it`, async () => {
+      const r = await run(['bench', '127.0.0.1', String(floorPort), ...args]);
+      assert.equal(r.code, 100, r.stderr);
+      assert.match(r.stderr, message);
+      assert.equal(r.stdout.length, 0);
+    });
+  }
+
+  it('PORT 0 and a bad PORT are usage errors naming PORT', async () => {
+    for (const port of ['0', '70000']) {
+      const r = await run(['bench', '127.0.0.1', port]);
+      assert.equal(r.code, 100);
+      assert.match(r.stderr, /PORT: must be an integer from/);
+    }
+  });
+});
+
+describe('bench options', () => {
+  it('parseSize reads binary and decimal units', () => {
+    assert.equal(parseSize('4000'), 4000);
+    assert.equal(parseSize('64KiB'), 65536);
+    assert.equal(parseSize('1GiB'), 2 ** 30);
+    assert.equal(parseSize('1G'), 2 ** 30);
+    assert.equal(parseSize('1.5MB'), 1_500_000);
+    assert.throws(() => parseSize('lots', 'size'), { code: 'TCPKIT_INVALID_OPTION', option: 'size' });
+  });
+
+  it('defaults depend on the mode, and every field is checked', () => {
+    assert.equal(resolveBenchOptions({ port: 1 }).bytes, 4000);
+    assert.equal(resolveBenchOptions({ port: 1, mode: 'echo' }).bytes, 64);
+    assert.equal(resolveBenchOptions({ port: 1, mode: 'idle', idle: 5 }).clients, 100);
+    assert.throws(() => resolveBenchOptions({ port: 1, mode: 'idle' }), { option: 'idle' });
+    assert.throws(() => resolveBenchOptions({ port: 1, clients: 1.5 }), { option: 'clients' });
+    assert.throws(() => resolveBenchOptions({ port: 1, sources: ['x'] }), { option: 'sources' });
+    assert.throws(() => resolveBenchOptions({ port: 0 }), { option: 'port' });
+    assert.throws(() => resolveBenchOptions({ port: 1, duration: 0 }), { option: 'duration' });
+  });
+});
