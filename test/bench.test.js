@@ -271,6 +271,32 @@ describe('tcpkit bench CLI', () => {
     assert.equal(s.memory.before.processes, 1);
   });
 
+  it('SIGTERM ends an idle hold early and still reports the connections held', async () => {
+    const srv = await tinyServer((socket) => socket.resume());
+    try {
+      const child = spawn(process.execPath, [
+        path.join(ROOT, 'bin', 'tcpkit.js'), 'bench', '127.0.0.1', String(srv.port), '--idle', '50', '--hold', '600', '--json',
+      ], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out = [];
+      child.stdout.on('data', (c) => out.push(c));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      try {
+        await eventually(() => srv.sockets.size === 50, { message: '50 idle connections at the server' });
+        child.kill('SIGTERM');
+        assert.equal(await exited, 0);
+      } finally {
+        child.kill('SIGKILL');
+      }
+      const report = JSON.parse(Buffer.concat(out).toString());
+      assert.equal(report.idle.held, 50);
+      assert.ok(report.idle.holdSeconds < 60);
+      assert.equal(report.truncated, false);
+      await eventually(() => srv.sockets.size === 0, { message: 'connections released' });
+    } finally {
+      await srv.close();
+    }
+  });
+
   it('prints a text report without --json', async () => {
     const r = await run(['bench', '127.0.0.1', String(floorPort), '--conns', '5', '--bytes', '10']);
     assert.equal(r.code, 0, r.stderr);

@@ -40,7 +40,7 @@ export async function idle(run: LoadRun, whileHeld: () => void = () => {}): Prom
   let releasing = false;
 
   const opener = async (): Promise<void> => {
-    while (next < requested && run.running) {
+    while (next < requested && run.running && !run.interrupted) {
       next++;
       const t0 = performance.now();
       let socket: net.Socket;
@@ -80,12 +80,12 @@ export async function idle(run: LoadRun, whileHeld: () => void = () => {}): Prom
   const opened = Object.values(bySource).reduce((a, b) => a + b, 0);
 
   const t0 = performance.now();
-  if (run.running && hold > 0) {
+  if (run.running && !run.interrupted && hold > 0) {
     // One timer checks both the hold's end and the run's cap, and is cleared on either.
     const end = performance.now() + hold * 1000;
     await new Promise<void>((resolve) => {
       const poll = setInterval(() => {
-        if (!run.running || performance.now() >= end) {
+        if (!run.running || run.interrupted || performance.now() >= end) {
           clearInterval(poll);
           resolve();
         }

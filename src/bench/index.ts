@@ -40,6 +40,8 @@ export interface BenchHooks {
   onProgress?: (progress: BenchProgress) => void;
   /** Interval of progress calls and server memory samples. Default 250 ms. */
   progressIntervalMs?: number;
+  /** Ends the run early when aborted (idle mode: ends the hold); the report is still returned. Default: none. */
+  signal?: AbortSignal;
 }
 
 function progressOf(run: LoadRun): BenchProgress {
@@ -72,6 +74,9 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
     probe?.sample();
     hooks.onProgress?.(progressOf(run));
   }, hooks.progressIntervalMs ?? 250);
+  const onAbort = () => run.interrupt();
+  if (hooks.signal?.aborted) run.interrupt();
+  hooks.signal?.addEventListener('abort', onAbort);
   let idleResult: IdleResult | null = null;
   try {
     switch (o.mode) {
@@ -91,6 +96,7 @@ export async function runBench(options: BenchOptions, hooks: BenchHooks = {}): P
   } finally {
     clearTimeout(cap);
     clearInterval(ticker);
+    hooks.signal?.removeEventListener('abort', onAbort);
     run.finish();
     run.destroyAll();
   }

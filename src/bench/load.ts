@@ -79,6 +79,19 @@ export class LoadRun {
     for (const s of this.open) s.destroy(new RunStoppedError());
   }
 
+  /**
+   * Asked to end early (Ctrl-C, a caller's AbortSignal). Idle mode ends its hold and
+   * releases the connections it holds normally, so its report still says how many were
+   * held; the other modes stop as at the duration cap.
+   */
+  interrupted = false;
+
+  /** End the run early; see `interrupted`. Idempotent. */
+  interrupt(): void {
+    this.interrupted = true;
+    if (this.options.mode !== 'idle') this.stop();
+  }
+
   /** The work is done. Idempotent; a stopped run stays stopped. */
   finish(): void {
     if (this.state !== 'running') return;

@@ -35,6 +35,8 @@ CPU (its children included) and memory.
   --timeout SECONDS    a connection making no progress this long fails ETIMEDOUT (default 10)
   --server-pid PID     measure this server's CPU (utime+stime+cutime+cstime) and memory
   --json               print the report as JSON
+                       (SIGINT/SIGTERM end the run early and still print the report;
+                       idle mode then releases its connections and reports them held)
   -q, --quiet          no progress bar
   -h, --help           this text
 
@@ -125,9 +127,19 @@ export async function bench(argv: string[]): Promise<number> {
   };
 
   const bar = !values.quiet && process.stderr.isTTY ? new ProgressBar(process.stderr) : undefined;
+  // The first SIGINT/SIGTERM ends the run early and still prints its report; idle mode
+  // then reports the connections it held. A second one is not caught (default: exit).
+  const interrupt = new AbortController();
+  const onSignal = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    interrupt.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   let report;
   try {
-    report = await runBench(options, { onProgress: bar && ((p) => bar.update(p)) });
+    report = await runBench(options, { onProgress: bar && ((p) => bar.update(p)), signal: interrupt.signal });
   } catch (err) {
     if (err instanceof InvalidOptionError) {
       const flag = FLAG[err.option] ?? `--${err.option}`;
@@ -135,6 +147,8 @@ export async function bench(argv: string[]): Promise<number> {
     }
     throw err;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     bar?.clear();
   }
   process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
