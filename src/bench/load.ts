@@ -113,15 +113,16 @@ export class LoadRun {
    * Connect to the server from the next source address (if any), tracked until it closes.
    * Rejects with the system error (ECONNREFUSED, EADDRNOTAVAIL, ...) or ConnectTimeoutError.
    * The socket's later errors are left to the caller; a timeout while connected destroys it
-   * with ReadTimeoutError.
+   * with ReadTimeoutError. `onread` (bulk mode) reads into one reused buffer instead of
+   * 'data' events.
    */
-  connect(): Promise<net.Socket> {
+  connect(onread?: net.OnReadOpts): Promise<net.Socket> {
     if (!this.running) return Promise.reject(new RunStoppedError());
     const { host, port, sources, timeout } = this.options;
     const localAddress = sources.length > 0 ? sources[this.nextSource++ % sources.length] : undefined;
     this.attempted++;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true });
+      const socket = net.connect({ host, port, localAddress, allowHalfOpen: true, noDelay: true, onread });
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
       const timeoutMs = timeout * 1000;

@@ -1,0 +1,582 @@
+#!/usr/bin/env node
+// `npm run bench`: measure tcpkit's designs against each other (UNP ch. 30) and
+// against the tools users would pick instead, on this machine, and regenerate
+// docs/benchmarks.md (five tables, SVG charts, the machine, a reading, the goals).
+//
+//   node bench/run.js [--quick] [--only designs,exec,bulk,capacity,growth] [--out FILE] [--no-install]
+//
+// --quick scales every count down (about two minutes). Counts used are printed in the
+// document. Every load is bounded in count and time (tcpkit bench --duration), and every
+// process started here is killed by pid when the script ends.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { memoryOf, processTree } from '../dist/bench/index.js';
+import { barChart, lineChart } from './lib/svg.js';
+import { ROOT, descriptorLimit, descriptorsOf, firstLine, killAll, runLoad, sleep, spawnTracked, BIN } from './lib/procs.js';
+import * as peers from './lib/peers.js';
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    only: { type: 'string' },
+    out: { type: 'string' },
+    'no-install': { type: 'boolean' },
+  },
+});
+const QUICK = Boolean(flags.quick);
+const ONLY = new Set((flags.only ?? 'designs,exec,bulk,capacity,growth').split(','));
+const OUT = path.resolve(flags.out ?? path.join(ROOT, 'docs', 'benchmarks.md'));
+const CHART_DIR = path.join(path.dirname(OUT), 'benchmarks');
+const t0 = Date.now();
+
+/** The counts of this run (the document states them). */
+const COUNTS = {
+  designs: { clients: 2, conns: QUICK ? 500 : 5000, forkConns: QUICK ? 40 : 200, bytes: 4000 },
+  exec: { clients: 4, conns: QUICK ? 100 : 500, bytes: 64 },
+  bulk: { size: QUICK ? 256 * 2 ** 20 : 2 ** 30 },
+  capacity: { target: QUICK ? 20_000 : 100_000, perShard: 15_000, hold: 600 },
+  growth: { levels: [1, 10, 100, 1000], total: QUICK ? 1000 : 4000, bytes: 4000 },
+};
+
+const log = (msg) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
+const fixed = (v, d = 2) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '—');
+const int = (v) => (typeof v === 'number' && Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '—');
+const mib = (b) => (typeof b === 'number' ? (b / 2 ** 20).toFixed(1) : '—');
+const errorsOf = (r) =>
+  Object.entries(r?.errors ?? {})
+    .map(([c, n]) => `${c} ${n}`)
+    .join(', ') || 'none';
+
+/** Start a server, run one load against it with its pid, stop it. Never throws: failures become { reason }. */
+async function measure(label, start, loadArgs, { timeoutMs = 300_000 } = {}) {
+  let server;
+  try {
+    server = await start();
+  } catch (err) {
+    log(`${label}: ${err.message}`);
+    return { label, reason: err.message };
+  }
+  try {
+    const report = await runLoad(server.port, [...loadArgs, '--server-pid', String(server.pid)], { timeoutMs });
+    const cpu = report.server?.cpu;
+    log(
+      `${label}: ${report.connections.completed} ok ${report.connections.failed} failed, ${report.connections.perSecond}/s, ` +
+        `cpu ${cpu?.totalSeconds}s, ${report.throughput.mibPerSecond} MiB/s, errors ${errorsOf(report)}`,
+    );
+    return { label, report };
+  } catch (err) {
+    log(`${label}: ${err.message}`);
+    return { label, reason: err.message };
+  } finally {
+    await server.stop();
+  }
+}
+
+const models = peers.availableModels();
+const services = peers.availableServices();
+const hasModel = (m) => models.includes(m);
+const NOT_AVAILABLE = (what) => `not available: this build has no ${what} (tcpkit serve --help)`;
+
+function modelRow(label, model, extra, service = 'bench') {
+  if (!hasModel(model)) return { label, start: () => Promise.reject(new Error(NOT_AVAILABLE(`--model ${model}`))) };
+  if (!services.includes(service)) {
+    return { label, start: () => Promise.reject(new Error(NOT_AVAILABLE(`${service} service`))) };
+  }
+  return { label, model, start: () => peers.tcpkit(label, [service, '--model', model, ...extra]) };
+}
+
+// ---------------------------------------------------------------- 1. designs
+/** UNP ch. 30's figures for its C servers, measured on this machine (DESIGN.md), CPU s per 10,000 connections. */
+const UNP_C = { iterative: 0.29, fork: 3.12, prefork: 0.48, 'prefork (pass)': null, threads: 0.55, event: null, 'plain Node net': 1.89 };
+
+async function designs() {
+  const c = COUNTS.designs;
+  const common = ['--max-conns', '1000', '--backlog', '1024'];
+  const rows = [
+    modelRow('iterative', 'iterative', []),
+    modelRow('fork', 'fork', common),
+    modelRow('fork --spare 4', 'fork', [...common, '--spare', '4']),
+    modelRow('prefork', 'prefork', [...common, '--workers', '4']),
+    modelRow('prefork (pass)', 'prefork', [...common, '--workers', '4', '--accept', 'pass']),
+    modelRow('threads', 'threads', [...common, '--workers', '4']),
+    modelRow('event', 'event', common),
+    { label: 'plain Node net', start: () => peers.nodeFloor('bench') },
+  ];
+  const results = [];
+  for (const row of rows) {
+    const conns = row.model === 'fork' ? c.forkConns : c.conns;
+    const args = ['--clients', String(c.clients), '--conns', String(conns), '--bytes', String(c.bytes), '--duration', '240'];
+    results.push({ ...(await measure(row.label, row.start, args)), connections: c.clients * conns });
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------- 2. per connection (exec)
+async function execRows() {
+  const c = COUNTS.exec;
+  const args = ['--mode', 'echo', '--clients', String(c.clients), '--conns', String(c.conns), '--bytes', String(c.bytes), '--duration', '240'];
+  const execAvailable = /--exec\b/.test(peers.serveHelp());
+  const tcpkitExec = (label, extra) => ({
+    label,
+    start: execAvailable
+      ? () => peers.tcpkit(label, [...extra, '--max-conns', '1000', '--exec', '--', '/bin/cat'])
+      : () => Promise.reject(new Error(NOT_AVAILABLE('--exec'))),
+  });
+  const rows = [
+    tcpkitExec('tcpkit --exec /bin/cat', []),
+    { label: 'tcpserver cat', start: peers.tcpserver },
+    { label: 'socat fork EXEC:cat', start: peers.socat },
+    { label: 'xinetd server=/bin/cat', start: () => peers.xinetd({ internal: false }) },
+    { label: 'xinetd internal echo', start: () => peers.xinetd({ internal: true }) },
+    { label: 'ncat --exec /bin/cat', start: peers.ncat },
+    { label: 'plain Node net echo', start: () => peers.nodeFloor('echo') },
+    modelRow('tcpkit echo (event)', 'event', ['--max-conns', '1000'], 'echo'),
+  ];
+  const results = [];
+  for (const row of rows) results.push(await measure(row.label, row.start, args));
+  return results;
+}
+
+// ---------------------------------------------------------------- 3. bulk
+async function bulkRows() {
+  const size = COUNTS.bulk.size;
+  const args = ['--mode', 'bulk', '--size', String(size), '--duration', '240', '--timeout', '60'];
+  const rows = [
+    modelRow('iterative', 'iterative', [], 'echo'),
+    modelRow('fork', 'fork', [], 'echo'),
+    modelRow('prefork', 'prefork', ['--workers', '4'], 'echo'),
+    modelRow('threads', 'threads', ['--workers', '4'], 'echo'),
+    modelRow('event', 'event', [], 'echo'),
+    { label: 'plain Node net echo', start: () => peers.nodeFloor('echo') },
+    { label: 'tcpserver cat', start: peers.tcpserver },
+  ];
+  const results = [];
+  for (const row of rows) results.push(await measure(row.label, row.start, args));
+  let ceiling;
+  try {
+    ceiling = await peers.iperf3(size);
+    log(`iperf3: ${(ceiling.bytesPerSecond / 2 ** 20).toFixed(0)} MiB/s`);
+  } catch (err) {
+    ceiling = { reason: err.message };
+    log(`iperf3: ${err.message}`);
+  }
+  return { results, ceiling };
+}
+
+// ---------------------------------------------------------------- 4. capacity
+async function capacityRow(label, model, extra) {
+  const { target, perShard, hold } = COUNTS.capacity;
+  const row = { label, target };
+  if (!hasModel(model)) return { ...row, reason: NOT_AVAILABLE(`--model ${model}`) };
+  let server;
+  try {
+    server = await peers.tcpkit(label, ['echo', '--model', model, '--max-conns', '1000000', '--backlog', '4096', ...extra]);
+  } catch (err) {
+    return { ...row, reason: err.message };
+  }
+  const shards = [];
+  try {
+    const tree = () => processTree(server.pid);
+    const baseFds = descriptorsOf(tree());
+    const before = memoryOf(server.pid);
+    const n = Math.ceil(target / perShard);
+    for (let i = 0; i < n; i++) {
+      const count = Math.min(perShard, target - i * perShard);
+      shards.push(
+        spawnTracked([
+          process.execPath, BIN, 'bench', '127.0.0.1', String(server.port), '--idle', String(count),
+          '--source', `127.0.0.${i + 1}`, '--clients', '64', '--hold', String(hold), '--duration', String(hold + 60),
+          '--timeout', '60', '--json', '-q',
+        ]),
+      );
+    }
+    // Wait until the server holds them all, or stops gaining for 8 s, or 200 s pass.
+    let best = 0;
+    let bestAt = Date.now();
+    let held = { fds: 0, memory: before };
+    const deadline = Date.now() + 200_000;
+    while (Date.now() < deadline) {
+      await sleep(1000);
+      const fds = descriptorsOf(tree()) - baseFds;
+      if (fds > best) {
+        best = fds;
+        bestAt = Date.now();
+      }
+      if (fds >= target || Date.now() - bestAt > 8000 || shards.every((s) => s.exitCode !== null)) break;
+    }
+    await sleep(1000);
+    held = { fds: descriptorsOf(tree()) - baseFds, memory: memoryOf(server.pid) };
+    log(`${label}: server holds ${held.fds} descriptors more than at start, rss ${mib(held.memory?.rssBytes)} MiB`);
+    const reports = [];
+    for (const s of shards) {
+      await s.stop('SIGTERM', 60_000);
+      try {
+        reports.push(JSON.parse(s.stdoutText()));
+      } catch {
+        reports.push({ errors: { NO_REPORT: 1 }, firstError: firstLine(s.stderrText()), idle: { held: 0, opened: 0 } });
+      }
+    }
+    const errors = {};
+    for (const r of reports) for (const [k, v] of Object.entries(r.errors ?? {})) errors[k] = (errors[k] ?? 0) + v;
+    const clientHeld = reports.reduce((a, r) => a + (r.idle?.held ?? 0), 0);
+    const firstError = reports.find((r) => r.firstError)?.firstError ?? null;
+    return { ...row, shards: n, clientHeld, serverFds: held.fds, before, held: held.memory, errors, firstError, workers: extra };
+  } catch (err) {
+    return { ...row, reason: err.message };
+  } finally {
+    for (const s of shards) await s.stop('SIGKILL');
+    await server.stop();
+  }
+}
+
+async function capacity() {
+  const limit = await descriptorLimit();
+  const workers = Math.max(4, Math.ceil(COUNTS.capacity.target / Math.floor(limit * 0.9)) + 1);
+  const rows = [await capacityRow('event', 'event', []), await capacityRow(`prefork --workers ${workers}`, 'prefork', ['--workers', String(workers)])];
+  return { limit, workers, rows };
+}
+
+// ---------------------------------------------------------------- 5. growth
+async function growth() {
+  const { levels, total, bytes } = COUNTS.growth;
+  const common = ['--max-conns', '2000', '--backlog', '4096'];
+  const rows = [
+    modelRow('event', 'event', common),
+    modelRow('prefork', 'prefork', [...common, '--workers', '4']),
+    modelRow('threads', 'threads', [...common, '--workers', '4']),
+    { label: 'plain Node net', start: () => peers.nodeFloor('bench') },
+  ];
+  const results = [];
+  for (const row of rows) {
+    for (const clients of levels) {
+      const conns = Math.max(1, Math.round(total / clients));
+      const args = ['--clients', String(clients), '--conns', String(conns), '--bytes', String(bytes), '--duration', '120', '--timeout', '30'];
+      results.push({ ...(await measure(`${row.label} x${clients}`, row.start, args)), server: row.label, clients });
+    }
+  }
+  return results;
+}
+
+// ---------------------------------------------------------------- the document
+function machine() {
+  const cpu = os.cpus();
+  let portRange = '';
+  try {
+    portRange = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().replace(/\s+/, '-');
+  } catch {
+    portRange = 'unknown';
+  }
+  return {
+    cpu: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    portRange,
+    load: os.loadavg().map((l) => l.toFixed(2)).join(' '),
+  };
+}
+
+function writeChart(name, svg) {
+  fs.mkdirSync(CHART_DIR, { recursive: true });
+  fs.writeFileSync(path.join(CHART_DIR, name), svg);
+  return `![${name}](${path.relative(path.dirname(OUT), path.join(CHART_DIR, name))})`;
+}
+
+const cpuPer10k = (r) => (r.report?.server ? (r.report.server.cpu.totalSeconds * 10_000) / Math.max(1, r.report.connections.completed) : null);
+const cpuMsPerConn = (r) => r.report?.server?.cpu.perConnectionMs ?? null;
+const reasonCell = (r) => (r.reason ? r.reason.replace(/\|/g, '/') : '');
+
+function designsSection(results) {
+  const base = cpuPer10k(results.find((r) => r.label === 'iterative') ?? {});
+  const lines = [
+    '## 1. Designs (UNP ch. 30)',
+    '',
+    `${COUNTS.designs.clients} clients, each making connections one after another; each connection asks the bench service for ` +
+      `${COUNTS.designs.bytes} bytes and closes (UNP's client.c). ${int(COUNTS.designs.clients * COUNTS.designs.conns)} connections per design ` +
+      `(fork: ${int(COUNTS.designs.clients * COUNTS.designs.forkConns)}, as each costs a Node process start), scaled to CPU per 10,000 connections. ` +
+      'Server CPU is user+sys of the server and all its children (reaped ones included), from /proc/PID/stat. ' +
+      "The last column is UNP's own C servers and client.c on this same machine (DESIGN.md), for scale.",
+    '',
+    '| design | connections | CPU s / 10,000 conns | vs iterative | conns/s | p99 ms | errors | UNP C, CPU s / 10,000 |',
+    '|---|---:|---:|---:|---:|---:|---|---:|',
+  ];
+  for (const r of results) {
+    if (r.reason) {
+      lines.push(`| ${r.label} | — | ${reasonCell(r)} | | | | | ${fixed(UNP_C[r.label])} |`);
+      continue;
+    }
+    const cpu = cpuPer10k(r);
+    lines.push(
+      `| ${r.label} | ${int(r.report.connections.completed)} | ${fixed(cpu)} | ${base ? `${fixed(cpu / base, 1)}x` : '—'} | ` +
+        `${int(r.report.connections.perSecond)} | ${fixed(r.report.latencyMs?.p99)} | ${errorsOf(r.report)} | ${fixed(UNP_C[r.label])} |`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    writeChart(
+      'designs-cpu.svg',
+      barChart({
+        title: 'Server CPU per 10,000 connections of 4,000 bytes (lower is better)',
+        unit: 'CPU seconds (user+sys, children included)',
+        rows: results.map((r) => ({ label: r.label, value: cpuPer10k(r), note: r.reason ? 'not measured' : undefined })),
+      }),
+    ),
+  );
+  return lines.join('\n');
+}
+
+function execSection(results) {
+  const tcpserverRate = results.find((r) => r.label === 'tcpserver cat')?.report?.connections.perSecond;
+  const c = COUNTS.exec;
+  const lines = [
+    '## 2. Per connection: a program per connection',
+    '',
+    `${c.clients} concurrent clients x ${c.conns} connections each; each connection sends one ${c.bytes}-byte line, ` +
+      'reads it back, and closes. Every server but the last two starts `/bin/cat` (or forks itself) per connection.',
+    '',
+    '| server | conns/s | vs tcpserver | CPU ms / conn | p50 ms | p99 ms | errors |',
+    '|---|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of results) {
+    if (r.reason) {
+      lines.push(`| ${r.label} | ${reasonCell(r)} | | | | | |`);
+      continue;
+    }
+    const rate = r.report.connections.perSecond;
+    lines.push(
+      `| ${r.label} | ${int(rate)} | ${tcpserverRate ? `${fixed(rate / tcpserverRate)}x` : '—'} | ${fixed(cpuMsPerConn(r), 3)} | ` +
+        `${fixed(r.report.latencyMs?.p50)} | ${fixed(r.report.latencyMs?.p99)} | ${errorsOf(r.report)} |`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    writeChart(
+      'exec-rate.svg',
+      barChart({
+        title: 'Connections per second, one echoed line each (higher is better)',
+        unit: 'connections/s',
+        rows: results.map((r) => ({ label: r.label, value: r.report?.connections.perSecond ?? null, note: r.reason ? 'not measured' : undefined })),
+      }),
+    ),
+  );
+  return lines.join('\n');
+}
+
+function bulkSection({ results, ceiling }) {
+  const ceil = ceiling.bytesPerSecond;
+  const lines = [
+    '## 3. Bulk: echo throughput through one connection',
+    '',
+    `${mib(COUNTS.bulk.size)} MiB sent through one connection while the echo is read back, every byte checked in order. ` +
+      'Echo throughput counts each byte once (it crosses loopback twice: out and back). iperf3 sends the same amount one way: the ceiling.',
+    '',
+    '| server | MiB/s echoed | vs iperf3 | server CPU s | errors |',
+    '|---|---:|---:|---:|---|',
+  ];
+  for (const r of results) {
+    if (r.reason) {
+      lines.push(`| ${r.label} | ${reasonCell(r)} | | | |`);
+      continue;
+    }
+    const bps = r.report.throughput.bytesPerSecond;
+    lines.push(
+      `| ${r.label} | ${int(bps / 2 ** 20)} | ${ceil ? `${fixed(bps / ceil)}x` : '—'} | ${fixed(r.report.server?.cpu.totalSeconds)} | ${errorsOf(r.report)} |`,
+    );
+  }
+  lines.push(ceiling.reason ? `| iperf3 (ceiling) | ${ceiling.reason} | | | |` : `| iperf3 one way (ceiling) | ${int(ceil / 2 ** 20)} | 1.00x | | |`);
+  lines.push('');
+  lines.push(
+    writeChart(
+      'bulk.svg',
+      barChart({
+        title: 'Bulk echo through one connection (higher is better)',
+        unit: 'MiB/s',
+        rows: [
+          ...results.map((r) => ({ label: r.label, value: r.report ? r.report.throughput.bytesPerSecond / 2 ** 20 : null, note: r.reason ? 'not measured' : undefined })),
+          { label: 'iperf3 (one way)', value: ceil ? ceil / 2 ** 20 : null, color: '#a5a5a5', note: ceiling.reason ? 'not measured' : undefined },
+        ],
+        reference: ceil ? { value: ceil / 2 ** 20 / 2, label: 'half the ceiling' } : undefined,
+      }),
+    ),
+  );
+  return lines.join('\n');
+}
+
+function capacitySection({ limit, workers, rows }) {
+  const { target, perShard } = COUNTS.capacity;
+  const lines = [
+    '## 4. Capacity: idle connections',
+    '',
+    `Aim: ${int(target)} idle connections to the echo service, opened by ${Math.ceil(target / perShard)} load-generator processes of at most ` +
+      `${int(perShard)} connections each, each from its own source address 127.0.0.N (one address has ${'only ~28,000 ephemeral ports'}). ` +
+      `The descriptor limit here: soft raised to ${int(limit)} (the hard limit; raising it further needs CAP_SYS_RESOURCE). ` +
+      `Prefork runs ${workers} workers so that the pool's limit (${workers} x ${int(limit)}) is above the aim. ` +
+      'Memory is the server\'s whole process tree while all connections are held: RSS summed (shared pages counted in every process) and PSS (shared pages divided).',
+    '',
+    '| server | held (client side) | server sockets | RSS held MiB | PSS held MiB | RSS before MiB | bytes / conn (PSS) | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of rows) {
+    if (r.reason) {
+      lines.push(`| ${r.label} | ${reasonCell(r)} | | | | | | |`);
+      continue;
+    }
+    const perConn = r.clientHeld > 0 ? (r.held.pssBytes - r.before.pssBytes) / r.clientHeld : null;
+    lines.push(
+      `| ${r.label} | ${int(r.clientHeld)} | ${int(r.serverFds)} | ${mib(r.held?.rssBytes)} | ${mib(r.held?.pssBytes)} | ${mib(r.before?.rssBytes)} | ` +
+        `${int(perConn)} | ${Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} |`,
+    );
+  }
+  const firsts = rows.filter((r) => r.firstError).map((r) => `${r.label}: \`${r.firstError}\``);
+  if (firsts.length) lines.push('', `First errors: ${firsts.join('; ')}.`);
+  lines.push('');
+  lines.push(
+    writeChart(
+      'capacity.svg',
+      barChart({
+        title: `Idle connections held (aim ${int(target)})`,
+        unit: 'connections',
+        rows: rows.map((r) => ({ label: r.label, value: r.reason ? null : r.clientHeld, note: r.reason ? 'not measured' : undefined })),
+        reference: { value: target, label: 'aim' },
+      }),
+    ),
+  );
+  return lines.join('\n');
+}
+
+function growthSection(results) {
+  const { levels, total, bytes } = COUNTS.growth;
+  const lines = [
+    '## 5. Growth: concurrency',
+    '',
+    `About ${int(total)} connections per point (clients x connections each), each asking for ${bytes} bytes, at ${levels.join(', ')} concurrent clients.`,
+    '',
+    '| server | clients | connections | conns/s | CPU ms / conn | p50 ms | p99 ms | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of results) {
+    if (r.reason) {
+      lines.push(`| ${r.server} | ${r.clients} | ${reasonCell(r)} | | | | | |`);
+      continue;
+    }
+    lines.push(
+      `| ${r.server} | ${r.clients} | ${int(r.report.connections.completed)} | ${int(r.report.connections.perSecond)} | ${fixed(cpuMsPerConn(r), 3)} | ` +
+        `${fixed(r.report.latencyMs?.p50)} | ${fixed(r.report.latencyMs?.p99)} | ${errorsOf(r.report)} |`,
+    );
+  }
+  const names = [...new Set(results.map((r) => r.server))];
+  const series = (f) => names.map((n) => ({ label: n, points: results.filter((r) => r.server === n).map((r) => [r.clients, r.report ? f(r) : null]) }));
+  lines.push('');
+  lines.push(
+    writeChart('growth-p99.svg', lineChart({ title: 'p99 latency per connection', xLabel: 'concurrent clients', yLabel: 'p99 ms', series: series((r) => r.report.latencyMs?.p99 ?? null) })),
+  );
+  lines.push('');
+  lines.push(
+    writeChart('growth-cpu.svg', lineChart({ title: 'Server CPU per connection', xLabel: 'concurrent clients', yLabel: 'CPU ms / connection', series: series(cpuMsPerConn) })),
+  );
+  return lines.join('\n');
+}
+
+function goalsSection(all) {
+  const lines = ['## Goals', '', '| goal | measured | met? |', '|---|---|---|'];
+  const verdict = (ok) => (ok === undefined ? 'not measured' : ok ? 'yes' : '**no**');
+  if (all.designs) {
+    const floor = cpuPer10k(all.designs.find((r) => r.label === 'plain Node net') ?? {});
+    for (const name of ['event', 'prefork']) {
+      const r = all.designs.find((x) => x.label === name);
+      const cpu = r ? cpuPer10k(r) : null;
+      const ratio = cpu && floor ? cpu / floor : undefined;
+      lines.push(
+        `| ${name}: CPU per connection within 1.5x the plain Node server | ${ratio ? `${fixed(cpu)} s vs ${fixed(floor)} s per 10,000: ${fixed(ratio)}x` : r?.reason ?? 'not measured'} | ${verdict(ratio === undefined ? undefined : ratio <= 1.5)} |`,
+      );
+    }
+  }
+  if (all.exec) {
+    const mine = all.exec.find((r) => r.label === 'tcpkit --exec /bin/cat');
+    const ts = all.exec.find((r) => r.label === 'tcpserver cat');
+    const ratio = mine?.report && ts?.report ? mine.report.connections.perSecond / ts.report.connections.perSecond : undefined;
+    lines.push(
+      `| \`--exec cat\` at least 0.7x tcpserver's connections/s | ${ratio ? `${int(mine.report.connections.perSecond)} vs ${int(ts.report.connections.perSecond)} /s: ${fixed(ratio)}x` : mine?.reason ?? ts?.reason ?? 'not measured'} | ${verdict(ratio === undefined ? undefined : ratio >= 0.7)} |`,
+    );
+  }
+  if (all.bulk) {
+    const ceil = all.bulk.ceiling.bytesPerSecond;
+    for (const r of all.bulk.results.filter((x) => ['event', 'prefork', 'threads', 'fork', 'iterative'].includes(x.label))) {
+      const ratio = r.report && ceil ? r.report.throughput.bytesPerSecond / ceil : undefined;
+      lines.push(
+        `| bulk echo (${r.label}) at least half the iperf3 ceiling | ${ratio ? `${int(r.report.throughput.bytesPerSecond / 2 ** 20)} vs ${int(ceil / 2 ** 20)} MiB/s: ${fixed(ratio)}x` : r.reason ?? all.bulk.ceiling.reason} | ${verdict(ratio === undefined ? undefined : ratio >= 0.5)} |`,
+      );
+    }
+  }
+  if (all.capacity) {
+    for (const r of all.capacity.rows) {
+      const ok = r.reason ? undefined : r.clientHeld >= 100_000 && r.held.pssBytes <= 2 ** 30;
+      lines.push(
+        `| ${r.label}: 100,000 idle connections within 1 GiB | ${r.reason ?? `${int(r.clientHeld)} held, PSS ${mib(r.held.pssBytes)} MiB (RSS ${mib(r.held.rssBytes)} MiB)`} | ${verdict(ok)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+async function main() {
+  fs.mkdirSync(path.dirname(OUT), { recursive: true });
+  if (!flags['no-install']) for (const line of peers.installPeers()) log(line);
+  const before = machine();
+  log(`models: ${models.join(', ') || 'none'}; services: ${services.join(', ')}; ${QUICK ? 'quick' : 'full'} run`);
+  const all = {};
+  if (ONLY.has('designs')) all.designs = await designs();
+  if (ONLY.has('exec')) all.exec = await execRows();
+  if (ONLY.has('bulk')) all.bulk = await bulkRows();
+  if (ONLY.has('capacity')) all.capacity = await capacity();
+  if (ONLY.has('growth')) all.growth = await growth();
+  const minutes = ((Date.now() - t0) / 60_000).toFixed(1);
+  const after = machine();
+
+  const reading = fs.existsSync(path.join(ROOT, 'bench', 'reading.md')) ? fs.readFileSync(path.join(ROOT, 'bench', 'reading.md'), 'utf8').trim() : '';
+  const doc = [
+    '# Benchmarks',
+    '',
+    `Generated by \`npm run bench${QUICK ? ' -- --quick' : ''}\` (bench/run.js) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC in ${minutes} minutes. ` +
+      'Regenerate it on your own machine: the figures are this machine\'s, and they are noisy — the machine is shared (see the load average).',
+    '',
+    '## The machine',
+    '',
+    `- CPU: ${before.cpu}, ${before.cores} cores; memory ${before.memory}`,
+    `- Kernel: ${before.kernel}; Node ${before.node}`,
+    `- Ephemeral ports ${before.portRange}; descriptor limit for servers and load generators: ${int(all.capacity?.limit)}`,
+    `- Load average (1, 5, 15 min) at start: ${before.load}; at end: ${after.load}`,
+    `- tcpkit models measured: ${models.join(', ') || 'none'}. The load generator (\`tcpkit bench\`) runs on the same machine, in its own process, and is itself Node: it shares the 2 cores with the server.`,
+    '',
+    goalsSection(all),
+    '',
+    all.designs ? designsSection(all.designs) : '',
+    '',
+    all.exec ? execSection(all.exec) : '',
+    '',
+    all.bulk ? bulkSection(all.bulk) : '',
+    '',
+    all.capacity ? capacitySection(all.capacity) : '',
+    '',
+    all.growth ? growthSection(all.growth) : '',
+    '',
+    reading ? `## Reading\n\n${reading}` : '',
+    '',
+  ]
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n');
+  fs.writeFileSync(OUT, doc);
+  fs.mkdirSync(CHART_DIR, { recursive: true });
+  fs.writeFileSync(path.join(CHART_DIR, 'results.json'), `${JSON.stringify({ machine: { before, after }, counts: COUNTS, quick: QUICK, ...all }, null, 2)}\n`);
+  log(`wrote ${path.relative(process.cwd(), OUT)} in ${minutes} minutes`);
+}
+
+main()
+  .catch((err) => {
+    process.stderr.write(`bench: ${err.stack ?? err}\n`);
+    process.exitCode = 1;
+  })
+  .finally(killAll);
