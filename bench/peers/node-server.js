@@ -36,3 +36,4 @@ server.listen({ port: Number(portArg), host: '127.0.0.1', backlog: 4096 }, () =>
   process.stdout.write(`${server.address().port}\n`);
 });
 process.on('SIGTERM', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));
