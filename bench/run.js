@@ -113,6 +113,17 @@ async function designs() {
   return results;
 }
 
+/** CPU milliseconds of one bare Node start (`node -e 0`), averaged over `n`: the floor of a Node child per connection. */
+async function nodeStartCpuMs(n = 10) {
+  const child = spawnTracked(
+    ['bash', '-c', `TIMEFORMAT='%U %S'; time (for i in $(seq ${n}); do "$0" -e 0; done)`, process.execPath],
+    { raiseLimit: false },
+  );
+  await child.exited;
+  const [user, sys] = child.stderrText().trim().split(/\s+/).map(Number);
+  return ((user + sys) * 1000) / n;
+}
+
 // ---------------------------------------------------------------- 2. per connection (exec)
 async function execRows() {
   const c = COUNTS.exec;
@@ -299,7 +310,7 @@ const cpuPer10k = (r) => (r.report?.server ? (r.report.server.cpu.totalSeconds *
 const cpuMsPerConn = (r) => r.report?.server?.cpu.perConnectionMs ?? null;
 const reasonCell = (r) => (r.reason ? r.reason.replace(/\|/g, '/') : '');
 
-function designsSection(results) {
+function designsSection(results, nodeStartMs) {
   const base = cpuPer10k(results.find((r) => r.label === 'iterative') ?? {});
   const lines = [
     '## 1. Designs (UNP ch. 30)',
@@ -308,7 +319,8 @@ function designsSection(results) {
       `${COUNTS.designs.bytes} bytes and closes (UNP's client.c). ${int(COUNTS.designs.clients * COUNTS.designs.conns)} connections per design ` +
       `(fork: ${int(COUNTS.designs.clients * COUNTS.designs.forkConns)}, as each costs a Node process start), scaled to CPU per 10,000 connections. ` +
       'Server CPU is user+sys of the server and all its children (reaped ones included), from /proc/PID/stat. ' +
-      "The last column is UNP's own C servers and client.c on this same machine (DESIGN.md), for scale.",
+      "The last column is UNP's own C servers and client.c on this same machine (DESIGN.md), for scale. " +
+      `A bare Node start (\`node -e 0\`) costs ${fixed(nodeStartMs, 1)} ms of CPU here: ${fixed((nodeStartMs ?? NaN) * 10, 0)} s per 10,000, the floor of a Node child per connection.`,
     '',
     '| design | connections | CPU s / 10,000 conns | vs iterative | conns/s | p99 ms | errors | UNP C, CPU s / 10,000 |',
     '|---|---:|---:|---:|---:|---:|---|---:|',
@@ -542,7 +554,11 @@ async function main() {
   const before = machine();
   log(`models: ${models.join(', ') || 'none'}; services: ${services.join(', ')}; ${QUICK ? 'quick' : 'full'} run`);
   const all = {};
-  if (ONLY.has('designs')) all.designs = await designs();
+  if (ONLY.has('designs')) {
+    all.designs = await designs();
+    all.nodeStartMs = await nodeStartCpuMs();
+    log(`node -e 0: ${fixed(all.nodeStartMs, 1)} ms CPU per start`);
+  }
   if (ONLY.has('exec')) all.exec = await execRows();
   if (ONLY.has('bulk')) all.bulk = await bulkRows();
   if (ONLY.has('capacity')) all.capacity = await capacity();
@@ -567,7 +583,7 @@ async function main() {
     '',
     goalsSection(all),
     '',
-    all.designs ? designsSection(all.designs) : '',
+    all.designs ? designsSection(all.designs, all.nodeStartMs) : '',
     '',
     all.exec ? execSection(all.exec) : '',
     '',
