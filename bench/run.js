@@ -137,6 +137,8 @@ async function execRows() {
   });
   const rows = [
     tcpkitExec('tcpkit --exec /bin/cat', []),
+    // Node's spawn blocks the process that calls it until the exec is done: workers spawn in parallel.
+    ...(hasModel('prefork') ? [tcpkitExec('tcpkit --exec /bin/cat (prefork x2)', ['--model', 'prefork', '--workers', '2'])] : []),
     { label: 'tcpserver cat', start: peers.tcpserver },
     { label: 'socat fork EXEC:cat', start: peers.socat },
     { label: 'xinetd server=/bin/cat', start: () => peers.xinetd({ internal: false }) },
