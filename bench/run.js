@@ -8,6 +8,7 @@
 // --quick scales every count down (about two minutes). Counts used are printed in the
 // document. Every load is bounded in count and time (tcpkit bench --duration), and every
 // process started here is killed by pid when the script ends.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -302,6 +303,18 @@ function machine() {
   };
 }
 
+/** Which tcpkit the servers ran: its checkout's commit (and branch), so a reader can tell builds apart. */
+function serverBuild() {
+  const dir = path.dirname(path.dirname(peers.SERVER_BIN));
+  try {
+    const git = (...a) => execFileSync('git', ['-C', dir, ...a], { encoding: 'utf8' }).trim();
+    const dirty = git('status', '--porcelain', '--untracked-files=no') ? ', with local changes' : '';
+    return `commit ${git('rev-parse', '--short', 'HEAD')} (${git('rev-parse', '--abbrev-ref', 'HEAD')}${dirty})`;
+  } catch {
+    return dir;
+  }
+}
+
 function writeChart(name, svg) {
   fs.mkdirSync(CHART_DIR, { recursive: true });
   fs.writeFileSync(path.join(CHART_DIR, name), svg);
@@ -581,7 +594,7 @@ async function main() {
     `- Kernel: ${before.kernel}; Node ${before.node}`,
     `- Ephemeral ports ${before.portRange}; descriptor limit for servers and load generators: ${int(all.capacity?.limit)}`,
     `- Load average (1, 5, 15 min) at start: ${before.load}; at end: ${after.load}`,
-    `- tcpkit models measured: ${models.join(', ') || 'none'}. The load generator (\`tcpkit bench\`) runs on the same machine, in its own process, and is itself Node: it shares the 2 cores with the server.`,
+    `- tcpkit servers measured: ${serverBuild()}; models ${models.join(', ') || 'none'}. The load generator (\`tcpkit bench\`) runs on the same machine, in its own process, and is itself Node: it shares the 2 cores with the server.`,
     '',
     goalsSection(all),
     '',
