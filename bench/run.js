@@ -4,6 +4,7 @@
 // docs/benchmarks.md (five tables, SVG charts, the machine, a reading, the goals).
 //
 //   node bench/run.js [--quick] [--only designs,exec,bulk,capacity,growth] [--out FILE] [--no-install]
+//   node bench/run.js --from docs/benchmarks/results.json    (render the document again, no measuring)
 //
 // --quick scales every count down (about two minutes). Counts used are printed in the
 // document. Every load is bounded in count and time (tcpkit bench --duration), and every
@@ -24,6 +25,7 @@ const { values: flags } = parseArgs({
     only: { type: 'string' },
     out: { type: 'string' },
     'no-install': { type: 'boolean' },
+    from: { type: 'string' },
   },
 });
 const QUICK = Boolean(flags.quick);
@@ -321,6 +323,12 @@ function writeChart(name, svg) {
   return `![${name}](${path.relative(path.dirname(OUT), path.join(CHART_DIR, name))})`;
 }
 
+/**
+ * Connections the server itself holds: a client counts as open also the connections that
+ * wait, established, in the server's accept queue (after the server stopped accepting).
+ */
+const serverHeld = (r) => Math.min(r.clientHeld, r.serverFds);
+
 const cpuPer10k = (r) => (r.report?.server ? (r.report.server.cpu.totalSeconds * 10_000) / Math.max(1, r.report.connections.completed) : null);
 const cpuMsPerConn = (r) => r.report?.server?.cpu.perConnectionMs ?? null;
 const reasonCell = (r) => (r.reason ? r.reason.replace(/\|/g, '/') : '');
@@ -359,6 +367,20 @@ function designsSection(results, nodeStartMs) {
         title: 'Server CPU per 10,000 connections of 4,000 bytes (lower is better)',
         unit: 'CPU seconds (user+sys, children included)',
         rows: results.map((r) => ({ label: r.label, value: cpuPer10k(r), note: r.reason ? 'not measured' : undefined })),
+      }),
+    ),
+  );
+  // A process per connection dwarfs the rest: the in-process designs again, on their own scale.
+  lines.push('');
+  lines.push(
+    writeChart(
+      'designs-cpu-in-process.svg',
+      barChart({
+        title: 'The same, in-process designs only',
+        unit: 'CPU seconds per 10,000 connections',
+        rows: results
+          .filter((r) => !r.label.startsWith('fork'))
+          .map((r) => ({ label: r.label, value: cpuPer10k(r), note: r.reason ? 'not measured' : undefined })),
       }),
     ),
   );
@@ -451,9 +473,10 @@ function capacitySection({ limit, workers, rows }) {
       `${int(perShard)} connections each, each from its own source address 127.0.0.N (one address has ${'only ~28,000 ephemeral ports'}). ` +
       `The descriptor limit here: soft raised to ${int(limit)} (the hard limit; raising it further needs CAP_SYS_RESOURCE). ` +
       `Prefork runs ${workers} workers so that the pool's limit (${workers} x ${int(limit)}) is above the aim. ` +
+      '"Open (client side)" also counts connections established in the server\'s accept queue that it never accepted; memory per connection is per connection the server holds (its descriptors, counted in /proc). ' +
       'Memory is the server\'s whole process tree while all connections are held: RSS summed (shared pages counted in every process) and PSS (shared pages divided).',
     '',
-    '| server | aim | held (client side) | server sockets | RSS held MiB | PSS held MiB | RSS before MiB | bytes / conn (PSS) | errors |',
+    '| server | aim | open (client side) | held by the server | RSS held MiB | PSS held MiB | RSS before MiB | bytes / conn (PSS) | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
@@ -461,7 +484,7 @@ function capacitySection({ limit, workers, rows }) {
       lines.push(`| ${r.label} | ${int(r.target)} | ${reasonCell(r)} | | | | | | |`);
       continue;
     }
-    const perConn = r.clientHeld > 0 ? (r.held.pssBytes - r.before.pssBytes) / r.clientHeld : null;
+    const perConn = serverHeld(r) > 0 ? (r.held.pssBytes - r.before.pssBytes) / serverHeld(r) : null;
     lines.push(
       `| ${r.label} | ${int(r.target)} | ${int(r.clientHeld)} | ${int(r.serverFds)} | ${mib(r.held?.rssBytes)} | ${mib(r.held?.pssBytes)} | ${mib(r.before?.rssBytes)} | ` +
         `${int(perConn)} | ${Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} |`,
@@ -476,7 +499,7 @@ function capacitySection({ limit, workers, rows }) {
       barChart({
         title: `Idle connections held (aim ${int(target)})`,
         unit: 'connections',
-        rows: rows.map((r) => ({ label: r.label, value: r.reason ? null : r.clientHeld, note: r.reason ? 'not measured' : undefined })),
+        rows: rows.map((r) => ({ label: r.label, value: r.reason ? null : serverHeld(r), note: r.reason ? 'not measured' : undefined })),
         reference: { value: target, label: 'aim' },
       }),
     ),
@@ -550,11 +573,11 @@ function goalsSection(all) {
   }
   if (all.capacity) {
     for (const r of all.capacity.rows.filter((x) => !x.label.startsWith('plain'))) {
-      const ok = r.reason ? undefined : r.clientHeld >= 100_000 && r.held.pssBytes <= 2 ** 30;
-      let measured = r.reason ?? `${int(r.clientHeld)} held, PSS ${mib(r.held.pssBytes)} MiB (RSS summed ${mib(r.held.rssBytes)} MiB)`;
-      if (!r.reason && r.clientHeld < 100_000 && r.clientHeld > 0) {
+      const ok = r.reason ? undefined : serverHeld(r) >= 100_000 && r.held.pssBytes <= 2 ** 30;
+      let measured = r.reason ?? `${int(serverHeld(r))} held by the server, PSS ${mib(r.held.pssBytes)} MiB (RSS summed ${mib(r.held.rssBytes)} MiB)`;
+      if (!r.reason && serverHeld(r) < 100_000 && serverHeld(r) > 0) {
         // Say what the missing part would cost at the measured rate.
-        const perConn = (r.held.pssBytes - r.before.pssBytes) / r.clientHeld;
+        const perConn = (r.held.pssBytes - r.before.pssBytes) / serverHeld(r);
         measured += `; at ${int(perConn)} B/connection, 100,000 would need ~${mib(r.before.pssBytes + perConn * 100_000)} MiB`;
       }
       lines.push(`| ${r.label}: 100,000 idle connections within 1 GiB (PSS) | ${measured} | ${verdict(ok)} |`);
@@ -565,27 +588,43 @@ function goalsSection(all) {
 
 async function main() {
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
-  if (!flags['no-install']) for (const line of peers.installPeers()) log(line);
-  const before = machine();
-  log(`models: ${models.join(', ') || 'none'}; services: ${services.join(', ')}; ${QUICK ? 'quick' : 'full'} run`);
-  const all = {};
-  if (ONLY.has('designs')) {
-    all.designs = await designs();
-    all.nodeStartMs = await nodeStartCpuMs();
-    log(`node -e 0: ${fixed(all.nodeStartMs, 1)} ms CPU per start`);
+  let all = {};
+  let before;
+  let after;
+  let minutes;
+  let generatedAt = new Date().toISOString();
+  let build;
+  let quick = QUICK;
+  if (flags.from) {
+    // Render again from a saved results.json (after editing bench/reading.md or the layout), without measuring.
+    const saved = JSON.parse(fs.readFileSync(flags.from, 'utf8'));
+    ({ machine: { before, after }, minutes, generatedAt, build, quick } = saved);
+    Object.assign(COUNTS, saved.counts);
+    for (const k of ['designs', 'nodeStartMs', 'exec', 'bulk', 'capacity', 'growth', 'models']) if (saved[k] !== undefined) all[k] = saved[k];
+  } else {
+    if (!flags['no-install']) for (const line of peers.installPeers()) log(line);
+    before = machine();
+    log(`models: ${models.join(', ') || 'none'}; services: ${services.join(', ')}; ${QUICK ? 'quick' : 'full'} run`);
+    all.models = models;
+    if (ONLY.has('designs')) {
+      all.designs = await designs();
+      all.nodeStartMs = await nodeStartCpuMs();
+      log(`node -e 0: ${fixed(all.nodeStartMs, 1)} ms CPU per start`);
+    }
+    if (ONLY.has('exec')) all.exec = await execRows();
+    if (ONLY.has('bulk')) all.bulk = await bulkRows();
+    if (ONLY.has('capacity')) all.capacity = await capacity();
+    if (ONLY.has('growth')) all.growth = await growth();
+    minutes = ((Date.now() - t0) / 60_000).toFixed(1);
+    after = machine();
+    build = serverBuild();
   }
-  if (ONLY.has('exec')) all.exec = await execRows();
-  if (ONLY.has('bulk')) all.bulk = await bulkRows();
-  if (ONLY.has('capacity')) all.capacity = await capacity();
-  if (ONLY.has('growth')) all.growth = await growth();
-  const minutes = ((Date.now() - t0) / 60_000).toFixed(1);
-  const after = machine();
 
   const reading = fs.existsSync(path.join(ROOT, 'bench', 'reading.md')) ? fs.readFileSync(path.join(ROOT, 'bench', 'reading.md'), 'utf8').trim() : '';
   const doc = [
     '# Benchmarks',
     '',
-    `Generated by \`npm run bench${QUICK ? ' -- --quick' : ''}\` (bench/run.js) on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC in ${minutes} minutes. ` +
+    `Generated by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.js) on ${generatedAt.slice(0, 16).replace('T', ' ')} UTC in ${minutes} minutes. ` +
       'Regenerate it on your own machine: the figures are this machine\'s, and they are noisy — the machine is shared (see the load average).',
     '',
     '## The machine',
@@ -594,7 +633,7 @@ async function main() {
     `- Kernel: ${before.kernel}; Node ${before.node}`,
     `- Ephemeral ports ${before.portRange}; descriptor limit for servers and load generators: ${int(all.capacity?.limit)}`,
     `- Load average (1, 5, 15 min) at start: ${before.load}; at end: ${after.load}`,
-    `- tcpkit servers measured: ${serverBuild()}; models ${models.join(', ') || 'none'}. The load generator (\`tcpkit bench\`) runs on the same machine, in its own process, and is itself Node: it shares the 2 cores with the server.`,
+    `- tcpkit servers measured: ${build}; models ${(all.models ?? models).join(', ') || 'none'}. The load generator (\`tcpkit bench\`) runs on the same machine, in its own process, and is itself Node: it shares the 2 cores with the server.`,
     '',
     goalsSection(all),
     '',
@@ -615,7 +654,10 @@ async function main() {
     .replace(/\n{3,}/g, '\n\n');
   fs.writeFileSync(OUT, doc);
   fs.mkdirSync(CHART_DIR, { recursive: true });
-  fs.writeFileSync(path.join(CHART_DIR, 'results.json'), `${JSON.stringify({ machine: { before, after }, counts: COUNTS, quick: QUICK, ...all }, null, 2)}\n`);
+  if (!flags.from) {
+    const saved = { machine: { before, after }, minutes, generatedAt, build, counts: COUNTS, quick, ...all };
+    fs.writeFileSync(path.join(CHART_DIR, 'results.json'), `${JSON.stringify(saved, null, 2)}\n`);
+  }
   log(`wrote ${path.relative(process.cwd(), OUT)} in ${minutes} minutes`);
 }
 
