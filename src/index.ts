@@ -45,3 +45,6 @@ export { chooseSocket, listenFds, LISTEN_FDS_START } from './activation.js';
 export type { InheritedSocket } from './activation.js';
 export { notifyReady, startSuccessor, takeNotifyFd } from './restart.js';
 export type { SuccessorOptions } from './restart.js';
+/** The load generator: `runBench({ port, clients, conns, bytes, serverPid })` resolves a BenchReport. */
+export { runBench, formatReport, parseSize } from './bench/index.js';
+export type { BenchMode, BenchOptions, BenchReport, BenchProgress } from './bench/index.js';
