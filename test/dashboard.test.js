@@ -82,7 +82,7 @@ async function scenario(page, url) {
   });
   await page.goto(url);
   await page.waitForSelector('#live.on', { timeout: 15_000 });
-  await page.waitForSelector('#server .sock.listen[data-state="LISTEN"]', { timeout: 10_000 });
+  await page.waitForSelector('#server .sock.listen[data-state="LISTEN"]', { timeout: 20_000 });
 
   for (let i = 0; i < 3; i++) {
     const c = await connectTo(server.port);
@@ -92,7 +92,7 @@ async function scenario(page, url) {
   }
   // Each child, drawn inside the server with the connection it serves, within a second or so of happening.
   const established = '#server .sock.conn[data-state="ESTABLISHED"]';
-  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, established, { timeout: 5_000 });
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, established, { timeout: 20_000 });
   assert.equal(await page.locator('#server .proc[data-role="child"]').count(), 3);
   assert.equal(await page.locator('#counter-accepted .n').textContent(), '3');
   assert.equal(await page.locator('#counter-active .n').textContent(), '3 / 40');
@@ -100,7 +100,7 @@ async function scenario(page, url) {
   const expected = clients.map((c) => `127.0.0.1:${c.localPort}`).sort();
   assert.deepEqual(remotes, expected);
   // The client side of each connection, from /proc, with a wire drawn to it.
-  await page.waitForFunction(() => document.querySelectorAll('#wires path').length === 3, null, { timeout: 5_000 });
+  await page.waitForFunction(() => document.querySelectorAll('#wires path').length === 3, null, { timeout: 20_000 });
 
   // The first client ends: its child exits, the connection leaves the server, the client's side stays in TIME_WAIT.
   const gone = clients.shift();
@@ -108,12 +108,12 @@ async function scenario(page, url) {
   gone.end();
   assert.equal(await waitClose(gone), 'end');
   gone.destroy();
-  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, established, { timeout: 5_000 });
+  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, established, { timeout: 20_000 });
   assert.equal(await page.locator(`#server .sock.conn[data-remote="${goneKey}"]`).count(), 0);
-  await page.waitForSelector(`#clients .client[data-client="${goneKey}"][data-state="TIME_WAIT"]`, { timeout: 5_000 });
+  await page.waitForSelector(`#clients .client[data-client="${goneKey}"][data-state="TIME_WAIT"]`, { timeout: 20_000 });
   assert.equal(await page.locator('#server .proc[data-role="child"]').count(), 2);
   await page.waitForFunction(() => /\bend pid \d+ exitcode 0\b/.test(document.getElementById('log').textContent), null, {
-    timeout: 5_000,
+    timeout: 20_000,
   });
 
   fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
