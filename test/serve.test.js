@@ -283,23 +283,28 @@ describe('limits and shutdown', () => {
     const server = await startServer(['--grace', '20']);
     const data = random(256 * 1024);
     const clients = await Promise.all(Array.from({ length: 4 }, () => connectTo(server.port)));
+    const received = clients.map((c) => {
+      const chunks = [];
+      c.on('data', (d) => chunks.push(d));
+      return chunks;
+    });
     for (const c of clients) c.write(data.subarray(0, 1000));
-    const kids = await eventually(() => {
-      const k = childrenOf(server.pid);
-      return k.length === 4 && k;
-    }, { message: 'four children' });
+    // Four children serving (a loaded machine may take seconds to start four Node processes).
+    const kids = await Promise.all(clients.map((c) => childFor(server, c)));
+    await eventually(() => received.every((chunks) => Buffer.concat(chunks).length >= 1000), {
+      timeoutMs: 30_000,
+      message: 'first echoes',
+    });
     server.proc.kill('SIGTERM');
     await server.waitFor(/^shutdown signal SIGTERM active 4 grace 20$/m);
     // New connections are refused once shutdown starts.
     await assert.rejects(connectTo(server.port), { code: 'ECONNREFUSED' });
     // In-flight transfers complete, byte for byte.
     const results = await Promise.all(
-      clients.map(async (c) => {
-        const chunks = [];
-        c.on('data', (d) => chunks.push(d));
+      clients.map(async (c, i) => {
         await new Promise((r) => c.end(data.subarray(1000), r));
-        await new Promise((r) => c.once('end', r));
-        return Buffer.concat(chunks);
+        await new Promise((r) => (c.readableEnded ? r() : c.once('end', r)));
+        return Buffer.concat(received[i]);
       }),
     );
     for (const got of results) assert.equal(sha256(got), sha256(data));
