@@ -70,15 +70,21 @@ function handleFd(server: net.Server): number {
   return fd;
 }
 
-/** `{ fd }` is Node's documented handle form of listen(). */
+/**
+ * `{ fd }` is Node's documented handle form of listen(). Node reads the backlog of
+ * that form only from the positional argument (`options.backlog` is ignored and 511
+ * used), so it is passed positionally here.
+ */
 function listenOn(server: net.Server, opts: net.ListenOptions | { fd: number; backlog: number }): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
     server.once('error', onError);
-    server.listen(opts as net.ListenOptions, () => {
+    const done = () => {
       server.off('error', onError);
       resolve();
-    });
+    };
+    if ('fd' in opts && typeof opts.fd === 'number') server.listen({ fd: opts.fd } as net.ListenOptions, opts.backlog, done);
+    else server.listen(opts as net.ListenOptions, done);
   });
 }
 
@@ -234,7 +240,7 @@ export class Listener {
     const fd = fdutil.dup(this.#keptFd);
     this.#attach(server);
     // Listening on an fd that is already listening only re-applies the backlog; it cannot fail with EADDRINUSE.
-    server.listen({ fd, backlog: this.backlog } as net.ListenOptions);
+    server.listen({ fd } as net.ListenOptions, this.backlog); // positional: see listenOn
     this.#server = server;
     this.#state = 'accepting';
   }

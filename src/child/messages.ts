@@ -58,6 +58,8 @@ export interface WorkerSpec {
    * for a worker process). The worker listens on duplicates of it.
    */
   fd?: number;
+  /** shared: the server's listen(2) backlog, re-applied by every listen on a duplicate. Default 511. */
+  backlog?: number;
   /** shared: at most this many connections at once in this worker (its share of --max-conns). */
   limit: number;
   /** Stop accepting after this many connections (--max-conns-per-worker); 0 = never. */

@@ -27,11 +27,13 @@ export interface WorkerChannel {
  */
 class Acceptor {
   readonly #kept: number;
+  readonly #backlog: number;
   readonly #onConnection: (socket: net.Socket) => void;
   #server: net.Server | undefined;
 
-  constructor(kept: number, onConnection: (socket: net.Socket) => void) {
+  constructor(kept: number, backlog: number, onConnection: (socket: net.Socket) => void) {
     this.#kept = kept;
+    this.#backlog = backlog;
     this.#onConnection = onConnection;
   }
 
@@ -45,7 +47,8 @@ class Acceptor {
     server.on('connection', this.#onConnection);
     // EMFILE and the like: the socket stays listening; the next accept may succeed.
     server.on('error', () => {});
-    server.listen({ fd: fdutil.dup(this.#kept) } as net.ListenOptions);
+    // listen() on the shared socket re-applies the backlog for everyone; Node reads it only positionally for `{ fd }`.
+    server.listen({ fd: fdutil.dup(this.#kept) } as net.ListenOptions, this.#backlog);
     this.#server = server;
   }
 
@@ -122,7 +125,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
       : undefined;
   const acceptor =
     spec.mode === 'shared' && spec.fd !== undefined
-      ? new Acceptor(spec.fd, (socket) => {
+      ? new Acceptor(spec.fd, spec.backlog ?? 511, (socket) => {
           if (!gate) return take(socket);
           gate.take(socket);
           adjust();

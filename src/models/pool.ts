@@ -145,6 +145,7 @@ export abstract class PoolModel implements Model {
     const spec: WorkerSpec = {
       service: this.host.service,
       mode: this.pool.accept,
+      backlog: this.host.listener.backlog,
       limit: this.#share(slot),
       maxConns: this.pool.maxConnsPerWorker,
       limits: this.host.limits,
