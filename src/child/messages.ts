@@ -58,6 +58,12 @@ export interface WorkerSpec {
    * for a worker process). The worker listens on duplicates of it.
    */
   fd?: number;
+  /**
+   * shared: this worker owns `fd` (a worker process does; a thread's belongs to the
+   * server) and closes it when told to drain, so that the socket stops listening once
+   * every holder has let go. Default false.
+   */
+  ownsFd?: boolean;
   /** shared: at most this many connections at once in this worker (its share of --max-conns). */
   limit: number;
   /** Stop accepting after this many connections (--max-conns-per-worker); 0 = never. */

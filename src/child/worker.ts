@@ -56,7 +56,7 @@ class Acceptor {
   }
 
   /**
-   * Stop for good and close `kept`: once the server and every draining worker have
+   * Stop for good and close `kept` (only its owner may): once the server and every draining worker have
    * let go of the socket, the kernel refuses new connections instead of queueing them
    * in a backlog no one will accept from (they would wait, then be reset). Idempotent.
    */
@@ -186,7 +186,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
         return;
       case 'drain':
         draining = true;
-        acceptor?.close();
+        if (spec.ownsFd) acceptor?.close();
         settled();
         return;
     }
