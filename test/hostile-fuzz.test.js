@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { parseConfig } from '../dist/config.js';
 import { ConfigError } from '../dist/errors.js';
-import { run, sleep, startServer } from './helpers.js';
+import { startServer } from './helpers.js';
 import { spawn } from 'node:child_process';
 import { BIN } from './helpers.js';
 
@@ -183,6 +183,42 @@ test('fuzz: random bench requests on a live server: exact replies for valid coun
     assert.equal(srv.proc.exitCode, null);
     const ok = await benchExchange(srv.port, Buffer.from('1000\n'));
     assert.deepEqual(ok, { got: 1000, how: 'end' });
+    assert.doesNotMatch(srv.log(), STACK);
+  } finally {
+    assert.equal((await srv.stop()).code, 0);
+  }
+});
+
+test('fuzz: random PROXY headers to a --proxy-protocol server: each connection ends, none hangs, and it keeps serving', { timeout: 120_000 }, async () => {
+  const srv = await startServer(['--model', 'event', '--proxy-protocol', '--proxy-timeout', '2', '-q']);
+  const V2 = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
+  try {
+    const header = fc.oneof(
+      fc.uint8Array({ maxLength: 120 }).map((a) => Buffer.from(a)),
+      fc.tuple(fc.constantFrom('PROXY TCP4 ', 'PROXY TCP6 ', 'PROXY UNKNOWN', 'PROXY ', 'PROXY TCP4 1.2.3.4 5.6.7.8 '), fc.string({ maxLength: 60 }), fc.constantFrom('\r\n', '\n', '', '\r\n\r\n'))
+        .map(([a, b, c]) => Buffer.from(a + b + c, 'latin1')),
+      fc.tuple(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ maxLength: 64 })).map(([h, rest]) => Buffer.concat([V2, Buffer.from(h), Buffer.from(rest)])),
+    );
+    await fc.assert(
+      fc.asyncProperty(header, fc.uint8Array({ maxLength: 32 }), async (h, data) => {
+        const r = await benchExchange(srv.port, Buffer.concat([h, Buffer.from(data)]));
+        assert.notEqual(r.how, 'hang', `header ${h.toString('hex')} -> ${JSON.stringify(r)}`);
+      }),
+      { numRuns: 150 },
+    );
+    assert.equal(srv.proc.exitCode, null, 'server alive');
+    const payload = Buffer.from('after the fuzz');
+    const s = await new Promise((resolve, reject) => {
+      const c = net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(c));
+      c.once('error', reject);
+    });
+    const chunks = [];
+    s.on('data', (c) => chunks.push(c));
+    const ended = new Promise((resolve) => s.once('end', resolve));
+    s.end(Buffer.concat([Buffer.from('PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n'), payload]));
+    await ended;
+    s.destroy();
+    assert.deepEqual(Buffer.concat(chunks), payload);
     assert.doesNotMatch(srv.log(), STACK);
   } finally {
     assert.equal((await srv.stop()).code, 0);
