@@ -17,7 +17,7 @@ async function startConfigServer(config, env) {
   proc.stderr.on('data', (c) => (log += c));
   const exited = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
   const port = await new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no port: ${log}`)), 20_000);
+    const t = setTimeout(() => reject(new Error(`no port: ${log}`)), 60_000);
     let out = '';
     proc.stdout.on('data', (c) => {
       out += c;
