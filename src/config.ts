@@ -267,7 +267,13 @@ export function parseConfig(text: string, file: string): Config {
   if (doc.errors.length > 0) {
     throw new ConfigError(file, '', `not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
   }
-  const data = doc.toJS() as unknown;
+  let data: unknown;
+  try {
+    // An alias to no anchor, or too many aliases (a "billion laughs" file), throws here, not in parseDocument.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(file, '', `not valid YAML: ${(err as Error).message.split('\n')[0]}`, err);
+  }
   if (!validate(data)) throw schemaError(file, validate.errors![0]!);
   const raw = data as unknown as RawConfig;
   if (raw.user !== undefined) at(file, 'user', () => lookupUser(raw.user!, 'user'));

@@ -221,9 +221,9 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       } else {
         this.#listener = await Listener.open({ host: o.host, port: o.port, backlog: o.backlog, fd: o.fd });
       }
-      this.#listener.onError((err) => {
-        const e = err as NodeJS.ErrnoException;
-        this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', message: e.message });
+      this.#listener.onError((e) => {
+        const suppressed = e.suppressed === undefined ? {} : { suppressed: e.suppressed };
+        this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
       // Children and exec'd programs must hold nothing but their own 0, 1, 2.
       closeOnExecInherited();

@@ -60,6 +60,12 @@ export interface WorkerSpec {
   fd?: number;
   /** shared: the server's listen(2) backlog, re-applied by every listen on a duplicate. Default 511. */
   backlog?: number;
+  /**
+   * shared: this worker owns `fd` (a worker process does; a thread's belongs to the
+   * server) and closes it when told to drain, so that the socket stops listening once
+   * every holder has let go. Default false.
+   */
+  ownsFd?: boolean;
   /** shared: at most this many connections at once in this worker (its share of --max-conns). */
   limit: number;
   /** Stop accepting after this many connections (--max-conns-per-worker); 0 = never. */

@@ -20,6 +20,7 @@ if (!spec || !process.send) {
 }
 if (spec.mode === 'shared') {
   spec.fd = fdutil.dup(LISTEN_SLOT);
+  spec.ownsFd = true;
   fdutil.close(LISTEN_SLOT);
 }
 // ^C reaches the whole process group; the server decides when workers stop.

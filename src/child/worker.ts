@@ -30,6 +30,7 @@ class Acceptor {
   readonly #backlog: number;
   readonly #onConnection: (socket: net.Socket) => void;
   #server: net.Server | undefined;
+  #closed = false;
 
   constructor(kept: number, backlog: number, onConnection: (socket: net.Socket) => void) {
     this.#kept = kept;
@@ -42,7 +43,7 @@ class Acceptor {
   }
 
   resume(): void {
-    if (this.#server) return;
+    if (this.#server || this.#closed) return;
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
     server.on('connection', this.#onConnection);
     // EMFILE and the like: the socket stays listening; the next accept may succeed.
@@ -55,6 +56,18 @@ class Acceptor {
   pause(): void {
     this.#server?.close();
     this.#server = undefined;
+  }
+
+  /**
+   * Stop for good and close `kept` (only its owner may): once the server and every draining worker have
+   * let go of the socket, the kernel refuses new connections instead of queueing them
+   * in a backlog no one will accept from (they would wait, then be reset). Idempotent.
+   */
+  close(): void {
+    this.pause();
+    if (this.#closed) return;
+    this.#closed = true;
+    fdutil.close(this.#kept);
   }
 }
 
@@ -176,6 +189,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
         return;
       case 'drain':
         draining = true;
+        if (spec.ownsFd) acceptor?.close();
         settled();
         return;
     }

@@ -49,6 +49,12 @@ interface WorkerRecord {
   state: WorkerState;
   /** ref (worker-local) → the server's connection id. */
   refs: Map<number, number>;
+  /**
+   * pass mode: our copies of sockets sent to this worker and not yet confirmed sent.
+   * Should the worker die first, Node never calls those sends back; without this the
+   * copies stay open and their peers wait forever.
+   */
+  unsent: Set<net.Socket>;
   accepted: number;
   served: number;
   startedAt: number;
@@ -156,6 +162,7 @@ export abstract class PoolModel implements Model {
       member: undefined as unknown as Member,
       state: 'starting',
       refs: new Map(),
+      unsent: new Set(),
       accepted: 0,
       served: 0,
       startedAt: Date.now(),
@@ -260,6 +267,8 @@ export abstract class PoolModel implements Model {
     // Its connections ended with it (killed, or it crashed): report each.
     for (const id of w.refs.values()) this.host.closed(id, pid, code, signal);
     w.refs.clear();
+    for (const socket of w.unsent) socket.destroy();
+    w.unsent.clear();
     const failed = signal !== null || code !== 0;
     if (failed) this.#crashed++;
     this.host.emit({ type: 'exit', pid, role: this.#roleName(w), exitcode: code, signal });
@@ -310,7 +319,9 @@ export abstract class PoolModel implements Model {
     // listening handle comes and goes with pause/resume, so tcpkit keeps that list out
     // of it: unset `.server`, send a copy (keepOpen), and close our copy once sent.
     (socket as unknown as { server: unknown }).server = null;
+    w.unsent.add(socket);
     w.member.send({ type: 'connection', info, env: admission.env }, socket, (err) => {
+      w.unsent.delete(socket);
       socket.destroy();
       if (err && w.refs.delete(info.id)) {
         this.host.emit({ type: 'error', where: 'pass', code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: err.message, id: info.id, pid: w.member.pid });
