@@ -12,7 +12,7 @@ import type net from 'node:net';
 import { connectionInfo, LocalConnections } from '../child/local.js';
 import { loadService } from '../services/index.js';
 import type { ServerEvent } from '../events.js';
-import type { Model, ModelHost, ModelStats } from './types.js';
+import type { Model, ModelHost, ModelName, ModelStats } from './types.js';
 
 /** The event model; no options. */
 export class EventModel implements Model {
@@ -78,23 +78,7 @@ export class EventModel implements Model {
   }
 
   stats(): ModelStats {
-    const conns = this.#conns;
-    return {
-      model: this.name,
-      processes: [
-        {
-          pid: process.pid,
-          threadId: 0,
-          role: 'parent',
-          state: conns && conns.size > 0 ? 'serving' : 'idle',
-          connections: conns?.ids() ?? [],
-          served: conns?.served ?? 0,
-          startedAt: this.#startedAt,
-        },
-      ],
-      crashed: 0,
-      spawned: 0,
-    };
+    return inProcessStats(this.name, this.#conns, this.#startedAt);
   }
 }
 
@@ -122,3 +106,26 @@ export function serviceError(id: number, err: unknown): { type: 'error'; where: 
 }
 
 export default (host: ModelHost): Model => new EventModel(host);
+
+/**
+ * The stats of a model that serves in this process (event, iterative): one
+ * `parent` row holding every connection.
+ */
+export function inProcessStats(model: ModelName, conns: LocalConnections | undefined, startedAt: number): ModelStats {
+  return {
+    model,
+    processes: [
+      {
+        pid: process.pid,
+        threadId: 0,
+        role: 'parent',
+        state: conns && conns.size > 0 ? 'serving' : 'idle',
+        connections: conns?.ids() ?? [],
+        served: conns?.served ?? 0,
+        startedAt,
+      },
+    ],
+    crashed: 0,
+    spawned: 0,
+  };
+}

@@ -12,7 +12,7 @@
 import type net from 'node:net';
 import { connectionInfo, LocalConnections } from '../child/local.js';
 import { loadService } from '../services/index.js';
-import { serviceError, serviceLog } from './event.js';
+import { inProcessStats, serviceError, serviceLog } from './event.js';
 import type { Model, ModelHost, ModelStats } from './types.js';
 
 /** At most this many connections accepted in the same tick as the pause wait their turn; more are closed. */
@@ -120,23 +120,7 @@ export class IterativeModel implements Model {
   }
 
   stats(): ModelStats {
-    const conns = this.#conns;
-    return {
-      model: this.name,
-      processes: [
-        {
-          pid: process.pid,
-          threadId: 0,
-          role: 'parent',
-          state: conns && conns.size > 0 ? 'serving' : 'idle',
-          connections: conns?.ids() ?? [],
-          served: conns?.served ?? 0,
-          startedAt: this.#startedAt,
-        },
-      ],
-      crashed: 0,
-      spawned: 0,
-    };
+    return inProcessStats(this.name, this.#conns, this.#startedAt);
   }
 }
 
