@@ -148,7 +148,7 @@ test('status --json and --watch; usage and lookup errors', async () => {
     [['status', '--port', '70000'], 100, /--port: must be an integer from 1 to 65535/],
     [['status', '--pid', String(2 ** 22)], 111, /no process 4194304/],
     [['status', '--admin', '127.0.0.1:1'], 111, /admin endpoint http:\/\/127\.0\.0\.1:1 did not answer/],
-    [['serve', '--admin', '10.1.2.3:0'], 100, /10\.1\.2\.3 is not a loopback address.*--admin-public/],
+    [['serve', '--admin', '192.0.2.1:0'], 100, /192\.0\.2\.1 is not a loopback address.*--admin-public/],
     [['serve', '--admin-public'], 100, /--admin-public needs --admin/],
     [['serve', '--admin', 'nonsense'], 100, /--admin: expected HOST:PORT/],
   ];
