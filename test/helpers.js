@@ -39,11 +39,12 @@ export function run(args, { input, timeoutMs = 60_000, env, stdin } = {}) {
 }
 
 /**
- * Start `tcpkit serve ... --port 0 --print-port` and resolve once it prints its port.
- * Returns { port, proc, pid, log(), waitFor(regex), stop(signal) }.
+ * Start `tcpkit ARGS` and resolve once `ready(stdout)` returns a value (what the server
+ * printed: a port, a list of bindings). Returns { ready, proc, pid, exited, log(),
+ * waitFor(regex), stop(signal) }; shared by every helper that starts a server.
  */
-export async function startServer(args = [], { env, timeoutMs = 20_000 } = {}) {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--print-port', ...args], {
+export async function spawnServer(args, ready, { env, timeoutMs = 20_000, what = 'its port' } = {}) {
+  const proc = spawn(process.execPath, [BIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
@@ -66,15 +67,15 @@ export async function startServer(args = [], { env, timeoutMs = 20_000 } = {}) {
     check();
   });
   const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not print its port; stderr:\n${stderr}`)), timeoutMs);
+  const value = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not print ${what}; stderr:\n${stderr}`)), timeoutMs);
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (c) => {
       stdout += c;
-      const m = /^(\d+)\n/.exec(stdout);
-      if (m) {
+      const v = ready(stdout);
+      if (v !== undefined) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        resolve(v);
       }
     });
     proc.once('exit', (code) => {
@@ -83,7 +84,7 @@ export async function startServer(args = [], { env, timeoutMs = 20_000 } = {}) {
     });
   });
   return {
-    port,
+    ready: value,
     proc,
     pid: proc.pid,
     exited,
@@ -109,6 +110,22 @@ export async function startServer(args = [], { env, timeoutMs = 20_000 } = {}) {
       return r;
     },
   };
+}
+
+/**
+ * Start `tcpkit serve ... --port 0 --print-port` and resolve once it prints its port.
+ * Returns { port, proc, pid, log(), waitFor(regex), stop(signal) }.
+ */
+export async function startServer(args = [], { env, timeoutMs = 20_000 } = {}) {
+  const server = await spawnServer(
+    ['serve', '--host', '127.0.0.1', '--port', '0', '--print-port', ...args],
+    (stdout) => {
+      const m = /^(\d+)\n/.exec(stdout);
+      return m ? Number(m[1]) : undefined;
+    },
+    { env, timeoutMs },
+  );
+  return Object.assign(server, { port: server.ready });
 }
 
 /** Connect to 127.0.0.1:port (optionally from `source`). */

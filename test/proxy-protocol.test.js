@@ -50,6 +50,7 @@ function v2(verCmd, fam, body = Buffer.alloc(0)) {
 }
 
 const tlv = (type, value) => Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), value]);
+// The HAProxy specification's own example addresses: parsed in memory, never connected to.
 const V4_ADDRS = hex('c0a80001 c0a8000b dc04 01bb'); // 192.168.0.1 -> 192.168.0.11, 56324 -> 443
 const V6_ADDRS = Buffer.concat([
   hex('20010db8000000000000000000000001'),
