@@ -8,7 +8,7 @@ import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { endpointsOf, formatAddress, type Endpoint } from './address.js';
 import { ConnectTimeoutError, InvalidOptionError, PrematureCloseError, SystemCallError } from './errors.js';
-import { encodeProxyHeader } from './proxy-protocol.js';
+import { encodeProxyHeader } from './net/proxy-protocol.js';
 
 /** Options of connect(). */
 export interface ConnectOptions {

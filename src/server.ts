@@ -7,16 +7,16 @@
  * kernel's backlog, none is refused) and resumes below it.
  */
 import { EventEmitter } from 'node:events';
-import { AccessRules, type AccessRuleSpec } from './access.js';
+import { AccessRules, type AccessRuleSpec } from './admission/access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
 import { parsePort } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
-import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './limits.js';
-import { closeOnExecInherited, Listener } from './listen.js';
-import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './proxy-protocol.js';
-import { proxyRefusal, type ProxyGateOptions } from './proxy-reader.js';
-import { startSuccessor, type SuccessorOptions } from './restart.js';
+import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './admission/limits.js';
+import { closeOnExecInherited, Listener } from './net/listener.js';
+import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './net/proxy-protocol.js';
+import { proxyRefusal, type ProxyGateOptions } from './net/proxy-gate.js';
+import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
 import { validateServiceSpec, type ServiceSpec } from './services/index.js';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { AccessRules, ipBytes, unmapIPv4 } from '../dist/access.js';
+import { AccessRules, ipBytes, unmapIPv4 } from '../dist/admission/access.js';
 import { createServer } from '../dist/index.js';
 import { ROOT, connectTo, eventually, startServer, waitClose } from './helpers.js';
 import { ask, hasIPv6, stopAll } from './exec-helpers.js';

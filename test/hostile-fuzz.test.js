@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { parseConfig } from '../dist/config.js';
+import { parseConfig } from '../dist/super/config.js';
 import { ConfigError } from '../dist/errors.js';
 import { startServer } from './helpers.js';
 import { spawn } from 'node:child_process';

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { createServer } from '../dist/index.js';
 import net from 'node:net';
 import { endpointsOf } from '../dist/address.js';
-import { SourceLimits } from '../dist/limits.js';
+import { SourceLimits } from '../dist/admission/limits.js';
 import { loadService, runService } from '../dist/services/index.js';
 import { stopAll } from './exec-helpers.js';
 import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from './helpers.js';

@@ -11,7 +11,7 @@ import {
   parseProxyHeader,
   V1_MAX_LENGTH,
   V2_SIGNATURE,
-} from '../dist/proxy-protocol.js';
+} from '../dist/net/proxy-protocol.js';
 import { ProxyProtocolError } from '../dist/errors.js';
 
 const ascii = (s) => Buffer.from(s, 'latin1');

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startConfigServer } from './exec-helpers.js';
-import { Listener } from '../dist/listen.js';
-import { encodeProxyHeader, V2_SIGNATURE } from '../dist/proxy-protocol.js';
+import { Listener } from '../dist/net/listener.js';
+import { encodeProxyHeader, V2_SIGNATURE } from '../dist/net/proxy-protocol.js';
 import { sanitize } from '../dist/address.js';
 import { connectTo, exchange, random, readBytes, run, sha256, sleep, startServer, waitClose } from './helpers.js';
 

@@ -3,14 +3,14 @@
  * rules, per-source limits, privilege drop, and `--config FILE` (several services,
  * SIGHUP reloads). argv → library calls, nothing else.
  */
-import type { AccessRuleSpec } from '../access.js';
+import type { AccessRuleSpec } from '../admission/access.js';
 import { formatEndpoint } from '../address.js';
-import { loadConfig, type Config } from '../config.js';
+import { loadConfig, type Config } from '../super/config.js';
 import { TcpkitError, UsageError } from '../errors.js';
 import { formatEvent, formatEventJson, type ServerEvent } from '../events.js';
-import { dropPrivileges } from '../privileges.js';
+import { dropPrivileges } from '../super/privileges.js';
 import type { ServerOptions } from '../server.js';
-import { Supervisor } from '../supervisor.js';
+import { Supervisor } from '../super/supervisor.js';
 import { intOption, secondsOption } from './args.js';
 
 /** parseArgs options the super-server adds to `serve`. */

@@ -9,7 +9,7 @@
  * ends the whole server and every connection in it.
  */
 import type net from 'node:net';
-import { connectionInfo, LocalConnections } from '../child/local.js';
+import { connectionInfo, LocalConnections } from '../connection/local.js';
 import { loadService } from '../services/index.js';
 import type { ServerEvent } from '../events.js';
 import type { Model, ModelHost, ModelName, ModelStats } from './types.js';

@@ -4,7 +4,7 @@
  * the parent closes its own copy at once (so the client sees FIN the moment the
  * child ends) and reaps the child when it exits.
  *
- *   accept ─► admit ─► spawn(node child/conn.js, stdio [connfd, connfd, stderr]) ─► parent closes connfd
+ *   accept ─► admit ─► spawn(node workers/conn.js, stdio [connfd, connfd, stderr]) ─► parent closes connfd
  *                                                       child serves, exits ─► parent reaps, logs `end`
  *
  * For the exec service the parent spawns the program itself (inetd's fork + exec,
@@ -17,7 +17,7 @@
  * socket that is exactly "no traffic"; one that also reads files while the peer
  * is silent counts as active.
  *
- * With `--spare N`, N children are started ahead of need (../child/spare.ts): each
+ * With `--spare N`, N children are started ahead of need (../workers/spare.ts): each
  * loads its service and waits on its IPC channel. An admitted socket goes to a ready
  * spare over that channel (SCM_RIGHTS), the parent closes its copy once it is sent,
  * and a replacement spare is started at once; the spare serves that one connection
@@ -28,14 +28,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { endpointsOf, formatEndpoint, type ConnectionInfo } from '../address.js';
-import type { ChildSpec, SpareMessage, SpareSpec } from '../child/protocol.js';
+import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/protocol.js';
 import { StateError } from '../errors.js';
 import { loadService } from '../services/index.js';
 import { lookupNames, programEnv, startProgram, type ExecOptions } from '../services/exec.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 
-const CHILD_ENTRY = fileURLToPath(new URL('../child/conn.js', import.meta.url));
-const SPARE_ENTRY = fileURLToPath(new URL('../child/spare.js', import.meta.url));
+const CHILD_ENTRY = fileURLToPath(new URL('../workers/conn.js', import.meta.url));
+const SPARE_ENTRY = fileURLToPath(new URL('../workers/spare.js', import.meta.url));
 
 /** Restart delay for a spare that died before serving: doubles per failure, up to SPARE_RETRY_MAX_MS. */
 const SPARE_RETRY_MS = 100;

@@ -10,7 +10,7 @@
  * uncaught error or process.exit ends the server.
  */
 import type net from 'node:net';
-import { connectionInfo, LocalConnections } from '../child/local.js';
+import { connectionInfo, LocalConnections } from '../connection/local.js';
 import { loadService } from '../services/index.js';
 import { inProcessStats, serviceError, serviceLog } from './event.js';
 import type { Model, ModelHost, ModelStats } from './types.js';

@@ -10,8 +10,8 @@
  */
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
-import { connectionInfo } from '../child/local.js';
-import type { FromWorker, ToWorker, WorkerSpec } from '../child/messages.js';
+import { connectionInfo } from '../connection/local.js';
+import type { FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
 import { ExitCode, StateError, TcpkitError } from '../errors.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
 

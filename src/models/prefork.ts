@@ -8,7 +8,7 @@
  *     connections, sends it the descriptor over the IPC channel (SCM_RIGHTS), and
  *     closes its own copy once sent.
  *
- * Workers report each connection they take and end over IPC (../child/messages.ts),
+ * Workers report each connection they take and end over IPC (../workers/messages.ts),
  * so counting, logging and --max-conns work as in every model; in shared mode the
  * server tells workers to pause and resume, and each worker also keeps to its share
  * of --max-conns. Supervision (restart with backoff, recycle after
@@ -21,11 +21,11 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { InvalidOptionError } from '../errors.js';
-import type { FromWorker, WorkerSpec } from '../child/messages.js';
+import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
 
-const WORKER_ENTRY = fileURLToPath(new URL('../child/prefork-worker.js', import.meta.url));
+const WORKER_ENTRY = fileURLToPath(new URL('../workers/prefork-worker.js', import.meta.url));
 
 /** Default number of worker processes: 4, as in UNP's measurements. */
 export const DEFAULT_WORKERS = 4;

@@ -21,12 +21,12 @@
  */
 import { Worker } from 'node:worker_threads';
 import { InvalidOptionError } from '../errors.js';
-import { fdutil } from '../listen.js';
-import type { FromWorker, WorkerSpec } from '../child/messages.js';
+import { fdutil } from '../net/listener.js';
+import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
 
-const THREAD_ENTRY = new URL('../child/thread-worker.js', import.meta.url);
+const THREAD_ENTRY = new URL('../workers/thread-worker.js', import.meta.url);
 
 /** Default number of worker threads: 4, as prefork. */
 export const DEFAULT_WORKERS = 4;

@@ -6,9 +6,9 @@
  */
 import type { ConnectionInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
-import type { ConnectionLimits } from '../limits.js';
-import type { Listener } from '../listen.js';
-import type { ProxyGateOptions } from '../proxy-reader.js';
+import type { ConnectionLimits } from '../admission/limits.js';
+import type { Listener } from '../net/listener.js';
+import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ServiceSpec } from '../services/types.js';
 
 /** Names of the models, as `--model` takes them. */

@@ -31,7 +31,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
-import { unmapIPv4 } from '../access.js';
+import { unmapIPv4 } from '../admission/access.js';
 import { InvalidOptionError } from '../errors.js';
 import type { ServiceContext } from './types.js';
 

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../errors.js';
-import type { ConnectionLimits } from '../limits.js';
+import type { ConnectionLimits } from '../admission/limits.js';
 import { checkExecOptions } from './exec.js';
 import type { Service, ServiceContext, ServiceSpec } from './types.js';
 

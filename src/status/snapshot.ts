@@ -328,13 +328,13 @@ export function listenerOf(port: number): number | undefined {
 
 /**
  * A tcpkit process's role from its command line, when the server's own stats are not
- * at hand: each kind of process runs its own entry point under src/child/.
+ * at hand: each kind of process runs its own entry point under src/workers/.
  */
 function roleFromCommand(cmdline: string | undefined): Role | undefined {
   if (!cmdline) return undefined;
-  if (/child\/prefork-worker\.js\b/.test(cmdline)) return 'worker';
-  if (/child\/spare\.js\b/.test(cmdline)) return 'spare';
-  if (/child\/conn\.js\b/.test(cmdline)) return 'child';
+  if (/workers\/prefork-worker\.js\b/.test(cmdline)) return 'worker';
+  if (/workers\/spare\.js\b/.test(cmdline)) return 'spare';
+  if (/workers\/conn\.js\b/.test(cmdline)) return 'child';
   if (/tcpkit(\.js)? serve\b/.test(cmdline)) return 'parent';
   return undefined;
 }

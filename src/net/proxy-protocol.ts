@@ -15,8 +15,8 @@
  *   v2   \r\n\r\n\0\r\nQUIT\n | ver<<4|cmd | fam<<4|proto | len (u16) | addresses | TLVs
  */
 import net from 'node:net';
-import type { Endpoint } from './address.js';
-import { ProxyProtocolError, type ProxyFailure } from './errors.js';
+import type { Endpoint } from '../address.js';
+import { ProxyProtocolError, type ProxyFailure } from '../errors.js';
 
 /** Longest v1 line including CRLF ("PROXY UNKNOWN" with two full IPv6 addresses and ports). */
 export const V1_MAX_LENGTH = 107;

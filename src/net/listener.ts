@@ -20,10 +20,10 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { formatAddress, type Endpoint, type Family, familyOf } from './address.js';
-import { InvalidOptionError, SystemCallError } from './errors.js';
+import { formatAddress, type Endpoint, type Family, familyOf } from '../address.js';
+import { InvalidOptionError, SystemCallError } from '../errors.js';
 import { fdutil } from './fdutil.js';
-import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-reader.js';
+import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 
 /** The native helper, re-exported for the modules that already import it from here. */
 export { fdutil } from './fdutil.js';

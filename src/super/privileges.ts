@@ -8,7 +8,7 @@
  * so the server keeps none of root's.
  */
 import fs from 'node:fs';
-import { InvalidOptionError, SystemCallError } from './errors.js';
+import { InvalidOptionError, SystemCallError } from '../errors.js';
 
 /** A user or group as written: a name or a numeric id. */
 export type Principal = string | number;

@@ -9,7 +9,7 @@
  * dual-stack listener (`::ffff:1.2.3.4`) is the same source as `1.2.3.4`.
  */
 import { unmapIPv4 } from './access.js';
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError } from '../errors.js';
 
 /** Why a connection was refused, as logged (`refuse ... reason per-source`). */
 export type RefuseReason = 'per-source' | 'rate';

@@ -14,7 +14,7 @@
  * `allow: all` or `deny: all` last to say it explicitly.
  */
 import net from 'node:net';
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError } from '../errors.js';
 
 /** One rule as written in a config file or on the command line. */
 export interface AccessRuleSpec {

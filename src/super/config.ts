@@ -27,14 +27,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
-import { AccessRules, type AccessRuleSpec } from './access.js';
-import { parseHostPort } from './address.js';
-import { ConfigError, InvalidOptionError } from './errors.js';
-import { modelNames } from './models/index.js';
+import { AccessRules, type AccessRuleSpec } from '../admission/access.js';
+import { parseHostPort } from '../address.js';
+import { ConfigError, InvalidOptionError } from '../errors.js';
+import { modelNames } from '../models/index.js';
 import { lookupGroup, lookupUser, resolveIds, type Principal } from './privileges.js';
-import type { ServerOptions } from './server.js';
-import { serviceNames, validateServiceSpec } from './services/index.js';
-import type { ServiceSpec } from './services/types.js';
+import type { ServerOptions } from '../server.js';
+import { serviceNames, validateServiceSpec } from '../services/index.js';
+import type { ServiceSpec } from '../services/types.js';
 
 /** One listen address of a service, as written and as parsed. */
 export interface ListenAddress {

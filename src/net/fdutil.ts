@@ -21,4 +21,4 @@ export interface FdUtil {
 
 const require = createRequire(import.meta.url);
 /** The loaded addon. */
-export const fdutil: FdUtil = require('../build/Release/fdutil.node') as FdUtil;
+export const fdutil: FdUtil = require('../../build/Release/fdutil.node') as FdUtil;

@@ -19,9 +19,9 @@
  *                          invalid    ─► refuse: log, close this connection only
  */
 import type net from 'node:net';
-import { announceEnds, realEndpointsOf, type ConnectionEnds } from './address.js';
-import { ProxyProtocolError } from './errors.js';
-import type { ServerEvent } from './events.js';
+import { announceEnds, realEndpointsOf, type ConnectionEnds } from '../address.js';
+import { ProxyProtocolError } from '../errors.js';
+import type { ServerEvent } from '../events.js';
 import { fdutil } from './fdutil.js';
 import { parseProxyHeader, V1_MAX_LENGTH, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
 

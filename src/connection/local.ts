@@ -7,7 +7,7 @@
  */
 import type net from 'node:net';
 import { endpointsOf, type ConnectionInfo } from '../address.js';
-import type { ConnectionLimits } from '../limits.js';
+import type { ConnectionLimits } from '../admission/limits.js';
 import { runService } from '../services/index.js';
 import type { Service, ServiceSpec } from '../services/types.js';
 

@@ -17,12 +17,12 @@
  * any more closed.
  */
 import { EventEmitter } from 'node:events';
-import type { Endpoint } from './address.js';
+import type { Endpoint } from '../address.js';
 import type { Config, ListenAddress, ServiceConfig } from './config.js';
-import { StateError } from './errors.js';
-import type { ServerEvent } from './events.js';
-import { Listener } from './listen.js';
-import { createServer, type Server, type ServerStats } from './server.js';
+import { StateError } from '../errors.js';
+import type { ServerEvent } from '../events.js';
+import { Listener } from '../net/listener.js';
+import { createServer, type Server, type ServerStats } from '../server.js';
 
 interface Entry {
   /** `SERVICE ADDRESS`, e.g. `echo 127.0.0.1:7`. */

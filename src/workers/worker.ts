@@ -5,11 +5,11 @@
  * reporting each to the server with the messages of ./messages.ts.
  */
 import net from 'node:net';
-import { fdutil } from '../listen.js';
+import { fdutil } from '../net/listener.js';
 import { loadService } from '../services/index.js';
 import type { ConnectionInfo } from '../address.js';
-import { connectionInfo, LocalConnections } from './local.js';
-import { ProxyGate, proxyRefusal } from '../proxy-reader.js';
+import { connectionInfo, LocalConnections } from '../connection/local.js';
+import { ProxyGate, proxyRefusal } from '../net/proxy-gate.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 
 /** How a worker talks to the server: an IPC channel or a MessagePort. */

@@ -22,8 +22,8 @@
  */
 import type { ConnectionInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
-import type { ProxyGateOptions } from '../proxy-reader.js';
-import type { ConnectionLimits } from '../limits.js';
+import type { ProxyGateOptions } from '../net/proxy-gate.js';
+import type { ConnectionLimits } from '../admission/limits.js';
 import type { ServiceSpec } from '../services/types.js';
 
 /** What the server sends a worker. */

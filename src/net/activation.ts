@@ -10,7 +10,7 @@
  * three variables from its environment whatever they said, so no child process
  * sees them, and makes the descriptors close-on-exec.
  */
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError } from '../errors.js';
 import { fdutil } from './fdutil.js';
 
 /** The first descriptor passed by socket activation (SD_LISTEN_FDS_START). */

@@ -20,7 +20,7 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { TcpkitError } from './errors.js';
+import { TcpkitError } from '../errors.js';
 import { fdutil } from './fdutil.js';
 
 /** Options of startSuccessor. */
