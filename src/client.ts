@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
-import { endpointsOf, formatAddress, type Endpoint } from './address.js';
+import { endpointsOf, formatAddress, SERV_PORT, type Endpoint } from './address.js';
 import { ConnectTimeoutError, InvalidOptionError, PrematureCloseError, SystemCallError } from './errors.js';
 import { encodeProxyHeader } from './net/proxy-protocol.js';
 
@@ -34,7 +34,7 @@ export interface ConnectOptions {
  */
 export function connect(options: ConnectOptions = {}): Promise<net.Socket> {
   const host = options.host ?? '127.0.0.1';
-  const port = options.port ?? 9877;
+  const port = options.port ?? SERV_PORT;
   const timeout = options.timeout ?? 10_000;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new InvalidOptionError('port', `must be an integer from 1 to 65535, got ${JSON.stringify(options.port)}`);

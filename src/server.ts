@@ -9,12 +9,11 @@
 import { EventEmitter } from 'node:events';
 import { AccessRules, type AccessRuleSpec } from './admission/access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
-import { parsePort } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
-import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './admission/limits.js';
+import { SourceLimits, type ConnectionLimits, type LimitStats } from './admission/limits.js';
 import { closeOnExecInherited, Listener } from './net/listener.js';
-import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './net/proxy-protocol.js';
+import { ACCEPT_MODES, checkChoice, checkNumber, toTimerMs } from './options.js';
 import { proxyRefusal, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
@@ -104,31 +103,13 @@ interface Resolved {
   proxy: ProxyGateOptions | undefined;
 }
 
-function positiveInt(name: string, value: unknown, { min = 1, max = Number.MAX_SAFE_INTEGER } = {}): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(name, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function invalidAccept(value: unknown): never {
-  throw new InvalidOptionError('accept', `must be shared or pass, got ${JSON.stringify(value)}`);
-}
-
-/** Defaults first, then one check per field; throws InvalidOptionError naming the field. */
+/** Defaults first, then one check per field (src/options.ts); throws InvalidOptionError naming the field. */
 function resolveOptions(o: ServerOptions): Resolved {
   const model = o.model ?? 'fork';
   if (!isModelName(model)) {
     throw new InvalidOptionError('model', `unknown model ${JSON.stringify(model)} (known: ${modelNames().join(', ')})`);
   }
-  const grace = o.grace ?? 10;
-  if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0) {
-    throw new InvalidOptionError('grace', `must be a number of seconds >= 0, got ${JSON.stringify(o.grace)}`);
-  }
-  const proxyTimeout = o.proxyTimeout ?? 5;
-  if (typeof proxyTimeout !== 'number' || !Number.isFinite(proxyTimeout) || proxyTimeout <= 0) {
-    throw new InvalidOptionError('proxyTimeout', `must be a number of seconds > 0, got ${JSON.stringify(o.proxyTimeout)}`);
-  }
+  const proxyTimeout = checkNumber('proxyTimeout', o.proxyTimeout);
   const proxyProtocol = o.proxyProtocol ?? false;
   if (![true, false, 'v1', 'v2'].includes(proxyProtocol)) {
     throw new InvalidOptionError('proxyProtocol', `must be true, false, "v1" or "v2", got ${JSON.stringify(o.proxyProtocol)}`);
@@ -136,30 +117,29 @@ function resolveOptions(o: ServerOptions): Resolved {
   const proxy: ProxyGateOptions | undefined = proxyProtocol
     ? {
         versions: proxyProtocol === 'v1' ? [1] : proxyProtocol === 'v2' ? [2] : [1, 2],
-        timeoutMs: proxyTimeout * 1000,
-        v2Limit: positiveInt('proxyV2Limit', o.proxyV2Limit ?? DEFAULT_V2_LIMIT, { min: 16, max: V2_MAX_LENGTH }),
+        timeoutMs: toTimerMs(proxyTimeout),
+        v2Limit: checkNumber('proxyV2Limit', o.proxyV2Limit),
       }
     : undefined;
   return {
     proxy,
     host: o.host ?? '0.0.0.0',
-    port: parsePort(o.port ?? 9877, 'port'),
-    backlog: positiveInt('backlog', o.backlog ?? 511, { max: 65535 }),
-    fd: o.fd === undefined ? undefined : positiveInt('fd', o.fd, { min: 0 }),
+    port: checkNumber('port', o.port),
+    backlog: checkNumber('backlog', o.backlog),
+    fd: checkNumber('fd', o.fd),
     model,
     service: validateServiceSpec(o.service ?? 'echo'),
-    maxConns: positiveInt('maxConns', o.maxConns ?? 40, { max: 1_000_000 }),
-    grace,
+    maxConns: checkNumber('maxConns', o.maxConns),
+    grace: checkNumber('grace', o.grace),
     access: new AccessRules(o.access ?? []),
-    perSource: o.perSource ?? 0,
-    rate: o.rate ?? 0,
-    limits: { idleMs: secondsToMs('idleTimeout', o.idleTimeout), maxMs: secondsToMs('timeLimit', o.timeLimit) },
+    perSource: checkNumber('perSource', o.perSource),
+    rate: checkNumber('rate', o.rate),
+    limits: { idleMs: toTimerMs(checkNumber('idleTimeout', o.idleTimeout)), maxMs: toTimerMs(checkNumber('timeLimit', o.timeLimit)) },
     modelOptions: {
-      workers: o.workers === undefined ? undefined : positiveInt('workers', o.workers, { max: 1024 }),
-      spare: o.spare === undefined ? undefined : positiveInt('spare', o.spare, { min: 0, max: 1024 }),
-      accept: o.accept === undefined || o.accept === 'shared' || o.accept === 'pass' ? o.accept : invalidAccept(o.accept),
-      maxConnsPerWorker:
-        o.maxConnsPerWorker === undefined ? undefined : positiveInt('maxConnsPerWorker', o.maxConnsPerWorker, { min: 0 }),
+      workers: checkNumber('workers', o.workers),
+      spare: checkNumber('spare', o.spare),
+      accept: checkChoice('accept', o.accept, ACCEPT_MODES),
+      maxConnsPerWorker: checkNumber('maxConnsPerWorker', o.maxConnsPerWorker),
     },
   };
 }
@@ -325,7 +305,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       return (this.#closing = Promise.resolve());
     }
     this.#state = 'closing';
-    const grace = options.grace ?? this.options.grace;
+    const grace = options.grace === undefined ? this.options.grace : checkNumber('grace', options.grace);
     this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#active.size, grace });
     const listener = this.#listener;
     if (this.#ownsListener) listener?.close();

@@ -12,7 +12,7 @@ const cases = [
   [['serve', '--backlog=-1'], 100, 'tcpkit: --backlog: must be an integer from 1 to 65535, got "-1"\n'],
   [['serve', '--port'], 100, 'tcpkit: serve: --port needs a value\n'],
   [['serve', '--print-port=yes'], 100, 'tcpkit: serve: --print-port takes no value\n'],
-  [['serve', '--grace', 'soon'], 100, 'tcpkit: --grace: must be a number of seconds >= 0, got "soon"\n'],
+  [['serve', '--grace', 'soon'], 100, 'tcpkit: --grace: must be a number of seconds >= 0 and <= 2147483, got "soon"\n'],
   [['serve', '--model', 'threadz'], 100, /^tcpkit: --model: must be one of .*fork.*, got "threadz"\n$/],
   [['serve', 'gopher'], 100, /^tcpkit: serve: unknown service "gopher" \(known: .*echo.*\)\n$/],
   [['serve', '--frobnicate'], 100, 'tcpkit: serve: unknown option --frobnicate (see tcpkit serve --help)\n'],

@@ -73,7 +73,7 @@ ${isRoot ? `  whoami:
       assert.fail(`accepted: ${text}`);
     };
     const svc = (extra) => `services:\n  echo:\n    listen: [127.0.0.1:0]\n${extra}`;
-    assert.equal(bad(svc('    internal: echo\n    limits: { perSource: lots }\n')), 'bad.yaml: services.echo.limits.perSource: must be integer');
+    assert.equal(bad(svc('    internal: echo\n    limits: { perSource: lots }\n')), 'bad.yaml: services.echo.limits.perSource: must be an integer from 0 to 1000000, got "lots"');
     assert.equal(bad(svc('    internal: echo\n    limts: {}\n')), 'bad.yaml: services.echo.limts: unknown field');
     assert.equal(bad(svc('    internal: echo\n    exec: [/bin/cat]\n')), 'bad.yaml: services.echo: needs exactly one of internal, exec, handler (got internal, exec)');
     assert.match(bad(svc('    internal: nosuch\n')), /^bad\.yaml: services\.echo\.internal: must be one of echo, discard, daytime, chargen, time/);
@@ -93,7 +93,7 @@ ${isRoot ? `  whoami:
     const file = writeConfig('broken.yaml', 'services:\n  echo:\n    listen: 127.0.0.1:0\n    internal: echo\n    limits: { maxConns: 0 }\n');
     const r = await run(['serve', '--config', file]);
     assert.equal(r.code, 100);
-    assert.equal(r.stderr, `tcpkit: ${file}: services.echo.limits.maxConns: must be >= 1\n`);
+    assert.equal(r.stderr, `tcpkit: ${file}: services.echo.limits.maxConns: must be an integer from 1 to 1000000, got 0\n`);
     const r2 = await run(['serve', '--config', file, '--port', '7']);
     assert.equal(r2.code, 100);
     assert.match(r2.stderr, /--config FILE names the services and addresses; drop --port/);
@@ -148,7 +148,7 @@ ${extra}`;
     fs.writeFileSync(file, version(0));
     from = srv.log().length;
     srv.proc.kill('SIGHUP');
-    await srv.waitFor(/reload failed message ".*services\.cat\.limits\.maxConns:\\\\x20must\\\\x20be\\\\x20>=\\\\x201;\\\\x20the\\\\x20previous\\\\x20configuration\\\\x20stays"/, { from });
+    await srv.waitFor(/reload failed message ".*services\.cat\.limits\.maxConns:\\\\x20must\\\\x20be\\\\x20an\\\\x20integer\\\\x20from\\\\x201\\\\x20to\\\\x201000000,\\\\x20got\\\\x200;\\\\x20the\\\\x20previous\\\\x20configuration\\\\x20stays"/, { from });
     const okAtBad = ok;
     await eventually(() => ok >= okAtBad + 10, { message: 'load after failed reload' });
     stop = true;

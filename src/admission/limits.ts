@@ -9,7 +9,7 @@
  * dual-stack listener (`::ffff:1.2.3.4`) is the same source as `1.2.3.4`.
  */
 import { unmapIPv4 } from './access.js';
-import { InvalidOptionError } from '../errors.js';
+import { checkNumber } from '../options.js';
 
 /** Why a connection was refused, as logged (`refuse ... reason per-source`). */
 export type RefuseReason = 'per-source' | 'rate';
@@ -53,23 +53,6 @@ interface Bucket {
 /** Sweep the token buckets once the map holds this many sources (bounds memory against address floods). */
 const SWEEP_AT = 4096;
 
-function nonNegativeInt(name: string, v: unknown): number {
-  if (v === undefined) return 0;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-    throw new InvalidOptionError(name, `must be an integer >= 0, got ${JSON.stringify(v)}`);
-  }
-  return v;
-}
-
-/** Seconds (fractions allowed, 0 = none) to milliseconds; throws naming the option. */
-export function secondsToMs(name: string, v: unknown): number {
-  if (v === undefined) return 0;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-    throw new InvalidOptionError(name, `must be a number of seconds >= 0, got ${JSON.stringify(v)}`);
-  }
-  return Math.round(v * 1000);
-}
-
 /** Per-source counters and token buckets for one server. */
 export class SourceLimits {
   readonly perSource: number;
@@ -80,8 +63,8 @@ export class SourceLimits {
   readonly #closed = { idle: 0, 'time-limit': 0 };
 
   constructor(options: SourceLimitOptions = {}) {
-    this.perSource = nonNegativeInt('perSource', options.perSource);
-    this.rate = nonNegativeInt('rate', options.rate);
+    this.perSource = checkNumber('perSource', options.perSource);
+    this.rate = checkNumber('rate', options.rate);
   }
 
   /** Open connections from `address` now. */

@@ -8,7 +8,8 @@ import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
 import { chooseSocket, listenFds } from '../net/activation.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
-import { choiceOption, intOption, parse, secondsOption } from './args.js';
+import { choiceOption, intOption, parse } from './args.js';
+import { ACCEPT_MODES, checkChoice, DEFAULT_BACKLOG, DEFAULT_PORT, MAX_SECONDS, parseFlag } from '../options.js';
 import { parseAdminArg, startAdminFromArg } from './status.js';
 import { dropFromFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
 import { startAdmin } from '../status/admin.js';
@@ -18,12 +19,12 @@ export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 Serve SERVICE (default: echo) on a TCP port.
 
   --host ADDR             address to bind (IPv4/IPv6 literal or name; default 0.0.0.0)
-  -p, --port PORT         port to bind (default 9877; 0: the kernel picks)
-  --backlog N             listen(2) backlog (default 511)
+  -p, --port PORT         port to bind (default ${DEFAULT_PORT}; 0: the kernel picks)
+  --backlog N             listen(2) backlog (default ${DEFAULT_BACKLOG})
   --print-port            print the bound port as the first line of stdout
   --model NAME            concurrency model: ${modelNames().join(', ')} (default fork)
   -c, --max-conns N       concurrent connections; more wait in the backlog (default 40)
-  --grace SECONDS         on SIGTERM/SIGINT, let connections finish this long (default 10)
+  --grace SECONDS         on SIGTERM/SIGINT, let connections finish this long (default 10; at most ${MAX_SECONDS})
   --workers N             prefork/threads: workers in the pool (default 4)
   --spare N               fork: children started ahead of need, each serves one connection (default 0)
   --accept MODE           prefork: shared (workers accept; default) or pass (server accepts, passes the descriptor)
@@ -49,13 +50,6 @@ the listening socket, then this one stops accepting, drains and exits 0.
 
 Services: ${serviceNames().join(', ')}.
 Exit codes: 0 after a clean shutdown, 100 usage error, 111 system failure (cannot bind).`;
-
-/** A number of seconds > 0, or undefined when absent. */
-function positiveSeconds(name: string, value: string | undefined): number | undefined {
-  const n = secondsOption(name, value);
-  if (n === 0) throw new UsageError(`--${name}: must be a number of seconds > 0, got "${value}"`);
-  return n;
-}
 
 const PER_CONNECTION = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit']);
 
@@ -104,8 +98,9 @@ export async function serve(argv: string[]): Promise<number> {
   const maxReply = intOption('max-reply', values['max-reply'], { min: 1, max: 2 ** 40 });
   const options: ServerOptions = {
     host: values.host,
-    port: intOption('port', values.port, { max: 65535 }),
-    backlog: intOption('backlog', values.backlog, { min: 1, max: 65535 }),
+    // Numbers and choices are checked by the option table (src/options.ts), as config files are.
+    port: parseFlag('port', values.port),
+    backlog: parseFlag('backlog', values.backlog),
     model: choiceOption('model', values.model, modelNames()),
     service:
       values.handler !== undefined
@@ -113,15 +108,15 @@ export async function serve(argv: string[]): Promise<number> {
         : maxReply !== undefined
           ? { name: positionals[0] ?? 'echo', options: { maxReply } }
           : (positionals[0] ?? 'echo'),
-    maxConns: intOption('max-conns', values['max-conns'], { min: 1, max: 1_000_000 }),
-    grace: secondsOption('grace', values.grace),
-    workers: intOption('workers', values.workers, { min: 1, max: 1024 }),
-    spare: intOption('spare', values.spare, { min: 0, max: 1024 }),
-    accept: choiceOption('accept', values.accept, ['shared', 'pass'] as const),
-    maxConnsPerWorker: intOption('max-conns-per-worker', values['max-conns-per-worker'], { min: 0 }),
-    fd: intOption('fd', values.fd, { min: 0, max: 1_000_000 }),
+    maxConns: parseFlag('maxConns', values['max-conns']),
+    grace: parseFlag('grace', values.grace),
+    workers: parseFlag('workers', values.workers),
+    spare: parseFlag('spare', values.spare),
+    accept: checkChoice('--accept', values.accept, ACCEPT_MODES),
+    maxConnsPerWorker: parseFlag('maxConnsPerWorker', values['max-conns-per-worker']),
+    fd: parseFlag('fd', values.fd),
     proxyProtocol: values['proxy-protocol'] ?? false,
-    proxyTimeout: positiveSeconds('proxy-timeout', values['proxy-timeout']),
+    proxyTimeout: parseFlag('proxyTimeout', values['proxy-timeout']),
     ...superServerOptions(values, argv, positionals),
   };
   // Inherited sockets first (socket activation, or a restarting tcpkit), then --fd, then --host/--port.

@@ -11,7 +11,7 @@ import { formatEvent, formatEventJson, type ServerEvent } from '../events.js';
 import { dropPrivileges } from '../super/privileges.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
-import { intOption, secondsOption } from './args.js';
+import { parseFlag } from '../options.js';
 
 /** parseArgs options the super-server adds to `serve`. */
 export const superOptions = {
@@ -63,10 +63,10 @@ function accessRules(argv: string[]): AccessRuleSpec[] {
 export function superServerOptions(values: Values, argv: string[], positionals: string[]): Partial<ServerOptions> {
   const options: Partial<ServerOptions> = {
     access: accessRules(argv),
-    perSource: intOption('per-source', values['per-source'], { min: 0 }),
-    rate: intOption('rate', values.rate, { min: 0 }),
-    idleTimeout: secondsOption('idle-timeout', values['idle-timeout']),
-    timeLimit: secondsOption('time-limit', values['time-limit']),
+    perSource: parseFlag('perSource', values['per-source']),
+    rate: parseFlag('rate', values.rate),
+    idleTimeout: parseFlag('idleTimeout', values['idle-timeout']),
+    timeLimit: parseFlag('timeLimit', values['time-limit']),
   };
   if (values.exec) {
     if (positionals.length === 0) throw new UsageError('serve: --exec needs a program: tcpkit serve --exec -- PROGRAM [ARGS...]');

@@ -30,6 +30,7 @@ import type net from 'node:net';
 import { endpointsOf, formatEndpoint, type ConnectionInfo } from '../address.js';
 import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/protocol.js';
 import { StateError } from '../errors.js';
+import { TERM_TO_KILL_MS } from '../options.js';
 import { loadService } from '../services/index.js';
 import { lookupNames, programEnv, startProgram, type ExecOptions } from '../services/exec.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
@@ -43,8 +44,6 @@ const SPARE_RETRY_MAX_MS = 10_000;
 /** How long start() waits for the first spares to be ready. */
 const SPARE_START_TIMEOUT_MS = 30_000;
 
-/** How long a child gets after SIGTERM before SIGKILL, when the grace period is over. */
-const TERM_TO_KILL_MS = 2000;
 
 /** How often the parent reads /proc/PID/io of each child, at most, when an idle timeout is set. */
 const IDLE_POLL_MS = 1000;

@@ -20,27 +20,20 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
-import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_WORKERS, TERM_TO_KILL_MS } from '../options.js';
 import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('../workers/prefork-worker.js', import.meta.url));
 
-/** Default number of worker processes: 4, as in UNP's measurements. */
-export const DEFAULT_WORKERS = 4;
-
-/** How long a worker gets after SIGTERM before SIGKILL, once the grace period is over. */
-const TERM_TO_KILL_MS = 2000;
 
 /** The prefork model: `workers` (default 4), `accept` (default `shared`), `maxConnsPerWorker` (default 0, never). */
 export class PreforkModel extends PoolModel {
   constructor(host: ModelHost) {
     const o = host.options;
+    // Checked once, by the option table (src/options.ts), when the server was created.
     const accept = o.accept ?? 'shared';
-    if (accept !== 'shared' && accept !== 'pass') {
-      throw new InvalidOptionError('accept', `must be shared or pass, got ${JSON.stringify(accept)}`);
-    }
     super(host, {
       name: 'prefork',
       role: 'worker',

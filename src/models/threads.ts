@@ -21,6 +21,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { InvalidOptionError } from '../errors.js';
+import { DEFAULT_WORKERS } from '../options.js';
 import { fdutil } from '../net/listener.js';
 import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
@@ -28,8 +29,6 @@ import type { Model, ModelHost } from './types.js';
 
 const THREAD_ENTRY = new URL('../workers/thread-worker.js', import.meta.url);
 
-/** Default number of worker threads: 4, as prefork. */
-export const DEFAULT_WORKERS = 4;
 
 /** The threads model: `workers` (default 4), `maxConnsPerWorker` (default 0, never); `accept` must be `shared`. */
 export class ThreadsModel extends PoolModel {

@@ -23,6 +23,7 @@ import net from 'node:net';
 import { formatAddress, type Endpoint, type Family, familyOf } from '../address.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
 import { fdutil } from './fdutil.js';
+import { DEFAULT_BACKLOG, DEFAULT_PORT } from '../options.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 
 /** The native helper, re-exported for the modules that already import it from here. */
@@ -181,7 +182,7 @@ export class Listener {
 
   /** Bind and listen. Rejects with `listen EADDRINUSE 0.0.0.0:9877`-style SystemCallError. */
   static async open(options: ListenOptions = {}): Promise<Listener> {
-    const backlog = options.backlog ?? 511;
+    const backlog = options.backlog ?? DEFAULT_BACKLOG;
     if (!Number.isInteger(backlog) || backlog < 1) {
       throw new InvalidOptionError('backlog', `must be a positive integer, got ${String(options.backlog)}`);
     }
@@ -196,7 +197,7 @@ export class Listener {
       return new Listener(server, fdutil.dup(options.fd), backlog).#holdUntilHandler();
     }
     const host = options.host ?? '0.0.0.0';
-    const port = options.port ?? 9877;
+    const port = options.port ?? DEFAULT_PORT;
     try {
       // exclusive: a cluster worker must not share this handle through the primary.
       await listenOn(server, { host, port, backlog, exclusive: true });

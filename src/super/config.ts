@@ -31,6 +31,7 @@ import { AccessRules, type AccessRuleSpec } from '../admission/access.js';
 import { parseHostPort } from '../address.js';
 import { ConfigError, InvalidOptionError } from '../errors.js';
 import { modelNames } from '../models/index.js';
+import { checkNumber, numericRule, type NumericOptionName } from '../options.js';
 import { lookupGroup, lookupUser, resolveIds, type Principal } from './privileges.js';
 import type { ServerOptions } from '../server.js';
 import { serviceNames, validateServiceSpec } from '../services/index.js';
@@ -65,7 +66,9 @@ export interface Config {
 }
 
 const principal = { type: ['string', 'integer'], minLength: 1, minimum: 0 };
-const seconds = { type: 'number', minimum: 0 };
+// Numbers: only their type here; bounds and messages come from the option table (src/options.ts), as on the CLI.
+const integer = { type: 'integer' };
+const seconds = { type: 'number' };
 
 /** The schema; field names are ServerOptions' own. */
 const schema = {
@@ -91,21 +94,21 @@ const schema = {
           options: { type: 'object' },
           resolve: { type: 'boolean' },
           model: { type: 'string', enum: modelNames() },
-          workers: { type: 'integer', minimum: 1, maximum: 1024 },
-          spare: { type: 'integer', minimum: 0, maximum: 1024 },
-          backlog: { type: 'integer', minimum: 1, maximum: 65535 },
+          workers: integer,
+          spare: integer,
+          backlog: integer,
           grace: seconds,
           proxyProtocol: { enum: [true, false, 'v1', 'v2'] },
-          proxyTimeout: { type: 'number', exclusiveMinimum: 0 },
+          proxyTimeout: seconds,
           user: principal,
           group: principal,
           limits: {
             type: 'object',
             additionalProperties: false,
             properties: {
-              maxConns: { type: 'integer', minimum: 1, maximum: 1_000_000 },
-              perSource: { type: 'integer', minimum: 0 },
-              rate: { type: 'integer', minimum: 0 },
+              maxConns: integer,
+              perSource: integer,
+              rate: integer,
               idleTimeout: seconds,
               timeLimit: seconds,
             },
@@ -129,7 +132,22 @@ const schema = {
 } as const;
 
 // coerceTypes 'array': `listen: 127.0.0.1:7` and `exec: /bin/cat` mean one-element lists.
-const validate = new Ajv({ allErrors: false, coerceTypes: 'array', strict: false }).compile(schema);
+// verbose: a type error carries the value, which the option table's message quotes.
+const validate = new Ajv({ allErrors: false, coerceTypes: 'array', strict: false, verbose: true }).compile(schema);
+
+/** The numeric fields of a service and where they sit: `grace`, `limits.maxConns`, ... */
+const NUMERIC_FIELDS: ReadonlyArray<{ key: NumericOptionName; path: string }> = [
+  { key: 'workers', path: 'workers' },
+  { key: 'spare', path: 'spare' },
+  { key: 'backlog', path: 'backlog' },
+  { key: 'grace', path: 'grace' },
+  { key: 'proxyTimeout', path: 'proxyTimeout' },
+  { key: 'maxConns', path: 'limits.maxConns' },
+  { key: 'perSource', path: 'limits.perSource' },
+  { key: 'rate', path: 'limits.rate' },
+  { key: 'idleTimeout', path: 'limits.idleTimeout' },
+  { key: 'timeLimit', path: 'limits.timeLimit' },
+];
 
 /** `/services/echo/access/0/allow` → `services.echo.access[0].allow`. */
 function fieldPath(pointer: string, extra?: string): string {
@@ -150,6 +168,13 @@ function schemaError(file: string, e: ErrorObject): ConfigError {
       return new ConfigError(file, fieldPath(e.instancePath, String(params.missingProperty)), 'is required');
     case 'enum':
       return new ConfigError(file, fieldPath(e.instancePath), `must be one of ${(params.allowedValues as string[]).join(', ')}`);
+    case 'type': {
+      // A numeric option of the wrong type: the option table's message, as for a value out of range.
+      const pointer = e.instancePath.split('/');
+      const field = NUMERIC_FIELDS.find((f) => pointer.slice(3).join('.') === f.path && pointer[1] === 'services');
+      if (field) return new ConfigError(file, fieldPath(e.instancePath), `${numericRule(field.key)}, got ${JSON.stringify(e.data)}`);
+      return new ConfigError(file, fieldPath(e.instancePath), e.message ?? 'is invalid');
+    }
     case 'propertyNames':
       return new ConfigError(file, fieldPath(e.instancePath, String(params.propertyName)), 'service names are letters, digits, _ . -');
     default:
@@ -240,6 +265,10 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
     service = { name: s.internal!, options: s.options };
   }
   service = at(file, `${base}.${runs[0]}`, () => validateServiceSpec(service));
+  for (const { key, path: p } of NUMERIC_FIELDS) {
+    const value = p.startsWith('limits.') ? s.limits?.[key as keyof NonNullable<RawService['limits']>] : s[key as keyof RawService];
+    at(file, `${base}.${p}`, () => checkNumber(key, value, `${base}.${p}`));
+  }
   const l = s.limits ?? {};
   const options: ServerOptions = {
     model: s.model,

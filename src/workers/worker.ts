@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import { fdutil } from '../net/listener.js';
+import { DEFAULT_BACKLOG } from '../options.js';
 import { loadService } from '../services/index.js';
 import type { ConnectionInfo } from '../address.js';
 import { connectionInfo, LocalConnections } from '../connection/local.js';
@@ -138,7 +139,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
       : undefined;
   const acceptor =
     spec.mode === 'shared' && spec.fd !== undefined
-      ? new Acceptor(spec.fd, spec.backlog ?? 511, (socket) => {
+      ? new Acceptor(spec.fd, spec.backlog ?? DEFAULT_BACKLOG, (socket) => {
           if (!gate) return take(socket);
           gate.take(socket);
           adjust();
