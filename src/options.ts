@@ -129,7 +129,7 @@ export function parseFlag(name: NumericOptionName, text: string | undefined): nu
   if (text === undefined) return undefined;
   const o: NumericOption = NUMERIC_OPTIONS[name];
   const label = `--${o.flag ?? name}`;
-  const syntax = o.kind === 'integer' ? /^\d{1,20}$/ : /^\d{1,20}(\.\d{1,20})?$/;
+  const syntax = o.kind === 'integer' ? /^\d+$/ : /^\d+(\.\d+)?$/;
   const value = syntax.test(text) ? Number(text) : NaN;
   if (!fits(o, value)) throw new InvalidOptionError(label, `${numericRule(name)}, got ${JSON.stringify(text)}`);
   return value;
@@ -144,7 +144,12 @@ export function checkChoice<T extends string>(label: string, value: unknown, cho
   return value as T;
 }
 
-/** Seconds (already checked) to timer milliseconds; never beyond MAX_TIMER_MS. */
+/**
+ * Seconds (already checked) to timer milliseconds: never beyond MAX_TIMER_MS, and
+ * never 0 for a positive value (0 means "no limit" to the limits, so 0.0001 s must
+ * not become one).
+ */
 export function toTimerMs(secondsValue: number): number {
-  return Math.min(MAX_TIMER_MS, Math.round(secondsValue * 1000));
+  if (secondsValue <= 0) return 0;
+  return Math.min(MAX_TIMER_MS, Math.max(1, Math.round(secondsValue * 1000)));
 }

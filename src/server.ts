@@ -11,7 +11,8 @@ import { AccessRules, type AccessRuleSpec } from './admission/access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
-import { SourceLimits, type ConnectionLimits, type LimitStats } from './admission/limits.js';
+import type { ConnectionLimits, LimitStats } from './admission/limits.js';
+import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { closeOnExecInherited, Listener } from './net/listener.js';
 import { ACCEPT_MODES, checkChoice, checkNumber, toTimerMs } from './options.js';
 import { proxyRefusal, type ProxyGateOptions } from './net/proxy-gate.js';
@@ -60,6 +61,12 @@ export interface ServerOptions extends ModelOptions {
   proxyTimeout?: number;
   /** Largest PROXY v2 header accepted, in bytes (16 + length). Default 4096; at most 65551. */
   proxyV2Limit?: number;
+  /**
+   * Share the connection limit and per-source limits with other Servers of the same
+   * service (the super-server: one Server per listen address). When given, its
+   * maxConns, perSource and rate replace this server's own. Default: a budget of its own.
+   */
+  budget?: ServiceBudget;
 }
 
 /** Server lifecycle states. */
@@ -102,6 +109,12 @@ interface Resolved {
   limits: ConnectionLimits;
   proxy: ProxyGateOptions | undefined;
 }
+
+/**
+ * Connection ids: unique in this process, across every Server in it (the
+ * super-server runs several), so a log line's `id` names one connection.
+ */
+let nextConnectionId = 1;
 
 /** Defaults first, then one check per field (src/options.ts); throws InvalidOptionError naming the field. */
 function resolveOptions(o: ServerOptions): Resolved {
@@ -155,14 +168,14 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   #ownsListener = true;
   #model: Model | undefined;
   #active = new Map<number, ConnectionInfo & { pid: number }>();
-  #nextId = 1;
   #accepted = 0;
   #ended = 0;
   #paused = false;
   #startedAt = Date.now();
   #closing: Promise<void> | undefined;
   #given: Listener | undefined;
-  readonly #sources: SourceLimits;
+  readonly #budget: ServiceBudget;
+  readonly #member: BudgetMember = { pause: () => this.#pause(), resume: () => this.#resume() };
   /** Admitted connections (id → peer address) holding a per-source place until closed. */
   #admitted = new Map<number, string>();
   #denied = 0;
@@ -171,7 +184,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   constructor(options: ServerOptions = {}) {
     super();
     this.options = resolveOptions(options);
-    this.#sources = new SourceLimits({ perSource: this.options.perSource, rate: this.options.rate });
+    this.#budget = options.budget ?? new ServiceBudget({ maxConns: this.options.maxConns, perSource: this.options.perSource, rate: this.options.rate });
     this.#given = options.listener;
   }
 
@@ -214,16 +227,17 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         listener: this.#listener,
         service: o.service,
         options: o.modelOptions,
-        maxConns: o.maxConns,
+        maxConns: this.#budget.maxConns,
         limits: o.limits,
         proxy: o.proxy,
-        nextId: () => server.#nextId++,
+        nextId: () => nextConnectionId++,
         admit: (info) => server.#admit(info),
         opened: (info, pid) => server.#opened(info, pid),
         closed: (id, pid, exitcode, signal) => server.#closed(id, pid, exitcode, signal),
         emit: (event) => server.#emit(event),
       });
       await this.#model.start();
+      this.#budget.join(this.#member);
     } catch (err) {
       this.#state = 'closed';
       this.#model?.destroy();
@@ -231,7 +245,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       throw err;
     }
     const local = this.#listener.endpoint;
-    this.#emit({ type: 'listen', local, model: o.model, service: o.service.name, pid: process.pid, max: o.maxConns });
+    this.#emit({ type: 'listen', local, model: o.model, service: o.service.name, pid: process.pid, max: this.#budget.maxConns });
     return local;
   }
 
@@ -244,7 +258,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       this.#emit({ type: 'deny', remote, local, reason: 'access', rule: decision.rule });
       return { ok: false, reason: 'access' };
     }
-    const place = this.#sources.take(remote.address);
+    const place = this.#budget.sources.take(remote.address);
     if (!place.ok) {
       this.#emit({ type: 'refuse', remote, local, reason: place.reason });
       return { ok: false, reason: place.reason };
@@ -256,38 +270,44 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   #opened(info: ConnectionInfo, pid: number): void {
     this.#accepted++;
     this.#active.set(info.id, { ...info, pid });
-    const count = this.#active.size;
+    // Counted across the service (every Server sharing the budget); at the limit every one of them pauses.
     const via = info.via?.remote;
-    this.#emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count, max: this.options.maxConns, ...(via && { via }) });
-    if (count >= this.options.maxConns && !this.#paused && this.#state === 'running') {
-      this.#paused = true;
-      this.#model?.pauseAccept();
-      this.#emit({ type: 'pause', count, max: this.options.maxConns });
-    }
+    const { maxConns } = this.#budget;
+    this.#emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: maxConns, ...(via && { via }) });
+    this.#budget.opened();
+  }
+
+  #pause(): void {
+    if (this.#paused || this.#state !== 'running') return;
+    this.#paused = true;
+    this.#model?.pauseAccept();
+    this.#emit({ type: 'pause', count: this.#budget.active, max: this.#budget.maxConns });
+  }
+
+  #resume(): void {
+    if (!this.#paused || this.#state !== 'running') return;
+    this.#paused = false;
+    this.#model?.resumeAccept();
+    this.#emit({ type: 'resume', count: this.#budget.active, max: this.#budget.maxConns });
   }
 
   #closed(id: number, pid: number, exitcode: number | null, signal: string | null): void {
     const address = this.#admitted.get(id);
     if (address !== undefined) {
       this.#admitted.delete(id);
-      this.#sources.release(address);
+      this.#budget.sources.release(address);
     }
     const info = this.#active.get(id);
     if (!info) return;
     this.#active.delete(id);
     this.#ended++;
-    const count = this.#active.size;
     const ms = Date.now() - info.acceptedAt;
-    this.#emit({ type: 'end', id, pid, exitcode, signal, count, max: this.options.maxConns, ms });
-    if (this.#paused && count < this.options.maxConns && this.#state === 'running') {
-      this.#paused = false;
-      this.#model?.resumeAccept();
-      this.#emit({ type: 'resume', count, max: this.options.maxConns });
-    }
+    this.#emit({ type: 'end', id, pid, exitcode, signal, count: Math.max(0, this.#budget.active - 1), max: this.#budget.maxConns, ms });
+    this.#budget.closed();
   }
 
   #emit(event: ServerEvent): void {
-    if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#sources.closedBy(event.reason);
+    if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#budget.sources.closedBy(event.reason);
     if (eventChannel.hasSubscribers) eventChannel.publish(event);
     this.emit('event', event);
   }
@@ -305,6 +325,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       return (this.#closing = Promise.resolve());
     }
     this.#state = 'closing';
+    this.#budget.leave(this.#member);
     const grace = options.grace === undefined ? this.options.grace : checkNumber('grace', options.grace);
     this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#active.size, grace });
     const listener = this.#listener;
@@ -372,7 +393,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       listener: l?.state ?? 'closed',
       model: this.options.model,
       service: this.options.service.name,
-      maxConns: this.options.maxConns,
+      maxConns: this.#budget.maxConns,
       accepted: this.#accepted,
       active: this.#active.size,
       ended: this.#ended,
@@ -380,7 +401,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       startedAt: this.#startedAt,
       models: this.#model?.stats(),
       denied: this.#denied,
-      limits: this.#sources.stats(),
+      limits: this.#budget.sources.stats(),
     };
   }
 }

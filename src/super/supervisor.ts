@@ -15,12 +15,17 @@
  * running. Only then are removed or changed services stopped (they stop
  * accepting at once and drain, for their `grace`), and sockets no service uses
  * any more closed.
+ *
+ * A service's limits (maxConns, perSource, rate) hold for the service as a whole:
+ * its Servers, one per address, share one ServiceBudget, kept while the service's
+ * definition is unchanged (a reload that only adds an address joins the same one).
  */
 import { EventEmitter } from 'node:events';
 import type { Endpoint } from '../address.js';
 import type { Config, ListenAddress, ServiceConfig } from './config.js';
 import { StateError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
+import { ServiceBudget } from '../admission/budget.js';
 import { Listener } from '../net/listener.js';
 import { createServer, type Server, type ServerStats } from '../server.js';
 
@@ -68,6 +73,8 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
   /** Servers stopped by a reload that are still draining. */
   readonly #draining = new Map<Server, Promise<void>>();
   #closing: Promise<void> | undefined;
+  /** Each service's shared limits, with the fingerprint they were made for. */
+  readonly #budgets = new Map<string, { fingerprint: string; budget: ServiceBudget }>();
   /** Reloads run one at a time, in order. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -108,6 +115,7 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
     }
 
     // 1. Bind the addresses that are new.
+    const budgetsBefore = new Map(this.#budgets);
     const bound: string[] = [];
     const started: Entry[] = [];
     try {
@@ -125,13 +133,16 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
         const old = this.#entries.get(key);
         if (old && old.fingerprint === svc.fingerprint) continue;
         const socket = this.#sockets.get(socketKey(svc.name, address))!;
-        const server = createServer({ ...svc.options, fd: socket.dup() });
+        const server = createServer({ ...svc.options, fd: socket.dup(), budget: this.#budgetOf(svc) });
         server.on('event', (e) => this.emit('event', e));
         started.push({ key, service: svc.name, address, fingerprint: svc.fingerprint, server });
         await server.listen();
       }
     } catch (err) {
       await Promise.all(started.map((e) => e.server.destroy()));
+      // All or nothing: the running services keep the budgets they had.
+      this.#budgets.clear();
+      for (const [k, v] of budgetsBefore) this.#budgets.set(k, v);
       for (const k of bound) {
         this.#sockets.get(k)?.close();
         this.#sockets.delete(k);
@@ -153,6 +164,9 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
       this.#draining.set(e.server, closing);
     }
 
+    // Budgets of services gone; draining Servers keep a reference to theirs.
+    for (const name of this.#budgets.keys()) if (!config.services.some((s) => s.name === name)) this.#budgets.delete(name);
+
     // 4. Close the sockets no service listens on any more (after their old Servers closed their duplicates).
     const used = new Set([...this.#entries.values()].map((e) => socketKey(e.service, e.address)));
     for (const [k, listener] of this.#sockets) {
@@ -162,6 +176,15 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
       }
     }
     return { kept: this.#entries.size - started.length, started: started.length, stopped: stopping.length };
+  }
+
+  /** The service's budget: the current one while its definition is the same, else a new one. */
+  #budgetOf(svc: ServiceConfig): ServiceBudget {
+    const held = this.#budgets.get(svc.name);
+    if (held && held.fingerprint === svc.fingerprint) return held.budget;
+    const budget = new ServiceBudget({ maxConns: svc.options.maxConns, perSource: svc.options.perSource, rate: svc.options.rate });
+    this.#budgets.set(svc.name, { fingerprint: svc.fingerprint, budget });
+    return budget;
   }
 
   /** The running (service, address) pairs and their bound addresses. */

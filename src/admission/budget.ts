@@ -1,0 +1,70 @@
+/**
+ * The connection budget of one service: its concurrent-connection limit and its
+ * per-source limits, shared by every Server that serves it. Under `serve --config`
+ * a service on three addresses runs three Servers; with one budget between them,
+ * `maxConns: 1, perSource: 1` means one connection for the service, not one per
+ * address.
+ *
+ * At the limit every member stops accepting (new connections wait in the kernel's
+ * backlog, none is refused); below it, every member accepts again.
+ */
+import { checkNumber } from '../options.js';
+import { SourceLimits } from './limits.js';
+
+/** A Server taking part in a budget: told to stop and resume accepting. */
+export interface BudgetMember {
+  pause(): void;
+  resume(): void;
+}
+
+/** Limits a budget enforces; defaults and checks are the option table's. */
+export interface BudgetOptions {
+  /** Concurrent connections of the service. Default 40. */
+  maxConns?: number;
+  /** Concurrent connections from one source address, across the service. Default 0 (unlimited). */
+  perSource?: number;
+  /** New connections per second from one source address, across the service. Default 0 (unlimited). */
+  rate?: number;
+}
+
+/** One service's shared counters; a Server without one given makes its own. */
+export class ServiceBudget {
+  readonly maxConns: number;
+  readonly sources: SourceLimits;
+  #active = 0;
+  readonly #members = new Set<BudgetMember>();
+
+  constructor(options: BudgetOptions = {}) {
+    this.maxConns = checkNumber('maxConns', options.maxConns);
+    this.sources = new SourceLimits({ perSource: options.perSource, rate: options.rate });
+  }
+
+  /** Connections open now, across every member. */
+  get active(): number {
+    return this.#active;
+  }
+
+  /** Add a member; it is paused at once if the service is at its limit. Pair with leave(). */
+  join(member: BudgetMember): void {
+    this.#members.add(member);
+    if (this.#active >= this.maxConns) member.pause();
+  }
+
+  leave(member: BudgetMember): void {
+    this.#members.delete(member);
+  }
+
+  /** Count a connection opened; at the limit every member pauses. Returns the count now. */
+  opened(): number {
+    this.#active++;
+    if (this.#active >= this.maxConns) for (const m of this.#members) m.pause();
+    return this.#active;
+  }
+
+  /** Count a connection closed; below the limit every member resumes. Returns the count now. */
+  closed(): number {
+    this.#active = Math.max(0, this.#active - 1);
+    if (this.#active < this.maxConns) for (const m of this.#members) m.resume();
+    return this.#active;
+  }
+}
