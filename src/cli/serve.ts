@@ -2,7 +2,7 @@
  * `tcpkit serve [SERVICE]`: argv → createServer, logs to stderr, signals → close.
  */
 import { createServer, type ServerOptions } from '../server.js';
-import { formatEvent, formatEventJson, type ServerEvent } from '../events.js';
+import { containStderrErrors } from '../log.js';
 import { modelNames } from '../models/index.js';
 import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
@@ -51,8 +51,6 @@ the listening socket, then this one stops accepting, drains and exits 0.
 Services: ${serviceNames().join(', ')}.
 Exit codes: 0 after a clean shutdown, 100 usage error, 111 system failure (cannot bind).`;
 
-const PER_CONNECTION = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit']);
-
 export async function serve(argv: string[]): Promise<number> {
   const { values, positionals } = parse('serve', argv, {
     host: { type: 'string' },
@@ -84,6 +82,8 @@ export async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
+  // A log target that fails (EPIPE, ENOSPC, EAGAIN) drops lines; it never stops the server.
+  containStderrErrors();
   if (values.config !== undefined) {
     const mixed = ['host', 'port', 'exec', 'model', 'max-conns', 'admin'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {
@@ -127,14 +127,10 @@ export async function serve(argv: string[]): Promise<number> {
   if (!values.exec && serviceName !== undefined && !serviceNames().includes(serviceName)) {
     throw new UsageError(`serve: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
   }
-  const quiet = values.quiet ?? false;
   const adminArg = parseAdminArg(values.admin, values['admin-public']);
 
   const server = createServer(options);
-  server.on('event', (event) => {
-    if (quiet && PER_CONNECTION.has(event.type)) return;
-    process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
-  });
+  server.on('event', eventWriter(format, values.quiet ?? false));
   const local = await server.listen();
   let admin = adminArg && (await startAdminFromArg(server, adminArg, format));
   // Bind everything first (a port below 1024 needs root), then run as --user/--group.

@@ -7,7 +7,8 @@ import type { AccessRuleSpec } from '../admission/access.js';
 import { formatEndpoint } from '../address.js';
 import { loadConfig, type Config } from '../super/config.js';
 import { TcpkitError, UsageError } from '../errors.js';
-import { formatEvent, formatEventJson, type ServerEvent } from '../events.js';
+import type { ServerEvent } from '../events.js';
+import { LogWriter } from '../log.js';
 import { dropPrivileges } from '../super/privileges.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
@@ -88,13 +89,10 @@ export function dropFromFlags(values: Values): void {
   dropPrivileges(values.user, values.group);
 }
 
-/** Write events to stderr as `serve` does. */
+/** Write events to stderr as `serve` does: a failing stderr drops lines, never stops serving (src/log.ts). */
 export function eventWriter(format: 'text' | 'json', quiet: boolean): (e: ServerEvent) => void {
-  const perConnection = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit']);
-  return (event) => {
-    if (quiet && perConnection.has(event.type)) return;
-    process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
-  };
+  const writer = new LogWriter({ format, quiet });
+  return (event) => writer.event(event);
 }
 
 /**

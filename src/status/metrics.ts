@@ -9,6 +9,7 @@
 import client from 'prom-client';
 import type { ServerEvent } from '../events.js';
 import type { Server } from '../server.js';
+import { logDropped } from '../log.js';
 
 /** A server's metrics; `close()` stops listening to the server's events. */
 export interface ServerMetrics {
@@ -56,6 +57,19 @@ export function createMetrics(server: Server): ServerMetrics {
     bytes.out.inc(sent);
   };
   const duration = new client.Histogram({ name: 'tcpkit_connection_duration_seconds', help: 'How long connections lasted, accept to end.', buckets: DURATION_BUCKETS, registers });
+
+  // Log lines the process could not write (a log target that failed); read at scrape time.
+  let droppedSeen = 0;
+  new client.Counter({
+    name: 'tcpkit_log_dropped_total',
+    help: 'Log lines dropped because the log target failed (EPIPE, ENOSPC, EAGAIN); serving went on.',
+    registers,
+    collect() {
+      const n = logDropped();
+      if (n > droppedSeen) this.inc(n - droppedSeen);
+      droppedSeen = n;
+    },
+  });
 
   // Figures read from stats() at scrape time: the server is the source of truth.
   new client.Gauge({
