@@ -33,6 +33,8 @@ export interface LogWriterOptions {
   quiet?: boolean;
   /** Descriptor to write to. Default 2 (stderr). */
   fd?: number;
+  /** write(2) as fs.writeSync has it. Default fs.writeSync; tests give a failing one. */
+  writeSync?: (fd: number, buffer: Buffer, offset: number) => number;
 }
 
 /** Writes events as log lines; never throws, whatever the descriptor does. */
@@ -40,6 +42,7 @@ export class LogWriter {
   readonly #format: 'text' | 'json';
   readonly #quiet: boolean;
   readonly #fd: number;
+  readonly #write: (fd: number, buffer: Buffer, offset: number) => number;
   /** Lines dropped since the last line that got through. */
   #dropped = 0;
   #lastCode = '';
@@ -48,6 +51,7 @@ export class LogWriter {
     this.#format = options.format ?? 'text';
     this.#quiet = options.quiet ?? false;
     this.#fd = options.fd ?? 2;
+    this.#write = options.writeSync ?? ((fd, buffer, offset) => fs.writeSync(fd, buffer, offset));
   }
 
   /** Log one event (unless quiet leaves it out). */
@@ -77,14 +81,14 @@ export class LogWriter {
     const buf = Buffer.from(`${text}\n`);
     let off = 0;
     try {
-      while (off < buf.length) off += fs.writeSync(this.#fd, buf, off);
+      while (off < buf.length) off += this.#write(this.#fd, buf, off);
       return true;
     } catch (err) {
       this.#lastCode = (err as NodeJS.ErrnoException).code ?? 'EIO';
       // A line cut in the middle (a pipe that filled up): end it, so the next one starts on its own.
       if (off > 0) {
         try {
-          fs.writeSync(this.#fd, '\n');
+          this.#write(this.#fd, Buffer.from('\n'), 0);
         } catch {
           // Still failing: the next line that gets through starts after the torn one.
         }

@@ -125,3 +125,58 @@ describe('9: service limits hold per service across all its addresses; ids are u
     second.destroy();
   });
 });
+
+/** One echo round trip on a new connection; resolves what came back. */
+async function echoRound(port: number, text: string): Promise<string> {
+  const s = await connectTo(port);
+  sockets.push(s);
+  s.write(text);
+  const got = (await readBytes(s, text.length)).toString();
+  s.destroy();
+  return got;
+}
+
+describe('4: a failing log target never stops serving', () => {
+  for (const model of ['iterative', 'event', 'fork', 'prefork', 'threads']) {
+    it(`${model}: the log pipe closed mid-load: serving goes on, tcpkit_log_dropped_total counts the lost lines`, async () => {
+      const srv = await startServer(['--model', model, '--workers', '2', '--admin', '127.0.0.1:0']);
+      servers.push(srv);
+      const [, adminUrl] = await srv.waitFor(/^admin (http:\/\/\S+?)\/? pid \d+$/m);
+      for (let i = 0; i < 5; i++) assert.equal(await echoRound(srv.port, `before ${i}`), `before ${i}`);
+      // The reader of the server's stderr goes away: every later line meets EPIPE.
+      srv.proc.stderr!.destroy();
+      for (let i = 0; i < 30; i++) assert.equal(await echoRound(srv.port, `after ${i}`), `after ${i}`);
+      assert.equal(srv.proc.exitCode, null, 'server alive');
+      await eventually(async () => {
+        const text = await (await fetch(`${adminUrl}/metrics`)).text();
+        const m = /^tcpkit_log_dropped_total (\d+)$/m.exec(text);
+        return m !== null && Number(m[1]) > 0;
+      }, { timeoutMs: 20_000, message: 'tcpkit_log_dropped_total > 0' });
+      assert.deepEqual(await srv.stop('SIGTERM'), { code: 0, signal: null });
+    });
+  }
+
+  it('2>/dev/full: starts, serves and exits 0 (it used to exit 1 at start)', async () => {
+    const full = fs.openSync('/dev/full', 'w');
+    const { spawn } = await import('node:child_process');
+    const { BIN } = await import('../helpers.js');
+    const proc = spawn(process.execPath, [BIN as string, 'serve', '--host', '127.0.0.1', '--port', '0', '--print-port', '--model', 'fork'], {
+      stdio: ['ignore', 'pipe', full],
+    });
+    fs.closeSync(full);
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    servers.push({ stop: async () => void (proc.exitCode === null && proc.kill('SIGKILL')) });
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      proc.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const m = /^(\d+)\n/.exec(out);
+        if (m) resolve(Number(m[1]));
+      });
+      void exited.then((code) => reject(new Error(`exited ${code} before printing its port`)));
+    });
+    for (let i = 0; i < 5; i++) assert.equal(await echoRound(port, `full ${i}`), `full ${i}`);
+    proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+  });
+});
