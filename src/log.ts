@@ -25,6 +25,15 @@ export function logDropped(): number {
 /** Events a quiet log (`-q`) leaves out: one line per connection. */
 const PER_CONNECTION = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit']);
 
+/**
+ * Whether `-q` leaves the event out: per-connection lines, and a peer that reset
+ * while sending its PROXY header (`refuse ... reason proxy-truncated`): a flood of
+ * resets is one line per connection and says nothing an operator acts on.
+ */
+function perConnection(e: ServerEvent): boolean {
+  return PER_CONNECTION.has(e.type) || (e.type === 'refuse' && e.reason === 'proxy-truncated');
+}
+
 /** Options of a LogWriter; defaults on each field. */
 export interface LogWriterOptions {
   /** Line format. Default `text` (docs/log-grammar.md). */
@@ -56,7 +65,7 @@ export class LogWriter {
 
   /** Log one event (unless quiet leaves it out). */
   event(event: ServerEvent): void {
-    if (this.#quiet && PER_CONNECTION.has(event.type)) return;
+    if (this.#quiet && perConnection(event)) return;
     this.line(this.#format === 'json' ? formatEventJson(event) : formatEvent(event));
   }
 

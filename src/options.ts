@@ -33,6 +33,13 @@ export const DEFAULT_WORKERS = 4;
 /** How long a child or worker gets after SIGTERM before SIGKILL (limits, end of grace); not an option. */
 export const TERM_TO_KILL_MS = 2000;
 
+/**
+ * Rate-limited log lines (descriptor exhaustion, PROXY headers of peers gone before
+ * their address could be read): at most one per this many ms, with a count of the
+ * rest. Fixed at 1000; not an option.
+ */
+export const REPORT_MS = 1000;
+
 /** A numeric option: an integer count, or seconds (fractions allowed). */
 export interface NumericOption {
   kind: 'integer' | 'seconds';

@@ -15,7 +15,7 @@ import type { ConnectionLimits, LimitStats } from './admission/limits.js';
 import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { closeOnExecInherited, Listener } from './net/listener.js';
 import { ACCEPT_MODES, checkChoice, checkNumber, toTimerMs } from './options.js';
-import { proxyRefusal, type ProxyGateOptions } from './net/proxy-gate.js';
+import { ProxyRefusals, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
@@ -180,6 +180,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   #admitted = new Map<number, string>();
   #denied = 0;
   #handingOver = false;
+  /** Refused PROXY headers as log lines (rate-limited where the peer is unknown); closed with the server. */
+  readonly #proxyRefusals = new ProxyRefusals((e) => this.#emit(e));
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -220,7 +222,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       });
       // Children and exec'd programs must hold nothing but their own 0, 1, 2.
       closeOnExecInherited();
-      if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#emit(proxyRefusal(err, real)));
+      if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#proxyRefusals.refuse(err, real));
       const factory = await loadModel(o.model);
       const server = this;
       this.#model = factory({
@@ -334,7 +336,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     // A connection still sending its PROXY header was accepted: let it reach the model
     // (bounded by the header timeout) before the model drains.
     const settled = listener ? listener.settled() : Promise.resolve();
-    this.#closing = settled.then(() => (this.#model ? this.#model.close(grace * 1000) : undefined)).then(() => {
+    this.#closing = settled.then(() => (this.#model ? this.#model.close(toTimerMs(grace)) : undefined)).then(() => {
+      this.#proxyRefusals.close();
       this.#state = 'closed';
       this.#emit({ type: 'closed', accepted: this.#accepted, served: this.#ended });
     });

@@ -11,6 +11,7 @@
 import type net from 'node:net';
 import { connectionInfo, LocalConnections } from '../connection/local.js';
 import { loadService } from '../services/index.js';
+import { stderrEvent } from '../services/exec.js';
 import type { ServerEvent } from '../events.js';
 import type { Model, ModelHost, ModelName, ModelStats } from './types.js';
 
@@ -87,9 +88,12 @@ export class EventModel implements Model {
  * limit becomes `kill ... signal close reason idle|time-limit` (as the fork model
  * logs a child it signals), so the server counts it; anything else is an error line.
  */
-export function serviceLog(id: number, reason: string, code: string): ServerEvent {
-  if (code === 'idle' || code === 'time-limit') return { type: 'kill', pid: process.pid, signal: 'close', reason: code };
-  return { type: 'error', where: 'service', code, message: reason, id, pid: process.pid };
+export function serviceLog(id: number, reason: string, code: string, pid = process.pid): ServerEvent {
+  if (code === 'idle' || code === 'time-limit') return { type: 'kill', pid, signal: 'close', reason: code };
+  // An exec'd program's stderr line: the same `stderr` line as under fork.
+  const stderr = stderrEvent(id, reason, code);
+  if (stderr) return stderr;
+  return { type: 'error', where: 'service', code, message: reason, id, pid };
 }
 
 /** A service failure as a server event (shared by the in-process models). */

@@ -11,6 +11,7 @@
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
 import { connectionInfo } from '../connection/local.js';
+import { serviceLog } from './event.js';
 import type { FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
 import { ExitCode, StateError, TcpkitError } from '../errors.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
@@ -230,8 +231,7 @@ export abstract class PoolModel implements Model {
         return;
       }
       case 'log':
-        if (msg.code === 'idle' || msg.code === 'time-limit') host.emit({ type: 'kill', pid, signal: 'close', reason: msg.code });
-        else host.emit({ type: 'error', where: 'service', code: msg.code, message: msg.reason, id: msg.id, pid });
+        host.emit(serviceLog(msg.id, msg.reason, msg.code, pid));
         return;
       case 'failed':
         host.emit({ type: 'error', where: 'service', code: msg.code, message: msg.message, id: msg.id, pid });

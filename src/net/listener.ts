@@ -23,7 +23,7 @@ import net from 'node:net';
 import { formatAddress, type Endpoint, type Family, familyOf } from '../address.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
 import { fdutil } from './fdutil.js';
-import { DEFAULT_BACKLOG, DEFAULT_PORT } from '../options.js';
+import { DEFAULT_BACKLOG, DEFAULT_PORT, REPORT_MS } from '../options.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 
 /** The native helper, re-exported for the modules that already import it from here. */
@@ -61,8 +61,8 @@ export function closeOnExecInherited(): number {
 export const DESCRIPTOR_HEADROOM = 16;
 /** How long the listener stops accepting once descriptors run short. Fixed at 100 ms. */
 export const BACKOFF_MS = 100;
-/** At most one descriptor-exhaustion report per this many ms. Fixed at 1000. */
-export const REPORT_MS = 1000;
+/** At most one descriptor-exhaustion report per this many ms (src/options.ts). */
+export { REPORT_MS };
 
 /** The soft RLIMIT_NOFILE of this process, from /proc/self/limits; Infinity when unknown or unlimited. */
 export function descriptorLimit(): number {

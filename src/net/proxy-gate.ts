@@ -23,6 +23,7 @@ import { announceEnds, realEndpointsOf, type ConnectionEnds } from '../address.j
 import { ProxyProtocolError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { fdutil } from './fdutil.js';
+import { REPORT_MS } from '../options.js';
 import { parseProxyHeader, V1_MAX_LENGTH, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
 
 /** Options of readProxyHeader and ProxyGate. */
@@ -228,12 +229,74 @@ export class ProxyGate {
   }
 }
 
+type ProxyErrorLike = { reason: string; code: string; message: string };
+
 /**
  * The one log line for a refused header: `refuse REAL -> LOCAL ... reason proxy-REASON
  * message "..."`, or `error where proxy ...` when the peer was gone before its
- * address could be read. Used by the server and by pool workers that accept themselves.
+ * address could be read. Prefer ProxyRefusals, which rate-limits the second kind.
  */
-export function proxyRefusal(error: { reason: string; code: string; message: string }, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): ServerEvent {
+export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): ServerEvent {
   if (real) return { type: 'refuse', remote: real.remote, local: real.local, reason: `proxy-${error.reason}`, message: error.message };
   return { type: 'error', where: 'proxy', code: error.code, message: error.message };
+}
+
+/**
+ * Log lines for refused headers, as the server and pool workers that accept
+ * themselves emit them. A refusal with a known peer is one `refuse` line, like any
+ * refusal. A peer that reset before its address could be read (getpeername:
+ * ENOTCONN; libuv's accept keeps no address) has no peer to name, and a flood of
+ * resets would otherwise flood the log whatever `-q` says: those are folded into
+ * at most one `error where proxy ... suppressed N` line a second (N: the others
+ * since the last line), as descriptor exhaustion is. `close()` ends the pending report.
+ */
+export class ProxyRefusals {
+  readonly #emit: (event: ServerEvent) => void;
+  #lastReport = -Infinity;
+  #suppressed = 0;
+  #last: ProxyErrorLike | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(emit: (event: ServerEvent) => void) {
+    this.#emit = emit;
+  }
+
+  refuse(error: ProxyErrorLike, real: Parameters<ProxyGateHandlers['refuse']>[1]): void {
+    if (real) {
+      this.#emit(proxyRefusal(error, real));
+      return;
+    }
+    this.#last = { reason: error.reason, code: error.code, message: error.message };
+    const wait = this.#lastReport + REPORT_MS - Date.now();
+    if (wait > 0) {
+      this.#suppressed++;
+      // The count of a burst is reported when its second is over, not at the next burst.
+      this.#timer ??= setTimeout(() => this.#report(), wait);
+      this.#timer.unref();
+      return;
+    }
+    this.#report();
+  }
+
+  #report(): void {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const last = this.#last;
+    if (!last) return;
+    const suppressed = this.#suppressed;
+    this.#lastReport = Date.now();
+    this.#suppressed = 0;
+    this.#last = undefined;
+    this.#emit({ type: 'error', where: 'proxy', code: last.code, ...(suppressed > 0 && { suppressed }), message: `${last.message} (peer gone before its address could be read)` });
+  }
+
+  /** Report what is still counted and stop the timer. Idempotent. */
+  close(): void {
+    if (this.#suppressed > 0) {
+      this.#lastReport = -Infinity;
+      this.#report();
+    }
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
 }

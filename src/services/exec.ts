@@ -33,6 +33,7 @@ import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
 import { unmapIPv4 } from '../admission/access.js';
 import { InvalidOptionError } from '../errors.js';
+import type { ServerEvent } from '../events.js';
 import type { ServiceContext } from './types.js';
 
 /** The exec service's options (ServiceSpec.options of `{ name: 'exec' }`). */
@@ -223,11 +224,26 @@ export function startProgram(o: StartProgram): ChildProcess {
  * spawn the program, close this process's copy of the socket, wait for the exit.
  * A non-zero exit or a signal is logged; it is the program's business, not a failure.
  */
+/**
+ * A line of the program's stderr, as an in-process model's service reports it:
+ * ctx.log(`pid P: TEXT`, 'stderr'). The models turn it back into the `stderr`
+ * event (stderrEvent), so every model logs `stderr pid P id I text T` as fork does.
+ */
+const STDERR_CODE = 'stderr';
+const stderrReason = (pid: number, line: string) => `pid ${pid}: ${line}`;
+
+/** The `stderr` event a service's ctx.log(reason, code) stands for, if it is a program's stderr line. */
+export function stderrEvent(id: number, reason: string, code: string): ServerEvent | undefined {
+  if (code !== STDERR_CODE) return undefined;
+  const m = /^pid (\d+): ([^]*)$/.exec(reason);
+  return m ? { type: 'stderr', pid: Number(m[1]), id, text: m[2]! } : undefined;
+}
+
 export default async function exec(ctx: ServiceContext): Promise<void> {
   const options = checkExecOptions(ctx.options);
   const names = options.resolve ? await lookupNames(ctx.info) : {};
   const env = programEnv(ctx.info, { extra: ctx.env, names });
-  const child = startProgram({ ...options, socket: ctx.socket, env, onStderr: (line, pid) => ctx.log(`pid ${pid}: ${line}`, 'stderr') });
+  const child = startProgram({ ...options, socket: ctx.socket, env, onStderr: (line, pid) => ctx.log(stderrReason(pid, line), STDERR_CODE) });
   ctx.socket.destroy();
   await new Promise<void>((resolve) => {
     child.once('error', (err: NodeJS.ErrnoException) => {

@@ -10,7 +10,7 @@ import { DEFAULT_BACKLOG } from '../options.js';
 import { loadService } from '../services/index.js';
 import type { ConnectionInfo } from '../address.js';
 import { connectionInfo, LocalConnections } from '../connection/local.js';
-import { ProxyGate, proxyRefusal } from '../net/proxy-gate.js';
+import { ProxyGate, ProxyRefusals } from '../net/proxy-gate.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 
 /** How a worker talks to the server: an IPC channel or a MessagePort. */
@@ -127,12 +127,13 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     adjust();
   };
   // Behind a load balancer the header comes first; a bad one closes that connection with a log line.
+  const refusals = new ProxyRefusals((event) => channel.send({ type: 'event', event }));
   const gate =
     spec.mode === 'shared' && spec.proxy
       ? new ProxyGate(spec.proxy, {
           pass: take,
           refuse: (err, real) => {
-            channel.send({ type: 'event', event: proxyRefusal(err, real) });
+            refusals.refuse(err, real);
             settled();
           },
         })

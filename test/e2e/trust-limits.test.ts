@@ -3,7 +3,7 @@
 // Drives the CLI (dist/: `npm run build:ts` first) on 127.0.0.1 port 0.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type net from 'node:net';
+import net, { connect as netConnect } from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { connectTo as connectJs, eventually, readBytes, run, sleep, startServer, waitClose } from '../helpers.js';
@@ -179,4 +179,55 @@ describe('4: a failing log target never stops serving', () => {
     proc.kill('SIGTERM');
     assert.equal(await exited, 0);
   });
+});
+
+describe('14: log lines within the grammar', () => {
+  it('a flood of resets during the PROXY header: no peerless line per connection, none under -q but rate-limited ones', async () => {
+    const srv = await startServer(['--model', 'event', '--proxy-protocol', '-q', '-c', '2000']);
+    servers.push(srv);
+    const N = 1000;
+    const t0 = Date.now();
+    // Connect and reset at once, as fast as possible: many resets reach the server before it accepts.
+    await new Promise<void>((resolve) => {
+      let done = 0;
+      for (let i = 0; i < N; i++) {
+        const s = netConnect({ host: '127.0.0.1', port: srv.port });
+        s.on('error', () => {});
+        s.on('connect', () => {
+          s.resetAndDestroy();
+          if (++done === N) resolve();
+        });
+      }
+    });
+    // Every refusal is reported by now or within the next report second.
+    await sleep(2500);
+    const seconds = (Date.now() - t0) / 1000;
+    const lines = srv.log().split('\n').filter(Boolean);
+    const peerless = lines.filter((l: string) => l.startsWith('error where proxy'));
+    for (const l of peerless) assert.match(l, /^error where proxy code TCPKIT_PROXY_TRUNCATED( suppressed \d+)? message "[^"]*"$/);
+    // At most one a second (and the last count), whatever the number of resets.
+    assert.ok(peerless.length <= Math.ceil(seconds) + 2, `${peerless.length} peerless lines in ${seconds} s:\n${peerless.slice(0, 5).join('\n')}`);
+    // -q: a reset with a known peer is a per-connection line, left out.
+    assert.equal(lines.filter((l: string) => / reason proxy-truncated /.test(l)).length, 0);
+    // Still serving.
+    assert.equal(srv.proc.exitCode, null);
+  });
+
+  for (const model of ['fork', 'event', 'iterative', 'prefork', 'threads']) {
+    it(`${model}: an exec'd program's stderr is logged as "stderr pid P id I text T", as under fork`, async () => {
+      const srv = await startServer(['--model', model, '--workers', '1', '--exec', '--', '/bin/sh', '-c', 'echo "says $$" >&2; echo $$']);
+      servers.push(srv);
+      const s = await connectTo(srv.port);
+      sockets.push(s);
+      s.end();
+      const pid = Number((await new Promise<string>((resolve) => {
+        let out = '';
+        s.on('data', (c: Buffer) => (out += c.toString()));
+        s.on('end', () => resolve(out));
+      })).trim());
+      assert.ok(pid > 0);
+      await srv.waitFor(new RegExp(`^stderr pid ${pid} id \\d+ text says\\\\x20${pid}$`, 'm'));
+      assert.doesNotMatch(srv.log(), /code stderr/);
+    });
+  }
 });
