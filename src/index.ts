@@ -30,6 +30,8 @@ export { createMetrics } from './status/metrics.js';
 export { AccessRules } from './admission/access.js';
 export type { AccessDecision, AccessRuleSpec } from './admission/access.js';
 export { SourceLimits } from './admission/limits.js';
+export { ServiceBudget, type BudgetOptions } from './admission/budget.js';
+export { NUMERIC_OPTIONS, MAX_SECONDS, MAX_TIMER_MS } from './options.js';
 export type { ConnectionLimits, LimitStats, RefuseReason, SourceLimitOptions } from './admission/limits.js';
 export { loadConfig, parseConfig } from './super/config.js';
 export type { Config, ListenAddress, ServiceConfig } from './super/config.js';

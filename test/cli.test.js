@@ -19,7 +19,7 @@ const cases = [
   [['serve', '--host', 'no.such.host.invalid', '--port', '0'], 111, /^tcpkit: listen (ENOTFOUND|EAI_AGAIN) no\.such\.host\.invalid:0\n$/],
   [['client', '127.0.0.1', 'http'], 100, 'tcpkit: client: PORT: must be an integer from 0 to 65535, got "http"\n'],
   [['client', '127.0.0.1', '0'], 100, 'tcpkit: client: PORT: must be an integer from 1 to 65535, got "0"\n'],
-  [['client', '--connect-timeout', 'x'], 100, 'tcpkit: --connect-timeout: must be a number of seconds >= 0, got "x"\n'],
+  [['client', '--connect-timeout', 'x'], 100, 'tcpkit: --connect-timeout: must be a number of seconds >= 0 and <= 2147483, got "x"\n'],
   [['client', '--source', 'nowhere', '127.0.0.1', '9'], 100, 'tcpkit: client: --source: must be an IP address, got "nowhere"\n'],
   [['client', 'a', 'b', 'c'], 100, 'tcpkit: client: expected [HOST] [PORT], got a b c\n'],
   // Other commands join the list as they land; the message names the command and lists them.

@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
+import { MAX_SECONDS } from '../options.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -49,11 +50,14 @@ export function intOption(
   return Number(value);
 }
 
-/** A non-negative number of seconds (fractions allowed), or undefined when absent. */
+/**
+ * A non-negative number of seconds (fractions allowed), at most MAX_SECONDS (what a
+ * timer holds, as for serve's durations), or undefined when absent.
+ */
 export function secondsOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+(\.\d+)?$/.test(value)) {
-    throw new UsageError(`--${name}: must be a number of seconds >= 0, got ${JSON.stringify(value)}`);
+  if (!/^\d+(\.\d+)?$/.test(value) || Number(value) > MAX_SECONDS) {
+    throw new UsageError(`--${name}: must be a number of seconds >= 0 and <= ${MAX_SECONDS}, got ${JSON.stringify(value)}`);
   }
   return Number(value);
 }
