@@ -21,7 +21,11 @@ import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
 import { validateServiceSpec, type ServiceSpec } from './services/index.js';
 
-/** Options of createServer. Every field is optional; defaults are stated on each. */
+/**
+ * Options of createServer. Every field is optional; defaults are stated on each.
+ * Defaults, checks and maxima of the numeric ones are stated once, in src/options.ts
+ * (NUMERIC_OPTIONS): durations at most 2147483 s, what a Node timer holds.
+ */
 export interface ServerOptions extends ModelOptions {
   /** Address to bind. Default `0.0.0.0`. */
   host?: string;
