@@ -110,7 +110,11 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   /** A connection left (or was refused): accept more, or leave if draining. */
   function settled(): void {
     adjust();
-    if (draining && idle()) channel.send({ type: 'drained' }, () => channel.exit(0));
+    if (draining && idle()) {
+      // The count of peerless PROXY refusals not yet reported goes out before the worker does.
+      refusals.close();
+      channel.send({ type: 'drained' }, () => channel.exit(0));
+    }
   }
 
   const retiring = () => spec.maxConns > 0 && accepted >= spec.maxConns;
