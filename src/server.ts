@@ -13,7 +13,7 @@ import { parsePort } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
 import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './admission/limits.js';
-import { closeOnExecInherited, Listener } from './net/listener.js';
+import { Listener } from './net/listener.js';
 import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './net/proxy-protocol.js';
 import { proxyRefusal, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
@@ -225,8 +225,6 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         const suppressed = e.suppressed === undefined ? {} : { suppressed: e.suppressed };
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
-      // Children and exec'd programs must hold nothing but their own 0, 1, 2.
-      closeOnExecInherited();
       if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#emit(proxyRefusal(err, real)));
       const factory = await loadModel(o.model);
       const server = this;

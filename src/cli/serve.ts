@@ -7,6 +7,7 @@ import { modelNames } from '../models/index.js';
 import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
 import { chooseSocket, listenFds } from '../net/activation.js';
+import { closeOnExecInherited } from '../net/fdutil.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { choiceOption, intOption, parse, secondsOption } from './args.js';
 import { parseAdminArg, startAdminFromArg } from './status.js';
@@ -90,6 +91,9 @@ export async function serve(argv: string[]): Promise<number> {
     return 0;
   }
   const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
+  // This process is ours (the library's listen() leaves the host's descriptors alone): the descriptors
+  // it inherited (a shell's or supervisor's pipes) must not reach a child or an exec'd program.
+  closeOnExecInherited();
   if (values.config !== undefined) {
     const mixed = ['host', 'port', 'exec', 'model', 'max-conns', 'admin'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {

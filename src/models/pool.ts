@@ -11,6 +11,7 @@
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
 import { connectionInfo } from '../connection/local.js';
+import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import type { FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
 import { ExitCode, StateError, TcpkitError } from '../errors.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
@@ -59,6 +60,8 @@ interface WorkerRecord {
   served: number;
   startedAt: number;
   fatal: { code: string; message: string } | undefined;
+  /** pass mode: connections it can hold at once (its descriptor room, from `ready`). */
+  room: number;
 }
 
 /** Options the pool models resolve before constructing the pool. */
@@ -85,6 +88,7 @@ export abstract class PoolModel implements Model {
   #pending: net.Socket[] = [];
   #gone: Array<() => void> = [];
   #ready: Array<() => void> = [];
+  readonly #acceptReports = new BurstReporter();
 
   constructor(host: ModelHost, pool: PoolOptions) {
     this.name = pool.name;
@@ -167,6 +171,7 @@ export abstract class PoolModel implements Model {
       served: 0,
       startedAt: Date.now(),
       fatal: undefined,
+      room: Infinity,
     };
     try {
       record.member = this.spawn(spec, {
@@ -199,6 +204,7 @@ export abstract class PoolModel implements Model {
       case 'ready':
         if (w.state !== 'starting') return;
         w.state = 'ready';
+        w.room = msg.room ?? Infinity;
         if (this.#closing) {
           this.#stop(w);
           return;
@@ -227,6 +233,8 @@ export abstract class PoolModel implements Model {
         if (!w.refs.delete(msg.id)) return;
         w.served++;
         host.closed(msg.id, pid, null, null);
+        // pass mode: a worker that was full has room again for what the server holds.
+        if (this.#pending.length > 0) this.#flushPending();
         return;
       }
       case 'log':
@@ -246,9 +254,18 @@ export abstract class PoolModel implements Model {
         // A thread cannot safely exit by itself with messages in flight; a process exits on its own.
         if (this.pool.role === 'thread') w.member.stop();
         return;
-      case 'event':
-        this.host.emit(msg.event);
+      case 'event': {
+        // Every worker backs off on its own; the server logs one line per burst for all of them.
+        const e = msg.event;
+        if (e.type === 'error' && e.where === 'accept') {
+          const err: AcceptError = Object.assign(new Error(e.message), { code: e.code, suppressed: e.suppressed });
+          const report = this.#acceptReports.take(err);
+          if (report) this.host.emit({ ...e, suppressed: report.suppressed ?? 0 });
+          return;
+        }
+        this.host.emit(e);
         return;
+      }
     }
   }
 
@@ -296,9 +313,10 @@ export abstract class PoolModel implements Model {
   #pass(socket: net.Socket): void {
     const w = this.#leastBusy();
     if (!w) {
-      // No worker can take it now (all restarting): hold it, and let the rest wait in the backlog.
+      // No worker can take it now (all restarting, or out of descriptors): hold it, and let the rest wait in the backlog.
       this.#pending.push(socket);
       this.host.listener.pause();
+      if ([...this.#workers].some((x) => x.state === 'ready')) this.#workersFull();
       return;
     }
     const info = connectionInfo(socket, this.host.nextId());
@@ -331,10 +349,19 @@ export abstract class PoolModel implements Model {
     this.#maybeRecycle(w);
   }
 
+  /** pass mode: every ready worker is at its descriptor room; reported as the acceptor reports EMFILE, once per burst. */
+  #workersFull(): void {
+    const held = [...this.#workers].reduce((n, w) => n + w.refs.size, 0);
+    const err: AcceptError = Object.assign(new Error(`workers hold ${held} connections, as many as their descriptors allow; accepting paused, new connections wait in the backlog`), { code: 'EMFILE' });
+    const report = this.#acceptReports.take(err);
+    if (report) this.host.emit({ type: 'error', where: 'accept', code: 'EMFILE', suppressed: report.suppressed ?? 0, message: report.message });
+  }
+
   #leastBusy(): WorkerRecord | undefined {
     let best: WorkerRecord | undefined;
     for (const w of this.#workers) {
-      if (w.state !== 'ready') continue;
+      // A worker with no descriptor room left would lose the socket in recvmsg (EMFILE): skip it.
+      if (w.state !== 'ready' || w.refs.size >= w.room) continue;
       if (!best || w.refs.size < best.refs.size) best = w;
     }
     return best;

@@ -21,7 +21,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { InvalidOptionError } from '../errors.js';
-import { fdutil } from '../net/listener.js';
+import { fdutil } from '../net/fdutil.js';
 import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';

@@ -37,7 +37,8 @@ export type ToWorker =
 
 /** What a worker sends the server. */
 export type FromWorker =
-  | { type: 'ready' }
+  /** `room`: descriptors the worker can still take (pass mode sends no more at once); absent when unlimited. */
+  | { type: 'ready'; room?: number }
   | { type: 'accepted'; ref: number; info: ConnectionInfo }
   | { type: 'closed'; id: number }
   | { type: 'log'; id: number; reason: string; code: string }

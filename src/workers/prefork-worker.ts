@@ -5,7 +5,7 @@
  * service execs inherits the listening socket.
  */
 import type net from 'node:net';
-import { fdutil } from '../net/listener.js';
+import { fdutil } from '../net/fdutil.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 import { runWorker } from './worker.js';
 

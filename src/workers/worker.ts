@@ -5,11 +5,11 @@
  * reporting each to the server with the messages of ./messages.ts.
  */
 import net from 'node:net';
-import { fdutil } from '../net/listener.js';
 import { loadService } from '../services/index.js';
 import type { ConnectionInfo } from '../address.js';
 import { connectionInfo, LocalConnections } from '../connection/local.js';
-import { ProxyGate, proxyRefusal } from '../net/proxy-gate.js';
+import { Acceptor, DESCRIPTOR_HEADROOM, descriptorLimit, openDescriptors } from '../net/acceptor.js';
+import { proxyRefusal } from '../net/proxy-gate.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 
 /** How a worker talks to the server: an IPC channel or a MessagePort. */
@@ -21,54 +21,13 @@ export interface WorkerChannel {
 }
 
 /**
- * Pausable accept on a listening descriptor owned by someone else: listen on a
- * duplicate; pausing closes the duplicate (libuv closes what it listens on), the
- * socket stays in LISTEN through `kept` and other workers' copies.
+ * How many more descriptors this worker can take before it reaches its limit's
+ * headroom (pass mode: the server passes no more than that, or the socket would be
+ * lost in recvmsg); undefined when unlimited.
  */
-class Acceptor {
-  readonly #kept: number;
-  readonly #backlog: number;
-  readonly #onConnection: (socket: net.Socket) => void;
-  #server: net.Server | undefined;
-  #closed = false;
-
-  constructor(kept: number, backlog: number, onConnection: (socket: net.Socket) => void) {
-    this.#kept = kept;
-    this.#backlog = backlog;
-    this.#onConnection = onConnection;
-  }
-
-  get accepting(): boolean {
-    return this.#server !== undefined;
-  }
-
-  resume(): void {
-    if (this.#server || this.#closed) return;
-    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-    server.on('connection', this.#onConnection);
-    // EMFILE and the like: the socket stays listening; the next accept may succeed.
-    server.on('error', () => {});
-    // listen() on the shared socket re-applies the backlog for everyone; Node reads it only positionally for `{ fd }`.
-    server.listen({ fd: fdutil.dup(this.#kept) } as net.ListenOptions, this.#backlog);
-    this.#server = server;
-  }
-
-  pause(): void {
-    this.#server?.close();
-    this.#server = undefined;
-  }
-
-  /**
-   * Stop for good and close `kept` (only its owner may): once the server and every draining worker have
-   * let go of the socket, the kernel refuses new connections instead of queueing them
-   * in a backlog no one will accept from (they would wait, then be reset). Idempotent.
-   */
-  close(): void {
-    this.pause();
-    if (this.#closed) return;
-    this.#closed = true;
-    fdutil.close(this.#kept);
-  }
+function room(): number | undefined {
+  const limit = descriptorLimit();
+  return limit === Infinity ? undefined : Math.max(1, limit - DESCRIPTOR_HEADROOM - openDescriptors());
 }
 
 /** Run a worker until it is drained (or killed). */
@@ -88,7 +47,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   let draining = false;
   /** Accepted (shared mode), held unread until the server admits or refuses them. */
   const waiting = new Map<number, { socket: net.Socket; info: ConnectionInfo }>();
-  const idle = () => conns.size === 0 && waiting.size === 0 && (gate?.pending ?? 0) === 0;
+  const idle = () => conns.size === 0 && waiting.size === 0 && (acceptor?.pending ?? 0) === 0;
   const conns = new LocalConnections(
     service,
     spec.service,
@@ -125,30 +84,27 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     channel.send({ type: 'accepted', ref: info.id, info });
     adjust();
   };
-  // Behind a load balancer the header comes first; a bad one closes that connection with a log line.
-  const gate =
-    spec.mode === 'shared' && spec.proxy
-      ? new ProxyGate(spec.proxy, {
-          pass: take,
-          refuse: (err, real) => {
-            channel.send({ type: 'event', event: proxyRefusal(err, real) });
-            settled();
-          },
-        })
-      : undefined;
+  // Shared mode: the same accept loop as the server's (descriptor headroom, EMFILE backoff, PROXY gate).
   const acceptor =
-    spec.mode === 'shared' && spec.fd !== undefined
-      ? new Acceptor(spec.fd, spec.backlog ?? 511, (socket) => {
-          if (!gate) return take(socket);
-          gate.take(socket);
-          adjust();
-        })
-      : undefined;
+    spec.mode === 'shared' && spec.fd !== undefined ? new Acceptor(spec.fd, { backlog: spec.backlog ?? 511, ownsFd: spec.ownsFd ?? false }) : undefined;
+  if (acceptor) {
+    acceptor.onConnection(take);
+    // Reported as they are; the server folds every worker's reports into one line per burst.
+    acceptor.onError((err) => {
+      const suppressed = err.suppressed === undefined ? {} : { suppressed: err.suppressed };
+      channel.send({ type: 'event', event: { type: 'error', where: 'accept', code: err.code ?? 'EIO', ...suppressed, message: err.message } });
+    });
+    // Behind a load balancer the header comes first; a bad one closes that connection with a log line.
+    acceptor.acceptProxyProtocol(spec.proxy, (err, real) => {
+      channel.send({ type: 'event', event: proxyRefusal(err, real) });
+      settled();
+    });
+  }
 
   /** Accept only while under our share, not held by the server, not retiring or draining. */
   function adjust(): void {
     if (!acceptor) return;
-    const want = !held && !draining && !retiring() && conns.size + waiting.size + (gate?.pending ?? 0) < spec.limit;
+    const want = !held && !draining && !retiring() && conns.size + waiting.size + (acceptor?.pending ?? 0) < spec.limit;
     if (want) acceptor.resume();
     else acceptor.pause();
   }
@@ -195,5 +151,5 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     }
   });
   adjust();
-  channel.send({ type: 'ready' });
+  channel.send({ type: 'ready', room: room() });
 }
