@@ -12,13 +12,14 @@ import type { ConnectionInfo, Endpoint } from './address.js';
 import { parsePort } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
-import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './admission/limits.js';
+import { secondsToMs, type ConnectionLimits, type LimitStats } from './admission/limits.js';
+import { ConnectionPipeline } from './connection/pipeline.js';
 import { Listener } from './net/listener.js';
 import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './net/proxy-protocol.js';
 import { proxyRefusal, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
-import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
+import type { Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
 import { validateServiceSpec, type ServiceSpec } from './services/index.js';
 
 /** Options of createServer. Every field is optional; defaults are stated on each. */
@@ -174,24 +175,25 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   #listener: Listener | undefined;
   #ownsListener = true;
   #model: Model | undefined;
-  #active = new Map<number, ConnectionInfo & { pid: number }>();
-  #nextId = 1;
-  #accepted = 0;
-  #ended = 0;
-  #paused = false;
   #startedAt = Date.now();
   #closing: Promise<void> | undefined;
   #given: Listener | undefined;
-  readonly #sources: SourceLimits;
-  /** Admitted connections (id → peer address) holding a per-source place until closed. */
-  #admitted = new Map<number, string>();
-  #denied = 0;
+  /** Identifies, admits and counts every connection; see ./connection/pipeline.ts. */
+  readonly #pipeline: ConnectionPipeline;
   #handingOver = false;
 
   constructor(options: ServerOptions = {}) {
     super();
     this.options = resolveOptions(options);
-    this.#sources = new SourceLimits({ perSource: this.options.perSource, rate: this.options.rate });
+    const o = this.options;
+    this.#pipeline = new ConnectionPipeline(
+      { access: o.access, perSource: o.perSource, rate: o.rate, maxConns: o.maxConns },
+      {
+        emit: (event) => this.emit('event', event),
+        pause: () => this.#state === 'running' && (this.#model?.pauseAccept(), true),
+        resume: () => this.#state === 'running' && (this.#model?.resumeAccept(), true),
+      },
+    );
     this.#given = options.listener;
   }
 
@@ -227,21 +229,26 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       });
       if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#emit(proxyRefusal(err, real)));
       const factory = await loadModel(o.model);
-      const server = this;
-      this.#model = factory({
+      const pipeline = this.#pipeline;
+      const model = factory({
         listener: this.#listener,
         service: o.service,
         options: o.modelOptions,
         maxConns: o.maxConns,
         limits: o.limits,
         proxy: o.proxy,
-        nextId: () => server.#nextId++,
-        admit: (info) => server.#admit(info),
-        opened: (info, pid) => server.#opened(info, pid),
-        closed: (id, pid, exitcode, signal) => server.#closed(id, pid, exitcode, signal),
-        emit: (event) => server.#emit(event),
+        admit: (info) => pipeline.admit(info),
+        emit: (event) => pipeline.emit(event),
       });
-      await this.#model.start();
+      this.#model = model;
+      await model.start();
+      // The one connection path: listener → pipeline (identify, admit) → model.
+      if (model.accepts === 'server') {
+        this.#listener.onConnection((socket) => {
+          const conn = pipeline.take(socket);
+          if (conn) model.dispatch(conn);
+        });
+      }
     } catch (err) {
       this.#state = 'closed';
       this.#model?.destroy();
@@ -253,61 +260,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     return local;
   }
 
-  /** Access rules, then per-source limits; see ModelHost.admit. */
-  #admit(info: ConnectionInfo): Admission {
-    const { remote, local } = info;
-    const decision = this.options.access.check(remote.address);
-    if (!decision.ok) {
-      this.#denied++;
-      this.#emit({ type: 'deny', remote, local, reason: 'access', rule: decision.rule });
-      return { ok: false, reason: 'access' };
-    }
-    const place = this.#sources.take(remote.address);
-    if (!place.ok) {
-      this.#emit({ type: 'refuse', remote, local, reason: place.reason });
-      return { ok: false, reason: place.reason };
-    }
-    this.#admitted.set(info.id, remote.address);
-    return { ok: true, env: { TCPCONNNUM: String(place.count), ...decision.env } };
-  }
-
-  #opened(info: ConnectionInfo, pid: number): void {
-    this.#accepted++;
-    this.#active.set(info.id, { ...info, pid });
-    const count = this.#active.size;
-    const via = info.via?.remote;
-    this.#emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count, max: this.options.maxConns, ...(via && { via }) });
-    if (count >= this.options.maxConns && !this.#paused && this.#state === 'running') {
-      this.#paused = true;
-      this.#model?.pauseAccept();
-      this.#emit({ type: 'pause', count, max: this.options.maxConns });
-    }
-  }
-
-  #closed(id: number, pid: number, exitcode: number | null, signal: string | null): void {
-    const address = this.#admitted.get(id);
-    if (address !== undefined) {
-      this.#admitted.delete(id);
-      this.#sources.release(address);
-    }
-    const info = this.#active.get(id);
-    if (!info) return;
-    this.#active.delete(id);
-    this.#ended++;
-    const count = this.#active.size;
-    const ms = Date.now() - info.acceptedAt;
-    this.#emit({ type: 'end', id, pid, exitcode, signal, count, max: this.options.maxConns, ms });
-    if (this.#paused && count < this.options.maxConns && this.#state === 'running') {
-      this.#paused = false;
-      this.#model?.resumeAccept();
-      this.#emit({ type: 'resume', count, max: this.options.maxConns });
-    }
-  }
-
   #emit(event: ServerEvent): void {
-    if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#sources.closedBy(event.reason);
-    if (eventChannel.hasSubscribers) eventChannel.publish(event);
-    this.emit('event', event);
+    this.#pipeline.emit(event);
   }
 
   /**
@@ -324,7 +278,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     }
     this.#state = 'closing';
     const grace = options.grace ?? this.options.grace;
-    this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#active.size, grace });
+    this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#pipeline.active, grace });
     const listener = this.#listener;
     if (this.#ownsListener) listener?.close();
     else listener?.pause();
@@ -333,7 +287,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     const settled = listener ? listener.settled() : Promise.resolve();
     this.#closing = settled.then(() => (this.#model ? this.#model.close(grace * 1000) : undefined)).then(() => {
       this.#state = 'closed';
-      this.#emit({ type: 'closed', accepted: this.#accepted, served: this.#ended });
+      this.#emit({ type: 'closed', accepted: this.#pipeline.accepted, served: this.#pipeline.ended });
     });
     return this.#closing;
   }
@@ -383,6 +337,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   /** A plain snapshot of counters, connections and the model's processes. */
   stats(): ServerStats {
     const l = this.#listener;
+    const { denied, limits, ...counters } = this.#pipeline.stats();
     return {
       state: this.#state,
       pid: process.pid,
@@ -391,14 +346,11 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       model: this.options.model,
       service: this.options.service.name,
       maxConns: this.options.maxConns,
-      accepted: this.#accepted,
-      active: this.#active.size,
-      ended: this.#ended,
-      connections: [...this.#active.values()],
+      ...counters,
       startedAt: this.#startedAt,
       models: this.#model?.stats(),
-      denied: this.#denied,
-      limits: this.#sources.stats(),
+      denied,
+      limits,
     };
   }
 }

@@ -27,9 +27,11 @@ import fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
-import { endpointsOf, formatEndpoint, type ConnectionInfo } from '../address.js';
+import { formatEndpoint } from '../address.js';
+import type { Connection, IncomingConnection } from '../connection/pipeline.js';
+import { detachFromServer } from '../net/internals.js';
 import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/protocol.js';
-import { StateError } from '../errors.js';
+import { describeError, StateError } from '../errors.js';
 import { loadService } from '../services/index.js';
 import { lookupNames, programEnv, startProgram, type ExecOptions } from '../services/exec.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
@@ -52,7 +54,7 @@ const IDLE_POLL_MS = 1000;
 interface ChildRecord {
   child: ChildProcess;
   pid: number;
-  info: ConnectionInfo;
+  conn: Connection;
   state: 'serving' | 'terminating';
   /** The time-limit timer, if any. */
   timer: NodeJS.Timeout | undefined;
@@ -81,6 +83,7 @@ function ioCount(pid: number): number {
 /** The fork model: `spare` children started ahead (default 0). */
 export class ForkModel implements Model {
   readonly name = 'fork' as const;
+  readonly accepts = 'server' as const;
   readonly #host: ModelHost;
   readonly #children = new Map<number, ChildRecord>();
   #spawned = 0;
@@ -107,7 +110,6 @@ export class ForkModel implements Model {
     // Fail at start, not in every child, when the service (a --handler module) cannot load.
     if (this.#host.service.handler) await loadService(this.#host.service);
     if (this.#spareTarget > 0) await this.#sparesReady();
-    this.#host.listener.onConnection((socket) => this.#serve(socket));
   }
 
   /** Start the first spares and wait until they are ready; fail if one cannot start. */
@@ -184,7 +186,7 @@ export class ForkModel implements Model {
   }
 
   /** Give the admitted socket to a ready spare; false if none is ready. */
-  #handToSpare(socket: net.Socket, info: ConnectionInfo): boolean {
+  #handToSpare(socket: net.Socket, conn: Connection): boolean {
     let spare: SpareRecord | undefined;
     for (const r of this.#spares.values()) {
       if (r.state === 'ready' && r.child.connected) {
@@ -195,17 +197,14 @@ export class ForkModel implements Model {
     if (!spare) return false;
     const { child, pid } = spare;
     this.#spares.delete(pid);
-    // Node tracks a socket sent with `.server` set in a socket list shared with the
-    // receiver (net.Server#_setupWorker); this server's listening handle comes and
-    // goes with pause/resume, so keep it out: unset `.server`, send a copy
-    // (keepOpen), and close ours once it is on its way.
-    (socket as unknown as { server: unknown }).server = null;
-    child.send({ type: 'connection', info } satisfies SpareMessage, socket, { keepOpen: true }, (err) => {
+    // Send a copy (keepOpen) and close ours once it is on its way.
+    detachFromServer(socket);
+    child.send({ type: 'connection', info: conn.info } satisfies SpareMessage, socket, { keepOpen: true }, (err) => {
       socket.destroy();
       // The child died before it got the socket: its exit is reported as the connection's end.
       if (err) child.kill('SIGKILL');
     });
-    this.#adopt(child, pid, info);
+    this.#adopt(child, pid, conn);
     return true;
   }
 
@@ -217,27 +216,17 @@ export class ForkModel implements Model {
     this.#host.listener.resume();
   }
 
-  #serve(socket: net.Socket): void {
-    const ends = endpointsOf(socket);
-    if (!ends) {
-      // Reset before we could even ask getpeername: nothing to serve.
-      socket.destroy();
-      return;
-    }
-    const info: ConnectionInfo = { id: this.#host.nextId(), ...ends, acceptedAt: Date.now() };
-    const admission = this.#host.admit(info);
-    if (!admission.ok) {
-      // Denied or refused (already logged): closed at once, nothing spawned.
-      socket.destroy();
-      return;
-    }
+  /** An admitted connection: a spare, a program (exec) or a new child serves it. */
+  dispatch(conn: IncomingConnection): void {
+    const { socket, info } = conn;
+    const admission = conn;
     const service = this.#host.service;
     if (service.name === 'exec' && !service.handler) {
-      void this.#serveExec(socket, info, admission.env);
+      void this.#serveExec(socket, conn, admission.env);
       return;
     }
     if (this.#spareTarget > 0) {
-      const handed = this.#handToSpare(socket, info);
+      const handed = this.#handToSpare(socket, conn);
       this.#topUp();
       if (handed) return;
     }
@@ -250,21 +239,22 @@ export class ForkModel implements Model {
       });
     } catch (err) {
       socket.destroy();
-      this.#spawnFailed(info, err);
+      this.#spawnFailed(conn, err);
       return;
     }
-    this.#track(child, socket, info);
+    this.#track(child, socket, conn);
   }
 
   /** inetd's fork + exec: the program itself is the child; its stderr lines go to the log. */
-  async #serveExec(socket: net.Socket, info: ConnectionInfo, extra: Readonly<Record<string, string>>): Promise<void> {
+  async #serveExec(socket: net.Socket, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
+    const info = conn.info;
     // Checked once when the server was made (validateServiceSpec); not again per connection.
     const options = this.#host.service.options as unknown as ExecOptions;
     // The socket stays paused (unread) while the names are looked up.
     const names = options.resolve ? await lookupNames(info) : {};
     if (this.#closing) {
       socket.destroy();
-      this.#host.closed(info.id, 0, null, null);
+      conn.closed();
       return;
     }
     let child: ChildProcess;
@@ -277,33 +267,33 @@ export class ForkModel implements Model {
       });
     } catch (err) {
       socket.destroy();
-      this.#spawnFailed(info, err);
+      this.#spawnFailed(conn, err);
       return;
     }
-    this.#track(child, socket, info);
+    this.#track(child, socket, conn);
   }
 
   /** After spawn: the parent closes its copy of the socket and watches the child until it is reaped. */
-  #track(child: ChildProcess, socket: net.Socket, info: ConnectionInfo): void {
+  #track(child: ChildProcess, socket: net.Socket, conn: Connection): void {
     // The child has its own copy of connfd now; the parent closes its copy (the seed's Close(connfd)).
     socket.destroy();
     const pid = child.pid;
     if (pid === undefined) {
       // EAGAIN/EMFILE/ENOENT are reported on 'error' asynchronously.
-      child.once('error', (err) => this.#spawnFailed(info, err));
+      child.once('error', (err) => this.#spawnFailed(conn, err));
       return;
     }
     this.#spawned++;
     child.on('error', () => {}); // kill() on an exited child; 'exit' is what counts
     child.once('exit', (code, signal) => this.#exited(pid, code, signal));
-    this.#adopt(child, pid, info);
+    this.#adopt(child, pid, conn);
   }
 
-  /** A child now serves `info`: count it, and enforce the limits on it from here. */
-  #adopt(child: ChildProcess, pid: number, info: ConnectionInfo): void {
-    const record: ChildRecord = { child, pid, info, state: 'serving', timer: undefined, io: -1, activeAt: Date.now() };
+  /** A child now serves `conn`: count it, and enforce the limits on it from here. */
+  #adopt(child: ChildProcess, pid: number, conn: Connection): void {
+    const record: ChildRecord = { child, pid, conn, state: 'serving', timer: undefined, io: -1, activeAt: Date.now() };
     this.#children.set(pid, record);
-    this.#host.opened(info, pid);
+    conn.opened(pid);
     const { maxMs, idleMs } = this.#host.limits;
     if (maxMs > 0) record.timer = setTimeout(() => this.#stop(record, 'time-limit'), maxMs);
     if (idleMs > 0) this.#startIdlePoll(idleMs);
@@ -317,7 +307,7 @@ export class ForkModel implements Model {
       this.#children.delete(pid);
       if (this.#children.size === 0) this.#stopIdlePoll();
       if (signal !== null || code !== 0) this.#crashed++;
-      this.#host.closed(record.info.id, pid, code, signal);
+      record.conn.closed(code, signal);
     } else if (this.#spares.has(pid)) {
       this.#spares.delete(pid);
       this.#host.emit({ type: 'exit', pid, role: 'spare', exitcode: code, signal });
@@ -329,11 +319,10 @@ export class ForkModel implements Model {
     if (this.#closing && this.#children.size === 0 && this.#spares.size === 0) this.#drained?.();
   }
 
-  #spawnFailed(info: ConnectionInfo | undefined, err: unknown): void {
-    const e = err as NodeJS.ErrnoException;
-    this.#host.emit({ type: 'error', where: 'spawn', code: e?.code ?? 'EIO', message: e?.message ?? String(err), id: info?.id });
+  #spawnFailed(conn: Connection | undefined, err: unknown): void {
+    this.#host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO'), id: conn?.info.id });
     // Give back the connection's admission place; it never opened, so no `end` is logged.
-    if (info) this.#host.closed(info.id, 0, null, null);
+    conn?.closed();
   }
 
   /** A limit is reached: SIGTERM now, SIGKILL if it is still there after TERM_TO_KILL_MS. */
@@ -412,9 +401,9 @@ export class ForkModel implements Model {
       threadId: 0,
       role: 'child',
       state: r.state,
-      connections: [r.info.id],
+      connections: [r.conn.info.id],
       served: 0,
-      startedAt: r.info.acceptedAt,
+      startedAt: r.conn.info.acceptedAt,
     }));
     for (const r of this.#spares.values()) {
       processes.push({ pid: r.pid, threadId: 0, role: 'spare', state: r.state, connections: [], served: 0, startedAt: r.startedAt });

@@ -9,11 +9,11 @@
  * told to leave because the server is closing.
  */
 import type net from 'node:net';
-import type { ConnectionInfo } from '../address.js';
-import { connectionInfo } from '../connection/local.js';
+import type { Connection, IncomingConnection } from '../connection/pipeline.js';
+import { detachFromServer } from '../net/internals.js';
 import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import type { FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
-import { ExitCode, StateError, TcpkitError } from '../errors.js';
+import { describeError, ExitCode, StateError, TcpkitError } from '../errors.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
 
 /** First restart delay after a worker died; doubles on each quick death, up to RESTART_MAX_MS. */
@@ -48,8 +48,8 @@ interface WorkerRecord {
   slot: number;
   member: Member;
   state: WorkerState;
-  /** ref (worker-local) → the server's connection id. */
-  refs: Map<number, number>;
+  /** The connections it serves, by the server's id. */
+  refs: Map<number, Connection>;
   /**
    * pass mode: our copies of sockets sent to this worker and not yet confirmed sent.
    * Should the worker die first, Node never calls those sends back; without this the
@@ -85,7 +85,7 @@ export abstract class PoolModel implements Model {
   #closing = false;
   #crashed = 0;
   #spawned = 0;
-  #pending: net.Socket[] = [];
+  #pending: IncomingConnection[] = [];
   #gone: Array<() => void> = [];
   #ready: Array<() => void> = [];
   readonly #acceptReports = new BurstReporter();
@@ -103,13 +103,13 @@ export abstract class PoolModel implements Model {
   /** Release what the model holds for a worker once it has exited (a thread's descriptor). */
   protected abstract released(spec: WorkerSpec): void;
 
+  /** shared: the workers accept (the server's own handle stays closed but its socket keeps listening); pass: the server does. */
+  get accepts(): 'server' | 'own' {
+    return this.pool.accept === 'shared' ? 'own' : 'server';
+  }
+
   async start(): Promise<void> {
-    if (this.pool.accept === 'shared') {
-      // The workers accept; the server's own handle stays closed but its socket keeps listening.
-      this.host.listener.pause();
-    } else {
-      this.host.listener.onConnection((socket) => this.#pass(socket));
-    }
+    if (this.pool.accept === 'shared') this.host.listener.pause();
     for (let slot = 0; slot < this.pool.workers; slot++) this.#start(slot);
     await this.#allReady();
   }
@@ -182,8 +182,7 @@ export abstract class PoolModel implements Model {
         },
       });
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      this.host.emit({ type: 'error', where: 'spawn', code: e?.code ?? 'EIO', message: e?.message ?? String(err) });
+      this.host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
       this.released(spec);
       this.#scheduleRestart(slot);
       return;
@@ -215,34 +214,34 @@ export abstract class PoolModel implements Model {
         return;
       case 'accepted': {
         // The worker holds the socket unread until we answer: access rules and
-        // per-source limits are decided here, where every connection is counted.
-        const info: ConnectionInfo = { ...msg.info, id: host.nextId() };
+        // per-source limits are decided by the pipeline, where every connection is counted.
         w.accepted++;
-        const admission = host.admit(info);
-        if (!admission.ok) {
+        const conn = host.admit(msg.info);
+        if (!conn) {
           w.member.send({ type: 'refuse', ref: msg.ref });
         } else {
-          w.refs.set(info.id, info.id);
-          host.opened(info, pid);
-          w.member.send({ type: 'admit', ref: msg.ref, id: info.id, env: admission.env });
+          w.refs.set(conn.info.id, conn);
+          conn.opened(pid);
+          w.member.send({ type: 'admit', ref: msg.ref, id: conn.info.id, env: conn.env });
         }
         this.#maybeRecycle(w);
         return;
       }
       case 'closed': {
-        if (!w.refs.delete(msg.id)) return;
+        const conn = w.refs.get(msg.id);
+        if (!conn) return;
+        w.refs.delete(msg.id);
         w.served++;
-        host.closed(msg.id, pid, null, null);
+        conn.closed();
         // pass mode: a worker that was full has room again for what the server holds.
         if (this.#pending.length > 0) this.#flushPending();
         return;
       }
       case 'log':
-        if (msg.code === 'idle' || msg.code === 'time-limit') host.emit({ type: 'kill', pid, signal: 'close', reason: msg.code });
-        else host.emit({ type: 'error', where: 'service', code: msg.code, message: msg.reason, id: msg.id, pid });
+        w.refs.get(msg.id)?.log(msg.reason, msg.code);
         return;
       case 'failed':
-        host.emit({ type: 'error', where: 'service', code: msg.code, message: msg.message, id: msg.id, pid });
+        w.refs.get(msg.id)?.failed(msg.code, msg.message);
         return;
       case 'fatal':
         w.fatal = { code: msg.code, message: msg.message };
@@ -282,7 +281,7 @@ export abstract class PoolModel implements Model {
     this.#workers.delete(w);
     const pid = w.member.pid;
     // Its connections ended with it (killed, or it crashed): report each.
-    for (const id of w.refs.values()) this.host.closed(id, pid, code, signal);
+    for (const conn of w.refs.values()) conn.closed(code, signal);
     w.refs.clear();
     for (const socket of w.unsent) socket.destroy();
     w.unsent.clear();
@@ -309,41 +308,29 @@ export abstract class PoolModel implements Model {
     this.#restartTimers.add(timer);
   }
 
-  /** pass mode: the server accepted; hand the socket to the least busy ready worker. */
-  #pass(socket: net.Socket): void {
+  /** pass mode: the server accepted and admitted it; hand the socket to the least busy ready worker. */
+  dispatch(conn: IncomingConnection): void {
     const w = this.#leastBusy();
     if (!w) {
       // No worker can take it now (all restarting, or out of descriptors): hold it, and let the rest wait in the backlog.
-      this.#pending.push(socket);
+      this.#pending.push(conn);
       this.host.listener.pause();
       if ([...this.#workers].some((x) => x.state === 'ready')) this.#workersFull();
       return;
     }
-    const info = connectionInfo(socket, this.host.nextId());
-    if (!info) {
-      socket.destroy();
-      return;
-    }
-    const admission = this.host.admit(info);
-    if (!admission.ok) {
-      socket.destroy(); // denied or refused, already logged
-      return;
-    }
-    w.refs.set(info.id, info.id);
+    const { socket, info } = conn;
+    w.refs.set(info.id, conn);
     w.accepted++;
-    this.host.opened(info, w.member.pid);
-    // Node's net.Server counts its sockets and, when a socket with `.server` set is
-    // sent, tracks it in the worker through a socket list of its own; the server's
-    // listening handle comes and goes with pause/resume, so tcpkit keeps that list out
-    // of it: unset `.server`, send a copy (keepOpen), and close our copy once sent.
-    (socket as unknown as { server: unknown }).server = null;
+    conn.opened(w.member.pid);
+    // Send a copy (keepOpen) and close ours once sent.
+    detachFromServer(socket);
     w.unsent.add(socket);
-    w.member.send({ type: 'connection', info, env: admission.env }, socket, (err) => {
+    w.member.send({ type: 'connection', info, env: conn.env }, socket, (err) => {
       w.unsent.delete(socket);
       socket.destroy();
       if (err && w.refs.delete(info.id)) {
-        this.host.emit({ type: 'error', where: 'pass', code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: err.message, id: info.id, pid: w.member.pid });
-        this.host.closed(info.id, w.member.pid, null, null);
+        this.host.emit({ type: 'error', where: 'pass', ...describeError(err, 'EIO'), id: info.id, pid: w.member.pid });
+        conn.closed();
       }
     });
     this.#maybeRecycle(w);
@@ -369,7 +356,7 @@ export abstract class PoolModel implements Model {
 
   #flushPending(): void {
     if (this.pool.accept !== 'pass') return;
-    while (this.#pending.length > 0 && this.#leastBusy()) this.#pass(this.#pending.shift()!);
+    while (this.#pending.length > 0 && this.#leastBusy()) this.dispatch(this.#pending.shift()!);
     if (this.#pending.length === 0 && !this.#held && !this.#closing) this.host.listener.resume();
   }
 
@@ -396,7 +383,10 @@ export abstract class PoolModel implements Model {
     this.#closing = true;
     for (const t of this.#restartTimers) clearTimeout(t);
     this.#restartTimers.clear();
-    for (const s of this.#pending.splice(0)) s.destroy();
+    for (const c of this.#pending.splice(0)) {
+      c.socket.destroy();
+      c.closed();
+    }
     if (this.#workers.size === 0) return Promise.resolve();
     // Workers still starting are stopped when they report ready.
     for (const w of this.#workers) if (w.state !== 'starting') this.#stop(w);
@@ -419,7 +409,10 @@ export abstract class PoolModel implements Model {
     this.#closing = true;
     for (const t of this.#restartTimers) clearTimeout(t);
     this.#restartTimers.clear();
-    for (const s of this.#pending.splice(0)) s.destroy();
+    for (const c of this.#pending.splice(0)) {
+      c.socket.destroy();
+      c.closed();
+    }
     for (const w of this.#workers) {
       this.host.emit({ type: 'kill', pid: w.member.pid, signal: 'SIGKILL', reason: 'destroy' });
       w.member.kill();
@@ -432,7 +425,7 @@ export abstract class PoolModel implements Model {
       threadId: w.member.threadId,
       role: this.pool.role,
       state: w.state,
-      connections: [...w.refs.values()],
+      connections: [...w.refs.keys()],
       served: w.served,
       startedAt: w.startedAt,
     }));

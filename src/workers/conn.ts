@@ -7,7 +7,8 @@
  * argv: SERVICE PEER, for ps. The spec comes in TCPKIT_CHILD (JSON).
  */
 import net from 'node:net';
-import { loadService, runService } from '../services/index.js';
+import { runService } from '../connection/run.js';
+import { loadService } from '../services/index.js';
 import type { ChildSpec } from './protocol.js';
 
 const spec = JSON.parse(process.env.TCPKIT_CHILD ?? 'null') as ChildSpec | null;

@@ -8,7 +8,8 @@
  * are close-on-exec; the server closes its copy of the socket once sent).
  */
 import type net from 'node:net';
-import { loadService, runService } from '../services/index.js';
+import { runService } from '../connection/run.js';
+import { loadService } from '../services/index.js';
 import type { SpareMessage, SpareSpec } from './protocol.js';
 
 const spec = JSON.parse(process.env.TCPKIT_SPARE ?? 'null') as SpareSpec | null;

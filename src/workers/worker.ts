@@ -7,7 +7,9 @@
 import net from 'node:net';
 import { loadService } from '../services/index.js';
 import type { ConnectionInfo } from '../address.js';
-import { connectionInfo, LocalConnections } from '../connection/local.js';
+import { LocalConnections } from '../connection/local.js';
+import { identify } from '../connection/pipeline.js';
+import { describeError } from '../errors.js';
 import { Acceptor, DESCRIPTOR_HEADROOM, descriptorLimit, openDescriptors } from '../net/acceptor.js';
 import { proxyRefusal } from '../net/proxy-gate.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
@@ -36,10 +38,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   try {
     service = await loadService(spec.service);
   } catch (err) {
-    const e = err as { code?: unknown; message?: unknown };
-    channel.send({ type: 'fatal', code: typeof e?.code === 'string' ? e.code : 'TCPKIT_WORKER', message: String(e?.message ?? err) }, () =>
-      channel.exit(1),
-    );
+    channel.send({ type: 'fatal', ...describeError(err, 'TCPKIT_WORKER') }, () => channel.exit(1));
     return;
   }
   let accepted = 0;
@@ -48,22 +47,17 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   /** Accepted (shared mode), held unread until the server admits or refuses them. */
   const waiting = new Map<number, { socket: net.Socket; info: ConnectionInfo }>();
   const idle = () => conns.size === 0 && waiting.size === 0 && (acceptor?.pending ?? 0) === 0;
-  const conns = new LocalConnections(
-    service,
-    spec.service,
-    {
-      closed: (id) => {
-        channel.send({ type: 'closed', id });
+  const conns = new LocalConnections(service, spec.service, spec.limits);
+  /** Serve an admitted connection here; what becomes of it goes to the server, which accounts for it. */
+  const serve = (socket: net.Socket, info: ConnectionInfo, env: Readonly<Record<string, string>>) =>
+    conns.serve(socket, info, env, {
+      closed: () => {
+        channel.send({ type: 'closed', id: info.id });
         settled();
       },
-      log: (id, reason, code) => channel.send({ type: 'log', id, reason, code }),
-      failed: (id, err) => {
-        const e = err as NodeJS.ErrnoException | undefined;
-        channel.send({ type: 'failed', id, code: typeof e?.code === 'string' ? e.code : 'TCPKIT_HANDLER', message: e?.message ?? String(err) });
-      },
-    },
-    spec.limits,
-  );
+      log: (reason, code) => channel.send({ type: 'log', id: info.id, reason, code }),
+      failed: (code, message) => channel.send({ type: 'failed', id: info.id, code, message }),
+    });
 
   /** A connection left (or was refused): accept more, or leave if draining. */
   function settled(): void {
@@ -74,7 +68,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   const retiring = () => spec.maxConns > 0 && accepted >= spec.maxConns;
   /** A connection this worker accepted (its PROXY header already taken, if one is expected): ask the server. */
   const take = (socket: net.Socket) => {
-    const info = connectionInfo(socket, ++accepted);
+    const info = identify(socket, ++accepted);
     if (!info) {
       socket.destroy();
       settled();
@@ -118,13 +112,13 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
         socket.allowHalfOpen = true;
         socket.pause();
         accepted++;
-        conns.serve(socket, msg.info, msg.env);
+        serve(socket, msg.info, msg.env);
         return;
       case 'admit': {
         const w = waiting.get(msg.ref);
         if (!w) return;
         waiting.delete(msg.ref);
-        conns.serve(w.socket, { ...w.info, id: msg.id }, msg.env);
+        serve(w.socket, { ...w.info, id: msg.id }, msg.env);
         return;
       }
       case 'refuse': {
