@@ -30,8 +30,9 @@ import type net from 'node:net';
 import { formatEndpoint } from '../address.js';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
 import { detachFromServer } from '../net/internals.js';
-import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/protocol.js';
+import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/messages.js';
 import { describeError, StateError } from '../errors.js';
+import { readyWithin, RestartBackoff } from './supervision.js';
 import { loadService } from '../services/index.js';
 import { lookupNames, programEnv, startProgram, type ExecOptions } from '../services/exec.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
@@ -39,11 +40,8 @@ import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 const CHILD_ENTRY = fileURLToPath(new URL('../workers/conn.js', import.meta.url));
 const SPARE_ENTRY = fileURLToPath(new URL('../workers/spare.js', import.meta.url));
 
-/** Restart delay for a spare that died before serving: doubles per failure, up to SPARE_RETRY_MAX_MS. */
-const SPARE_RETRY_MS = 100;
-const SPARE_RETRY_MAX_MS = 10_000;
-/** How long start() waits for the first spares to be ready. */
-const SPARE_START_TIMEOUT_MS = 30_000;
+/** The backoff slot of the spares: they restart as one. */
+const SPARES = 0;
 
 /** How long a child gets after SIGTERM before SIGKILL, when the grace period is over. */
 const TERM_TO_KILL_MS = 2000;
@@ -95,8 +93,8 @@ export class ForkModel implements Model {
   /** Children started ahead of need, not yet given a connection. */
   readonly #spares = new Map<number, SpareRecord>();
   readonly #spareTarget: number;
-  #spareFailures = 0;
-  #spareRetry: NodeJS.Timeout | undefined;
+  /** Restarts of spares that died before serving, with backoff (./supervision.ts). */
+  readonly #spareRestarts = new RestartBackoff();
   #onSpareChange: (() => void) | undefined;
 
   constructor(host: ModelHost) {
@@ -114,25 +112,21 @@ export class ForkModel implements Model {
 
   /** Start the first spares and wait until they are ready; fail if one cannot start. */
   #sparesReady(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => settle(new StateError(`fork: spares not ready within ${SPARE_START_TIMEOUT_MS / 1000} s`)), SPARE_START_TIMEOUT_MS);
-      const settle = (err?: Error) => {
-        clearTimeout(timer);
-        this.#onSpareChange = undefined;
-        if (err) reject(err);
-        else resolve();
-      };
-      this.#onSpareChange = () => {
-        if (this.#spareFailures > 0) settle(new StateError('fork: a spare child exited before it was ready (see its stderr)'));
-        else if ([...this.#spares.values()].filter((r) => r.state === 'ready').length >= this.#spareTarget) settle();
-      };
-      this.#topUp();
+    const check = (): boolean | Error => {
+      if (this.#spareRestarts.failures(SPARES) > 0) return new StateError('fork: a spare child exited before it was ready (see its stderr)');
+      return [...this.#spares.values()].filter((r) => r.state === 'ready').length >= this.#spareTarget;
+    };
+    const ready = readyWithin('fork: spares', check, (recheck) => {
+      this.#onSpareChange = recheck;
+      return () => (this.#onSpareChange = undefined);
     });
+    this.#topUp();
+    return ready;
   }
 
   /** Keep `--spare` children waiting (not while closing, nor while backing off after failures). */
   #topUp(): void {
-    while (!this.#closing && this.#spareRetry === undefined && this.#spares.size < this.#spareTarget) {
+    while (!this.#closing && !this.#spareRestarts.waiting(SPARES) && this.#spares.size < this.#spareTarget) {
       if (!this.#startSpare()) break;
     }
   }
@@ -165,7 +159,7 @@ export class ForkModel implements Model {
     child.on('message', (msg: SpareMessage) => {
       if (msg.type !== 'ready' || record.state !== 'starting') return;
       record.state = 'ready';
-      this.#spareFailures = 0;
+      this.#spareRestarts.ready(SPARES);
       if (this.#closing) child.disconnect();
       this.#onSpareChange?.();
     });
@@ -175,14 +169,8 @@ export class ForkModel implements Model {
 
   /** A spare died without serving: retry later, backing off when it keeps happening. */
   #spareDied(): void {
-    this.#spareFailures++;
+    this.#spareRestarts.retry(SPARES, () => this.#topUp());
     this.#onSpareChange?.();
-    if (this.#closing || this.#spareRetry !== undefined) return;
-    const delay = Math.min(SPARE_RETRY_MS * 2 ** (this.#spareFailures - 1), SPARE_RETRY_MAX_MS);
-    this.#spareRetry = setTimeout(() => {
-      this.#spareRetry = undefined;
-      this.#topUp();
-    }, delay);
   }
 
   /** Give the admitted socket to a ready spare; false if none is ready. */
@@ -358,7 +346,7 @@ export class ForkModel implements Model {
 
   close(graceMs: number): Promise<void> {
     this.#closing = true;
-    clearTimeout(this.#spareRetry);
+    this.#spareRestarts.close();
     // Idle spares leave when their channel closes (a spare still starting is told when it is ready).
     for (const r of this.#spares.values()) if (r.state === 'ready' && r.child.connected) r.child.disconnect();
     if (this.#children.size === 0 && this.#spares.size === 0) return Promise.resolve();
@@ -384,7 +372,7 @@ export class ForkModel implements Model {
 
   destroy(): void {
     this.#closing = true;
-    clearTimeout(this.#spareRetry);
+    this.#spareRestarts.close();
     for (const r of this.#children.values()) this.#signal(r, 'SIGKILL', 'destroy');
     for (const r of this.#spares.values()) r.child.kill('SIGKILL');
   }

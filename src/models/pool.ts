@@ -13,16 +13,9 @@ import type { Connection, IncomingConnection } from '../connection/pipeline.js';
 import { detachFromServer } from '../net/internals.js';
 import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import type { FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
-import { describeError, ExitCode, StateError, TcpkitError } from '../errors.js';
+import { describeError, ExitCode, TcpkitError } from '../errors.js';
+import { readyWithin, RestartBackoff } from './supervision.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
-
-/** First restart delay after a worker died; doubles on each quick death, up to RESTART_MAX_MS. */
-const RESTART_MIN_MS = 100;
-const RESTART_MAX_MS = 10_000;
-/** A worker that lived this long resets its slot's backoff. */
-const HEALTHY_MS = 10_000;
-/** How long start() waits for every worker to report ready. */
-const START_TIMEOUT_MS = 30_000;
 
 /** One started worker, as the pool sees it: a process or a thread. */
 export interface Member {
@@ -79,22 +72,22 @@ export abstract class PoolModel implements Model {
   protected readonly host: ModelHost;
   protected readonly pool: PoolOptions;
   readonly #workers = new Set<WorkerRecord>();
-  readonly #failures: number[];
-  readonly #restartTimers = new Set<NodeJS.Timeout>();
+  /** Restarts of workers that died unasked, per slot (./supervision.ts). */
+  readonly #restarts = new RestartBackoff();
   #held = false;
   #closing = false;
   #crashed = 0;
   #spawned = 0;
   #pending: IncomingConnection[] = [];
   #gone: Array<() => void> = [];
-  #ready: Array<() => void> = [];
+  /** start() waiting: called on every worker state change. */
+  #recheck: (() => void) | undefined;
   readonly #acceptReports = new BurstReporter();
 
   constructor(host: ModelHost, pool: PoolOptions) {
     this.name = pool.name;
     this.host = host;
     this.pool = pool;
-    this.#failures = new Array<number>(pool.workers).fill(0);
   }
 
   /** Start one worker with `spec`, reporting through `events`. */
@@ -115,31 +108,20 @@ export abstract class PoolModel implements Model {
   }
 
   #allReady(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        done();
-        reject(new StateError(`${this.name}: workers not ready within ${START_TIMEOUT_MS / 1000} s`));
-      }, START_TIMEOUT_MS);
-      const check = () => {
-        const all = [...this.#workers];
-        const fatal = all.find((w) => w.fatal !== undefined);
-        if (fatal) {
-          done();
-          const { code, message } = fatal.fatal!;
-          // A bad --handler is a usage error, as it would be in the server process.
-          const exitCode = code === 'TCPKIT_INVALID_OPTION' ? ExitCode.USAGE : ExitCode.TEMPORARY;
-          reject(new TcpkitError(code, `${this.name} worker cannot start: ${message}`, { exitCode }));
-        } else if (all.length > 0 && all.every((w) => w.state === 'ready')) {
-          done();
-          resolve();
-        }
-      };
-      const done = () => {
-        clearTimeout(timer);
-        this.#ready = this.#ready.filter((f) => f !== check);
-      };
-      this.#ready.push(check);
-      check();
+    const check = (): boolean | Error => {
+      const all = [...this.#workers];
+      const fatal = all.find((w) => w.fatal !== undefined);
+      if (fatal) {
+        const { code, message } = fatal.fatal!;
+        // A bad --handler is a usage error, as it would be in the server process.
+        const exitCode = code === 'TCPKIT_INVALID_OPTION' ? ExitCode.USAGE : ExitCode.TEMPORARY;
+        return new TcpkitError(code, `${this.name} worker cannot start: ${message}`, { exitCode });
+      }
+      return all.length > 0 && all.every((w) => w.state === 'ready');
+    };
+    return readyWithin(`${this.name}: workers`, check, (recheck) => {
+      this.#recheck = recheck;
+      return () => (this.#recheck = undefined);
     });
   }
 
@@ -184,7 +166,7 @@ export abstract class PoolModel implements Model {
     } catch (err) {
       this.host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
       this.released(spec);
-      this.#scheduleRestart(slot);
+      this.#restarts.retry(slot, () => this.#start(slot));
       return;
     }
     this.#spawned++;
@@ -209,7 +191,7 @@ export abstract class PoolModel implements Model {
           return;
         }
         if (this.#held && this.pool.accept === 'shared') w.member.send({ type: 'pause' });
-        for (const check of [...this.#ready]) check();
+        this.#recheck?.();
         this.#flushPending();
         return;
       case 'accepted': {
@@ -246,7 +228,7 @@ export abstract class PoolModel implements Model {
       case 'fatal':
         w.fatal = { code: msg.code, message: msg.message };
         host.emit({ type: 'error', where: 'worker', code: msg.code, message: msg.message, pid });
-        for (const check of [...this.#ready]) check();
+        this.#recheck?.();
         w.member.stop();
         return;
       case 'drained':
@@ -290,22 +272,9 @@ export abstract class PoolModel implements Model {
     this.host.emit({ type: 'exit', pid, role: this.#roleName(w), exitcode: code, signal });
     if (!this.#closing && w.fatal === undefined && (w.state === 'ready' || w.state === 'starting')) {
       // Died unasked: keep the pool at N, backing off when the slot keeps dying.
-      if (Date.now() - w.startedAt >= HEALTHY_MS) this.#failures[w.slot] = 0;
-      this.#scheduleRestart(w.slot);
+      this.#restarts.retry(w.slot, () => this.#start(w.slot), Date.now() - w.startedAt);
     }
     if (this.#workers.size === 0) for (const resolve of this.#gone.splice(0)) resolve();
-  }
-
-  #scheduleRestart(slot: number): void {
-    if (this.#closing) return;
-    const n = this.#failures[slot]!;
-    this.#failures[slot] = n + 1;
-    const delay = Math.min(RESTART_MIN_MS * 2 ** n, RESTART_MAX_MS);
-    const timer = setTimeout(() => {
-      this.#restartTimers.delete(timer);
-      if (!this.#closing) this.#start(slot);
-    }, delay);
-    this.#restartTimers.add(timer);
   }
 
   /** pass mode: the server accepted and admitted it; hand the socket to the least busy ready worker. */
@@ -379,14 +348,18 @@ export abstract class PoolModel implements Model {
     w.member.send({ type: 'drain' });
   }
 
-  close(graceMs: number): Promise<void> {
+  /** No more restarts, and the connections held for a worker are closed (their places given back). */
+  #stopStarting(): void {
     this.#closing = true;
-    for (const t of this.#restartTimers) clearTimeout(t);
-    this.#restartTimers.clear();
+    this.#restarts.close();
     for (const c of this.#pending.splice(0)) {
       c.socket.destroy();
       c.closed();
     }
+  }
+
+  close(graceMs: number): Promise<void> {
+    this.#stopStarting();
     if (this.#workers.size === 0) return Promise.resolve();
     // Workers still starting are stopped when they report ready.
     for (const w of this.#workers) if (w.state !== 'starting') this.#stop(w);
@@ -406,13 +379,7 @@ export abstract class PoolModel implements Model {
   }
 
   destroy(): void {
-    this.#closing = true;
-    for (const t of this.#restartTimers) clearTimeout(t);
-    this.#restartTimers.clear();
-    for (const c of this.#pending.splice(0)) {
-      c.socket.destroy();
-      c.closed();
-    }
+    this.#stopStarting();
     for (const w of this.#workers) {
       this.host.emit({ type: 'kill', pid: w.member.pid, signal: 'SIGKILL', reason: 'destroy' });
       w.member.kill();

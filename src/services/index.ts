@@ -21,14 +21,28 @@ const builtins: Record<string, () => Promise<{ default: Service }>> = {
   bench: () => import('./bench.js'),
 };
 
-/** Names of the built-in services. */
+/** Services added with registerService: name → module URL. */
+const registered = new Map<string, string>();
+
+/** Names of the built-in services, then those added with registerService. */
 export function serviceNames(): string[] {
-  return Object.keys(builtins);
+  return [...Object.keys(builtins), ...registered.keys()];
 }
 
-/** Register a built-in (used by service modules added later and by tests). */
-export function registerService(name: string, load: () => Promise<{ default: Service }>): void {
-  builtins[name] = load;
+/**
+ * Add a service by name, served by a module's default export (or `handler`), as
+ * with --handler: wherever a connection is served (this process, a prefork worker,
+ * a thread, a fork child) the module is loaded by path, so a registered service
+ * works under every model. `module`: a path (resolved against the working directory
+ * now) or a file: URL. Throws InvalidOptionError for a built-in's name or a bad module.
+ * Registration is per process: register before createServer.
+ */
+export function registerService(name: string, module: string | URL): void {
+  if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new InvalidOptionError('service', `a service name is letters, digits, "_", "." or "-", got ${JSON.stringify(name)}`);
+  if (Object.hasOwn(builtins, name)) throw new InvalidOptionError('service', `${name} is a built-in service`);
+  const href = module instanceof URL ? module.href : typeof module === 'string' && module !== '' ? (module.startsWith('file:') ? module : pathToFileURL(path.resolve(module)).href) : undefined;
+  if (href === undefined) throw new InvalidOptionError('handler', 'must be a module path or a file: URL');
+  registered.set(name, href);
 }
 
 /** Check a spec at construction time: unknown names throw at once, naming the service. */
@@ -43,6 +57,8 @@ export function validateServiceSpec(spec: ServiceSpec | string): ServiceSpec {
     s.name = s.name || 'handler';
     return s;
   }
+  const module = registered.get(s.name);
+  if (module !== undefined) return { ...s, handler: module };
   if (!Object.hasOwn(builtins, s.name)) {
     throw new InvalidOptionError('service', `unknown service ${JSON.stringify(s.name)} (known: ${serviceNames().join(', ')})`);
   }

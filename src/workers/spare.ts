@@ -10,12 +10,11 @@
 import type net from 'node:net';
 import { runService } from '../connection/run.js';
 import { loadService } from '../services/index.js';
-import type { SpareMessage, SpareSpec } from './protocol.js';
+import { specFromEnv, type SpareMessage } from './messages.js';
 
-const spec = JSON.parse(process.env.TCPKIT_SPARE ?? 'null') as SpareSpec | null;
-delete process.env.TCPKIT_SPARE;
-if (!spec || !process.send) {
-  process.stderr.write('tcpkit spare: TCPKIT_SPARE or the IPC channel is missing; this program is started by tcpkit serve\n');
+const spec = specFromEnv('spare', 'tcpkit spare');
+if (!process.send) {
+  process.stderr.write('tcpkit spare: the IPC channel is missing; this program is started by tcpkit serve\n');
   process.exit(100);
 }
 // The server decides when a child stops (see conn.ts).
