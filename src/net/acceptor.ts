@@ -124,6 +124,7 @@ export class Acceptor {
   readonly #reports = new BurstReporter();
   #onConnection: (socket: net.Socket) => void = (s) => s.destroy();
   #onError: (err: AcceptError) => void = () => {};
+  #onAccept: () => void = () => {};
   #gate: ProxyGate | undefined;
 
   constructor(fd: number, options: AcceptorOptions = {}) {
@@ -152,6 +153,14 @@ export class Acceptor {
   /** Who receives accepted connections (after the PROXY gate, if any). */
   onConnection(handler: (socket: net.Socket) => void): void {
     this.#onConnection = handler;
+  }
+
+  /**
+   * Called after every accept, before the PROXY header is read: an owner that bounds
+   * what it holds (a pool worker's share of --max-conns) counts `pending` from here.
+   */
+  onAccept(handler: () => void): void {
+    this.#onAccept = handler;
   }
 
   /** Accept errors (EMFILE, ...): accepting goes on; the owner decides what to log. */
@@ -220,6 +229,7 @@ export class Acceptor {
       if (fd >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(fd + 1);
       if (this.#gate) this.#gate.take(socket);
       else this.#onConnection(socket);
+      this.#onAccept();
     });
     server.on('error', (err: NodeJS.ErrnoException) => {
       // Should libuv report EMFILE after all (its reserve descriptor gone), back off the same way rather than retry at once.

@@ -83,6 +83,8 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     spec.mode === 'shared' && spec.fd !== undefined ? new Acceptor(spec.fd, { backlog: spec.backlog ?? 511, ownsFd: spec.ownsFd ?? false }) : undefined;
   if (acceptor) {
     acceptor.onConnection(take);
+    // A connection still sending its PROXY header counts towards the share too.
+    acceptor.onAccept(adjust);
     // Reported as they are; the server folds every worker's reports into one line per burst.
     acceptor.onError((err) => {
       const suppressed = err.suppressed === undefined ? {} : { suppressed: err.suppressed };
