@@ -241,14 +241,19 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         emit: (event) => pipeline.emit(event),
       });
       this.#model = model;
-      await model.start();
-      // The one connection path: listener → pipeline (identify, admit) → model.
+      // The one connection path: listener → pipeline (identify, admit) → model. Wired before
+      // start() but paused: a model may resume accepting once part of it is ready (the pool's
+      // first worker), and nothing accepted may reach the Acceptor's default (destroy).
+      const listener = this.#listener;
       if (model.accepts === 'server') {
-        this.#listener.onConnection((socket) => {
+        listener.pause();
+        listener.onConnection((socket) => {
           const conn = pipeline.take(socket);
           if (conn) model.dispatch(conn);
         });
       }
+      await model.start();
+      if (model.accepts === 'server' && !pipeline.paused) listener.resume();
     } catch (err) {
       this.#state = 'closed';
       this.#model?.destroy();

@@ -116,6 +116,11 @@ export class ConnectionPipeline {
     return this.#active.size;
   }
 
+  /** Whether the connection limit has paused accepting. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
   /**
    * A socket accepted in this process: identify and admit it. Undefined when it is
    * not to be served (gone, denied, refused: logged, and the socket destroyed).
