@@ -184,3 +184,16 @@ export class ReadTimeoutError extends TcpkitError {
     this.timeoutMs = timeoutMs;
   }
 }
+
+/**
+ * The string code and message of anything thrown, for a log line: the error's own
+ * `code` when it has one, else `fallback` (`EIO` for a system call, `TCPKIT_HANDLER`
+ * for a service, ...).
+ */
+export function describeError(err: unknown, fallback: string): { code: string; message: string } {
+  const e = err as { code?: unknown; message?: unknown } | null | undefined;
+  return {
+    code: typeof e?.code === 'string' ? e.code : fallback,
+    message: typeof e?.message === 'string' ? e.message : String(err),
+  };
+}

@@ -13,12 +13,13 @@ import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
 import type { ConnectionLimits, LimitStats } from './admission/limits.js';
 import { ServiceBudget, type BudgetMember } from './admission/budget.js';
-import { closeOnExecInherited, Listener } from './net/listener.js';
+import { ConnectionPipeline } from './connection/pipeline.js';
+import { Listener } from './net/listener.js';
 import { ACCEPT_MODES, checkChoice, checkNumber, toTimerMs } from './options.js';
 import { ProxyRefusals, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
-import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
+import type { Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
 import { validateServiceSpec, type ServiceSpec } from './services/index.js';
 
 /**
@@ -114,12 +115,6 @@ interface Resolved {
   proxy: ProxyGateOptions | undefined;
 }
 
-/**
- * Connection ids: unique in this process, across every Server in it (the
- * super-server runs several), so a log line's `id` names one connection.
- */
-let nextConnectionId = 1;
-
 /** Defaults first, then one check per field (src/options.ts); throws InvalidOptionError naming the field. */
 function resolveOptions(o: ServerOptions): Resolved {
   const model = o.model ?? 'fork';
@@ -171,18 +166,14 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   #listener: Listener | undefined;
   #ownsListener = true;
   #model: Model | undefined;
-  #active = new Map<number, ConnectionInfo & { pid: number }>();
-  #accepted = 0;
-  #ended = 0;
-  #paused = false;
   #startedAt = Date.now();
   #closing: Promise<void> | undefined;
   #given: Listener | undefined;
+  /** Identifies, admits and counts every connection; see ./connection/pipeline.ts. */
+  readonly #pipeline: ConnectionPipeline;
+  /** The service's connection budget (its --max-conns and per-source limits), shared by every Server of the service. */
   readonly #budget: ServiceBudget;
-  readonly #member: BudgetMember = { pause: () => this.#pause(), resume: () => this.#resume() };
-  /** Admitted connections (id → peer address) holding a per-source place until closed. */
-  #admitted = new Map<number, string>();
-  #denied = 0;
+  readonly #member: BudgetMember;
   #handingOver = false;
   /** Refused PROXY headers as log lines (rate-limited where the peer is unknown); closed with the server. */
   readonly #proxyRefusals = new ProxyRefusals((e) => this.#emit(e));
@@ -190,7 +181,17 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   constructor(options: ServerOptions = {}) {
     super();
     this.options = resolveOptions(options);
-    this.#budget = options.budget ?? new ServiceBudget({ maxConns: this.options.maxConns, perSource: this.options.perSource, rate: this.options.rate });
+    const o = this.options;
+    this.#budget = options.budget ?? new ServiceBudget({ maxConns: o.maxConns, perSource: o.perSource, rate: o.rate });
+    this.#pipeline = new ConnectionPipeline(
+      { access: o.access, budget: this.#budget },
+      {
+        emit: (event) => this.emit('event', event),
+        pause: () => this.#state === 'running' && (this.#model?.pauseAccept(), true),
+        resume: () => this.#state === 'running' && (this.#model?.resumeAccept(), true),
+      },
+    );
+    this.#member = this.#pipeline;
     this.#given = options.listener;
   }
 
@@ -224,26 +225,35 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         const suppressed = e.suppressed === undefined ? {} : { suppressed: e.suppressed };
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
-      // Children and exec'd programs must hold nothing but their own 0, 1, 2.
-      closeOnExecInherited();
       if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#proxyRefusals.refuse(err, real));
       const factory = await loadModel(o.model);
-      const server = this;
-      this.#model = factory({
+      const pipeline = this.#pipeline;
+      const model = factory({
         listener: this.#listener,
         service: o.service,
         options: o.modelOptions,
         maxConns: this.#budget.maxConns,
         limits: o.limits,
         proxy: o.proxy,
-        nextId: () => nextConnectionId++,
-        admit: (info) => server.#admit(info),
-        opened: (info, pid) => server.#opened(info, pid),
-        closed: (id, pid, exitcode, signal) => server.#closed(id, pid, exitcode, signal),
-        emit: (event) => server.#emit(event),
+        admit: (info) => pipeline.admit(info),
+        emit: (event) => pipeline.emit(event),
       });
-      await this.#model.start();
+      this.#model = model;
+      // The one connection path: listener → pipeline (identify, admit) → model. Wired before
+      // start() but paused: a model may resume accepting once part of it is ready (the pool's
+      // first worker), and nothing accepted may reach the Acceptor's default (destroy).
+      const listener = this.#listener;
+      if (model.accepts === 'server') {
+        listener.pause();
+        listener.onConnection((socket) => {
+          const conn = pipeline.take(socket);
+          if (conn) model.dispatch(conn);
+        });
+      }
+      await model.start();
+      // Paused at once if the service is already at its limit (another address of it holds the connections).
       this.#budget.join(this.#member);
+      if (model.accepts === 'server' && !pipeline.paused) listener.resume();
     } catch (err) {
       this.#state = 'closed';
       this.#model?.destroy();
@@ -255,67 +265,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     return local;
   }
 
-  /** Access rules, then per-source limits; see ModelHost.admit. */
-  #admit(info: ConnectionInfo): Admission {
-    const { remote, local } = info;
-    const decision = this.options.access.check(remote.address);
-    if (!decision.ok) {
-      this.#denied++;
-      this.#emit({ type: 'deny', remote, local, reason: 'access', rule: decision.rule });
-      return { ok: false, reason: 'access' };
-    }
-    const place = this.#budget.sources.take(remote.address);
-    if (!place.ok) {
-      this.#emit({ type: 'refuse', remote, local, reason: place.reason });
-      return { ok: false, reason: place.reason };
-    }
-    this.#admitted.set(info.id, remote.address);
-    return { ok: true, env: { TCPCONNNUM: String(place.count), ...decision.env } };
-  }
-
-  #opened(info: ConnectionInfo, pid: number): void {
-    this.#accepted++;
-    this.#active.set(info.id, { ...info, pid });
-    // Counted across the service (every Server sharing the budget); at the limit every one of them pauses.
-    const via = info.via?.remote;
-    const { maxConns } = this.#budget;
-    this.#emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: maxConns, ...(via && { via }) });
-    this.#budget.opened();
-  }
-
-  #pause(): void {
-    if (this.#paused || this.#state !== 'running') return;
-    this.#paused = true;
-    this.#model?.pauseAccept();
-    this.#emit({ type: 'pause', count: this.#budget.active, max: this.#budget.maxConns });
-  }
-
-  #resume(): void {
-    if (!this.#paused || this.#state !== 'running') return;
-    this.#paused = false;
-    this.#model?.resumeAccept();
-    this.#emit({ type: 'resume', count: this.#budget.active, max: this.#budget.maxConns });
-  }
-
-  #closed(id: number, pid: number, exitcode: number | null, signal: string | null): void {
-    const address = this.#admitted.get(id);
-    if (address !== undefined) {
-      this.#admitted.delete(id);
-      this.#budget.sources.release(address);
-    }
-    const info = this.#active.get(id);
-    if (!info) return;
-    this.#active.delete(id);
-    this.#ended++;
-    const ms = Date.now() - info.acceptedAt;
-    this.#emit({ type: 'end', id, pid, exitcode, signal, count: Math.max(0, this.#budget.active - 1), max: this.#budget.maxConns, ms });
-    this.#budget.closed();
-  }
-
   #emit(event: ServerEvent): void {
-    if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#budget.sources.closedBy(event.reason);
-    if (eventChannel.hasSubscribers) eventChannel.publish(event);
-    this.emit('event', event);
+    this.#pipeline.emit(event);
   }
 
   /**
@@ -333,7 +284,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     this.#state = 'closing';
     this.#budget.leave(this.#member);
     const grace = options.grace === undefined ? this.options.grace : checkNumber('grace', options.grace);
-    this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#active.size, grace });
+    this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#pipeline.active, grace });
     const listener = this.#listener;
     if (this.#ownsListener) listener?.close();
     else listener?.pause();
@@ -343,7 +294,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     this.#closing = settled.then(() => (this.#model ? this.#model.close(toTimerMs(grace)) : undefined)).then(() => {
       this.#proxyRefusals.close();
       this.#state = 'closed';
-      this.#emit({ type: 'closed', accepted: this.#accepted, served: this.#ended });
+      this.#emit({ type: 'closed', accepted: this.#pipeline.accepted, served: this.#pipeline.ended });
     });
     return this.#closing;
   }
@@ -393,6 +344,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   /** A plain snapshot of counters, connections and the model's processes. */
   stats(): ServerStats {
     const l = this.#listener;
+    const { denied, limits, ...counters } = this.#pipeline.stats();
     return {
       state: this.#state,
       pid: process.pid,
@@ -401,14 +353,11 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       model: this.options.model,
       service: this.options.service.name,
       maxConns: this.#budget.maxConns,
-      accepted: this.#accepted,
-      active: this.#active.size,
-      ended: this.#ended,
-      connections: [...this.#active.values()],
+      ...counters,
       startedAt: this.#startedAt,
       models: this.#model?.stats(),
-      denied: this.#denied,
-      limits: this.#budget.sources.stats(),
+      denied,
+      limits,
     };
   }
 }

@@ -7,6 +7,7 @@ import { modelNames } from '../models/index.js';
 import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
 import { chooseSocket, listenFds } from '../net/activation.js';
+import { closeOnExecInherited } from '../net/fdutil.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { choiceOption, intOption, parse } from './args.js';
 import { ACCEPT_MODES, checkChoice, DEFAULT_BACKLOG, DEFAULT_PORT, MAX_SECONDS, parseFlag } from '../options.js';
@@ -84,6 +85,9 @@ export async function serve(argv: string[]): Promise<number> {
   const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
   // A log target that fails (EPIPE, ENOSPC, EAGAIN) drops lines; it never stops the server.
   containStderrErrors();
+  // This process is ours (the library's listen() leaves the host's descriptors alone): the descriptors
+  // it inherited (a shell's or supervisor's pipes) must not reach a child or an exec'd program.
+  closeOnExecInherited();
   if (values.config !== undefined) {
     const mixed = ['host', 'port', 'exec', 'model', 'max-conns', 'admin'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {

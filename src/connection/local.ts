@@ -2,47 +2,42 @@
  * Connections served right here, in this process or thread: the event and
  * iterative models use it in the server process, prefork workers and threads use
  * it inside each worker. It runs the service on each socket (runService contains
- * a throw to that one socket), tracks the socket until it closes, and can wait for
- * all of them to end or destroy them at once.
+ * a throw to that one socket, and enforces the idle and time limits), tracks the
+ * socket until it closes, and can wait for all of them to end or destroy them at once.
  */
 import type net from 'node:net';
-import { endpointsOf, type ConnectionInfo } from '../address.js';
+import type { ConnectionInfo } from '../address.js';
 import type { ConnectionLimits } from '../admission/limits.js';
-import { runService } from '../services/index.js';
+import { describeError } from '../errors.js';
+import { runService } from './run.js';
 import type { Service, ServiceSpec } from '../services/types.js';
 
-/** What LocalConnections reports; every hook is called once per connection at most. */
-export interface LocalHooks {
+/**
+ * What becomes of one served connection; each is called once at most. In the server
+ * process this is the pipeline's Connection itself; in a worker, messages to the server.
+ */
+export interface ServedHooks {
   /** The connection ended (its socket closed). */
-  closed(id: number): void;
+  closed(): void;
   /** The service reported an event through ctx.log (`idle`/`time-limit` when runService closed it for a limit). */
-  log(id: number, reason: string, code: string): void;
-  /** The service threw, rejected, or its socket failed. */
-  failed(id: number, err: unknown): void;
-}
-
-/** Both ends of an accepted socket plus an id, or undefined when the peer is already gone. */
-export function connectionInfo(socket: net.Socket, id: number): ConnectionInfo | undefined {
-  const ends = endpointsOf(socket);
-  return ends && { id, ...ends, acceptedAt: Date.now() };
+  log(reason: string, code: string): void;
+  /** The service threw, rejected, or its socket failed (code `TCPKIT_HANDLER` when the error has none). */
+  failed(code: string, message: string): void;
 }
 
 /** The connections one process or thread is serving. */
 export class LocalConnections {
   readonly #service: Service;
   readonly #spec: ServiceSpec;
-  readonly #hooks: LocalHooks;
+  readonly #limits: ConnectionLimits | undefined;
   readonly #sockets = new Map<number, net.Socket>();
   #served = 0;
   #idle: Array<() => void> = [];
 
-  readonly #limits: ConnectionLimits | undefined;
-
   /** `limits`: idle and time limits enforced on each socket here (default none). */
-  constructor(service: Service, spec: ServiceSpec, hooks: LocalHooks, limits?: ConnectionLimits) {
+  constructor(service: Service, spec: ServiceSpec, limits?: ConnectionLimits) {
     this.#service = service;
     this.#spec = spec;
-    this.#hooks = hooks;
     this.#limits = limits;
   }
 
@@ -61,8 +56,8 @@ export class LocalConnections {
     return [...this.#sockets.keys()];
   }
 
-  /** Serve `socket` (paused, as the listener hands it over) with the service; `env` from the server's admission. */
-  serve(socket: net.Socket, info: ConnectionInfo, env?: Readonly<Record<string, string>>): void {
+  /** Serve `socket` (paused, as the acceptor hands it over) with the service; `env` from the server's admission. */
+  serve(socket: net.Socket, info: ConnectionInfo, env: Readonly<Record<string, string>> | undefined, hooks: ServedHooks): void {
     const id = info.id;
     this.#sockets.set(id, socket);
     const ctx = {
@@ -70,12 +65,16 @@ export class LocalConnections {
       info,
       env,
       options: this.#spec.options ?? {},
-      log: (reason: string, code?: string) => this.#hooks.log(id, reason, code ?? 'TCPKIT_SERVICE'),
+      log: (reason: string, code?: string) => hooks.log(reason, code ?? 'TCPKIT_SERVICE'),
     };
-    void runService(this.#service, ctx, (err) => this.#hooks.failed(id, err), this.#limits).then(() => {
+    const failed = (err: unknown) => {
+      const { code, message } = describeError(err, 'TCPKIT_HANDLER');
+      hooks.failed(code, message);
+    };
+    void runService(this.#service, ctx, failed, this.#limits).then(() => {
       this.#sockets.delete(id);
       this.#served++;
-      this.#hooks.closed(id);
+      hooks.closed();
       if (this.#sockets.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
     });
   }

@@ -27,9 +27,12 @@ import fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
-import { endpointsOf, formatEndpoint, type ConnectionInfo } from '../address.js';
-import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/protocol.js';
-import { StateError } from '../errors.js';
+import { formatEndpoint } from '../address.js';
+import type { Connection, IncomingConnection } from '../connection/pipeline.js';
+import { detachFromServer } from '../net/internals.js';
+import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/messages.js';
+import { describeError, StateError } from '../errors.js';
+import { readyWithin, RestartBackoff } from './supervision.js';
 import { TERM_TO_KILL_MS } from '../options.js';
 import { loadService } from '../services/index.js';
 import { lookupNames, programEnv, startProgram, type ExecOptions } from '../services/exec.js';
@@ -38,11 +41,8 @@ import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 const CHILD_ENTRY = fileURLToPath(new URL('../workers/conn.js', import.meta.url));
 const SPARE_ENTRY = fileURLToPath(new URL('../workers/spare.js', import.meta.url));
 
-/** Restart delay for a spare that died before serving: doubles per failure, up to SPARE_RETRY_MAX_MS. */
-const SPARE_RETRY_MS = 100;
-const SPARE_RETRY_MAX_MS = 10_000;
-/** How long start() waits for the first spares to be ready. */
-const SPARE_START_TIMEOUT_MS = 30_000;
+/** The backoff slot of the spares: they restart as one. */
+const SPARES = 0;
 
 
 /** How often the parent reads /proc/PID/io of each child, at most, when an idle timeout is set. */
@@ -51,7 +51,7 @@ const IDLE_POLL_MS = 1000;
 interface ChildRecord {
   child: ChildProcess;
   pid: number;
-  info: ConnectionInfo;
+  conn: Connection;
   state: 'serving' | 'terminating';
   /** The time-limit timer, if any. */
   timer: NodeJS.Timeout | undefined;
@@ -80,6 +80,7 @@ function ioCount(pid: number): number {
 /** The fork model: `spare` children started ahead (default 0). */
 export class ForkModel implements Model {
   readonly name = 'fork' as const;
+  readonly accepts = 'server' as const;
   readonly #host: ModelHost;
   readonly #children = new Map<number, ChildRecord>();
   #spawned = 0;
@@ -91,8 +92,8 @@ export class ForkModel implements Model {
   /** Children started ahead of need, not yet given a connection. */
   readonly #spares = new Map<number, SpareRecord>();
   readonly #spareTarget: number;
-  #spareFailures = 0;
-  #spareRetry: NodeJS.Timeout | undefined;
+  /** Restarts of spares that died before serving, with backoff (./supervision.ts). */
+  readonly #spareRestarts = new RestartBackoff();
   #onSpareChange: (() => void) | undefined;
 
   constructor(host: ModelHost) {
@@ -106,30 +107,25 @@ export class ForkModel implements Model {
     // Fail at start, not in every child, when the service (a --handler module) cannot load.
     if (this.#host.service.handler) await loadService(this.#host.service);
     if (this.#spareTarget > 0) await this.#sparesReady();
-    this.#host.listener.onConnection((socket) => this.#serve(socket));
   }
 
   /** Start the first spares and wait until they are ready; fail if one cannot start. */
   #sparesReady(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => settle(new StateError(`fork: spares not ready within ${SPARE_START_TIMEOUT_MS / 1000} s`)), SPARE_START_TIMEOUT_MS);
-      const settle = (err?: Error) => {
-        clearTimeout(timer);
-        this.#onSpareChange = undefined;
-        if (err) reject(err);
-        else resolve();
-      };
-      this.#onSpareChange = () => {
-        if (this.#spareFailures > 0) settle(new StateError('fork: a spare child exited before it was ready (see its stderr)'));
-        else if ([...this.#spares.values()].filter((r) => r.state === 'ready').length >= this.#spareTarget) settle();
-      };
-      this.#topUp();
+    const check = (): boolean | Error => {
+      if (this.#spareRestarts.failures(SPARES) > 0) return new StateError('fork: a spare child exited before it was ready (see its stderr)');
+      return [...this.#spares.values()].filter((r) => r.state === 'ready').length >= this.#spareTarget;
+    };
+    const ready = readyWithin('fork: spares', check, (recheck) => {
+      this.#onSpareChange = recheck;
+      return () => (this.#onSpareChange = undefined);
     });
+    this.#topUp();
+    return ready;
   }
 
   /** Keep `--spare` children waiting (not while closing, nor while backing off after failures). */
   #topUp(): void {
-    while (!this.#closing && this.#spareRetry === undefined && this.#spares.size < this.#spareTarget) {
+    while (!this.#closing && !this.#spareRestarts.waiting(SPARES) && this.#spares.size < this.#spareTarget) {
       if (!this.#startSpare()) break;
     }
   }
@@ -162,7 +158,7 @@ export class ForkModel implements Model {
     child.on('message', (msg: SpareMessage) => {
       if (msg.type !== 'ready' || record.state !== 'starting') return;
       record.state = 'ready';
-      this.#spareFailures = 0;
+      this.#spareRestarts.ready(SPARES);
       if (this.#closing) child.disconnect();
       this.#onSpareChange?.();
     });
@@ -172,18 +168,12 @@ export class ForkModel implements Model {
 
   /** A spare died without serving: retry later, backing off when it keeps happening. */
   #spareDied(): void {
-    this.#spareFailures++;
+    this.#spareRestarts.retry(SPARES, () => this.#topUp());
     this.#onSpareChange?.();
-    if (this.#closing || this.#spareRetry !== undefined) return;
-    const delay = Math.min(SPARE_RETRY_MS * 2 ** (this.#spareFailures - 1), SPARE_RETRY_MAX_MS);
-    this.#spareRetry = setTimeout(() => {
-      this.#spareRetry = undefined;
-      this.#topUp();
-    }, delay);
   }
 
   /** Give the admitted socket to a ready spare; false if none is ready. */
-  #handToSpare(socket: net.Socket, info: ConnectionInfo): boolean {
+  #handToSpare(socket: net.Socket, conn: Connection): boolean {
     let spare: SpareRecord | undefined;
     for (const r of this.#spares.values()) {
       if (r.state === 'ready' && r.child.connected) {
@@ -194,17 +184,14 @@ export class ForkModel implements Model {
     if (!spare) return false;
     const { child, pid } = spare;
     this.#spares.delete(pid);
-    // Node tracks a socket sent with `.server` set in a socket list shared with the
-    // receiver (net.Server#_setupWorker); this server's listening handle comes and
-    // goes with pause/resume, so keep it out: unset `.server`, send a copy
-    // (keepOpen), and close ours once it is on its way.
-    (socket as unknown as { server: unknown }).server = null;
-    child.send({ type: 'connection', info } satisfies SpareMessage, socket, { keepOpen: true }, (err) => {
+    // Send a copy (keepOpen) and close ours once it is on its way.
+    detachFromServer(socket);
+    child.send({ type: 'connection', info: conn.info } satisfies SpareMessage, socket, { keepOpen: true }, (err) => {
       socket.destroy();
       // The child died before it got the socket: its exit is reported as the connection's end.
       if (err) child.kill('SIGKILL');
     });
-    this.#adopt(child, pid, info);
+    this.#adopt(child, pid, conn);
     return true;
   }
 
@@ -216,27 +203,17 @@ export class ForkModel implements Model {
     this.#host.listener.resume();
   }
 
-  #serve(socket: net.Socket): void {
-    const ends = endpointsOf(socket);
-    if (!ends) {
-      // Reset before we could even ask getpeername: nothing to serve.
-      socket.destroy();
-      return;
-    }
-    const info: ConnectionInfo = { id: this.#host.nextId(), ...ends, acceptedAt: Date.now() };
-    const admission = this.#host.admit(info);
-    if (!admission.ok) {
-      // Denied or refused (already logged): closed at once, nothing spawned.
-      socket.destroy();
-      return;
-    }
+  /** An admitted connection: a spare, a program (exec) or a new child serves it. */
+  dispatch(conn: IncomingConnection): void {
+    const { socket, info } = conn;
+    const admission = conn;
     const service = this.#host.service;
     if (service.name === 'exec' && !service.handler) {
-      void this.#serveExec(socket, info, admission.env);
+      void this.#serveExec(socket, conn, admission.env);
       return;
     }
     if (this.#spareTarget > 0) {
-      const handed = this.#handToSpare(socket, info);
+      const handed = this.#handToSpare(socket, conn);
       this.#topUp();
       if (handed) return;
     }
@@ -249,21 +226,22 @@ export class ForkModel implements Model {
       });
     } catch (err) {
       socket.destroy();
-      this.#spawnFailed(info, err);
+      this.#spawnFailed(conn, err);
       return;
     }
-    this.#track(child, socket, info);
+    this.#track(child, socket, conn);
   }
 
   /** inetd's fork + exec: the program itself is the child; its stderr lines go to the log. */
-  async #serveExec(socket: net.Socket, info: ConnectionInfo, extra: Readonly<Record<string, string>>): Promise<void> {
+  async #serveExec(socket: net.Socket, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
+    const info = conn.info;
     // Checked once when the server was made (validateServiceSpec); not again per connection.
     const options = this.#host.service.options as unknown as ExecOptions;
     // The socket stays paused (unread) while the names are looked up.
     const names = options.resolve ? await lookupNames(info) : {};
     if (this.#closing) {
       socket.destroy();
-      this.#host.closed(info.id, 0, null, null);
+      conn.closed();
       return;
     }
     let child: ChildProcess;
@@ -276,33 +254,33 @@ export class ForkModel implements Model {
       });
     } catch (err) {
       socket.destroy();
-      this.#spawnFailed(info, err);
+      this.#spawnFailed(conn, err);
       return;
     }
-    this.#track(child, socket, info);
+    this.#track(child, socket, conn);
   }
 
   /** After spawn: the parent closes its copy of the socket and watches the child until it is reaped. */
-  #track(child: ChildProcess, socket: net.Socket, info: ConnectionInfo): void {
+  #track(child: ChildProcess, socket: net.Socket, conn: Connection): void {
     // The child has its own copy of connfd now; the parent closes its copy (the seed's Close(connfd)).
     socket.destroy();
     const pid = child.pid;
     if (pid === undefined) {
       // EAGAIN/EMFILE/ENOENT are reported on 'error' asynchronously.
-      child.once('error', (err) => this.#spawnFailed(info, err));
+      child.once('error', (err) => this.#spawnFailed(conn, err));
       return;
     }
     this.#spawned++;
     child.on('error', () => {}); // kill() on an exited child; 'exit' is what counts
     child.once('exit', (code, signal) => this.#exited(pid, code, signal));
-    this.#adopt(child, pid, info);
+    this.#adopt(child, pid, conn);
   }
 
-  /** A child now serves `info`: count it, and enforce the limits on it from here. */
-  #adopt(child: ChildProcess, pid: number, info: ConnectionInfo): void {
-    const record: ChildRecord = { child, pid, info, state: 'serving', timer: undefined, io: -1, activeAt: Date.now() };
+  /** A child now serves `conn`: count it, and enforce the limits on it from here. */
+  #adopt(child: ChildProcess, pid: number, conn: Connection): void {
+    const record: ChildRecord = { child, pid, conn, state: 'serving', timer: undefined, io: -1, activeAt: Date.now() };
     this.#children.set(pid, record);
-    this.#host.opened(info, pid);
+    conn.opened(pid);
     const { maxMs, idleMs } = this.#host.limits;
     if (maxMs > 0) record.timer = setTimeout(() => this.#stop(record, 'time-limit'), maxMs);
     if (idleMs > 0) this.#startIdlePoll(idleMs);
@@ -316,7 +294,7 @@ export class ForkModel implements Model {
       this.#children.delete(pid);
       if (this.#children.size === 0) this.#stopIdlePoll();
       if (signal !== null || code !== 0) this.#crashed++;
-      this.#host.closed(record.info.id, pid, code, signal);
+      record.conn.closed(code, signal);
     } else if (this.#spares.has(pid)) {
       this.#spares.delete(pid);
       this.#host.emit({ type: 'exit', pid, role: 'spare', exitcode: code, signal });
@@ -328,11 +306,10 @@ export class ForkModel implements Model {
     if (this.#closing && this.#children.size === 0 && this.#spares.size === 0) this.#drained?.();
   }
 
-  #spawnFailed(info: ConnectionInfo | undefined, err: unknown): void {
-    const e = err as NodeJS.ErrnoException;
-    this.#host.emit({ type: 'error', where: 'spawn', code: e?.code ?? 'EIO', message: e?.message ?? String(err), id: info?.id });
+  #spawnFailed(conn: Connection | undefined, err: unknown): void {
+    this.#host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO'), id: conn?.info.id });
     // Give back the connection's admission place; it never opened, so no `end` is logged.
-    if (info) this.#host.closed(info.id, 0, null, null);
+    conn?.closed();
   }
 
   /** A limit is reached: SIGTERM now, SIGKILL if it is still there after TERM_TO_KILL_MS. */
@@ -368,7 +345,7 @@ export class ForkModel implements Model {
 
   close(graceMs: number): Promise<void> {
     this.#closing = true;
-    clearTimeout(this.#spareRetry);
+    this.#spareRestarts.close();
     // Idle spares leave when their channel closes (a spare still starting is told when it is ready).
     for (const r of this.#spares.values()) if (r.state === 'ready' && r.child.connected) r.child.disconnect();
     if (this.#children.size === 0 && this.#spares.size === 0) return Promise.resolve();
@@ -394,7 +371,7 @@ export class ForkModel implements Model {
 
   destroy(): void {
     this.#closing = true;
-    clearTimeout(this.#spareRetry);
+    this.#spareRestarts.close();
     for (const r of this.#children.values()) this.#signal(r, 'SIGKILL', 'destroy');
     for (const r of this.#spares.values()) r.child.kill('SIGKILL');
   }
@@ -411,9 +388,9 @@ export class ForkModel implements Model {
       threadId: 0,
       role: 'child',
       state: r.state,
-      connections: [r.info.id],
+      connections: [r.conn.info.id],
       served: 0,
-      startedAt: r.info.acceptedAt,
+      startedAt: r.conn.info.acceptedAt,
     }));
     for (const r of this.#spares.values()) {
       processes.push({ pid: r.pid, threadId: 0, role: 'spare', state: r.state, connections: [], served: 0, startedAt: r.startedAt });

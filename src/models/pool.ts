@@ -9,20 +9,13 @@
  * told to leave because the server is closing.
  */
 import type net from 'node:net';
-import type { ConnectionInfo } from '../address.js';
-import { connectionInfo } from '../connection/local.js';
-import { serviceLog } from './event.js';
+import type { Connection, IncomingConnection } from '../connection/pipeline.js';
+import { detachFromServer } from '../net/internals.js';
+import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import type { FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
-import { ExitCode, StateError, TcpkitError } from '../errors.js';
+import { describeError, ExitCode, TcpkitError } from '../errors.js';
+import { readyWithin, RestartBackoff } from './supervision.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
-
-/** First restart delay after a worker died; doubles on each quick death, up to RESTART_MAX_MS. */
-const RESTART_MIN_MS = 100;
-const RESTART_MAX_MS = 10_000;
-/** A worker that lived this long resets its slot's backoff. */
-const HEALTHY_MS = 10_000;
-/** How long start() waits for every worker to report ready. */
-const START_TIMEOUT_MS = 30_000;
 
 /** One started worker, as the pool sees it: a process or a thread. */
 export interface Member {
@@ -48,8 +41,8 @@ interface WorkerRecord {
   slot: number;
   member: Member;
   state: WorkerState;
-  /** ref (worker-local) → the server's connection id. */
-  refs: Map<number, number>;
+  /** The connections it serves, by the server's id. */
+  refs: Map<number, Connection>;
   /**
    * pass mode: our copies of sockets sent to this worker and not yet confirmed sent.
    * Should the worker die first, Node never calls those sends back; without this the
@@ -60,6 +53,8 @@ interface WorkerRecord {
   served: number;
   startedAt: number;
   fatal: { code: string; message: string } | undefined;
+  /** pass mode: connections it can hold at once (its descriptor room, from `ready`). */
+  room: number;
 }
 
 /** Options the pool models resolve before constructing the pool. */
@@ -77,21 +72,22 @@ export abstract class PoolModel implements Model {
   protected readonly host: ModelHost;
   protected readonly pool: PoolOptions;
   readonly #workers = new Set<WorkerRecord>();
-  readonly #failures: number[];
-  readonly #restartTimers = new Set<NodeJS.Timeout>();
+  /** Restarts of workers that died unasked, per slot (./supervision.ts). */
+  readonly #restarts = new RestartBackoff();
   #held = false;
   #closing = false;
   #crashed = 0;
   #spawned = 0;
-  #pending: net.Socket[] = [];
+  #pending: IncomingConnection[] = [];
   #gone: Array<() => void> = [];
-  #ready: Array<() => void> = [];
+  /** start() waiting: called on every worker state change. */
+  #recheck: (() => void) | undefined;
+  readonly #acceptReports = new BurstReporter();
 
   constructor(host: ModelHost, pool: PoolOptions) {
     this.name = pool.name;
     this.host = host;
     this.pool = pool;
-    this.#failures = new Array<number>(pool.workers).fill(0);
   }
 
   /** Start one worker with `spec`, reporting through `events`. */
@@ -100,43 +96,32 @@ export abstract class PoolModel implements Model {
   /** Release what the model holds for a worker once it has exited (a thread's descriptor). */
   protected abstract released(spec: WorkerSpec): void;
 
+  /** shared: the workers accept (the server's own handle stays closed but its socket keeps listening); pass: the server does. */
+  get accepts(): 'server' | 'own' {
+    return this.pool.accept === 'shared' ? 'own' : 'server';
+  }
+
   async start(): Promise<void> {
-    if (this.pool.accept === 'shared') {
-      // The workers accept; the server's own handle stays closed but its socket keeps listening.
-      this.host.listener.pause();
-    } else {
-      this.host.listener.onConnection((socket) => this.#pass(socket));
-    }
+    if (this.pool.accept === 'shared') this.host.listener.pause();
     for (let slot = 0; slot < this.pool.workers; slot++) this.#start(slot);
     await this.#allReady();
   }
 
   #allReady(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        done();
-        reject(new StateError(`${this.name}: workers not ready within ${START_TIMEOUT_MS / 1000} s`));
-      }, START_TIMEOUT_MS);
-      const check = () => {
-        const all = [...this.#workers];
-        const fatal = all.find((w) => w.fatal !== undefined);
-        if (fatal) {
-          done();
-          const { code, message } = fatal.fatal!;
-          // A bad --handler is a usage error, as it would be in the server process.
-          const exitCode = code === 'TCPKIT_INVALID_OPTION' ? ExitCode.USAGE : ExitCode.TEMPORARY;
-          reject(new TcpkitError(code, `${this.name} worker cannot start: ${message}`, { exitCode }));
-        } else if (all.length > 0 && all.every((w) => w.state === 'ready')) {
-          done();
-          resolve();
-        }
-      };
-      const done = () => {
-        clearTimeout(timer);
-        this.#ready = this.#ready.filter((f) => f !== check);
-      };
-      this.#ready.push(check);
-      check();
+    const check = (): boolean | Error => {
+      const all = [...this.#workers];
+      const fatal = all.find((w) => w.fatal !== undefined);
+      if (fatal) {
+        const { code, message } = fatal.fatal!;
+        // A bad --handler is a usage error, as it would be in the server process.
+        const exitCode = code === 'TCPKIT_INVALID_OPTION' ? ExitCode.USAGE : ExitCode.TEMPORARY;
+        return new TcpkitError(code, `${this.name} worker cannot start: ${message}`, { exitCode });
+      }
+      return all.length > 0 && all.every((w) => w.state === 'ready');
+    };
+    return readyWithin(`${this.name}: workers`, check, (recheck) => {
+      this.#recheck = recheck;
+      return () => (this.#recheck = undefined);
     });
   }
 
@@ -168,6 +153,7 @@ export abstract class PoolModel implements Model {
       served: 0,
       startedAt: Date.now(),
       fatal: undefined,
+      room: Infinity,
     };
     try {
       record.member = this.spawn(spec, {
@@ -178,10 +164,9 @@ export abstract class PoolModel implements Model {
         },
       });
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      this.host.emit({ type: 'error', where: 'spawn', code: e?.code ?? 'EIO', message: e?.message ?? String(err) });
+      this.host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
       this.released(spec);
-      this.#scheduleRestart(slot);
+      this.#restarts.retry(slot, () => this.#start(slot));
       return;
     }
     this.#spawned++;
@@ -200,55 +185,68 @@ export abstract class PoolModel implements Model {
       case 'ready':
         if (w.state !== 'starting') return;
         w.state = 'ready';
+        w.room = msg.room ?? Infinity;
         if (this.#closing) {
           this.#stop(w);
           return;
         }
         if (this.#held && this.pool.accept === 'shared') w.member.send({ type: 'pause' });
-        for (const check of [...this.#ready]) check();
+        this.#recheck?.();
         this.#flushPending();
         return;
       case 'accepted': {
         // The worker holds the socket unread until we answer: access rules and
-        // per-source limits are decided here, where every connection is counted.
-        const info: ConnectionInfo = { ...msg.info, id: host.nextId() };
+        // per-source limits are decided by the pipeline, where every connection is counted.
         w.accepted++;
-        const admission = host.admit(info);
-        if (!admission.ok) {
+        const conn = host.admit(msg.info);
+        if (!conn) {
           w.member.send({ type: 'refuse', ref: msg.ref });
         } else {
-          w.refs.set(info.id, info.id);
-          host.opened(info, pid);
-          w.member.send({ type: 'admit', ref: msg.ref, id: info.id, env: admission.env });
+          w.refs.set(conn.info.id, conn);
+          conn.opened(pid);
+          w.member.send({ type: 'admit', ref: msg.ref, id: conn.info.id, env: conn.env });
         }
         this.#maybeRecycle(w);
         return;
       }
       case 'closed': {
-        if (!w.refs.delete(msg.id)) return;
+        const conn = w.refs.get(msg.id);
+        if (!conn) return;
+        w.refs.delete(msg.id);
         w.served++;
-        host.closed(msg.id, pid, null, null);
+        conn.closed();
+        // pass mode: a worker that was full has room again for what the server holds.
+        if (this.#pending.length > 0) this.#flushPending();
         return;
       }
       case 'log':
-        host.emit(serviceLog(msg.id, msg.reason, msg.code, pid));
+        w.refs.get(msg.id)?.log(msg.reason, msg.code);
         return;
       case 'failed':
-        host.emit({ type: 'error', where: 'service', code: msg.code, message: msg.message, id: msg.id, pid });
+        w.refs.get(msg.id)?.failed(msg.code, msg.message);
         return;
       case 'fatal':
         w.fatal = { code: msg.code, message: msg.message };
         host.emit({ type: 'error', where: 'worker', code: msg.code, message: msg.message, pid });
-        for (const check of [...this.#ready]) check();
+        this.#recheck?.();
         w.member.stop();
         return;
       case 'drained':
         // A thread cannot safely exit by itself with messages in flight; a process exits on its own.
         if (this.pool.role === 'thread') w.member.stop();
         return;
-      case 'event':
-        this.host.emit(msg.event);
+      case 'event': {
+        // Every worker backs off on its own; the server logs one line per burst for all of them.
+        const e = msg.event;
+        if (e.type === 'error' && e.where === 'accept') {
+          const err: AcceptError = Object.assign(new Error(e.message), { code: e.code, suppressed: e.suppressed });
+          const report = this.#acceptReports.take(err);
+          if (report) this.host.emit({ ...e, suppressed: report.suppressed ?? 0 });
+          return;
+        }
+        this.host.emit(e);
         return;
+      }
     }
   }
 
@@ -265,7 +263,7 @@ export abstract class PoolModel implements Model {
     this.#workers.delete(w);
     const pid = w.member.pid;
     // Its connections ended with it (killed, or it crashed): report each.
-    for (const id of w.refs.values()) this.host.closed(id, pid, code, signal);
+    for (const conn of w.refs.values()) conn.closed(code, signal);
     w.refs.clear();
     for (const socket of w.unsent) socket.destroy();
     w.unsent.clear();
@@ -274,67 +272,52 @@ export abstract class PoolModel implements Model {
     this.host.emit({ type: 'exit', pid, role: this.#roleName(w), exitcode: code, signal });
     if (!this.#closing && w.fatal === undefined && (w.state === 'ready' || w.state === 'starting')) {
       // Died unasked: keep the pool at N, backing off when the slot keeps dying.
-      if (Date.now() - w.startedAt >= HEALTHY_MS) this.#failures[w.slot] = 0;
-      this.#scheduleRestart(w.slot);
+      this.#restarts.retry(w.slot, () => this.#start(w.slot), Date.now() - w.startedAt);
     }
     if (this.#workers.size === 0) for (const resolve of this.#gone.splice(0)) resolve();
   }
 
-  #scheduleRestart(slot: number): void {
-    if (this.#closing) return;
-    const n = this.#failures[slot]!;
-    this.#failures[slot] = n + 1;
-    const delay = Math.min(RESTART_MIN_MS * 2 ** n, RESTART_MAX_MS);
-    const timer = setTimeout(() => {
-      this.#restartTimers.delete(timer);
-      if (!this.#closing) this.#start(slot);
-    }, delay);
-    this.#restartTimers.add(timer);
-  }
-
-  /** pass mode: the server accepted; hand the socket to the least busy ready worker. */
-  #pass(socket: net.Socket): void {
+  /** pass mode: the server accepted and admitted it; hand the socket to the least busy ready worker. */
+  dispatch(conn: IncomingConnection): void {
     const w = this.#leastBusy();
     if (!w) {
-      // No worker can take it now (all restarting): hold it, and let the rest wait in the backlog.
-      this.#pending.push(socket);
+      // No worker can take it now (all restarting, or out of descriptors): hold it, and let the rest wait in the backlog.
+      this.#pending.push(conn);
       this.host.listener.pause();
+      if ([...this.#workers].some((x) => x.state === 'ready')) this.#workersFull();
       return;
     }
-    const info = connectionInfo(socket, this.host.nextId());
-    if (!info) {
-      socket.destroy();
-      return;
-    }
-    const admission = this.host.admit(info);
-    if (!admission.ok) {
-      socket.destroy(); // denied or refused, already logged
-      return;
-    }
-    w.refs.set(info.id, info.id);
+    const { socket, info } = conn;
+    w.refs.set(info.id, conn);
     w.accepted++;
-    this.host.opened(info, w.member.pid);
-    // Node's net.Server counts its sockets and, when a socket with `.server` set is
-    // sent, tracks it in the worker through a socket list of its own; the server's
-    // listening handle comes and goes with pause/resume, so tcpkit keeps that list out
-    // of it: unset `.server`, send a copy (keepOpen), and close our copy once sent.
-    (socket as unknown as { server: unknown }).server = null;
+    conn.opened(w.member.pid);
+    // Send a copy (keepOpen) and close ours once sent.
+    detachFromServer(socket);
     w.unsent.add(socket);
-    w.member.send({ type: 'connection', info, env: admission.env }, socket, (err) => {
+    w.member.send({ type: 'connection', info, env: conn.env }, socket, (err) => {
       w.unsent.delete(socket);
       socket.destroy();
       if (err && w.refs.delete(info.id)) {
-        this.host.emit({ type: 'error', where: 'pass', code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: err.message, id: info.id, pid: w.member.pid });
-        this.host.closed(info.id, w.member.pid, null, null);
+        this.host.emit({ type: 'error', where: 'pass', ...describeError(err, 'EIO'), id: info.id, pid: w.member.pid });
+        conn.closed();
       }
     });
     this.#maybeRecycle(w);
   }
 
+  /** pass mode: every ready worker is at its descriptor room; reported as the acceptor reports EMFILE, once per burst. */
+  #workersFull(): void {
+    const held = [...this.#workers].reduce((n, w) => n + w.refs.size, 0);
+    const err: AcceptError = Object.assign(new Error(`workers hold ${held} connections, as many as their descriptors allow; accepting paused, new connections wait in the backlog`), { code: 'EMFILE' });
+    const report = this.#acceptReports.take(err);
+    if (report) this.host.emit({ type: 'error', where: 'accept', code: 'EMFILE', suppressed: report.suppressed ?? 0, message: report.message });
+  }
+
   #leastBusy(): WorkerRecord | undefined {
     let best: WorkerRecord | undefined;
     for (const w of this.#workers) {
-      if (w.state !== 'ready') continue;
+      // A worker with no descriptor room left would lose the socket in recvmsg (EMFILE): skip it.
+      if (w.state !== 'ready' || w.refs.size >= w.room) continue;
       if (!best || w.refs.size < best.refs.size) best = w;
     }
     return best;
@@ -342,7 +325,7 @@ export abstract class PoolModel implements Model {
 
   #flushPending(): void {
     if (this.pool.accept !== 'pass') return;
-    while (this.#pending.length > 0 && this.#leastBusy()) this.#pass(this.#pending.shift()!);
+    while (this.#pending.length > 0 && this.#leastBusy()) this.dispatch(this.#pending.shift()!);
     if (this.#pending.length === 0 && !this.#held && !this.#closing) this.host.listener.resume();
   }
 
@@ -365,11 +348,18 @@ export abstract class PoolModel implements Model {
     w.member.send({ type: 'drain' });
   }
 
-  close(graceMs: number): Promise<void> {
+  /** No more restarts, and the connections held for a worker are closed (their places given back). */
+  #stopStarting(): void {
     this.#closing = true;
-    for (const t of this.#restartTimers) clearTimeout(t);
-    this.#restartTimers.clear();
-    for (const s of this.#pending.splice(0)) s.destroy();
+    this.#restarts.close();
+    for (const c of this.#pending.splice(0)) {
+      c.socket.destroy();
+      c.closed();
+    }
+  }
+
+  close(graceMs: number): Promise<void> {
+    this.#stopStarting();
     if (this.#workers.size === 0) return Promise.resolve();
     // Workers still starting are stopped when they report ready.
     for (const w of this.#workers) if (w.state !== 'starting') this.#stop(w);
@@ -389,10 +379,7 @@ export abstract class PoolModel implements Model {
   }
 
   destroy(): void {
-    this.#closing = true;
-    for (const t of this.#restartTimers) clearTimeout(t);
-    this.#restartTimers.clear();
-    for (const s of this.#pending.splice(0)) s.destroy();
+    this.#stopStarting();
     for (const w of this.#workers) {
       this.host.emit({ type: 'kill', pid: w.member.pid, signal: 'SIGKILL', reason: 'destroy' });
       w.member.kill();
@@ -405,7 +392,7 @@ export abstract class PoolModel implements Model {
       threadId: w.member.threadId,
       role: this.pool.role,
       state: w.state,
-      connections: [...w.refs.values()],
+      connections: [...w.refs.keys()],
       served: w.served,
       startedAt: w.startedAt,
     }));

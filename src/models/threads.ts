@@ -20,9 +20,9 @@
  * service ends only its thread. Memory corruption or an abort ends the process.
  */
 import { Worker } from 'node:worker_threads';
-import { InvalidOptionError } from '../errors.js';
+import { describeError, InvalidOptionError } from '../errors.js';
+import { fdutil } from '../net/fdutil.js';
 import { DEFAULT_WORKERS } from '../options.js';
-import { fdutil } from '../net/listener.js';
 import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
@@ -66,7 +66,7 @@ export class ThreadsModel extends PoolModel {
     worker.on('error', (err) => {
       // An uncaught error in the thread: it is ending; 'exit' follows.
       error = err;
-      this.host.emit({ type: 'error', where: 'thread', code: (err as NodeJS.ErrnoException).code ?? 'TCPKIT_HANDLER', message: err.message, pid: process.pid });
+      this.host.emit({ type: 'error', where: 'thread', ...describeError(err, 'TCPKIT_HANDLER'), pid: process.pid });
     });
     worker.once('exit', (code) => events.exit(error ? (code || 1) : drained ? 0 : code, null));
     return {

@@ -1,8 +1,9 @@
 /**
  * The concurrency-model contract. A model decides who serves each accepted
  * connection (this process, a child per connection, a pool of processes, threads)
- * and nothing else: the Server owns the listener's lifecycle, counts and limits,
- * and turns what models report into events.
+ * and nothing else: the server owns the listener's lifecycle; the connection
+ * pipeline (../connection/pipeline.ts) identifies and admits each connection, counts
+ * it and turns what models report into events.
  */
 import type { ConnectionInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
@@ -10,6 +11,7 @@ import type { ConnectionLimits } from '../admission/limits.js';
 import type { Listener } from '../net/listener.js';
 import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ServiceSpec } from '../services/types.js';
+import type { Connection, IncomingConnection } from '../connection/pipeline.js';
 
 /** Names of the models, as `--model` takes them. */
 export type ModelName = 'iterative' | 'fork' | 'prefork' | 'threads' | 'event';
@@ -25,16 +27,6 @@ export interface ModelOptions {
   /** prefork: recycle a worker after this many connections (0 = never). */
   maxConnsPerWorker?: number;
 }
-
-/**
- * The server's answer to `admit()`. Allowed: `env` holds what the connection's
- * program gets on top of the UCSPI variables (the matching access rule's
- * variables and TCPCONNNUM); only the exec service uses it. Refused: the server
- * has already logged `deny`/`refuse` and counted it; the model closes the socket.
- */
-export type Admission =
-  | { ok: true; env: Readonly<Record<string, string>> }
-  | { ok: false; reason: string };
 
 /** What the Server gives a model. */
 export interface ModelHost {
@@ -52,21 +44,13 @@ export interface ModelHost {
    * (src/proxy-reader.ts) before anything else.
    */
   readonly proxy?: ProxyGateOptions;
-  /** A new connection id (1, 2, ...). */
-  nextId(): number;
   /**
-   * Admission: call once per accepted connection, in the process that accepted
-   * it, before handing it to anyone (access rules, per-source and rate limits).
-   * If refused, close the socket and report nothing more. If allowed, the
-   * connection holds a per-source place until `closed(info.id, ...)` is called,
-   * so call `closed` even when serving fails before `opened` (no `end` is
-   * logged for a connection that never opened).
+   * Admission for a connection a worker accepted on its own (shared accept) and
+   * identified there: access rules, per-source and rate limits, a new id. Undefined
+   * when refused (already logged and counted): the worker closes the socket.
+   * Connections from `listener` come through the pipeline to `dispatch` instead.
    */
-  admit(info: ConnectionInfo): Admission;
-  /** A connection was accepted and is served by `pid`. */
-  opened(info: ConnectionInfo, pid: number): void;
-  /** A connection `id` ended; `exitcode`/`signal` are the child's where a child served it alone. */
-  closed(id: number, pid: number, exitcode: number | null, signal: string | null): void;
+  admit(info: ConnectionInfo): Connection | undefined;
   /** Report any other event (spawn, exit, error, kill). */
   emit(event: ServerEvent): void;
 }
@@ -98,8 +82,19 @@ export interface ModelStats {
 /** One concurrency model. */
 export interface Model {
   readonly name: ModelName;
-  /** Start serving connections from host.listener. */
+  /**
+   * Who accepts: `server` (the server's listener, through the connection pipeline,
+   * hands each admitted connection to dispatch) or `own` (the model's workers accept
+   * on their own descriptors and bring each connection to host.admit).
+   */
+  readonly accepts: 'server' | 'own';
+  /** Load what serving needs (the service, workers, spares); resolves once ready. */
   start(): Promise<void>;
+  /**
+   * Serve one admitted connection (accepts `server`): call conn.opened(pid) once it is
+   * served, conn.closed() when it ends (or could not be served).
+   */
+  dispatch(conn: IncomingConnection): void;
   /** Stop taking new connections (at the limit): they wait in the backlog. */
   pauseAccept(): void;
   /** Take new connections again. */

@@ -2,6 +2,7 @@
  * The native helper (native/fdutil.c, built by `npm ci`): the descriptor calls
  * Node does not expose. See the C file for why each exists.
  */
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 
 /** native/fdutil.c; each call throws an Error with the errno's `code` on failure. */
@@ -22,3 +23,35 @@ export interface FdUtil {
 const require = createRequire(import.meta.url);
 /** The loaded addon. */
 export const fdutil: FdUtil = require('../../build/Release/fdutil.node') as FdUtil;
+
+/**
+ * Mark every descriptor above 2 close-on-exec. Node's and tcpkit's own already
+ * are; this catches those the process inherited from whoever started it (a shell's
+ * or supervisor's pipes), so that no child or exec'd program holds any descriptor
+ * but its own 0, 1 and 2. The process itself keeps using them. Returns how many
+ * descriptors it marked (fcntl is idempotent).
+ *
+ * A process-wide change: the library never calls it; `tcpkit serve` does, at start,
+ * for its own process. An embedding program that spawns children calls it itself if
+ * it wants the same.
+ */
+export function closeOnExecInherited(): number {
+  let n = 0;
+  let names: string[];
+  try {
+    names = fs.readdirSync('/proc/self/fd');
+  } catch {
+    return 0; // no /proc: nothing to look at
+  }
+  for (const name of names) {
+    const fd = Number(name);
+    if (!(fd > 2)) continue;
+    try {
+      fdutil.cloexec(fd);
+      n++;
+    } catch {
+      // The directory's own descriptor, closed by now.
+    }
+  }
+  return n;
+}

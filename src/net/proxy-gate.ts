@@ -24,6 +24,7 @@ import { ProxyProtocolError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { fdutil } from './fdutil.js';
 import { REPORT_MS } from '../options.js';
+import { socketFd as internalSocketFd } from './internals.js';
 import { parseProxyHeader, V1_MAX_LENGTH, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
 
 /** Options of readProxyHeader and ProxyGate. */
@@ -46,13 +47,12 @@ const FIRST_WAIT_MS = 1;
 const MAX_WAIT_MS = 16;
 
 /**
- * The descriptor of an accepted net.Socket. Node keeps the libuv handle private;
- * tcpkit only reads the descriptor number from it (as listen.ts does for servers),
- * and only while the socket is paused, so no read by libuv can race with ours.
+ * The descriptor of an accepted net.Socket (./internals.ts), read only while the
+ * socket is paused, so no read by libuv can race with ours.
  */
 function socketFd(socket: net.Socket): number | undefined {
-  const fd = (socket as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  const fd = internalSocketFd(socket);
+  return fd >= 0 ? fd : undefined;
 }
 
 /** The peer went away (or the socket was destroyed) before the header was complete. */

@@ -5,7 +5,6 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../errors.js';
-import type { ConnectionLimits } from '../admission/limits.js';
 import { checkExecOptions } from './exec.js';
 import type { Service, ServiceContext, ServiceSpec } from './types.js';
 
@@ -22,14 +21,28 @@ const builtins: Record<string, () => Promise<{ default: Service }>> = {
   bench: () => import('./bench.js'),
 };
 
-/** Names of the built-in services. */
+/** Services added with registerService: name → module URL. */
+const registered = new Map<string, string>();
+
+/** Names of the built-in services, then those added with registerService. */
 export function serviceNames(): string[] {
-  return Object.keys(builtins);
+  return [...Object.keys(builtins), ...registered.keys()];
 }
 
-/** Register a built-in (used by service modules added later and by tests). */
-export function registerService(name: string, load: () => Promise<{ default: Service }>): void {
-  builtins[name] = load;
+/**
+ * Add a service by name, served by a module's default export (or `handler`), as
+ * with --handler: wherever a connection is served (this process, a prefork worker,
+ * a thread, a fork child) the module is loaded by path, so a registered service
+ * works under every model. `module`: a path (resolved against the working directory
+ * now) or a file: URL. Throws InvalidOptionError for a built-in's name or a bad module.
+ * Registration is per process: register before createServer.
+ */
+export function registerService(name: string, module: string | URL): void {
+  if (typeof name !== 'string' || !/^[\w.-]+$/.test(name)) throw new InvalidOptionError('service', `a service name is letters, digits, "_", "." or "-", got ${JSON.stringify(name)}`);
+  if (Object.hasOwn(builtins, name)) throw new InvalidOptionError('service', `${name} is a built-in service`);
+  const href = module instanceof URL ? module.href : typeof module === 'string' && module !== '' ? (module.startsWith('file:') ? module : pathToFileURL(path.resolve(module)).href) : undefined;
+  if (href === undefined) throw new InvalidOptionError('handler', 'must be a module path or a file: URL');
+  registered.set(name, href);
 }
 
 /** Check a spec at construction time: unknown names throw at once, naming the service. */
@@ -44,6 +57,8 @@ export function validateServiceSpec(spec: ServiceSpec | string): ServiceSpec {
     s.name = s.name || 'handler';
     return s;
   }
+  const module = registered.get(s.name);
+  if (module !== undefined) return { ...s, handler: module };
   if (!Object.hasOwn(builtins, s.name)) {
     throw new InvalidOptionError('service', `unknown service ${JSON.stringify(s.name)} (known: ${serviceNames().join(', ')})`);
   }
@@ -71,53 +86,5 @@ export async function loadService(spec: ServiceSpec): Promise<Service> {
   return (await load()).default;
 }
 
-/**
- * Run a service on one connection and contain whatever it does: a throw or a
- * rejection destroys this socket only. Resolves when the socket is closed.
- * `onError` receives the failure for the log. `limits` (default none), for
- * models that serve in-process: a connection with no traffic for `idleMs` or
- * open longer than `maxMs` is destroyed and reported with ctx.log (code `idle`
- * or `time-limit`).
- */
-export async function runService(
-  service: Service,
-  ctx: ServiceContext,
-  onError: (err: unknown) => void,
-  limits?: ConnectionLimits,
-): Promise<void> {
-  const { socket } = ctx;
-  let timer: NodeJS.Timeout | undefined;
-  if (limits?.idleMs) {
-    socket.setTimeout(limits.idleMs, () => {
-      ctx.log(`no traffic for ${limits.idleMs} ms`, 'idle');
-      socket.destroy();
-    });
-  }
-  if (limits?.maxMs) {
-    timer = setTimeout(() => {
-      ctx.log(`open longer than ${limits.maxMs} ms`, 'time-limit');
-      socket.destroy();
-    }, limits.maxMs);
-    socket.once('close', () => clearTimeout(timer));
-  }
-  const closed = new Promise<void>((resolve) => {
-    if (socket.destroyed) resolve();
-    else socket.once('close', () => resolve());
-  });
-  // A reset peer is the peer's business; it must never become an uncaught exception.
-  socket.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') onError(err);
-  });
-  try {
-    await service(ctx);
-    // The service is done: send what is queued, FIN, then close (as a process exit would).
-    if (!socket.destroyed) {
-      if (socket.writableFinished) socket.destroy();
-      else socket.end(() => socket.destroy());
-    }
-  } catch (err) {
-    onError(err);
-    socket.destroy();
-  }
-  await closed;
-}
+/** Moved to ../connection/run.ts; re-exported for the modules that import it from here. */
+export { runService } from '../connection/run.js';

@@ -7,15 +7,11 @@
  * argv: SERVICE PEER, for ps. The spec comes in TCPKIT_CHILD (JSON).
  */
 import net from 'node:net';
-import { loadService, runService } from '../services/index.js';
-import type { ChildSpec } from './protocol.js';
+import { runService } from '../connection/run.js';
+import { loadService } from '../services/index.js';
+import { specFromEnv } from './messages.js';
 
-const spec = JSON.parse(process.env.TCPKIT_CHILD ?? 'null') as ChildSpec | null;
-delete process.env.TCPKIT_CHILD;
-if (!spec) {
-  process.stderr.write('tcpkit child: TCPKIT_CHILD is not set; this program is started by tcpkit serve\n');
-  process.exit(100);
-}
+const spec = specFromEnv('child', 'tcpkit child');
 
 // A ^C in the terminal signals the whole process group; the parent decides when a
 // child stops (it drains first, then sends SIGTERM after --grace).

@@ -1,7 +1,13 @@
 /**
- * Messages between the server and its pool workers: prefork's worker processes
- * (over the IPC channel) and the threads model's worker threads (over the
- * MessagePort). One discriminated union each way, plain data only.
+ * The one protocol between the server and everything it runs in another process or
+ * thread: what each is started with (a spec: TCPKIT_WORKER, TCPKIT_CHILD or
+ * TCPKIT_SPARE in the environment, or workerData) and the messages they exchange.
+ * Plain data only. A spec is decoded and checked (decodeSpec) before use: a program
+ * started by hand, or by another version of tcpkit, fails with a message naming the
+ * field, never with a TypeError halfway through.
+ *
+ * Pool workers, prefork's processes (over the IPC channel) and the threads model's
+ * threads (over the MessagePort): one discriminated union each way.
  *
  *   server → worker                               worker → server
  *   ───────────────                               ───────────────
@@ -20,7 +26,7 @@
  * From then on, and in pass mode from the start, a connection is named by the
  * server's id.
  */
-import type { ConnectionInfo } from '../address.js';
+import type { ConnectionInfo, Endpoint } from '../address.js';
 import type { ServerEvent } from '../events.js';
 import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ConnectionLimits } from '../admission/limits.js';
@@ -37,7 +43,8 @@ export type ToWorker =
 
 /** What a worker sends the server. */
 export type FromWorker =
-  | { type: 'ready' }
+  /** `room`: descriptors the worker can still take (pass mode sends no more at once); absent when unlimited. */
+  | { type: 'ready'; room?: number }
   | { type: 'accepted'; ref: number; info: ConnectionInfo }
   | { type: 'closed'; id: number }
   | { type: 'log'; id: number; reason: string; code: string }
@@ -74,4 +81,154 @@ export interface WorkerSpec {
   limits: ConnectionLimits;
   /** shared: read a PROXY protocol header off each accepted connection first. Default: none expected. */
   proxy?: ProxyGateOptions;
+}
+
+/** The fork model's child: one service, one connection (TCPKIT_CHILD). */
+export interface ChildSpec {
+  service: ServiceSpec;
+  info: ConnectionInfo;
+}
+
+/** What a fork spare child (--spare) is started with (TCPKIT_SPARE). */
+export interface SpareSpec {
+  service: ServiceSpec;
+}
+
+/**
+ * The fork model's spare child, over its IPC channel: it reports `ready` once its
+ * service is loaded; the server then sends it one `connection` with the connected
+ * socket attached, and the spare serves it and exits.
+ */
+export type SpareMessage = { type: 'ready' } | { type: 'connection'; info: ConnectionInfo };
+
+/** The environment variable each kind of spec comes in. */
+export const SPEC_VARIABLES = { worker: 'TCPKIT_WORKER', child: 'TCPKIT_CHILD', spare: 'TCPKIT_SPARE' } as const;
+
+/** A spec that is missing or not what tcpkit sends. Its message names the variable and the field. */
+export class SpecError extends Error {
+  readonly code = 'TCPKIT_SPEC';
+}
+
+type Obj = Record<string, unknown>;
+
+function object(v: unknown, at: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new SpecError(`${at}: expected an object, got ${JSON.stringify(v)}`);
+  return v as Obj;
+}
+
+function int(v: unknown, at: string, min = 0): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new SpecError(`${at}: expected an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optional<T>(o: Obj, key: string, at: string, check: (v: unknown, at: string) => T): T | undefined {
+  return o[key] === undefined ? undefined : check(o[key], `${at}.${key}`);
+}
+
+function string(v: unknown, at: string): string {
+  if (typeof v !== 'string') throw new SpecError(`${at}: expected a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function endpoint(v: unknown, at: string): Endpoint {
+  const o = object(v, at);
+  string(o.address, `${at}.address`);
+  if (int(o.port, `${at}.port`) > 65535) throw new SpecError(`${at}.port: expected a port, got ${o.port}`);
+  if (o.family !== 'IPv4' && o.family !== 'IPv6') throw new SpecError(`${at}.family: expected IPv4 or IPv6, got ${JSON.stringify(o.family)}`);
+  return o as unknown as Endpoint;
+}
+
+function service(v: unknown, at: string): ServiceSpec {
+  const o = object(v, at);
+  string(o.name, `${at}.name`);
+  optional(o, 'handler', at, string);
+  optional(o, 'options', at, object);
+  return o as unknown as ServiceSpec;
+}
+
+function info(v: unknown, at: string): ConnectionInfo {
+  const o = object(v, at);
+  int(o.id, `${at}.id`);
+  endpoint(o.local, `${at}.local`);
+  endpoint(o.remote, `${at}.remote`);
+  if (typeof o.acceptedAt !== 'number') throw new SpecError(`${at}.acceptedAt: expected a number, got ${JSON.stringify(o.acceptedAt)}`);
+  const via = optional(o, 'via', at, object);
+  if (via) {
+    endpoint(via.local, `${at}.via.local`);
+    endpoint(via.remote, `${at}.via.remote`);
+  }
+  return o as unknown as ConnectionInfo;
+}
+
+function worker(v: unknown, at: string): WorkerSpec {
+  const o = object(v, at);
+  service(o.service, `${at}.service`);
+  if (o.mode !== 'shared' && o.mode !== 'pass') throw new SpecError(`${at}.mode: expected shared or pass, got ${JSON.stringify(o.mode)}`);
+  optional(o, 'fd', at, int);
+  optional(o, 'backlog', at, (x, a) => int(x, a, 1));
+  optional(o, 'ownsFd', at, (x, a) => {
+    if (typeof x !== 'boolean') throw new SpecError(`${a}: expected true or false, got ${JSON.stringify(x)}`);
+  });
+  int(o.limit, `${at}.limit`);
+  int(o.maxConns, `${at}.maxConns`);
+  const limits = object(o.limits, `${at}.limits`);
+  int(limits.idleMs, `${at}.limits.idleMs`);
+  int(limits.maxMs, `${at}.limits.maxMs`);
+  const proxy = optional(o, 'proxy', at, object);
+  if (proxy && !(Array.isArray(proxy.versions) && proxy.versions.every((x) => x === 1 || x === 2))) {
+    throw new SpecError(`${at}.proxy.versions: expected [1], [2] or [1, 2], got ${JSON.stringify(proxy.versions)}`);
+  }
+  return o as unknown as WorkerSpec;
+}
+
+const decoders = {
+  worker,
+  child: (v: unknown, at: string): ChildSpec => {
+    const o = object(v, at);
+    service(o.service, `${at}.service`);
+    info(o.info, `${at}.info`);
+    return o as unknown as ChildSpec;
+  },
+  spare: (v: unknown, at: string): SpareSpec => {
+    service(object(v, at).service, `${at}.service`);
+    return v as SpareSpec;
+  },
+};
+
+type Specs = { worker: WorkerSpec; child: ChildSpec; spare: SpareSpec };
+
+/**
+ * Decode and check a spec: `text` (JSON, as the environment carries it) or an
+ * already-parsed value (workerData). Throws SpecError: `TCPKIT_WORKER is not set`,
+ * `TCPKIT_CHILD is not JSON`, `TCPKIT_WORKER.limit: expected an integer >= 0, got "x"`.
+ */
+export function decodeSpec<K extends keyof Specs>(kind: K, value: string | undefined | unknown): Specs[K] {
+  const name = SPEC_VARIABLES[kind];
+  if (value === undefined) throw new SpecError(`${name} is not set`);
+  let parsed: unknown = value;
+  if (typeof value === 'string') {
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      throw new SpecError(`${name} is not JSON`);
+    }
+  }
+  return decoders[kind](parsed, name) as Specs[K];
+}
+
+/**
+ * An entry point's spec from its environment variable, which is removed (a service's
+ * program must not see it). On a bad or missing spec: the message on stderr, exit 100
+ * (usage), as for any program started the wrong way.
+ */
+export function specFromEnv<K extends keyof Specs>(kind: K, program: string): Specs[K] {
+  const name = SPEC_VARIABLES[kind];
+  const text = process.env[name];
+  delete process.env[name];
+  try {
+    return decodeSpec(kind, text);
+  } catch (err) {
+    process.stderr.write(`${program}: ${(err as Error).message}; this program is started by tcpkit serve\n`);
+    process.exit(100);
+  }
 }

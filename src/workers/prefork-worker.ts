@@ -5,17 +5,16 @@
  * service execs inherits the listening socket.
  */
 import type net from 'node:net';
-import { fdutil } from '../net/listener.js';
-import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
+import { fdutil } from '../net/fdutil.js';
+import { specFromEnv, type FromWorker, type ToWorker } from './messages.js';
 import { runWorker } from './worker.js';
 
 /** The stdio slot the server puts the listening socket in. */
 export const LISTEN_SLOT = 4;
 
-const spec = JSON.parse(process.env.TCPKIT_WORKER ?? 'null') as WorkerSpec | null;
-delete process.env.TCPKIT_WORKER;
-if (!spec || !process.send) {
-  process.stderr.write('tcpkit worker: TCPKIT_WORKER or the IPC channel is missing; this program is started by tcpkit serve\n');
+const spec = specFromEnv('worker', 'tcpkit worker');
+if (!process.send) {
+  process.stderr.write('tcpkit worker: the IPC channel is missing; this program is started by tcpkit serve\n');
   process.exit(100);
 }
 if (spec.mode === 'shared') {

@@ -8,13 +8,13 @@
  * are close-on-exec; the server closes its copy of the socket once sent).
  */
 import type net from 'node:net';
-import { loadService, runService } from '../services/index.js';
-import type { SpareMessage, SpareSpec } from './protocol.js';
+import { runService } from '../connection/run.js';
+import { loadService } from '../services/index.js';
+import { specFromEnv, type SpareMessage } from './messages.js';
 
-const spec = JSON.parse(process.env.TCPKIT_SPARE ?? 'null') as SpareSpec | null;
-delete process.env.TCPKIT_SPARE;
-if (!spec || !process.send) {
-  process.stderr.write('tcpkit spare: TCPKIT_SPARE or the IPC channel is missing; this program is started by tcpkit serve\n');
+const spec = specFromEnv('spare', 'tcpkit spare');
+if (!process.send) {
+  process.stderr.write('tcpkit spare: the IPC channel is missing; this program is started by tcpkit serve\n');
   process.exit(100);
 }
 // The server decides when a child stops (see conn.ts).

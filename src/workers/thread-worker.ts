@@ -4,13 +4,14 @@
  * thread has exited; this thread listens only on its own duplicates of it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
+import { decodeSpec, type FromWorker, type ToWorker } from './messages.js';
 import { runWorker } from './worker.js';
 
 const port = parentPort;
 if (!port) throw new Error('tcpkit thread-worker: not running in a worker thread');
 
-await runWorker(workerData as WorkerSpec, {
+// Checked as a process's spec is: a bad one throws here, and the pool logs the thread's error.
+await runWorker(decodeSpec('worker', workerData), {
   send(msg: FromWorker, done?: () => void) {
     port.postMessage(msg);
     done?.();

@@ -5,12 +5,14 @@
  * reporting each to the server with the messages of ./messages.ts.
  */
 import net from 'node:net';
-import { fdutil } from '../net/listener.js';
-import { DEFAULT_BACKLOG } from '../options.js';
 import { loadService } from '../services/index.js';
 import type { ConnectionInfo } from '../address.js';
-import { connectionInfo, LocalConnections } from '../connection/local.js';
-import { ProxyGate, ProxyRefusals } from '../net/proxy-gate.js';
+import { LocalConnections } from '../connection/local.js';
+import { identify } from '../connection/pipeline.js';
+import { describeError } from '../errors.js';
+import { Acceptor, DESCRIPTOR_HEADROOM, descriptorLimit, openDescriptors } from '../net/acceptor.js';
+import { ProxyRefusals } from '../net/proxy-gate.js';
+import { DEFAULT_BACKLOG } from '../options.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 
 /** How a worker talks to the server: an IPC channel or a MessagePort. */
@@ -22,54 +24,13 @@ export interface WorkerChannel {
 }
 
 /**
- * Pausable accept on a listening descriptor owned by someone else: listen on a
- * duplicate; pausing closes the duplicate (libuv closes what it listens on), the
- * socket stays in LISTEN through `kept` and other workers' copies.
+ * How many more descriptors this worker can take before it reaches its limit's
+ * headroom (pass mode: the server passes no more than that, or the socket would be
+ * lost in recvmsg); undefined when unlimited.
  */
-class Acceptor {
-  readonly #kept: number;
-  readonly #backlog: number;
-  readonly #onConnection: (socket: net.Socket) => void;
-  #server: net.Server | undefined;
-  #closed = false;
-
-  constructor(kept: number, backlog: number, onConnection: (socket: net.Socket) => void) {
-    this.#kept = kept;
-    this.#backlog = backlog;
-    this.#onConnection = onConnection;
-  }
-
-  get accepting(): boolean {
-    return this.#server !== undefined;
-  }
-
-  resume(): void {
-    if (this.#server || this.#closed) return;
-    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-    server.on('connection', this.#onConnection);
-    // EMFILE and the like: the socket stays listening; the next accept may succeed.
-    server.on('error', () => {});
-    // listen() on the shared socket re-applies the backlog for everyone; Node reads it only positionally for `{ fd }`.
-    server.listen({ fd: fdutil.dup(this.#kept) } as net.ListenOptions, this.#backlog);
-    this.#server = server;
-  }
-
-  pause(): void {
-    this.#server?.close();
-    this.#server = undefined;
-  }
-
-  /**
-   * Stop for good and close `kept` (only its owner may): once the server and every draining worker have
-   * let go of the socket, the kernel refuses new connections instead of queueing them
-   * in a backlog no one will accept from (they would wait, then be reset). Idempotent.
-   */
-  close(): void {
-    this.pause();
-    if (this.#closed) return;
-    this.#closed = true;
-    fdutil.close(this.#kept);
-  }
+function room(): number | undefined {
+  const limit = descriptorLimit();
+  return limit === Infinity ? undefined : Math.max(1, limit - DESCRIPTOR_HEADROOM - openDescriptors());
 }
 
 /** Run a worker until it is drained (or killed). */
@@ -78,10 +39,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   try {
     service = await loadService(spec.service);
   } catch (err) {
-    const e = err as { code?: unknown; message?: unknown };
-    channel.send({ type: 'fatal', code: typeof e?.code === 'string' ? e.code : 'TCPKIT_WORKER', message: String(e?.message ?? err) }, () =>
-      channel.exit(1),
-    );
+    channel.send({ type: 'fatal', ...describeError(err, 'TCPKIT_WORKER') }, () => channel.exit(1));
     return;
   }
   let accepted = 0;
@@ -89,23 +47,20 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   let draining = false;
   /** Accepted (shared mode), held unread until the server admits or refuses them. */
   const waiting = new Map<number, { socket: net.Socket; info: ConnectionInfo }>();
-  const idle = () => conns.size === 0 && waiting.size === 0 && (gate?.pending ?? 0) === 0;
-  const conns = new LocalConnections(
-    service,
-    spec.service,
-    {
-      closed: (id) => {
-        channel.send({ type: 'closed', id });
+  /** PROXY refusals with no peer to name are folded into one line a second (sent as events to the server). */
+  const refusals = new ProxyRefusals((event) => channel.send({ type: 'event', event }));
+  const idle = () => conns.size === 0 && waiting.size === 0 && (acceptor?.pending ?? 0) === 0;
+  const conns = new LocalConnections(service, spec.service, spec.limits);
+  /** Serve an admitted connection here; what becomes of it goes to the server, which accounts for it. */
+  const serve = (socket: net.Socket, info: ConnectionInfo, env: Readonly<Record<string, string>>) =>
+    conns.serve(socket, info, env, {
+      closed: () => {
+        channel.send({ type: 'closed', id: info.id });
         settled();
       },
-      log: (id, reason, code) => channel.send({ type: 'log', id, reason, code }),
-      failed: (id, err) => {
-        const e = err as NodeJS.ErrnoException | undefined;
-        channel.send({ type: 'failed', id, code: typeof e?.code === 'string' ? e.code : 'TCPKIT_HANDLER', message: e?.message ?? String(err) });
-      },
-    },
-    spec.limits,
-  );
+      log: (reason, code) => channel.send({ type: 'log', id: info.id, reason, code }),
+      failed: (code, message) => channel.send({ type: 'failed', id: info.id, code, message }),
+    });
 
   /** A connection left (or was refused): accept more, or leave if draining. */
   function settled(): void {
@@ -120,7 +75,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   const retiring = () => spec.maxConns > 0 && accepted >= spec.maxConns;
   /** A connection this worker accepted (its PROXY header already taken, if one is expected): ask the server. */
   const take = (socket: net.Socket) => {
-    const info = connectionInfo(socket, ++accepted);
+    const info = identify(socket, ++accepted);
     if (!info) {
       socket.destroy();
       settled();
@@ -130,31 +85,29 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     channel.send({ type: 'accepted', ref: info.id, info });
     adjust();
   };
-  // Behind a load balancer the header comes first; a bad one closes that connection with a log line.
-  const refusals = new ProxyRefusals((event) => channel.send({ type: 'event', event }));
-  const gate =
-    spec.mode === 'shared' && spec.proxy
-      ? new ProxyGate(spec.proxy, {
-          pass: take,
-          refuse: (err, real) => {
-            refusals.refuse(err, real);
-            settled();
-          },
-        })
-      : undefined;
+  // Shared mode: the same accept loop as the server's (descriptor headroom, EMFILE backoff, PROXY gate).
   const acceptor =
-    spec.mode === 'shared' && spec.fd !== undefined
-      ? new Acceptor(spec.fd, spec.backlog ?? DEFAULT_BACKLOG, (socket) => {
-          if (!gate) return take(socket);
-          gate.take(socket);
-          adjust();
-        })
-      : undefined;
+    spec.mode === 'shared' && spec.fd !== undefined ? new Acceptor(spec.fd, { backlog: spec.backlog ?? DEFAULT_BACKLOG, ownsFd: spec.ownsFd ?? false }) : undefined;
+  if (acceptor) {
+    acceptor.onConnection(take);
+    // A connection still sending its PROXY header counts towards the share too.
+    acceptor.onAccept(adjust);
+    // Reported as they are; the server folds every worker's reports into one line per burst.
+    acceptor.onError((err) => {
+      const suppressed = err.suppressed === undefined ? {} : { suppressed: err.suppressed };
+      channel.send({ type: 'event', event: { type: 'error', where: 'accept', code: err.code ?? 'EIO', ...suppressed, message: err.message } });
+    });
+    // Behind a load balancer the header comes first; a bad one closes that connection with a log line.
+    acceptor.acceptProxyProtocol(spec.proxy, (err, real) => {
+      refusals.refuse(err, real);
+      settled();
+    });
+  }
 
   /** Accept only while under our share, not held by the server, not retiring or draining. */
   function adjust(): void {
     if (!acceptor) return;
-    const want = !held && !draining && !retiring() && conns.size + waiting.size + (gate?.pending ?? 0) < spec.limit;
+    const want = !held && !draining && !retiring() && conns.size + waiting.size + (acceptor?.pending ?? 0) < spec.limit;
     if (want) acceptor.resume();
     else acceptor.pause();
   }
@@ -168,13 +121,13 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
         socket.allowHalfOpen = true;
         socket.pause();
         accepted++;
-        conns.serve(socket, msg.info, msg.env);
+        serve(socket, msg.info, msg.env);
         return;
       case 'admit': {
         const w = waiting.get(msg.ref);
         if (!w) return;
         waiting.delete(msg.ref);
-        conns.serve(w.socket, { ...w.info, id: msg.id }, msg.env);
+        serve(w.socket, { ...w.info, id: msg.id }, msg.env);
         return;
       }
       case 'refuse': {
@@ -201,5 +154,5 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     }
   });
   adjust();
-  channel.send({ type: 'ready' });
+  channel.send({ type: 'ready', room: room() });
 }

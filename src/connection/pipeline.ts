@@ -1,0 +1,245 @@
+/**
+ * The one path every connection takes, whatever the model:
+ *
+ *   socket ─► identify (getsockname/getpeername; after the PROXY gate, the header's client)
+ *          ─► admit (access rules, per-source and rate limits)      `deny` / `refuse`
+ *          ─► model.dispatch(connection) ─► connection.opened(pid)  `accept`, counted
+ *          ─► connection.closed(exitcode, signal)                   `end`, place released
+ *
+ * The pipeline is the only caller of the access rules and the limits, and owns the
+ * counters (accepted, active, ended, denied) and the connection limit: at `maxConns`
+ * active connections it asks the model to stop accepting (new connections wait in the
+ * kernel's backlog) and to resume below it. A model that accepts on its own (prefork
+ * and threads in shared mode) identifies the connection in the worker and brings the
+ * ConnectionInfo here through admit(): the same steps, the same events.
+ */
+import type net from 'node:net';
+import { endpointsOf, type ConnectionInfo } from '../address.js';
+import type { AccessRules } from '../admission/access.js';
+import type { LimitStats } from '../admission/limits.js';
+import type { BudgetMember, ServiceBudget } from '../admission/budget.js';
+import { eventChannel, type ServerEvent } from '../events.js';
+import { stderrEvent } from '../services/exec.js';
+
+/**
+ * One admitted connection, as a model sees it. Each method acts once; later calls
+ * are ignored, so a model may report an end from more than one path (a child's exit
+ * and a failed send) without counting it twice.
+ */
+export interface Connection {
+  readonly info: ConnectionInfo;
+  /** What the connection's program gets on top of the UCSPI variables (the matching rule's variables, TCPCONNNUM). */
+  readonly env: Readonly<Record<string, string>>;
+  /** It is served now, by `pid` (this process, a child, a worker): logs `accept`, counts it. */
+  opened(pid: number): void;
+  /**
+   * It ended: logs `end` (with the child's exit code or signal where a child served it
+   * alone) if it had opened, and gives back its per-source place either way, so call it
+   * also when serving failed before opened().
+   */
+  closed(exitcode?: number | null, signal?: string | null): void;
+  /** The service's ctx.log: `idle`/`time-limit` (closed for a limit) become a `kill ... signal close` line, the rest an error line. */
+  log(reason: string, code: string): void;
+  /** The service threw, rejected, or its socket failed. */
+  failed(code: string, message: string): void;
+}
+
+/** An admitted connection with its socket, accepted in this process (paused, not yet read). */
+export interface IncomingConnection extends Connection {
+  readonly socket: net.Socket;
+}
+
+/** The counters the pipeline owns, as a plain snapshot. */
+export interface PipelineStats {
+  accepted: number;
+  active: number;
+  ended: number;
+  connections: Array<ConnectionInfo & { pid: number }>;
+  /** Connections closed at once by an access rule. */
+  denied: number;
+  limits: LimitStats;
+}
+
+/** How the pipeline is set up: all checked by the server's option table. */
+export interface PipelineOptions {
+  access: AccessRules;
+  /**
+   * The service's budget: its --max-conns (active connections at which accepting pauses)
+   * and its per-source and rate limits, shared by every pipeline of the service (one
+   * per listen address under `serve --config`).
+   */
+  budget: ServiceBudget;
+}
+
+/** What the pipeline tells its owner. */
+export interface PipelineHooks {
+  /** Every event, after the pipeline has counted what it counts. */
+  emit(event: ServerEvent): void;
+  /** `maxConns` reached: stop accepting. Return false when not running (nothing paused). */
+  pause(): boolean;
+  /** Below `maxConns` again: accept again. Return false when not running. */
+  resume(): boolean;
+}
+
+/** Both ends of an accepted socket, or undefined when the peer is already gone (reset before getpeername). */
+export function identify(socket: net.Socket, id: number): ConnectionInfo | undefined {
+  const ends = endpointsOf(socket);
+  return ends && { id, ...ends, acceptedAt: Date.now() };
+}
+
+/**
+ * Connection ids: unique in this process, across every pipeline in it (the
+ * super-server runs several), so a log line's `id` names one connection.
+ */
+let nextConnectionId = 1;
+
+/** See the file comment. A BudgetMember: its service's budget pauses and resumes it. */
+export class ConnectionPipeline implements BudgetMember {
+  readonly #options: PipelineOptions;
+  readonly #hooks: PipelineHooks;
+  readonly #budget: ServiceBudget;
+  readonly #active = new Map<number, ConnectionInfo & { pid: number }>();
+  #accepted = 0;
+  #ended = 0;
+  #denied = 0;
+  #paused = false;
+
+  constructor(options: PipelineOptions, hooks: PipelineHooks) {
+    this.#options = options;
+    this.#hooks = hooks;
+    this.#budget = options.budget;
+  }
+
+  /** Connections accepted and connections ended so far. */
+  get accepted(): number {
+    return this.#accepted;
+  }
+
+  get ended(): number {
+    return this.#ended;
+  }
+
+  get active(): number {
+    return this.#active.size;
+  }
+
+  /** Whether the connection limit has paused accepting. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * A socket accepted in this process: identify and admit it. Undefined when it is
+   * not to be served (gone, denied, refused: logged, and the socket destroyed).
+   */
+  take(socket: net.Socket): IncomingConnection | undefined {
+    const info = identify(socket, 0);
+    const conn = info && this.admit(info);
+    if (!conn) {
+      socket.destroy();
+      return undefined;
+    }
+    return Object.assign(conn, { socket });
+  }
+
+  /**
+   * A connection identified elsewhere (a pool worker accepted it and holds it unread):
+   * admit it under a new id. Undefined when denied or refused (already logged).
+   */
+  admit(identified: ConnectionInfo): Connection | undefined {
+    const info: ConnectionInfo = { ...identified, id: nextConnectionId++ };
+    const { remote, local } = info;
+    const decision = this.#options.access.check(remote.address);
+    if (!decision.ok) {
+      this.#denied++;
+      this.emit({ type: 'deny', remote, local, reason: 'access', rule: decision.rule });
+      return undefined;
+    }
+    const place = this.#budget.sources.take(remote.address);
+    if (!place.ok) {
+      this.emit({ type: 'refuse', remote, local, reason: place.reason });
+      return undefined;
+    }
+    return this.#connection(info, { TCPCONNNUM: String(place.count), ...decision.env });
+  }
+
+  #connection(info: ConnectionInfo, env: Readonly<Record<string, string>>): Connection {
+    let state: 'admitted' | 'open' | 'ended' = 'admitted';
+    let servedBy = 0;
+    return {
+      info,
+      env,
+      opened: (pid) => {
+        if (state !== 'admitted') return;
+        state = 'open';
+        servedBy = pid;
+        this.#opened(info, pid);
+      },
+      closed: (exitcode = null, signal = null) => {
+        if (state === 'ended') return;
+        const wasOpen = state === 'open';
+        state = 'ended';
+        this.#budget.sources.release(info.remote.address);
+        // A connection that never opened logs no `end`.
+        if (wasOpen) this.#closed(info, servedBy, exitcode, signal);
+      },
+      log: (reason, code) => {
+        const pid = servedBy || process.pid;
+        if (code === 'idle' || code === 'time-limit') this.emit({ type: 'kill', pid, signal: 'close', reason: code });
+        // An exec'd program's stderr line: the same `stderr` line under every model, as under fork.
+        else this.emit(stderrEvent(info.id, reason, code) ?? { type: 'error', where: 'service', code, message: reason, id: info.id, pid });
+      },
+      failed: (code, message) => this.emit({ type: 'error', where: 'service', code, message, id: info.id, pid: servedBy || process.pid }),
+    };
+  }
+
+  #opened(info: ConnectionInfo, pid: number): void {
+    this.#accepted++;
+    this.#active.set(info.id, { ...info, pid });
+    // Counted across the service (every pipeline sharing the budget); at the limit every one of them pauses.
+    const via = info.via?.remote;
+    const { maxConns } = this.#budget;
+    this.emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: maxConns, ...(via && { via }) });
+    this.#budget.opened();
+  }
+
+  #closed(info: ConnectionInfo, pid: number, exitcode: number | null, signal: string | null): void {
+    this.#active.delete(info.id);
+    this.#ended++;
+    const count = Math.max(0, this.#budget.active - 1);
+    this.emit({ type: 'end', id: info.id, pid, exitcode, signal, count, max: this.#budget.maxConns, ms: Date.now() - info.acceptedAt });
+    this.#budget.closed();
+  }
+
+  /** The budget is at its limit: stop accepting (BudgetMember). */
+  pause(): void {
+    if (this.#paused || !this.#hooks.pause()) return;
+    this.#paused = true;
+    this.emit({ type: 'pause', count: this.#budget.active, max: this.#budget.maxConns });
+  }
+
+  /** The budget is below its limit again: accept again (BudgetMember). */
+  resume(): void {
+    if (!this.#paused || !this.#hooks.resume()) return;
+    this.#paused = false;
+    this.emit({ type: 'resume', count: this.#budget.active, max: this.#budget.maxConns });
+  }
+
+  /** Publish an event (and count the closings by a limit, whoever reports them). */
+  emit(event: ServerEvent): void {
+    if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#budget.sources.closedBy(event.reason);
+    if (eventChannel.hasSubscribers) eventChannel.publish(event);
+    this.#hooks.emit(event);
+  }
+
+  stats(): PipelineStats {
+    return {
+      accepted: this.#accepted,
+      active: this.#active.size,
+      ended: this.#ended,
+      connections: [...this.#active.values()],
+      denied: this.#denied,
+      limits: this.#budget.sources.stats(),
+    };
+  }
+}

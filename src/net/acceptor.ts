@@ -1,0 +1,278 @@
+/**
+ * The one accept loop of tcpkit: pausable accept on any listening descriptor, with
+ * a descriptor-headroom check, EMFILE backoff and an optional PROXY gate. The
+ * server's Listener accepts through one; so does every pool worker (a prefork
+ * process or a thread) on its own duplicate of the listening socket.
+ *
+ * Pausing. Node cannot stop accepting on a listening socket while keeping it open.
+ * The acceptor keeps a descriptor of the socket (`fd`) and listens on a fresh
+ * duplicate of it: pausing closes libuv's handle (and with it that duplicate), the
+ * socket stays in LISTEN through `fd` and the kernel queues new connections in the
+ * backlog; resuming listens on another duplicate. Nothing is refused or dropped.
+ *
+ * Descriptor exhaustion. When accept(2) fails with EMFILE, libuv (under Node's
+ * net.Server) closes a reserved descriptor, accepts every connection waiting in the
+ * backlog and closes it at once, and reports nothing: under `ulimit -n 128`, 300
+ * connections to an event-model server saw 192 of them closed unserved and no log
+ * line. So the acceptor never lets accept reach the limit: descriptors are handed
+ * out lowest-first, so an accepted socket numbered N means N descriptors below it
+ * are open. When that number comes within DESCRIPTOR_HEADROOM of the soft limit
+ * (RLIMIT_NOFILE), the connection is still served, accepting backs off for
+ * BACKOFF_MS (connections wait in the backlog, as with pause), and one `EMFILE`
+ * error is reported per REPORT_MS with the count of backoffs it stands for.
+ *
+ * The owner's wish (pause/resume) and the backoff are separate: the acceptor
+ * accepts only while it is wanted and not backing off, so an owner that resumes
+ * often (a pool worker does after every connection) cannot cut a backoff short.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { REPORT_MS } from '../options.js';
+import { fdutil } from './fdutil.js';
+import { socketFd } from './internals.js';
+import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
+
+/** Descriptors kept free below the limit: a fork child's pipes, a log file, the admin server. Fixed at 16. */
+export const DESCRIPTOR_HEADROOM = 16;
+/** How long accepting stops once descriptors run short. Fixed at 100 ms. */
+export const BACKOFF_MS = 100;
+/** At most one descriptor-exhaustion report per this many ms (src/options.ts). */
+export { REPORT_MS };
+
+/** The soft RLIMIT_NOFILE of this process, from /proc/self/limits; Infinity when unknown or unlimited. */
+export function descriptorLimit(): number {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    return m && m[1] !== 'unlimited' ? Number(m[1]) : Infinity;
+  } catch {
+    return Infinity;
+  }
+}
+
+/** Descriptors this process holds now (0 when /proc is not there: then only the fd-number check guards). */
+export function openDescriptors(): number {
+  try {
+    return fs.readdirSync('/proc/self/fd').length - 1; // minus the directory's own descriptor
+  } catch {
+    return 0;
+  }
+}
+
+/** An accept-side error: EMFILE backoffs carry how many were folded into this one report. */
+export interface AcceptError extends NodeJS.ErrnoException {
+  /** Backoffs since the previous report that were not reported on their own. */
+  suppressed?: number;
+}
+
+/**
+ * One report per REPORT_MS: the rest of a burst is counted and folded into the next
+ * report's `suppressed`. The pool uses one more of these to fold its workers'
+ * reports into one line per burst for the whole server.
+ */
+export class BurstReporter {
+  #last = 0;
+  #suppressed = 0;
+
+  /** Count one occurrence; returns the error to report (with `suppressed` set), or undefined while in a burst. */
+  take(err: AcceptError): AcceptError | undefined {
+    const now = Date.now();
+    if (now - this.#last < REPORT_MS) {
+      this.#suppressed += 1 + (err.suppressed ?? 0);
+      return undefined;
+    }
+    err.suppressed = this.#suppressed + (err.suppressed ?? 0);
+    this.#last = now;
+    this.#suppressed = 0;
+    return err;
+  }
+
+  /** Count an occurrence that is never reported on its own (a backoff extended). */
+  count(): void {
+    this.#suppressed++;
+  }
+}
+
+/** Acceptor states, printable by status views: `paused` (not wanted), `backoff` (descriptors short), `accepting`, `closed`. */
+export type AcceptorState = 'accepting' | 'backoff' | 'paused' | 'closed';
+
+/** How an Acceptor is set up. */
+export interface AcceptorOptions {
+  /** listen(2) backlog re-applied by every listen on a duplicate. Default 511. */
+  backlog?: number;
+  /** Close `fd` on close(): true for the descriptor's owner only. Default false. */
+  ownsFd?: boolean;
+  /** The soft descriptor limit; tests lower it. Default descriptorLimit(). */
+  limit?: number;
+}
+
+/**
+ * Pausable accept on a listening descriptor. Starts paused: call resume() (or
+ * onConnection, for the Listener) to accept. Emits each accepted connection paused
+ * (`pauseOnConnect`): the caller decides who reads it.
+ */
+export class Acceptor {
+  readonly backlog: number;
+  readonly #ownsFd: boolean;
+  readonly #limit: number;
+  #fd: number;
+  #server: net.Server | undefined;
+  #wanted = false;
+  #backingOff = false;
+  #closed = false;
+  #backoffTimer: NodeJS.Timeout | undefined;
+  /** The highest descriptor number accepted lately: resume() checks headroom only when it was near the limit. */
+  #lastFd = -1;
+  readonly #reports = new BurstReporter();
+  #onConnection: (socket: net.Socket) => void = (s) => s.destroy();
+  #onError: (err: AcceptError) => void = () => {};
+  #onAccept: () => void = () => {};
+  #gate: ProxyGate | undefined;
+
+  constructor(fd: number, options: AcceptorOptions = {}) {
+    this.#fd = fd;
+    this.backlog = options.backlog ?? 511;
+    this.#ownsFd = options.ownsFd ?? false;
+    this.#limit = options.limit ?? descriptorLimit();
+  }
+
+  get state(): AcceptorState {
+    if (this.#closed) return 'closed';
+    if (!this.#wanted) return 'paused';
+    return this.#backingOff ? 'backoff' : 'accepting';
+  }
+
+  /** The listening descriptor this acceptor listens through (valid until close). */
+  get fd(): number {
+    return this.#fd;
+  }
+
+  /** Connections accepted and still waiting for their PROXY header. */
+  get pending(): number {
+    return this.#gate?.pending ?? 0;
+  }
+
+  /** Who receives accepted connections (after the PROXY gate, if any). */
+  onConnection(handler: (socket: net.Socket) => void): void {
+    this.#onConnection = handler;
+  }
+
+  /**
+   * Called after every accept, before the PROXY header is read: an owner that bounds
+   * what it holds (a pool worker's share of --max-conns) counts `pending` from here.
+   */
+  onAccept(handler: () => void): void {
+    this.#onAccept = handler;
+  }
+
+  /** Accept errors (EMFILE, ...): accepting goes on; the owner decides what to log. */
+  onError(handler: (err: AcceptError) => void): void {
+    this.#onError = handler;
+  }
+
+  /**
+   * Read a PROXY protocol header from every connection before handing it on: the
+   * handler then gets the socket with the header consumed (and only the header) and
+   * endpointsOf(socket) giving the client the balancer named. A missing, bad or
+   * late header closes that connection and is reported to `onRefuse`. Call before
+   * connections arrive; `undefined` turns it off.
+   */
+  acceptProxyProtocol(options: ProxyGateOptions | undefined, onRefuse: ProxyGateHandlers['refuse'] = () => {}): void {
+    this.#gate?.destroy();
+    this.#gate = options && new ProxyGate(options, { pass: (socket) => this.#onConnection(socket), refuse: onRefuse });
+  }
+
+  /** Resolves once no accepted connection is still waiting for its PROXY header. */
+  settled(): Promise<void> {
+    return this.#gate?.settled() ?? Promise.resolve();
+  }
+
+  /** Close the connections still waiting for their PROXY header. */
+  abortPending(): void {
+    this.#gate?.destroy();
+  }
+
+  /** Stop accepting; new connections wait in the kernel's backlog. Idempotent. */
+  pause(): void {
+    this.#wanted = false;
+    this.#stopListening();
+  }
+
+  /** Accept (again), unless backing off: then once the backoff is over. Idempotent. */
+  resume(): void {
+    if (this.#closed) return;
+    this.#wanted = true;
+    if (this.#backingOff || this.#server) return;
+    // Resumed right after a connection near the limit: check the real count before accepting into EMFILE.
+    if (this.#lastFd >= this.#limit - 2 * DESCRIPTOR_HEADROOM) {
+      const open = openDescriptors();
+      if (open >= this.#limit - DESCRIPTOR_HEADROOM) return this.#backoff(open);
+    }
+    this.#listen();
+  }
+
+  /** Stop for good; close `fd` if this acceptor owns it. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.pause();
+    this.#closed = true;
+    this.#backingOff = false;
+    clearTimeout(this.#backoffTimer);
+    if (this.#ownsFd) fdutil.close(this.#fd);
+    this.#fd = -1;
+  }
+
+  #listen(): void {
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    // A connection accepted just before a pause is still handed on: nothing accepted is ever dropped.
+    server.on('connection', (socket: net.Socket) => {
+      const fd = socketFd(socket);
+      this.#lastFd = fd;
+      if (fd >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(fd + 1);
+      if (this.#gate) this.#gate.take(socket);
+      else this.#onConnection(socket);
+      this.#onAccept();
+    });
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      // Should libuv report EMFILE after all (its reserve descriptor gone), back off the same way rather than retry at once.
+      if (err.code === 'EMFILE' || err.code === 'ENFILE') this.#backoff(undefined, err.code);
+      else this.#onError(err);
+    });
+    // Listening on a descriptor that already listens only re-applies the backlog (for every holder of the
+    // socket); it cannot fail with EADDRINUSE. Node reads the backlog of the `{ fd }` form only positionally.
+    server.listen({ fd: fdutil.dup(this.#fd) } as net.ListenOptions, this.backlog);
+    this.#server = server;
+  }
+
+  #stopListening(): void {
+    const server = this.#server;
+    this.#server = undefined;
+    server?.close();
+  }
+
+  /** Stop accepting for BACKOFF_MS because descriptors run short; report once per REPORT_MS. */
+  #backoff(open: number | undefined, code = 'EMFILE'): void {
+    if (!this.#backingOff) {
+      this.#backingOff = true;
+      this.#stopListening();
+      this.#backoffTimer = setTimeout(() => this.#retry(), BACKOFF_MS);
+    }
+    const held = open === undefined ? 'accept failed' : `${open} of ${this.#limit} descriptors open`;
+    const err: AcceptError = new Error(`${held}; accepting paused ${BACKOFF_MS} ms, new connections wait in the backlog`);
+    err.code = code;
+    const report = this.#reports.take(err);
+    if (report) this.#onError(report);
+  }
+
+  /** After a backoff: accept again only once descriptors are free again, else wait another BACKOFF_MS (counted, not reported). */
+  #retry(): void {
+    if (this.#closed) return;
+    if (openDescriptors() >= this.#limit - DESCRIPTOR_HEADROOM) {
+      this.#reports.count();
+      this.#backoffTimer = setTimeout(() => this.#retry(), BACKOFF_MS);
+      return;
+    }
+    this.#backingOff = false;
+    this.#lastFd = -1;
+    if (this.#wanted) this.#listen();
+  }
+}

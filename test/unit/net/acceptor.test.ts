@@ -1,0 +1,116 @@
+// The one accept loop: pause/resume on a duplicate of a listening descriptor, and the descriptor-headroom backoff.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { Acceptor, BurstReporter, DESCRIPTOR_HEADROOM, openDescriptors, type AcceptError } from '../../../src/net/acceptor.js';
+import { fdutil } from '../../../src/net/fdutil.js';
+import { serverFd } from '../../../src/net/internals.js';
+
+/** A listening socket on 127.0.0.1 port 0; returns our own duplicate of it and its port (the server is closed). */
+async function listening(): Promise<{ fd: number; port: number }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const fd = fdutil.dup(serverFd(server));
+  await new Promise((resolve) => server.close(resolve));
+  return { fd, port };
+}
+
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host: '127.0.0.1' }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+async function until(fn: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !fn(); i++) await new Promise((r) => setTimeout(r, 25));
+  assert.ok(fn(), what);
+}
+
+test('starts paused; connections wait in the backlog until resume, then each is handed on once', async () => {
+  const { fd, port } = await listening();
+  const acceptor = new Acceptor(fd, { ownsFd: true });
+  const accepted: net.Socket[] = [];
+  const clients: net.Socket[] = [];
+  try {
+    acceptor.onConnection((s) => accepted.push(s));
+    assert.equal(acceptor.state, 'paused');
+    clients.push(await connect(port), await connect(port));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(accepted.length, 0, 'nothing accepted while paused');
+    acceptor.resume();
+    assert.equal(acceptor.state, 'accepting');
+    await until(() => accepted.length === 2, 'both accepted after resume');
+    acceptor.pause();
+    acceptor.pause();
+    assert.equal(acceptor.state, 'paused');
+    clients.push(await connect(port));
+    acceptor.resume();
+    acceptor.resume();
+    await until(() => accepted.length === 3, 'the third accepted after a second resume');
+  } finally {
+    for (const s of [...accepted, ...clients]) s.destroy();
+    acceptor.close();
+    acceptor.close();
+  }
+  assert.equal(acceptor.state, 'closed');
+  assert.equal(acceptor.fd, -1);
+});
+
+test('close() leaves a descriptor it does not own open', async () => {
+  const { fd, port } = await listening();
+  const acceptor = new Acceptor(fd);
+  acceptor.resume();
+  acceptor.close();
+  // The socket still listens through `fd`: the kernel completes the handshake.
+  const s = await connect(port);
+  s.destroy();
+  fdutil.close(fd);
+});
+
+test('near the descriptor limit: backs off, reports EMFILE once, accepts again once descriptors are free', async () => {
+  const { fd, port } = await listening();
+  const clients: net.Socket[] = [];
+  // The clients wait in the backlog (nobody accepts yet).
+  for (let i = 0; i < 8; i++) clients.push(await connect(port));
+  // A limit just above what this process holds now: the first accepted sockets come within the headroom.
+  const limit = openDescriptors() + DESCRIPTOR_HEADROOM + 2;
+  const acceptor = new Acceptor(fd, { ownsFd: true, limit });
+  const accepted: net.Socket[] = [];
+  const errors: AcceptError[] = [];
+  try {
+    acceptor.onConnection((s) => accepted.push(s));
+    acceptor.onError((e) => errors.push(e));
+    acceptor.resume();
+    await until(() => errors.length === 1 && acceptor.state === 'backoff', 'one EMFILE report, backing off');
+    assert.equal(errors[0]!.code, 'EMFILE');
+    assert.match(errors[0]!.message, new RegExp(`of ${limit} descriptors open; accepting paused 100 ms`));
+    const held = accepted.length;
+    assert.ok(held < 8, `some connections wait in the backlog (accepted ${held})`);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(acceptor.state, 'backoff', 'still backing off while descriptors are short');
+    assert.equal(errors.length, 1, 'the rest of the burst is counted, not reported');
+    // Resume while backing off does not cut the backoff short.
+    acceptor.resume();
+    assert.equal(acceptor.state, 'backoff');
+    for (const s of accepted.splice(0)) s.destroy();
+    for (const s of clients.splice(0, held)) s.destroy();
+    await until(() => accepted.length > 0, 'accepting again once descriptors are free');
+  } finally {
+    for (const s of [...accepted, ...clients]) s.destroy();
+    acceptor.close();
+  }
+});
+
+test('BurstReporter: one report per second, the rest folded into the next report', () => {
+  const r = new BurstReporter();
+  const e = () => Object.assign(new Error('x'), { code: 'EMFILE' }) as AcceptError;
+  const first = r.take(e());
+  assert.equal(first?.suppressed, 0);
+  assert.equal(r.take(e()), undefined);
+  assert.equal(r.take(Object.assign(e(), { suppressed: 3 })), undefined);
+  r.count();
+  // 1 + (1 + 3) + 1 folded so far.
+  assert.equal(r.take(e()), undefined);
+});

@@ -1,0 +1,49 @@
+// The one protocol between the server and its workers, children and spares: specs are decoded and checked.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { decodeSpec, SpecError, type WorkerSpec } from '../../../src/workers/messages.js';
+import { ROOT } from '../../helpers.js';
+
+const endpoint = { address: '127.0.0.1', port: 9877, family: 'IPv4' };
+const info = { id: 1, local: endpoint, remote: { ...endpoint, port: 40000 }, acceptedAt: 1 };
+const worker: WorkerSpec = { service: { name: 'echo' }, mode: 'shared', fd: 5, backlog: 511, limit: 10, maxConns: 0, limits: { idleMs: 0, maxMs: 0 } };
+
+test('decodes what the server sends, as JSON text or as a value (workerData)', () => {
+  assert.deepEqual(decodeSpec('worker', JSON.stringify(worker)), worker);
+  assert.deepEqual(decodeSpec('worker', worker), worker);
+  assert.deepEqual(decodeSpec('child', JSON.stringify({ service: { name: 'echo' }, info })), { service: { name: 'echo' }, info });
+  assert.deepEqual(decodeSpec('spare', '{"service":{"name":"discard","options":{}}}'), { service: { name: 'discard', options: {} } });
+});
+
+test('a missing, unparsable or wrong spec fails with a message naming the variable and the field', () => {
+  const fails = (kind: 'worker' | 'child' | 'spare', value: unknown, message: RegExp) =>
+    assert.throws(() => decodeSpec(kind, value), (err: unknown) => err instanceof SpecError && (err as SpecError).code === 'TCPKIT_SPEC' && message.test((err as Error).message));
+  fails('worker', undefined, /^TCPKIT_WORKER is not set$/);
+  fails('child', '{not json', /^TCPKIT_CHILD is not JSON$/);
+  fails('spare', 'null', /^TCPKIT_SPARE: expected an object, got null$/);
+  fails('worker', { ...worker, mode: 'both' }, /^TCPKIT_WORKER\.mode: expected shared or pass, got "both"$/);
+  fails('worker', { ...worker, limit: '10' }, /^TCPKIT_WORKER\.limit: expected an integer >= 0, got "10"$/);
+  fails('worker', { ...worker, limits: { idleMs: 0 } }, /^TCPKIT_WORKER\.limits\.maxMs: /);
+  fails('worker', { ...worker, proxy: { versions: [3] } }, /^TCPKIT_WORKER\.proxy\.versions: /);
+  fails('worker', { ...worker, service: { handler: 'x.js' } }, /^TCPKIT_WORKER\.service\.name: expected a string/);
+  fails('child', { service: { name: 'echo' }, info: { ...info, remote: { ...endpoint, port: 70000 } } }, /^TCPKIT_CHILD\.info\.remote\.port: expected a port, got 70000$/);
+  fails('child', { service: { name: 'echo' }, info: { ...info, local: { ...endpoint, family: 'unix' } } }, /^TCPKIT_CHILD\.info\.local\.family: /);
+});
+
+test('an entry point started by hand says what is wrong and exits 100', () => {
+  for (const [entry, variable, value] of [
+    ['conn.js', 'TCPKIT_CHILD', undefined],
+    ['conn.js', 'TCPKIT_CHILD', '{"service":{"name":"echo"},"info":{"id":"x"}}'],
+    ['prefork-worker.js', 'TCPKIT_WORKER', '[]'],
+    ['spare.js', 'TCPKIT_SPARE', '{'],
+  ] as const) {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.TCPKIT_CHILD;
+    if (value !== undefined) env[variable] = value;
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'workers', entry)], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+    assert.equal(r.status, 100, `${entry}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`^tcpkit \\w+: ${variable}.*; this program is started by tcpkit serve\\n$`), entry);
+  }
+});
