@@ -124,24 +124,28 @@ describe('install from the packed tarball without a compiler', { skip: !npm ? 'n
     }
   });
 
-  // npm 11 skips a dependency's install scripts unless allowed ("npm warn install-scripts"); the prebuilt is what
-  // makes the default work. With the script allowed, node-gyp-build finds the prebuilt and compiles nothing.
+  // npm 11 runs a dependency's install script with a warning ("npm warn install-scripts ... not yet covered by
+  // allowScripts") unless told otherwise; a locked-down host says --ignore-scripts (or strict-allow-scripts with no
+  // allowance). Either way no compiler is needed: the script, when it runs, finds the prebuilt and compiles nothing,
+  // and when it does not run, node-gyp-build finds the same prebuilt at run time.
   for (const variant of [
-    { name: 'install scripts skipped (npm default)', flags: [] as string[] },
-    { name: 'install script allowed', flags: ['--allow-scripts=tcpkit'] },
+    { name: 'install script run (npm default)', dir: 'prefix-default', flags: ['--foreground-scripts'], scriptRuns: true },
+    { name: 'install scripts ignored', dir: 'prefix-ignore-scripts', flags: ['--ignore-scripts'], scriptRuns: false },
   ]) {
     describe(variant.name, () => {
-      const prefix = path.join(dir, variant.flags.length ? 'prefix-scripts' : 'prefix-default');
+      const prefix = path.join(dir, variant.dir);
       const pkg = path.join(prefix, 'lib', 'node_modules', 'tcpkit');
       const bin = path.join(prefix, 'bin', 'tcpkit');
 
       before(() => {
         // --prefer-offline: the dependencies' tarballs are in npm's cache after `npm ci`; only the npm registry is asked for the rest.
-        const r = sh(npm!, ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', ...variant.flags, tarball], { cwd: dir, env });
+        const args = ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', ...variant.flags, tarball];
+        const r = sh(npm!, args, { cwd: dir, env });
         // The closing note of issue 16 quotes this: the command and what npm printed.
-        console.log(`$ PATH=${toolbin} npm install -g --prefix ${prefix} --prefer-offline --no-audit --no-fund ${variant.flags.join(' ')} ${tarball}\n${r.stdout}${r.stderr}`);
+        console.log(`$ PATH=${toolbin} npm ${args.join(' ')}\n${r.stdout}${r.stderr}`);
         assert.equal(r.status, 0, `npm install without a compiler:\n${r.stdout}\n${r.stderr}`);
         assert.ok(fs.existsSync(bin), `${bin} installed`);
+        assert.equal(/^> tcpkit@[^ ]+ install$/m.test(r.stdout), variant.scriptRuns, `install script ${variant.scriptRuns ? 'ran' : 'skipped'}:\n${r.stdout}`);
       });
 
       it('nothing was compiled: no build/ in the installed package', () => {
@@ -167,4 +171,21 @@ describe('install from the packed tarball without a compiler', { skip: !npm ? 'n
       }
     });
   }
+
+  // Where no prebuilt matches (here: node-gyp-build told the libc is musl), the install script compiles the sources
+  // the tarball carries; this needs the compiler, make and python the other installs went without.
+  it('no matching prebuilt: the install script compiles from source, and that build is the one loaded', async () => {
+    const prefix = path.join(dir, 'prefix-source');
+    const args = ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--foreground-scripts', tarball];
+    const r = sh(npm!, args, { cwd: dir, env: { ...cleanEnv(process.env.PATH ?? ''), LIBC: 'musl' } });
+    assert.equal(r.status, 0, `npm install building from source:\n${r.stdout}\n${r.stderr}`);
+    const pkg = path.join(prefix, 'lib', 'node_modules', 'tcpkit');
+    const built = path.join(pkg, 'build', 'Release', 'fdutil.node');
+    assert.ok(fs.existsSync(built), `compiled at install:\n${r.stdout}\n${r.stderr}`);
+    const s = await serveFrom(path.join(prefix, 'bin', 'tcpkit'), cleanEnv(process.env.PATH ?? ''), ['--max-conns', '4']);
+    servers.push(s);
+    assert.equal((await echoOnce(s.port, Buffer.from('built here\n'))).toString(), 'built here\n');
+    assert.deepEqual(mappedAddons(s.proc.pid!), [fs.realpathSync(built)]);
+    await s.stop();
+  });
 });
