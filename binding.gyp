@@ -3,7 +3,8 @@
     {
       "target_name": "fdutil",
       "sources": ["native/fdutil.c"],
-      "cflags": ["-Wall", "-O2"]
+      "cflags": ["-Wall", "-O2"],
+      "defines": ["NAPI_VERSION=8"]
     }
   ]
 }

@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** native/fdutil.c; each call throws an Error with the errno's `code` on failure. */
 export interface FdUtil {
@@ -21,8 +22,13 @@ export interface FdUtil {
 }
 
 const require = createRequire(import.meta.url);
+/**
+ * The addon's file, as node-gyp-build picks it from the package root: build/Release when it was compiled here (a
+ * clone, or an install with no matching prebuilt), else the N-API prebuilt packed in prebuilds/<platform>-<arch>/.
+ */
+export const fdutilPath: string = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(fileURLToPath(new URL('../..', import.meta.url)));
 /** The loaded addon. */
-export const fdutil: FdUtil = require('../../build/Release/fdutil.node') as FdUtil;
+export const fdutil: FdUtil = require(fdutilPath) as FdUtil;
 
 /**
  * Mark every descriptor above 2 close-on-exec. Node's and tcpkit's own already
