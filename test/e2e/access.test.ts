@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { AccessRules, ipBytes, unmapIPv4 } from '../dist/admission/access.js';
-import { createServer } from '../dist/index.js';
-import { ROOT, connectTo, eventually, startServer, waitClose } from './helpers.js';
-import { ask, hasIPv6, stopAll } from './exec-helpers.js';
+import { AccessRules, ipBytes, unmapIPv4 } from '../../dist/admission/access.js';
+import { createServer } from '../../dist/index.js';
+import { ROOT, connectTo, eventually, startServer, waitClose } from '../helpers.js';
+import { ask, hasIPv6, stopAll } from '../exec-helpers.js';
 
 const PEER = path.join(ROOT, 'test', 'fixtures', 'ucspi-peer.js');
 const rules = (...specs) => new AccessRules(specs.map(([action, from, env]) => ({ action, from, env })));

@@ -6,8 +6,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
-import { listenFds, chooseSocket } from '../dist/net/activation.js';
-import { BIN, childrenOf, connectTo, echoOnce, eventually, readBytes, run, socketInodes, tcpTable } from './helpers.js';
+import { listenFds, chooseSocket } from '../../dist/net/activation.js';
+import { BIN, childrenOf, connectTo, echoOnce, eventually, readBytes, run, socketInodes, tcpTable } from '../helpers.js';
 
 /** Start a process (through `sh` so that LISTEN_PID can be its own pid) with `fd` as its descriptor 3. */
 function launch(args, { fd, env = {}, listenPid = true } = {}) {

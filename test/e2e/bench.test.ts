@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { runBench, parseSize, resolveBenchOptions } from '../dist/bench/index.js';
-import { ROOT, run, startServer, eventually } from './helpers.js';
+import { runBench, parseSize, resolveBenchOptions } from '../../dist/bench/index.js';
+import { ROOT, run, startServer, eventually } from '../helpers.js';
 
 /** Start a net server on 127.0.0.1:0 that hands each socket to `onSocket`; tracks its sockets. */
 async function tinyServer(onSocket) {

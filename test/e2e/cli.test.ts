@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { run } from './helpers.js';
+import { run } from '../helpers.js';
 
 const cases = [
   [['serve', '--port', 'abc'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "abc"\n'],

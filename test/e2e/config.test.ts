@@ -6,9 +6,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { parseConfig } from '../dist/super/config.js';
-import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer } from './helpers.js';
-import { hasIPv6, startConfigServer, tempDir, stopAll } from './exec-helpers.js';
+import { parseConfig } from '../../dist/super/config.js';
+import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer } from '../helpers.js';
+import { hasIPv6, startConfigServer, tempDir, stopAll } from '../exec-helpers.js';
 
 const tmp = tempDir();
 const servers = [];

@@ -16,10 +16,10 @@ import {
   sha256,
   startServer,
   waitClose,
-} from './helpers.js';
-import { ask, hasIPv6, stopAll } from './exec-helpers.js';
-import { endpointsOf } from '../dist/address.js';
-import { loadService, runService } from '../dist/services/index.js';
+} from '../helpers.js';
+import { ask, hasIPv6, stopAll } from '../exec-helpers.js';
+import { endpointsOf } from '../../dist/address.js';
+import { loadService, runService } from '../../dist/services/index.js';
 
 const PEER = path.join(ROOT, 'test', 'fixtures', 'ucspi-peer.js');
 const servers = [];

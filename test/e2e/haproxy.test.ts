@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { connectTo, eventually, exchange, run, startServer } from './helpers.js';
+import { connectTo, eventually, exchange, run, startServer } from '../helpers.js';
 
 const haproxy = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'].find((p) => fs.existsSync(p));
 

@@ -4,8 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { childrenOf, echoOnce, eventually, random, startServer } from './helpers.js';
-import { describe, soak, soakProblems } from '../bench/soak.js';
+import { childrenOf, echoOnce, eventually, random, startServer } from '../helpers.js';
+import { describe, soak, soakProblems } from '../../bench/soak.js';
 
 /** Echo `data` once; resolves { data, reply, how } where how is 'end', an error code, or 'hang' after 30 s. */
 function attempt(port, data) {

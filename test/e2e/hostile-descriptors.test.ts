@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import { BIN, echoOnce, eventually, fdsOf, sleep } from './helpers.js';
+import { BIN, echoOnce, eventually, fdsOf, sleep } from '../helpers.js';
 
 // Beyond the kernel's backlog (--backlog 2048 here) connects would stall: Node ignores `backlog` in listen({ fd }), so tcpkit passes it positionally.
 const CLIENTS = 1000;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { BIN, connectTo, eventually, fdsOf, readBytes } from './helpers.js';
+import { BIN, connectTo, eventually, fdsOf, readBytes } from '../helpers.js';
 
 /** `tcpkit serve --config FILE --print-port`: { pid, port, log(), acceptPid(from), stop() }. */
 async function startConfigServer(config, env) {

@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { parseConfig } from '../dist/super/config.js';
-import { ConfigError } from '../dist/errors.js';
-import { startServer } from './helpers.js';
+import { parseConfig } from '../../dist/super/config.js';
+import { ConfigError } from '../../dist/errors.js';
+import { startServer } from '../helpers.js';
 import { spawn } from 'node:child_process';
-import { BIN } from './helpers.js';
+import { BIN } from '../helpers.js';
 
 const STACK = /^\s+at .+:\d+:\d+\)?$/m;
 

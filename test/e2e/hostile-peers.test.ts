@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import {
   childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, rssOf, sha256, sleep, startServer, waitClose,
-} from './helpers.js';
+} from '../helpers.js';
 
 const alive = (pid) => {
   try {

@@ -14,8 +14,8 @@ import {
   sanitize,
   services,
   eventChannel,
-} from '../dist/index.js';
-import { connectTo, exchange, random, sha256, sleep, tcpTable, socketInodes } from './helpers.js';
+} from '../../dist/index.js';
+import { connectTo, exchange, random, sha256, sleep, tcpTable, socketInodes } from '../helpers.js';
 
 describe('library', () => {
   it('createServer + connect + echoSession: a round trip through the fork model', async () => {

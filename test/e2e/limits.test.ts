@@ -3,13 +3,13 @@
 // logged with its reason and counted.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createServer } from '../dist/index.js';
+import { createServer } from '../../dist/index.js';
 import net from 'node:net';
-import { endpointsOf } from '../dist/address.js';
-import { SourceLimits } from '../dist/admission/limits.js';
-import { loadService, runService } from '../dist/services/index.js';
-import { stopAll } from './exec-helpers.js';
-import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from './helpers.js';
+import { endpointsOf } from '../../dist/address.js';
+import { SourceLimits } from '../../dist/admission/limits.js';
+import { loadService, runService } from '../../dist/services/index.js';
+import { stopAll } from '../exec-helpers.js';
+import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from '../helpers.js';
 
 const servers = [];
 after(async () => {

@@ -21,8 +21,8 @@ import {
   socketInodes,
   startServer,
   waitClose,
-} from './helpers.js';
-import { createServer } from '../dist/index.js';
+} from '../helpers.js';
+import { createServer } from '../../dist/index.js';
 
 const CRASHY = path.join(ROOT, 'test', 'fixtures', 'crashy-handler.js');
 

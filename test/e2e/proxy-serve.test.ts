@@ -6,11 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startConfigServer } from './exec-helpers.js';
-import { Listener } from '../dist/net/listener.js';
-import { encodeProxyHeader, V2_SIGNATURE } from '../dist/net/proxy-protocol.js';
-import { sanitize } from '../dist/address.js';
-import { connectTo, exchange, random, readBytes, run, sha256, sleep, startServer, waitClose } from './helpers.js';
+import { startConfigServer } from '../exec-helpers.js';
+import { Listener } from '../../dist/net/listener.js';
+import { encodeProxyHeader, V2_SIGNATURE } from '../../dist/net/proxy-protocol.js';
+import { sanitize } from '../../dist/address.js';
+import { connectTo, exchange, random, readBytes, run, sha256, sleep, startServer, waitClose } from '../helpers.js';
 
 /** A regex source matching `text` as a log line's message value renders it (sanitized, then JSON). */
 const logged = (text) => JSON.stringify(sanitize(text)).slice(0, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -284,8 +284,8 @@ describe('proxyProtocol in a --config file', () => {
 
 describe('status of a server behind a balancer', () => {
   it('collectStatus shows the client as the peer, the balancer as via, matched to the kernel socket', async () => {
-    const { createServer } = await import('../dist/server.js');
-    const { collectStatus } = await import('../dist/status/snapshot.js');
+    const { createServer } = await import('../../dist/server.js');
+    const { collectStatus } = await import('../../dist/status/snapshot.js');
     const server = createServer({ host: '127.0.0.1', port: 0, proxyProtocol: true });
     const { port } = await server.listen();
     const s = await connectTo(port);

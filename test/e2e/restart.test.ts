@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import fs from 'node:fs';
-import { createServer } from '../dist/server.js';
-import { startSuccessor } from '../dist/net/restart.js';
-import { childrenOf, connectTo, echoOnce, eventually, exchange, random, sha256, startServer } from './helpers.js';
+import { createServer } from '../../dist/server.js';
+import { startSuccessor } from '../../dist/net/restart.js';
+import { childrenOf, connectTo, echoOnce, eventually, exchange, random, sha256, startServer } from '../helpers.js';
 
 const alive = (pid) => fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
 const successors = [];

@@ -24,7 +24,7 @@ import {
   startServer,
   tcpTable,
   waitClose,
-} from './helpers.js';
+} from '../helpers.js';
 
 describe('tcpkit serve (fork model, echo)', () => {
   let server;

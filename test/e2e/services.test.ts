@@ -2,10 +2,10 @@
 // chargen (864), daytime (867), time (868).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { daytimeLine } from '../dist/services/daytime.js';
-import { timeBytes } from '../dist/services/time.js';
-import { stopAll } from './exec-helpers.js';
-import { connectTo, echoOnce, random, readBytes, rssOf, sleep, startServer, waitClose } from './helpers.js';
+import { daytimeLine } from '../../dist/services/daytime.js';
+import { timeBytes } from '../../dist/services/time.js';
+import { stopAll } from '../exec-helpers.js';
+import { connectTo, echoOnce, random, readBytes, rssOf, sleep, startServer, waitClose } from '../helpers.js';
 
 const servers = {};
 before(async () => {

@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createServer } from '../dist/server.js';
-import { startAdmin } from '../dist/status/admin.js';
-import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose } from './helpers.js';
+import { createServer } from '../../dist/server.js';
+import { startAdmin } from '../../dist/status/admin.js';
+import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose } from '../helpers.js';
 
 const hasSs = ['/usr/bin/ss', '/bin/ss', '/usr/sbin/ss', '/sbin/ss'].some((p) => fs.existsSync(p));
 if (!hasSs) console.log('# ss (iproute2) not installed: byte counts are checked as absent, with their note');
@@ -213,7 +213,7 @@ test('the state file goes when the server stops', async () => {
 
 test('models show up through stats(): worker threads and their connections', async () => {
   // A threads-model server's stats() as the contract (src/models/types.ts) describes it; the socket is real.
-  const { collectStatus } = await import('../dist/status/snapshot.js');
+  const { collectStatus } = await import('../../dist/status/snapshot.js');
   const net = await import('node:net');
   const listener = net.createServer().listen(0, '127.0.0.1');
   await new Promise((r) => listener.once('listening', r));

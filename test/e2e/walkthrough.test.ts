@@ -4,7 +4,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { BIN, childrenOf, eventually, run, startServer } from './helpers.js';
+import { BIN, childrenOf, eventually, run, startServer } from '../helpers.js';
 
 let server;
 let client;

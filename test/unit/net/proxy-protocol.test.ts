@@ -11,8 +11,8 @@ import {
   parseProxyHeader,
   V1_MAX_LENGTH,
   V2_SIGNATURE,
-} from '../dist/net/proxy-protocol.js';
-import { ProxyProtocolError } from '../dist/errors.js';
+} from '../../../src/net/proxy-protocol.js';
+import { ProxyProtocolError } from '../../../src/errors.js';
 
 const ascii = (s) => Buffer.from(s, 'latin1');
 const hex = (s) => Buffer.from(s.replace(/\s+/g, ''), 'hex');

@@ -17,8 +17,8 @@ import {
   readThreads,
   socketInodesOf,
   socketOwners,
-} from '../dist/status/procfs.js';
-import { eventually, sleep } from './helpers.js';
+} from '../../../src/status/procfs.js';
+import { eventually, sleep } from '../../helpers.js';
 
 const linux = process.platform === 'linux' ? false : 'reads /proc, which only Linux has';
 const le = os.endianness() === 'LE';
