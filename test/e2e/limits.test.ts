@@ -6,7 +6,6 @@ import { after, describe, it } from 'node:test';
 import { createServer } from '../../dist/index.js';
 import net from 'node:net';
 import { endpointsOf } from '../../dist/address.js';
-import { SourceLimits } from '../../dist/admission/limits.js';
 import { loadService, runService } from '../../dist/services/index.js';
 import { stopAll } from '../exec-helpers.js';
 import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from '../helpers.js';
@@ -31,20 +30,6 @@ async function tryEcho(port, source) {
     return 'closed';
   }
 }
-
-describe('SourceLimits', () => {
-  it('counts per source (IPv4-mapped is the same source) and refills the rate bucket over time', () => {
-    const l = new SourceLimits({ perSource: 2, rate: 2 });
-    assert.deepEqual(l.take('127.0.0.1', 0), { ok: true, count: 1 });
-    assert.deepEqual(l.take('::ffff:127.0.0.1', 0), { ok: true, count: 2 });
-    assert.deepEqual(l.take('127.0.0.1', 0), { ok: false, reason: 'per-source' });
-    l.release('127.0.0.1');
-    assert.deepEqual(l.take('127.0.0.1', 0), { ok: false, reason: 'rate' }); // 2 per second spent
-    assert.deepEqual(l.take('127.0.0.1', 600), { ok: true, count: 2 }); // 1.2 tokens back
-    assert.deepEqual(l.take('127.0.0.2', 600), { ok: true, count: 1 });
-    assert.deepEqual(l.stats().refused, { 'per-source': 1, rate: 1 });
-  });
-});
 
 describe('limits in the server', () => {
   it('maxConns: at the limit new connections wait in the backlog (pause logged), none refused', async () => {
