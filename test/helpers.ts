@@ -1,5 +1,6 @@
 // Shared test helpers: start the real CLI on port 0, talk to it over real sockets,
 // and look at processes and descriptors through /proc.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, type StdioNull, type StdioPipe } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -192,6 +193,19 @@ export interface ConnectOptions {
   host?: string;
   /** The local address to bind before connecting. */
   source?: string;
+}
+
+/** The port a listening net.Server (or dgram socket, http server) is bound to. */
+export function portOf(server: { address(): net.AddressInfo | string | null }): number {
+  const a = server.address();
+  assert.ok(a !== null && typeof a === 'object', `not bound to a TCP address: ${String(a)}`);
+  return a.port;
+}
+
+/** What a test caught, checked to be an Error; typed with Node's optional code, errno and syscall. */
+export function errnoOf(err: unknown): NodeJS.ErrnoException {
+  assert.ok(err instanceof Error, `not an Error: ${String(err)}`);
+  return err;
 }
 
 /** Connect to 127.0.0.1:port (optionally from `source`). */

@@ -2,21 +2,22 @@
 // IPv4-mapped IPv6, first match wins, variables added by a rule.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AccessRules, ipBytes, unmapIPv4 } from '../../../src/admission/access.js';
+import { AccessRules, ipBytes, unmapIPv4, type AccessRuleSpec } from '../../../src/admission/access.js';
 
-const rules = (...specs) => new AccessRules(specs.map(([action, from, env]) => ({ action, from, env })));
-const verdict = (r, address) => {
+type RuleTuple = [action: AccessRuleSpec['action'], from: string, env?: Record<string, string>];
+const rules = (...specs: RuleTuple[]): AccessRules => new AccessRules(specs.map(([action, from, env]) => ({ action, from, env })));
+const verdict = (r: AccessRules, address: string): string => {
   const d = r.check(address);
   return d.ok ? `allow ${d.rule}` : `deny ${d.rule}`;
 };
 
 describe('AccessRules', () => {
   it('parses IPv4, IPv6 and embedded-IPv4 literals to 16 bytes', () => {
-    assert.deepEqual([...ipBytes('1.2.3.4')], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 1, 2, 3, 4]);
-    assert.deepEqual([...ipBytes('::ffff:1.2.3.4')], [...ipBytes('1.2.3.4')]);
-    assert.deepEqual([...ipBytes('::1')], [...new Array(15).fill(0), 1]);
-    assert.deepEqual([...ipBytes('fe80::1:2')], [0xfe, 0x80, ...new Array(10).fill(0), 0, 1, 0, 2]);
-    assert.deepEqual([...ipBytes('1::')], [0, 1, ...new Array(14).fill(0)]);
+    assert.deepEqual([...ipBytes('1.2.3.4')!], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 1, 2, 3, 4]);
+    assert.deepEqual([...ipBytes('::ffff:1.2.3.4')!], [...ipBytes('1.2.3.4')!]);
+    assert.deepEqual([...ipBytes('::1')!], [...new Array(15).fill(0), 1]);
+    assert.deepEqual([...ipBytes('fe80::1:2')!], [0xfe, 0x80, ...new Array(10).fill(0), 0, 1, 0, 2]);
+    assert.deepEqual([...ipBytes('1::')!], [0, 1, ...new Array(14).fill(0)]);
     assert.equal(ipBytes('example.com'), undefined);
     assert.equal(unmapIPv4('::ffff:127.0.0.2'), '127.0.0.2');
     assert.equal(unmapIPv4('::1'), '::1');

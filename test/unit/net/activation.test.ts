@@ -19,10 +19,10 @@ describe('listenFds (sd_listen_fds semantics)', () => {
       { fd: 3, name: 'echo' },
       { fd: 4, name: 'admin' },
     ];
-    assert.equal(chooseSocket(two, 'admin').fd, 4);
+    assert.equal(chooseSocket(two, 'admin')?.fd, 4);
     assert.throws(() => chooseSocket(two), /socket activation passed 2 sockets \(echo \(fd 3\), admin \(fd 4\)\); choose one by name/);
     assert.throws(() => chooseSocket(two, 'web'), /no socket named "web"/);
-    assert.equal(chooseSocket([{ fd: 3, name: 'unknown' }]).fd, 3);
+    assert.equal(chooseSocket([{ fd: 3, name: 'unknown' }])?.fd, 3);
     assert.equal(chooseSocket([]), undefined);
   });
 });
