@@ -4,11 +4,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { childrenOf, connectTo, eventually, exchange, spawnServer, type ConnectOptions, type SpawnedServer } from './helpers.js';
 
-/** Connect, send nothing (half-close), read everything to EOF, parse one JSON line. */
-export async function ask(port: number, opts?: ConnectOptions): Promise<Record<string, string>> {
+/** What test/fixtures/ucspi-peer.js tells its peer: its UCSPI environment and what its descriptor 0 says. */
+export interface UcspiReport {
+  env: Record<string, string | undefined>;
+  peer: { address?: string; port?: number; family?: string };
+  local: { address?: string; port?: number };
+  argv: string[];
+}
+
+/** Connect, send nothing (half-close), read everything to EOF, parse one JSON line (a UcspiReport from ucspi-peer.js). */
+export async function ask(port: number, opts?: ConnectOptions): Promise<UcspiReport> {
   const s = await connectTo(port, opts);
   const out = await exchange(s, Buffer.alloc(0));
-  return JSON.parse(out.toString()) as Record<string, string>;
+  return JSON.parse(out.toString()) as UcspiReport;
 }
 
 /** A fresh temporary directory, removed by the returned cleanup. */

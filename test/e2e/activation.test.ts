@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
-import { BIN, childrenOf, connectTo, echoOnce, eventually, readBytes, run, socketInodes, tcpTable } from '../helpers.js';
+import { BIN, childrenOf, connectTo, echoOnce, eventually, readBytes, run, socketInodes, tcpTable, portOf } from '../helpers.js';
 
 /** Start a process (through `sh` so that LISTEN_PID can be its own pid) with `fd` as its descriptor 3. */
 function launch(args, { fd, env = {}, listenPid = true } = {}) {
@@ -47,9 +47,9 @@ function watch(proc) {
 /** A listening socket on 127.0.0.1, port chosen by the kernel: { server, fd, port }. */
 async function listening() {
   const server = net.createServer({ pauseOnConnect: true });
-  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
   // Node keeps the handle private; tests read the descriptor number only (as src/listen.ts does).
-  return { server, fd: server._handle.fd, port: server.address().port };
+  return { server, fd: server._handle.fd, port: portOf(server) };
 }
 
 const started = [];
@@ -139,7 +139,7 @@ describe('under systemd-socket-activate', { skip: ssa ? false : 'systemd-socket-
     // systemd-socket-activate binds an address given by number: take one the kernel says is free.
     const probe = await listening();
     const port = probe.port;
-    await new Promise((resolve) => probe.server.close(resolve));
+    await new Promise<void>((resolve) => probe.server.close(resolve));
     const proc = spawn(ssa, ['-l', `127.0.0.1:${port}`, '--fdname=echo', process.execPath, BIN, 'serve'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

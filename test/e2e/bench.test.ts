@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { runBench } from '../../dist/bench/index.js';
-import { ROOT, run, startServer, eventually } from '../helpers.js';
+import { ROOT, run, startServer, eventually, portOf } from '../helpers.js';
 
 /** Start a net server on 127.0.0.1:0 that hands each socket to `onSocket`; tracks its sockets. */
 async function tinyServer(onSocket) {
@@ -19,13 +19,13 @@ async function tinyServer(onSocket) {
     socket.on('error', () => {});
     onSocket(socket);
   });
-  await new Promise((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, resolve));
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, resolve));
   return {
-    port: server.address().port,
+    port: portOf(server),
     sockets,
     close() {
       for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(resolve));
+      return new Promise<void>((resolve) => server.close(resolve));
     },
   };
 }

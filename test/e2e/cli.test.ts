@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { run } from '../helpers.js';
+import { run, portOf } from '../helpers.js';
 
 const cases = [
   [['serve', '--port', 'abc'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "abc"\n'],
@@ -40,8 +40,8 @@ describe('bad arguments', () => {
 
   it('a port in use: listen EADDRINUSE with the address, exit 111', async () => {
     const blocker = net.createServer();
-    await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
-    const { port } = blocker.address();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = portOf(blocker);
     try {
       const r = await run(['serve', '--host', '127.0.0.1', '--port', String(port)]);
       assert.equal(r.code, 111);
@@ -53,8 +53,8 @@ describe('bad arguments', () => {
 
   it('the default wildcard address is named too: listen EADDRINUSE 0.0.0.0:PORT', async () => {
     const blocker = net.createServer();
-    await new Promise((r) => blocker.listen(0, '0.0.0.0', r));
-    const { port } = blocker.address();
+    await new Promise<void>((r) => blocker.listen(0, '0.0.0.0', r));
+    const port = portOf(blocker);
     try {
       const r = await run(['serve', '--port', String(port)]);
       assert.equal(r.code, 111);

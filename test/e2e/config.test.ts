@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer } from '../helpers.js';
+import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer, portOf } from '../helpers.js';
 import { hasIPv6, startConfigServer, tempDir, stopAll } from '../exec-helpers.js';
 
 const tmp = tempDir();
@@ -143,9 +143,9 @@ describe('config reload failures', () => {
     const srv = await startConfigServer(file, 1);
     servers.push(srv);
     const busy = net.createServer();
-    await new Promise((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     try {
-      const taken = busy.address().port;
+      const taken = portOf(busy);
       fs.writeFileSync(file, `services:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n    limits: { maxConns: 7 }\n  d:\n    listen: 127.0.0.1:${taken}\n    internal: discard\n`);
       srv.proc.kill('SIGHUP');
       const [, port] = await srv.waitFor(/reload failed message "listen\\\\x20EADDRINUSE\\\\x20127\.0\.0\.1:(\d+);/);

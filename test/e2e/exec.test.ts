@@ -16,6 +16,7 @@ import {
   sha256,
   startServer,
   waitClose,
+  portOf,
 } from '../helpers.js';
 import { ask, hasIPv6, stopAll } from '../exec-helpers.js';
 import { endpointsOf } from '../../dist/address.js';
@@ -46,7 +47,7 @@ describe('serve --exec', () => {
     assert.notEqual(fds[2].target, fds[0].target);
     assert.equal(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '/bin/cat\0');
     assert.ok(childrenOf(srv.pid).some((c) => c.pid === Number(pid)), 'cat is the server\'s own child: no Node process in between');
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     const ended = new Promise((resolve) => s.once('end', resolve));
     s.end(data);
@@ -63,7 +64,7 @@ describe('serve --exec', () => {
     });
     const s = await connectTo(srv.port, { source: '127.0.0.2' });
     const clientPort = s.localPort;
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     await new Promise((resolve) => s.once('end', resolve));
     s.destroy();
@@ -113,7 +114,7 @@ describe('serve --exec', () => {
     const srv = await serve(['--exec', '--', '/bin/sh', '-c', 'echo hi; exit 3']);
     // The client does not close: EOF must come from the program's exit alone.
     const s = await connectTo(srv.port);
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     assert.equal(await waitClose(s), 'end');
     s.destroy();
@@ -169,9 +170,9 @@ describe('serve --exec', () => {
       };
       void runService(service, ctx, (err) => logs.push(`error ${err}`)).then(served);
     });
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const got = await echoOnce(server.address().port, '', { source: '127.0.0.2' });
+      const got = await echoOnce(portOf(server), '', { source: '127.0.0.2' });
       assert.equal(got.toString(), '127.0.0.2 from-rule\n');
       await done;
       assert.equal(logs.length, 2, logs.join('\n'));

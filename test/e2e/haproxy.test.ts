@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { connectTo, eventually, exchange, run, startServer } from '../helpers.js';
+import { connectTo, eventually, exchange, run, startServer, portOf } from '../helpers.js';
 
 const haproxy = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'].find((p) => fs.existsSync(p));
 
@@ -19,9 +19,9 @@ const hasExec = /--exec/.test(spawnSync(process.execPath, [path.resolve('bin/tcp
 /** A port the kernel says is free now (HAProxy needs a number in its configuration). */
 async function freePort() {
   const s = net.createServer();
-  await new Promise((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  const { port } = s.address();
-  await new Promise((resolve) => s.close(resolve));
+  await new Promise<void>((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  const port = portOf(s);
+  await new Promise<void>((resolve) => s.close(resolve));
   return port;
 }
 

@@ -11,7 +11,7 @@ import { describe, soak, soakProblems } from '../../bench/soak.js';
 function attempt(port, data) {
   return new Promise((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-    const chunks = [];
+    const chunks: Buffer[] = [];
     const done = (how) => {
       clearTimeout(timer);
       s.destroy();
@@ -40,7 +40,7 @@ async function chaos(args, { count, lanes, everyMs, children }) {
     let running = true;
     const killer = (async () => {
       while (running) {
-        await new Promise((r) => setTimeout(r, everyMs));
+        await new Promise<void>((r) => setTimeout(r, everyMs));
         const kids = childrenOf(srv.pid).filter((k) => k.state !== 'Z');
         if (!running || kids.length === 0) continue;
         const victim = kids[Math.floor(Math.random() * kids.length)].pid;

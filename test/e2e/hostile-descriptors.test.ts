@@ -38,7 +38,7 @@ async function startLimited(args) {
 /** Connect, send `payload`, keep the write side open until told; resolves what came back at EOF. */
 function holdingClient(port, payload) {
   const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  const chunks = [];
+  const chunks: Buffer[] = [];
   const connected = new Promise((resolve, reject) => {
     s.once('connect', resolve);
     s.once('error', reject);

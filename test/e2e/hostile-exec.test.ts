@@ -93,7 +93,7 @@ test('exec: shell metacharacters from the peer stay data; environment and descri
       assert.deepEqual(fdsOf(Number(pid)).map((f) => f.fd).sort(), [0, 1, 2], 'only 0, 1, 2');
       s.end();
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise<void>((r) => setTimeout(r, 500));
     assert.equal(fs.existsSync(marker), false, 'no shell ran the peer\'s bytes');
     await eventually(() => (srv.log().match(/^end pid \d+ exitcode 0 /gm) ?? []).length >= payloads.length, { message: 'every cat ended cleanly' });
   } finally {

@@ -212,7 +212,7 @@ test('fuzz: random PROXY headers to a --proxy-protocol server: each connection e
       const c = net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(c));
       c.once('error', reject);
     });
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     const ended = new Promise((resolve) => s.once('end', resolve));
     s.end(Buffer.concat([Buffer.from('PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n'), payload]));

@@ -18,7 +18,7 @@ const alive = (pid) => {
 };
 
 /** Resolves 'hang' after ms, without keeping the test process alive. */
-const deadline = (ms) => new Promise((resolve) => setTimeout(resolve, ms, 'hang').unref());
+const deadline = (ms) => new Promise<void>((resolve) => setTimeout(resolve, ms, 'hang').unref());
 
 /** Echo `n` random bytes through the server and check the reply's checksum. */
 async function checkedEcho(port, n, opts) {
@@ -134,7 +134,7 @@ test('SIGTERM during 100 transfers: each completes byte for byte within the grac
     for (let i = 0; i < 100; i++) {
       const s = await connectTo(srv.port);
       const data = random(size);
-      const chunks = [];
+      const chunks: Buffer[] = [];
       let got = 0;
       const firstBytes = new Promise((resolve) => s.once('data', resolve));
       const done = new Promise((resolve, reject) => {

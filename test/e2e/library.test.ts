@@ -33,7 +33,7 @@ describe('library', () => {
       const socket = await connect({ port: local.port });
       const data = random(300_000);
       const out = new PassThrough();
-      const chunks = [];
+      const chunks: Buffer[] = [];
       out.on('data', (c) => chunks.push(c));
       const result = await echoSession(socket, Readable.from([data]), out);
       assert.equal(result.bytesSent, data.length);
@@ -97,7 +97,7 @@ describe('library', () => {
       const listening = socketInodes(process.pid).filter((i) => table.get(i)?.state === '0A');
       assert.equal(listening.length, 1);
       listener.resume();
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise<void>((r) => setTimeout(r, 200));
       assert.equal(accepted.length, 1);
       c.destroy();
     } finally {

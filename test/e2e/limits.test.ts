@@ -135,7 +135,7 @@ describe('limits in the server', () => {
       void runService(echo, ctx, (err) => logs.push(`error ${err}`), limits);
       accepted();
     });
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
       const { port } = server.address();
       let seen = new Promise((resolve) => (accepted = resolve));

@@ -24,6 +24,7 @@ import {
   startServer,
   tcpTable,
   waitClose,
+  portOf,
 } from '../helpers.js';
 
 describe('tcpkit serve (fork model, echo)', () => {
@@ -218,9 +219,9 @@ describe('tcpkit client', () => {
 
   it('a server that closes before stdin ends: server terminated prematurely, exit 1', async () => {
     const s = net.createServer((c) => c.end('bye\n'));
-    await new Promise((r) => s.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     try {
-      const child = spawn(process.execPath, [BIN, 'client', '127.0.0.1', String(s.address().port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'client', '127.0.0.1', String(portOf(s))], { stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (c) => (out += c));
@@ -284,7 +285,7 @@ describe('limits and shutdown', () => {
     const data = random(256 * 1024);
     const clients = await Promise.all(Array.from({ length: 4 }, () => connectTo(server.port)));
     const received = clients.map((c) => {
-      const chunks = [];
+      const chunks: Buffer[] = [];
       c.on('data', (d) => chunks.push(d));
       return chunks;
     });
@@ -302,7 +303,7 @@ describe('limits and shutdown', () => {
     // In-flight transfers complete, byte for byte.
     const results = await Promise.all(
       clients.map(async (c, i) => {
-        await new Promise((r) => c.end(data.subarray(1000), r));
+        await new Promise<void>((r) => c.end(data.subarray(1000), r));
         await new Promise((r) => (c.readableEnded ? r() : c.once('end', r)));
         return Buffer.concat(received[i]);
       }),
@@ -362,8 +363,8 @@ async function childFor(server, socket, from = 0) {
 
 async function freePort() {
   const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = portOf(s);
+  await new Promise<void>((r) => s.close(r));
   return port;
 }

@@ -31,7 +31,7 @@ describe('discard (RFC 863)', () => {
 describe('daytime (RFC 867)', () => {
   it('sends one line with the current time and closes without waiting for the client', async () => {
     const s = await connectTo(servers.daytime.port);
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     assert.equal(await waitClose(s), 'end');
     s.destroy();
@@ -47,7 +47,7 @@ describe('daytime (RFC 867)', () => {
 describe('time (RFC 868)', () => {
   it('sends exactly 4 bytes with the current time, then closes', async () => {
     const s = await connectTo(servers.time.port);
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     assert.equal(await waitClose(s), 'end');
     s.destroy();

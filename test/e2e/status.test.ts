@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createServer } from '../../dist/server.js';
 import { startAdmin } from '../../dist/status/admin.js';
-import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose } from '../helpers.js';
+import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose, portOf } from '../helpers.js';
 
 const hasSs = ['/usr/bin/ss', '/bin/ss', '/usr/sbin/ss', '/sbin/ss'].some((p) => fs.existsSync(p));
 if (!hasSs) console.log('# ss (iproute2) not installed: byte counts are checked as absent, with their note');
@@ -217,7 +217,7 @@ test('models show up through stats(): worker threads and their connections', asy
   const net = await import('node:net');
   const listener = net.createServer().listen(0, '127.0.0.1');
   await new Promise((r) => listener.once('listening', r));
-  const port = listener.address().port;
+  const port = portOf(listener);
   const c = await connectTo(port);
   const now = Date.now();
   const local = { address: '127.0.0.1', port, family: 'IPv4' };
