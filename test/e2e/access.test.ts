@@ -4,13 +4,14 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createServer } from '../../dist/index.js';
-import { ROOT, connectTo, eventually, startServer, waitClose } from '../helpers.js';
+import type { ServerEvent } from '../../dist/events.js';
+import { ROOT, connectTo, eventually, startServer, waitClose, type StartedServer } from '../helpers.js';
 import { ask, hasIPv6, stopAll } from '../exec-helpers.js';
 
 const PEER = path.join(ROOT, 'test', 'fixtures', 'ucspi-peer.js');
 
 describe('serve --allow/--deny', () => {
-  const servers = [];
+  const servers: StartedServer[] = [];
   after(async () => {
     await stopAll(servers);
   });
@@ -55,7 +56,7 @@ describe('serve --allow/--deny', () => {
         { action: 'allow', from: '127.0.0.0/8', env: { FIXTURE_RULE: 'loopback', TCPCONNNUM: 'overridden' } },
       ],
     });
-    const events = [];
+    const events: ServerEvent[] = [];
     server.on('event', (e) => events.push(e));
     const { port } = await server.listen();
     try {
@@ -66,9 +67,9 @@ describe('serve --allow/--deny', () => {
       await waitClose(s);
       s.destroy();
       await eventually(() => server.stats().denied === 1, { message: 'denied counted' });
-      const deny = events.find((e) => e.type === 'deny');
-      assert.equal(deny.remote.address, '127.0.0.2');
-      assert.equal(deny.rule, 'deny:127.0.0.2/32');
+      const deny = events.find((e): e is Extract<ServerEvent, { type: 'deny' }> => e.type === 'deny');
+      assert.equal(deny?.remote.address, '127.0.0.2');
+      assert.equal(deny?.rule, 'deny:127.0.0.2/32');
     } finally {
       await server.close({ grace: 5 });
     }

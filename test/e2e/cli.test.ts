@@ -4,7 +4,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { run, portOf } from '../helpers.js';
 
-const cases = [
+const cases: [args: string[], code: number, message: string | RegExp][] = [
   [['serve', '--port', 'abc'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "abc"\n'],
   [['serve', '--port', '70000'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "70000"\n'],
   [['serve', '--max-conns', '0'], 100, 'tcpkit: --max-conns: must be an integer from 1 to 1000000, got "0"\n'],

@@ -5,11 +5,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer, portOf } from '../helpers.js';
+import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer, portOf, errnoOf, type SpawnedServer } from '../helpers.js';
 import { hasIPv6, startConfigServer, tempDir, stopAll } from '../exec-helpers.js';
 
 const tmp = tempDir();
-const servers = [];
+const servers: SpawnedServer<unknown>[] = [];
 after(async () => {
   await stopAll(servers);
   tmp.cleanup();
@@ -17,7 +17,7 @@ after(async () => {
 const isRoot = process.getuid?.() === 0;
 const UPPER = path.join(ROOT, 'test', 'fixtures', 'upper-handler.js');
 
-function writeConfig(name, text) {
+function writeConfig(name: string, text: string): string {
   const file = path.join(tmp.dir, name);
   fs.writeFileSync(file, text);
   return file;
@@ -66,7 +66,7 @@ ${isRoot ? `  whoami:
   });
 
   it('SIGHUP: a changed service keeps its socket (no connection refused under load); an invalid file changes nothing; a removed service drains', async () => {
-    const version = (maxConns, extra = '') => `
+    const version = (maxConns: number, extra = ''): string => `
 services:
   cat:
     listen: 127.0.0.1:0
@@ -81,7 +81,7 @@ ${extra}`;
     // Load: 4 clients, each making connection after connection, until told to stop.
     let stop = false;
     let ok = 0;
-    const failures = [];
+    const failures: string[] = [];
     const client = async () => {
       for (let i = 0; !stop && i < 2000; i++) {
         const payload = `c${i}-${'x'.repeat(i % 100)}`;
@@ -90,7 +90,7 @@ ${extra}`;
           if (got.toString() !== payload) failures.push(`wrong echo ${got.length}`);
           else ok++;
         } catch (err) {
-          failures.push(err.code ?? err.message);
+          failures.push(errnoOf(err).code ?? errnoOf(err).message);
         }
       }
     };
@@ -123,7 +123,7 @@ ${extra}`;
 
     // The held connection from before the first reload still echoes.
     held.write('still here');
-    const back = await new Promise((resolve) => held.once('data', resolve));
+    const back = await new Promise<Buffer>((resolve) => held.once('data', resolve));
     assert.equal(back.toString(), 'still here');
     held.end();
 
