@@ -263,8 +263,8 @@ export function readBytes(socket: net.Socket, n: number): Promise<Buffer> {
   });
 }
 
-/** Resolve when the socket sees EOF (or error), with which it was: 'end' or the error's code. */
-export function waitClose(socket: net.Socket, timeoutMs = 10_000): Promise<string | undefined> {
+/** Resolve when the socket sees EOF (or error), with which it was: 'end' or the error's code (its message if it has none). */
+export function waitClose(socket: net.Socket, timeoutMs = 10_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('socket did not close')), timeoutMs);
     socket.once('end', () => {
@@ -273,7 +273,7 @@ export function waitClose(socket: net.Socket, timeoutMs = 10_000): Promise<strin
     });
     socket.once('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      resolve(e.code);
+      resolve(e.code ?? e.message);
     });
     socket.resume();
   });

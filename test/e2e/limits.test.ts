@@ -8,20 +8,20 @@ import net from 'node:net';
 import { endpointsOf } from '../../dist/address.js';
 import { loadService, runService } from '../../dist/services/index.js';
 import { stopAll } from '../exec-helpers.js';
-import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from '../helpers.js';
+import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose, portOf, type StartedServer } from '../helpers.js';
 
-const servers = [];
+const servers: StartedServer[] = [];
 after(async () => {
   await stopAll(servers);
 });
-async function serve(args) {
+async function serve(args: string[]): Promise<StartedServer> {
   const s = await startServer(args);
   servers.push(s);
   return s;
 }
 
 /** Connect and see whether the server keeps the connection (echoes) or closes it at once. */
-async function tryEcho(port, source) {
+async function tryEcho(port: number, source?: string): Promise<'served' | 'closed'> {
   const s = await connectTo(port, { source });
   try {
     const got = await exchange(s, 'ping');
@@ -125,23 +125,23 @@ describe('limits in the server', () => {
 
   it('runService enforces idle and time limits for in-process models, reporting them with ctx.log', async () => {
     const echo = await loadService({ name: 'echo' });
-    const logs = [];
+    const logs: (string | undefined)[] = [];
     // The first connection gets an idle limit and stays silent; the second a time limit and keeps talking.
     const plan = [{ idleMs: 300, maxMs: 0 }, { idleMs: 0, maxMs: 800 }];
-    let accepted;
+    let accepted = (): void => {};
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
       const limits = plan.shift();
-      const ctx = { socket, info: { id: 1, ...endpointsOf(socket), acceptedAt: Date.now() }, options: {}, log: (reason, code) => logs.push(code) };
+      const ctx = { socket, info: { id: 1, ...endpointsOf(socket)!, acceptedAt: Date.now() }, options: {}, log: (reason: string, code?: string) => logs.push(code) };
       void runService(echo, ctx, (err) => logs.push(`error ${err}`), limits);
       accepted();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const { port } = server.address();
-      let seen = new Promise((resolve) => (accepted = resolve));
+      const port = portOf(server);
+      let seen = new Promise<void>((resolve) => (accepted = resolve));
       const silent = await connectTo(port);
       await seen;
-      seen = new Promise((resolve) => (accepted = resolve));
+      seen = new Promise<void>((resolve) => (accepted = resolve));
       const talker = await connectTo(port);
       await seen;
       talker.on('data', () => {});
