@@ -202,6 +202,17 @@ export function portOf(server: { address(): net.AddressInfo | string | null }): 
   return a.port;
 }
 
+/**
+ * The descriptor of a listening net.Server or a bound dgram socket. Node keeps it on the private `_handle`; tests read
+ * the number only (to hand it to a child as fd 3), and this is the one place that touches it.
+ */
+export function fdOf(owner: object): number {
+  const handle: unknown = Reflect.get(owner, '_handle');
+  const fd: unknown = typeof handle === 'object' && handle !== null ? Reflect.get(handle, 'fd') : undefined;
+  assert.ok(typeof fd === 'number' && fd >= 0, `no descriptor on this handle: ${String(fd)}`);
+  return fd;
+}
+
 /** What a test caught, checked to be an Error; typed with Node's optional code, errno and syscall. */
 export function errnoOf(err: unknown): NodeJS.ErrnoException {
   assert.ok(err instanceof Error, `not an Error: ${String(err)}`);
