@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { runBench } from '../../dist/bench/index.js';
-import { ROOT, run, startServer, eventually, portOf } from '../helpers.js';
+import { ROOT, run, startServer, eventually, portOf, type StartedServer } from '../helpers.js';
 
 /** Start a net server on 127.0.0.1:0 that hands each socket to `onSocket`; tracks its sockets. */
 async function tinyServer(onSocket) {
@@ -25,7 +25,7 @@ async function tinyServer(onSocket) {
     sockets,
     close() {
       for (const s of sockets) s.destroy();
-      return new Promise<void>((resolve) => server.close(resolve));
+      return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
@@ -125,7 +125,7 @@ describe('tcpkit bench: requests mode (UNP ch. 30 client)', () => {
 });
 
 describe('tcpkit bench: echo and bulk modes against tcpkit serve echo', () => {
-  let server;
+  let server: StartedServer;
   before(async () => {
     server = await startServer(['echo', '-q', '--max-conns', '16']);
   });

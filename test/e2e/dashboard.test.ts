@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { childrenOf, connectTo, eventually, readBytes, ROOT, startServer, waitClose } from '../helpers.js';
+import { childrenOf, connectTo, eventually, readBytes, ROOT, startServer, waitClose, type StartedServer } from '../helpers.js';
 
 const CHROMIUM = process.env.TCPKIT_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, 'docs', 'dashboard.png');
@@ -24,7 +24,7 @@ if (!fs.existsSync(CHROMIUM)) {
   }
 }
 
-let server;
+let server: StartedServer;
 let context;
 let userDataDir;
 const clients = [];

@@ -5,23 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  ROOT,
-  childrenOf,
-  connectTo,
-  echoOnce,
-  eventually,
-  exchange,
-  fdsOf,
-  random,
-  readBytes,
-  run,
-  sha256,
-  sleep,
-  socketInodes,
-  startServer,
-  waitClose,
-} from '../helpers.js';
+import { ROOT, childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, readBytes, run, sha256, sleep, socketInodes, startServer, waitClose, type StartedServer } from '../helpers.js';
 import { createServer } from '../../dist/index.js';
 
 const CRASHY = path.join(ROOT, 'test', 'fixtures', 'crashy-handler.js');
@@ -93,7 +77,7 @@ function maxCount(log) {
 
 for (const c of CONFIGS) {
   describe(`model ${c.label}`, () => {
-    let server;
+    let server: StartedServer;
     before(async () => {
       server = await serve(['echo', ...c.args, '--max-conns', '2', '--grace', '2']);
     });

@@ -9,13 +9,13 @@ import path from 'node:path';
 import { startConfigServer } from '../exec-helpers.js';
 import { encodeProxyHeader, V2_SIGNATURE } from '../../dist/net/proxy-protocol.js';
 import { sanitize } from '../../dist/address.js';
-import { connectTo, exchange, random, readBytes, run, sha256, sleep, startServer, waitClose } from '../helpers.js';
+import { connectTo, exchange, random, readBytes, run, sha256, sleep, startServer, waitClose, type StartedServer } from '../helpers.js';
 
 /** A regex source matching `text` as a log line's message value renders it (sanitized, then JSON). */
 const logged = (text) => JSON.stringify(sanitize(text)).slice(0, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
-  let server;
+  let server: StartedServer;
   before(async () => {
     server = await startServer(['--proxy-protocol', '--proxy-timeout', '1.5']);
   });
@@ -166,7 +166,7 @@ describe('tcpkit client --proxy-protocol: bad arguments', () => {
 
 
 describe('--proxy-protocol with the super-server: the header\'s client everywhere', () => {
-  let server;
+  let server: StartedServer;
   const report = 'printf "%s %s %s %s\\n" "$TCPREMOTEIP" "$TCPREMOTEPORT" "$TCPLOCALIP" "$TCPLOCALPORT"; exec cat';
   before(async () => {
     server = await startServer(['--proxy-protocol', '--deny', '192.0.2.66', '--per-source', '1', '--exec', '--', '/bin/sh', '-c', report]);

@@ -6,29 +6,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import {
-  BIN,
-  childrenOf,
-  connectTo,
-  echoOnce,
-  eventually,
-  exchange,
-  fdsOf,
-  random,
-  readBytes,
-  rssOf,
-  run,
-  sha256,
-  sleep,
-  socketInodes,
-  startServer,
-  tcpTable,
-  waitClose,
-  portOf,
-} from '../helpers.js';
+import { BIN, childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, readBytes, rssOf, run, sha256, sleep, socketInodes, startServer, tcpTable, waitClose, portOf, type StartedServer } from '../helpers.js';
 
 describe('tcpkit serve (fork model, echo)', () => {
-  let server;
+  let server: StartedServer;
   before(async () => {
     server = await startServer(['--max-conns', '20']);
   });
@@ -90,13 +71,13 @@ describe('tcpkit serve (fork model, echo)', () => {
         // fd 0 and fd 1 are the connected socket, as inetd does it.
         const f0 = fds.find((f) => f.fd === 0)?.target;
         assert.equal(fds.find((f) => f.fd === 1)?.target, f0);
-        assert.match(f0, /^socket:/);
+        assert.match(f0 ?? '', /^socket:/);
       }
       const mine = new Set(kids.map((k) => socketInodes(k.pid).find((i) => table.has(i))));
       assert.equal(mine.size, 2, 'each child has a different connection');
       // The parent keeps no copy of any connected socket: only listening sockets are TCP in the parent.
       const parentTcp = socketInodes(server.pid).filter((i) => table.has(i));
-      for (const i of parentTcp) assert.equal(table.get(i).state, '0A', 'parent holds only the listening socket');
+      for (const i of parentTcp) assert.equal(table.get(i)?.state, '0A', 'parent holds only the listening socket');
     } finally {
       a.destroy();
       b.destroy();
@@ -156,7 +137,7 @@ describe('tcpkit serve (fork model, echo)', () => {
 });
 
 describe('tcpkit client', () => {
-  let server;
+  let server: StartedServer;
   before(async () => {
     server = await startServer([]);
   });
@@ -164,10 +145,11 @@ describe('tcpkit client', () => {
     await server?.stop();
   });
 
-  for (const [label, size] of [
+  const sizes: [label: string, size: number][] = [
     ['1 MB', 1 << 20],
     ['100 MB', 100 << 20],
-  ]) {
+  ];
+  for (const [label, size] of sizes) {
     it(`echoes ${label} of random binary data through a file, sha256 equal`, async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-'));
       try {
@@ -304,7 +286,7 @@ describe('limits and shutdown', () => {
     const results = await Promise.all(
       clients.map(async (c, i) => {
         await new Promise<void>((r) => c.end(data.subarray(1000), r));
-        await new Promise((r) => (c.readableEnded ? r() : c.once('end', r)));
+        await new Promise<void>((r) => (c.readableEnded ? r() : c.once('end', r)));
         return Buffer.concat(received[i]);
       }),
     );
@@ -356,7 +338,7 @@ describe('memory under a peer that never reads', () => {
 });
 
 /** The child serving `socket`, from the server's accept line for its local port. */
-async function childFor(server, socket, from = 0) {
+async function childFor(server: StartedServer, socket: net.Socket, from = 0): Promise<{ pid: number }> {
   const m = await server.waitFor(new RegExp(`^accept 127\\.0\\.0\\.1:${socket.localPort} -> \\S+ IPv4 pid (\\d+)`, 'm'), { from });
   return { pid: Number(m[1]) };
 }
@@ -365,6 +347,6 @@ async function freePort() {
   const s = net.createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const port = portOf(s);
-  await new Promise<void>((r) => s.close(r));
+  await new Promise<void>((r) => s.close(() => r()));
   return port;
 }

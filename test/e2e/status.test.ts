@@ -9,13 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createServer } from '../../dist/server.js';
 import { startAdmin } from '../../dist/status/admin.js';
-import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose, portOf } from '../helpers.js';
+import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose, portOf, type StartedServer } from '../helpers.js';
 
 const hasSs = ['/usr/bin/ss', '/bin/ss', '/usr/sbin/ss', '/sbin/ss'].some((p) => fs.existsSync(p));
 if (!hasSs) console.log('# ss (iproute2) not installed: byte counts are checked as absent, with their note');
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-state-'));
 const env = { TCPKIT_STATE_DIR: stateDir };
-let server;
+let server: StartedServer;
 let adminUrl;
 before(async () => {
   server = await startServer(['--admin', '127.0.0.1:0'], { env });
