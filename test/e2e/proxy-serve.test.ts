@@ -12,7 +12,7 @@ import { sanitize } from '../../dist/address.js';
 import { connectTo, exchange, random, readBytes, run, sha256, sleep, startServer, waitClose, type StartedServer } from '../helpers.js';
 
 /** A regex source matching `text` as a log line's message value renders it (sanitized, then JSON). */
-const logged = (text) => JSON.stringify(sanitize(text)).slice(0, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const logged = (text: string): string => JSON.stringify(sanitize(text)).slice(0, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
   let server: StartedServer;
@@ -69,7 +69,7 @@ describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
 
   it('v2 LOCAL (a health check) keeps the real peer', async () => {
     const s = await connectTo(server.port);
-    const local = s.localPort;
+    const local = s.localPort ?? 0;
     const from = server.log().length;
     const got = await exchange(s, Buffer.concat([encodeProxyHeader({ version: 2 }), Buffer.from('ping')]));
     assert.equal(got.toString(), 'ping');
@@ -80,7 +80,7 @@ describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
   it('a health check that resets right after its header: served, and its child exits 0', async () => {
     // HAProxy's checks of a send-proxy server send the header, then close with RST.
     const s = await connectTo(server.port);
-    const local = s.localPort;
+    const local = s.localPort ?? 0;
     const from = server.log().length;
     s.write(encodeProxyHeader({ version: 1, source: { address: '127.0.0.1', port: local }, destination: { address: '127.0.0.1', port: server.port } }));
     await sleep(30);
@@ -112,7 +112,7 @@ describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
 
   it('truncated: the peer sends half a header and FIN; refused at once, not after the timeout', async () => {
     const s = await connectTo(server.port);
-    const local = s.localPort;
+    const local = s.localPort ?? 0;
     const from = server.log().length;
     const started = Date.now();
     s.end(Buffer.from('PROXY TCP4 1.2.3.4 5.6'));
@@ -175,7 +175,7 @@ describe('--proxy-protocol with the super-server: the header\'s client everywher
     await server?.stop();
   });
 
-  const header = (address, port = 1111) =>
+  const header = (address: string, port = 1111) =>
     encodeProxyHeader({ version: 2, source: { address, port }, destination: { address: '198.51.100.2', port: 80 } });
 
   it('UCSPI variables name the client and the address it connected to', async () => {
@@ -248,8 +248,8 @@ describe('status of a server behind a balancer', () => {
       const child = snap.processes.find((p) => p.connections?.some((c) => c.remote === '192.0.2.44:4444'));
       assert.ok(child, JSON.stringify(snap.processes));
       const conn = child.connections.find((c) => c.remote === '192.0.2.44:4444');
-      assert.equal(conn.via, `127.0.0.1:${s.localPort}`);
-      assert.equal(conn.state, 'ESTABLISHED', 'matched to its socket by the real ends');
+      assert.equal(conn?.via, `127.0.0.1:${s.localPort}`);
+      assert.equal(conn?.state, 'ESTABLISHED', 'matched to its socket by the real ends');
     } finally {
       s.destroy();
       await server.close();
