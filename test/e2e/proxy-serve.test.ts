@@ -89,12 +89,13 @@ describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
     await server.waitFor(new RegExp(`^end pid \\d+ exitcode 0 count \\d+/40 id ${m[1]} `, 'm'), { from });
   });
 
-  for (const [name, bytes, reason, message] of [
+  const cases: [name: string, bytes: Buffer | string, reason: string, message: string][] = [
     ['missing (plain data)', Buffer.from('GET / HTTP/1.0\r\n\r\n'), 'missing', 'no PROXY header: the connection starts with'],
     ['malformed v1', Buffer.from('PROXY TCP4 1.2.3.256 5.6.7.8 1 2\r\nhello'), 'malformed', 'PROXY v1: bad IPv4 source address "1.2.3.256"'],
     ['oversized v1', Buffer.from(`PROXY UNKNOWN ${'x'.repeat(100)}`), 'oversized', 'PROXY v1: no CRLF within the first 107 bytes'],
     ['wrong v2 version', Buffer.concat([V2_SIGNATURE, Buffer.from([0x11, 0x11, 0, 0])]), 'version', 'PROXY v2 signature with version 1 (only 2 exists)'],
-  ]) {
+  ];
+  for (const [name, bytes, reason, message] of cases) {
     it(`${name}: this connection is closed with "refuse ... reason proxy-${reason}"`, async () => {
       const s = await connectTo(server.port);
       const local = s.localPort;
