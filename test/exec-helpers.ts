@@ -16,7 +16,8 @@ export interface UcspiReport {
 export async function ask(port: number, opts?: ConnectOptions): Promise<UcspiReport> {
   const s = await connectTo(port, opts);
   const out = await exchange(s, Buffer.alloc(0));
-  return JSON.parse(out.toString()) as UcspiReport;
+  const report: UcspiReport = JSON.parse(out.toString());
+  return report;
 }
 
 /** A fresh temporary directory, removed by the returned cleanup. */
