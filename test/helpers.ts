@@ -309,6 +309,22 @@ export function childrenOf(pid: number): { pid: number; state: string }[] {
   return out;
 }
 
+/**
+ * The children this test process started: childrenOf(process.pid) without the esbuild service that tsx (which loads
+ * these TypeScript files) keeps running as a child of the process it compiles in. A test that checks it left no
+ * process behind counts these.
+ */
+export function testChildren(): { pid: number; state: string }[] {
+  return childrenOf(process.pid).filter((k) => {
+    try {
+      const argv = fs.readFileSync(`/proc/${k.pid}/cmdline`, 'utf8').split('\0');
+      return !(path.basename(argv[0] ?? '') === 'esbuild' && argv.some((a) => a.startsWith('--service=')));
+    } catch {
+      return true; // raced with exit: counted, as childrenOf counted it
+    }
+  });
+}
+
 /** The descriptors of a process: [{ fd, target }]. */
 export function fdsOf(pid: number): { fd: number; target: string }[] {
   const dir = `/proc/${pid}/fd`;

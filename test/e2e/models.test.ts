@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import type net from 'node:net';
 import path from 'node:path';
-import { ROOT, childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, readBytes, run, sha256, sleep, socketInodes, startServer, waitClose, type StartedServer } from '../helpers.js';
+import { ROOT, childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, readBytes, run, sha256, sleep, socketInodes, startServer, waitClose, type StartedServer, testChildren } from '../helpers.js';
 import { createServer, type ModelName, type ServerOptions } from '../../dist/index.js';
 
 const CRASHY = path.join(ROOT, 'test', 'fixtures', 'crashy-handler.js');
@@ -272,7 +272,7 @@ describe('library: every model leaves nothing behind and reports one stats shape
       }
       await server.close();
       assert.equal(server.state, 'closed');
-      await eventually(() => childrenOf(process.pid).length === 0, { message: 'no child process left' });
+      await eventually(() => testChildren().length === 0, { message: 'no child process left' });
       await eventually(() => taskCount() <= tasks, { message: `threads back to ${tasks}` });
       await eventually(() => fdCount() <= fds, { message: `descriptors back to ${fds}` });
     });
