@@ -1,5 +1,5 @@
-// Access rules (tcprules-style): addresses and CIDR blocks, IPv4 and IPv6,
-// IPv4-mapped IPv6, first match wins, variables added by a rule.
+// Access rules in the server (serve --allow/--deny, the library's `access`): denied peers closed at once and
+// logged with the rule, IPv4-mapped peers judged as IPv4, a rule's variables given to the program.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';

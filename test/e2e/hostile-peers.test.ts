@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, rssOf, sha256, sleep, startServer, waitClose, tcpMem, type ConnectOptions } from '../helpers.js';
+import { childrenOf, connectTo, echoOnce, eventually, fdsOf, random, rssOf, sha256, sleep, startServer, tcpMem, type ConnectOptions } from '../helpers.js';
 
 const alive = (pid: number): boolean => {
   try {
