@@ -4,14 +4,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
-import { parseConfig } from '../dist/super/config.js';
-import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer } from './helpers.js';
-import { hasIPv6, startConfigServer, tempDir, stopAll } from './exec-helpers.js';
+import { ROOT, connectTo, echoOnce, eventually, random, run, sha256, startServer, portOf, errnoOf, type SpawnedServer } from '../helpers.js';
+import { hasIPv6, startConfigServer, tempDir, stopAll } from '../exec-helpers.js';
 
 const tmp = tempDir();
-const servers = [];
+const servers: SpawnedServer<unknown>[] = [];
 after(async () => {
   await stopAll(servers);
   tmp.cleanup();
@@ -19,7 +17,7 @@ after(async () => {
 const isRoot = process.getuid?.() === 0;
 const UPPER = path.join(ROOT, 'test', 'fixtures', 'upper-handler.js');
 
-function writeConfig(name, text) {
+function writeConfig(name: string, text: string): string {
   const file = path.join(tmp.dir, name);
   fs.writeFileSync(file, text);
   return file;
@@ -57,38 +55,6 @@ ${isRoot ? `  whoami:
     await srv.waitFor(/listen 127\.0\.0\.1:\d+ IPv4 model fork service echo/);
   });
 
-  it('resolves a handler module relative to the config file', () => {
-    const c = parseConfig('services:\n  up:\n    listen: 127.0.0.1:0\n    handler: ../fixtures/upper-handler.js\n', path.join(ROOT, 'test', 'conf', 'x.yaml'));
-    assert.equal(c.services[0].options.service.handler, pathToFileURL(UPPER).href);
-  });
-
-  it('refuses broken configs with the file, the field path and what is wrong', () => {
-    const bad = (text) => {
-      try {
-        parseConfig(text, 'bad.yaml');
-      } catch (err) {
-        assert.equal(err.code, 'TCPKIT_CONFIG');
-        return err.message;
-      }
-      assert.fail(`accepted: ${text}`);
-    };
-    const svc = (extra) => `services:\n  echo:\n    listen: [127.0.0.1:0]\n${extra}`;
-    assert.equal(bad(svc('    internal: echo\n    limits: { perSource: lots }\n')), 'bad.yaml: services.echo.limits.perSource: must be an integer from 0 to 1000000, got "lots"');
-    assert.equal(bad(svc('    internal: echo\n    limts: {}\n')), 'bad.yaml: services.echo.limts: unknown field');
-    assert.equal(bad(svc('    internal: echo\n    exec: [/bin/cat]\n')), 'bad.yaml: services.echo: needs exactly one of internal, exec, handler (got internal, exec)');
-    assert.match(bad(svc('    internal: nosuch\n')), /^bad\.yaml: services\.echo\.internal: must be one of echo, discard, daytime, chargen, time/);
-    assert.match(bad(svc('    exec: [/no/such/program]\n')), /^bad\.yaml: services\.echo\.exec: program "\/no\/such\/program" not found/);
-    assert.match(bad(svc('    internal: echo\n    access:\n      - allow: 127.0.0.1\n      - deny: 1.2.3\n')), /^bad\.yaml: services\.echo\.access\[1\]\.deny: expected an IP address/);
-    assert.match(bad(svc('    internal: echo\n    access:\n      - { allow: all, deny: all }\n')), /^bad\.yaml: services\.echo\.access\[0\]: needs exactly one of allow, deny/);
-    assert.match(bad('services:\n  echo:\n    listen: [127.0.0.1:99999]\n    internal: echo\n'), /^bad\.yaml: services\.echo\.listen\[0\]: must be an integer from 0 to 65535/);
-    assert.match(bad(svc('    internal: echo\n    model: nosuch\n')), /^bad\.yaml: services\.echo\.model: must be one of fork/);
-    assert.equal(bad('services:\n  echo:\n    internal: echo\n'), 'bad.yaml: services.echo.listen: is required');
-    assert.match(bad('services: [\n'), /^bad\.yaml: not valid YAML: /);
-    assert.match(bad('user: no-such-user-here\nservices:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n'), /^bad\.yaml: user: no such user "no-such-user-here"/);
-    const twice = 'services:\n  a:\n    listen: 127.0.0.1:7007\n    internal: echo\n  b:\n    listen: 127.0.0.1:7007\n    internal: discard\n';
-    assert.equal(bad(twice), 'bad.yaml: services.b.listen[0]: 127.0.0.1:7007 is also a listen address of services.a');
-  });
-
   it('the CLI exits 100 on a broken config, naming the field', async () => {
     const file = writeConfig('broken.yaml', 'services:\n  echo:\n    listen: 127.0.0.1:0\n    internal: echo\n    limits: { maxConns: 0 }\n');
     const r = await run(['serve', '--config', file]);
@@ -100,7 +66,7 @@ ${isRoot ? `  whoami:
   });
 
   it('SIGHUP: a changed service keeps its socket (no connection refused under load); an invalid file changes nothing; a removed service drains', async () => {
-    const version = (maxConns, extra = '') => `
+    const version = (maxConns: number, extra = ''): string => `
 services:
   cat:
     listen: 127.0.0.1:0
@@ -115,7 +81,7 @@ ${extra}`;
     // Load: 4 clients, each making connection after connection, until told to stop.
     let stop = false;
     let ok = 0;
-    const failures = [];
+    const failures: string[] = [];
     const client = async () => {
       for (let i = 0; !stop && i < 2000; i++) {
         const payload = `c${i}-${'x'.repeat(i % 100)}`;
@@ -124,7 +90,7 @@ ${extra}`;
           if (got.toString() !== payload) failures.push(`wrong echo ${got.length}`);
           else ok++;
         } catch (err) {
-          failures.push(err.code ?? err.message);
+          failures.push(errnoOf(err).code ?? errnoOf(err).message);
         }
       }
     };
@@ -157,7 +123,7 @@ ${extra}`;
 
     // The held connection from before the first reload still echoes.
     held.write('still here');
-    const back = await new Promise((resolve) => held.once('data', resolve));
+    const back = await new Promise<Buffer>((resolve) => held.once('data', resolve));
     assert.equal(back.toString(), 'still here');
     held.end();
 
@@ -177,9 +143,9 @@ describe('config reload failures', () => {
     const srv = await startConfigServer(file, 1);
     servers.push(srv);
     const busy = net.createServer();
-    await new Promise((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
     try {
-      const taken = busy.address().port;
+      const taken = portOf(busy);
       fs.writeFileSync(file, `services:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n    limits: { maxConns: 7 }\n  d:\n    listen: 127.0.0.1:${taken}\n    internal: discard\n`);
       srv.proc.kill('SIGHUP');
       const [, port] = await srv.waitFor(/reload failed message "listen\\\\x20EADDRINUSE\\\\x20127\.0\.0\.1:(\d+);/);

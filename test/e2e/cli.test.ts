@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { run } from './helpers.js';
+import { run, portOf } from '../helpers.js';
 
-const cases = [
+const cases: [args: string[], code: number, message: string | RegExp][] = [
   [['serve', '--port', 'abc'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "abc"\n'],
   [['serve', '--port', '70000'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "70000"\n'],
   [['serve', '--max-conns', '0'], 100, 'tcpkit: --max-conns: must be an integer from 1 to 1000000, got "0"\n'],
@@ -40,8 +40,8 @@ describe('bad arguments', () => {
 
   it('a port in use: listen EADDRINUSE with the address, exit 111', async () => {
     const blocker = net.createServer();
-    await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
-    const { port } = blocker.address();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = portOf(blocker);
     try {
       const r = await run(['serve', '--host', '127.0.0.1', '--port', String(port)]);
       assert.equal(r.code, 111);
@@ -53,8 +53,8 @@ describe('bad arguments', () => {
 
   it('the default wildcard address is named too: listen EADDRINUSE 0.0.0.0:PORT', async () => {
     const blocker = net.createServer();
-    await new Promise((r) => blocker.listen(0, '0.0.0.0', r));
-    const { port } = blocker.address();
+    await new Promise<void>((r) => blocker.listen(0, '0.0.0.0', r));
+    const port = portOf(blocker);
     try {
       const r = await run(['serve', '--port', String(port)]);
       assert.equal(r.code, 111);

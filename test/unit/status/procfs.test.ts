@@ -17,17 +17,18 @@ import {
   readThreads,
   socketInodesOf,
   socketOwners,
-} from '../dist/status/procfs.js';
-import { eventually, sleep } from './helpers.js';
+  type TcpSocket,
+} from '../../../src/status/procfs.js';
+import { errnoOf, eventually, portOf, sleep } from '../../helpers.js';
 
 const linux = process.platform === 'linux' ? false : 'reads /proc, which only Linux has';
 const le = os.endianness() === 'LE';
-const open = [];
+const open: { destroy(): unknown }[] = [];
 after(() => {
-  for (const o of open) o.destroy?.() ?? o.close?.();
+  for (const o of open) o.destroy();
 });
 
-function listen(host) {
+function listen(host: string): Promise<net.Server> {
   return new Promise((resolve, reject) => {
     const s = net.createServer({ pauseOnConnect: true });
     s.once('error', reject);
@@ -35,7 +36,7 @@ function listen(host) {
     open.push({ destroy: () => s.close() });
   });
 }
-function connect(port, host) {
+function connect(port: number, host: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const c = net.connect({ host, port });
     c.once('connect', () => resolve(c));
@@ -43,7 +44,7 @@ function connect(port, host) {
     open.push(c);
   });
 }
-const find = (port, state) => readTcpSockets(undefined, { ports: new Set([port]), inodes: new Set() }).filter((s) => s.state === state && (s.local.port === port || s.remote.port === port));
+const find = (port: number, state: string): TcpSocket[] => readTcpSockets(undefined, { ports: new Set([port]), inodes: new Set() }).filter((s) => s.state === state && (s.local.port === port || s.remote.port === port));
 
 test('hex addresses and ports decode as the kernel wrote them', () => {
   // 127.0.0.1:9877 and [::1]:9877 as /proc/net/tcp{,6} print them on this machine's byte order.
@@ -74,7 +75,7 @@ test('hex addresses and ports decode as the kernel wrote them', () => {
 
 test('LISTEN, the ESTABLISHED pair, queues, owners and TIME_WAIT of real sockets', { skip: linux }, async () => {
   const server = await listen('127.0.0.1');
-  const port = server.address().port;
+  const port = portOf(server);
   const [l] = find(port, 'LISTEN');
   assert.ok(l, 'the listening socket is in /proc/net/tcp');
   assert.equal(l.proto, 'tcp');
@@ -82,7 +83,7 @@ test('LISTEN, the ESTABLISHED pair, queues, owners and TIME_WAIT of real sockets
   assert.equal(l.remote.port, 0);
   assert.ok(socketInodesOf(process.pid).has(l.inode), 'this process holds the LISTEN inode');
 
-  const accepted = new Promise((r) => server.once('connection', r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
   const c = await connect(port, '127.0.0.1');
   const conn = await accepted; // paused: the server does not read
   open.push(conn);
@@ -90,18 +91,18 @@ test('LISTEN, the ESTABLISHED pair, queues, owners and TIME_WAIT of real sockets
   const pair = await eventually(() => {
     const est = find(port, 'ESTABLISHED');
     const srv = est.find((s) => s.local.port === port);
-    return est.length === 2 && srv.recvQ === 1000 ? est : undefined;
+    return est.length === 2 && srv?.recvQ === 1000 ? est : undefined;
   }, { message: 'Recv-Q 1000 on the server side' });
-  const srv = pair.find((s) => s.local.port === port);
-  const cli = pair.find((s) => s.remote.port === port);
+  const srv = pair.find((s) => s.local.port === port)!;
+  const cli = pair.find((s) => s.remote.port === port)!;
   assert.equal(cli.local.port, c.localPort);
   assert.equal(srv.remote.port, c.localPort);
   assert.equal(cli.sendQ, 0, 'acknowledged at once on loopback');
   // Decoding only selected lines gives exactly what decoding all and filtering gives.
   const text = fs.readFileSync('/proc/net/tcp', 'utf8');
   const select = { ports: new Set([port]), inodes: new Set([cli.inode]) };
-  const wanted = (s) => s.local.port === port || s.remote.port === port || s.inode === cli.inode;
-  const key = (s) => `${s.local.port} ${s.remote.port} ${s.inode} ${s.state}`;
+  const wanted = (s: TcpSocket): boolean => s.local.port === port || s.remote.port === port || s.inode === cli.inode;
+  const key = (s: TcpSocket): string => `${s.local.port} ${s.remote.port} ${s.inode} ${s.state}`;
   assert.deepEqual(
     parseTcpTable(text, 'tcp', select).map(key).sort(),
     parseTcpTable(text, 'tcp').filter(wanted).map(key).sort(),
@@ -123,40 +124,40 @@ test('LISTEN, the ESTABLISHED pair, queues, owners and TIME_WAIT of real sockets
 });
 
 test('IPv6 sockets come from /proc/net/tcp6', { skip: linux }, async (t) => {
-  let server;
+  let server: net.Server;
   try {
     server = await listen('::1');
   } catch (err) {
-    t.skip(`no IPv6 loopback here: ${err.code}`);
+    t.skip(`no IPv6 loopback here: ${errnoOf(err).code}`);
     return;
   }
-  const port = server.address().port;
+  const port = portOf(server);
   const c = await connect(port, '::1');
   const est = await eventually(() => {
     const e = find(port, 'ESTABLISHED');
     return e.length === 2 ? e : undefined;
   });
   assert.ok(est.every((s) => s.proto === 'tcp6' && s.local.address === '::1' && s.local.family === 'IPv6'));
-  assert.equal(find(port, 'LISTEN')[0].local.address, '::1');
+  assert.equal(find(port, 'LISTEN')[0]?.local.address, '::1');
   c.destroy();
 });
 
 test('processes: state, ppid, start time, wait channel, threads, tree', { skip: linux }, async () => {
   assert.deepEqual(procAvailability(), { available: true });
-  const me = readProcess(process.pid);
+  const me = readProcess(process.pid)!;
   assert.equal(me.ppid, process.ppid);
   assert.equal(me.comm, 'node');
   assert.ok(me.threads > 1, 'node runs several threads');
   assert.ok(Math.abs(me.startedAt - (Date.now() - process.uptime() * 1000)) < 2000, 'start time from stat and uptime');
   const threads = readThreads(process.pid);
   assert.equal(threads.length, me.threads);
-  assert.equal(threads[0].tid, process.pid, 'the main thread has the pid as its tid');
+  assert.equal(threads[0]?.tid, process.pid, 'the main thread has the pid as its tid');
 
   // A sleeping child: S in the kernel's hrtimer sleep, under us in the tree.
   const child = spawn('sleep', ['30'], { stdio: 'ignore' });
   try {
     const p = await eventually(() => {
-      const info = readProcess(child.pid);
+      const info = readProcess(child.pid!);
       return info?.state === 'S' && info.comm === 'sleep' && info.wchan !== '-' ? info : undefined;
     }, { message: 'sleep asleep' });
     assert.equal(p.ppid, process.pid);
@@ -164,12 +165,12 @@ test('processes: state, ppid, start time, wait channel, threads, tree', { skip: 
     assert.equal(p.cmdline, 'sleep 30');
     const tree = processTree(process.pid, parentMap());
     assert.equal(tree[0], process.pid);
-    assert.ok(tree.includes(child.pid));
+    assert.ok(tree.includes(child.pid!));
   } finally {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
   }
   await sleep(10);
-  assert.equal(readProcess(child.pid), undefined, 'reaped: gone from /proc');
+  assert.equal(readProcess(child.pid!), undefined, 'reaped: gone from /proc');
   assert.equal(readProcess(2 ** 22 + 1), undefined);
 });

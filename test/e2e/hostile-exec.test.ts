@@ -7,16 +7,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { BIN, connectTo, eventually, fdsOf, readBytes } from './helpers.js';
+import { BIN, connectTo, eventually, fdsOf, readBytes, type Exit } from '../helpers.js';
 
 /** `tcpkit serve --config FILE --print-port`: { pid, port, log(), acceptPid(from), stop() }. */
-async function startConfigServer(config, env) {
+async function startConfigServer(config: string, env?: NodeJS.ProcessEnv) {
   const proc = spawn(process.execPath, [BIN, 'serve', '--config', config, '--print-port'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let log = '';
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (c) => (log += c));
-  const exited = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
-  const port = await new Promise((resolve, reject) => {
+  const exited = new Promise<Exit>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  const port = await new Promise<number>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no port: ${log}`)), 60_000);
     let out = '';
     proc.stdout.on('data', (c) => {
@@ -29,7 +29,7 @@ async function startConfigServer(config, env) {
     });
   });
   return {
-    pid: proc.pid,
+    pid: proc.pid!,
     port,
     log: () => log,
     async stop() {
@@ -44,7 +44,7 @@ async function startConfigServer(config, env) {
 
 const UCSPI = new Set(['PROTO', 'TCPLOCALIP', 'TCPLOCALPORT', 'TCPLOCALHOST', 'TCPREMOTEIP', 'TCPREMOTEPORT', 'TCPREMOTEHOST', 'TCPREMOTEINFO', 'TCPCONNNUM']);
 
-const environ = (pid) =>
+const environ = (pid: number): Map<string, string> =>
   new Map(fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 
 test('exec: shell metacharacters from the peer stay data; environment and descriptors are only what is granted', { timeout: 60_000 }, async () => {
@@ -93,7 +93,7 @@ test('exec: shell metacharacters from the peer stay data; environment and descri
       assert.deepEqual(fdsOf(Number(pid)).map((f) => f.fd).sort(), [0, 1, 2], 'only 0, 1, 2');
       s.end();
     }
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise<void>((r) => setTimeout(r, 500));
     assert.equal(fs.existsSync(marker), false, 'no shell ran the peer\'s bytes');
     await eventually(() => (srv.log().match(/^end pid \d+ exitcode 0 /gm) ?? []).length >= payloads.length, { message: 'every cat ended cleanly' });
   } finally {

@@ -3,39 +3,40 @@
 // tcpkit's own echo server, and a plain Node server process for the CPU/memory probe.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import net from 'node:net';
 import path from 'node:path';
-import { runBench, parseSize, resolveBenchOptions } from '../dist/bench/index.js';
-import { ROOT, run, startServer, eventually } from './helpers.js';
+import { runBench } from '../../dist/bench/index.js';
+import { ROOT, run, startServer, eventually, portOf, type StartedServer } from '../helpers.js';
 
 /** Start a net server on 127.0.0.1:0 that hands each socket to `onSocket`; tracks its sockets. */
-async function tinyServer(onSocket) {
-  const sockets = new Set();
+async function tinyServer(onSocket: (socket: net.Socket) => void) {
+  const sockets = new Set<net.Socket>();
   // Not half-open: a client's FIN closes the server's side too, as most servers do.
-  const server = net.createServer({ allowHalfOpen: false }, (socket) => {
+  const server = net.createServer({ allowHalfOpen: false }, (socket: net.Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     onSocket(socket);
   });
-  await new Promise((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, resolve));
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, resolve));
   return {
-    port: server.address().port,
+    port: portOf(server),
     sockets,
     close() {
       for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(resolve));
+      return new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
 
 /** The bench protocol ("K\n" -> K bytes, until EOF), counting what it was asked; `short` answers one byte less. */
-function benchProtocol(stats, { short = false } = {}) {
-  return (socket) => {
+function benchProtocol(stats: { connections: number; requests: number; bytes: number }, { short = false } = {}) {
+  return (socket: net.Socket): void => {
     stats.connections++;
     let pending = '';
-    socket.on('data', (chunk) => {
+    socket.on('data', (chunk: Buffer) => {
       pending += chunk.toString('latin1');
       let nl;
       while ((nl = pending.indexOf('\n')) >= 0) {
@@ -67,8 +68,8 @@ describe('tcpkit bench: requests mode (UNP ch. 30 client)', () => {
       assert.equal(r.connections.failed, 0);
       assert.equal(r.bytes.received, 60 * 1000);
       assert.equal(r.bytes.sent, 60 * '1000\n'.length);
-      assert.equal(r.latencyMs.samples, 60);
-      assert.ok(r.latencyMs.p50 <= r.latencyMs.p99 && r.latencyMs.p99 <= r.latencyMs.max);
+      assert.equal(r.latencyMs?.samples, 60);
+      assert.ok(r.latencyMs!.p50 <= r.latencyMs!.p99 && r.latencyMs!.p99 <= r.latencyMs!.max);
       assert.equal(r.truncated, false);
       // The server saw the same: 60 connections, one request of 1000 bytes each.
       assert.deepEqual(stats, { connections: 60, requests: 60, bytes: 60_000 });
@@ -85,7 +86,7 @@ describe('tcpkit bench: requests mode (UNP ch. 30 client)', () => {
       assert.equal(r.connections.completed, 0);
       assert.equal(r.connections.failed, 10);
       assert.deepEqual(r.errors, { TCPKIT_PREMATURE_CLOSE: 10 });
-      assert.match(r.firstError, /server terminated prematurely \(EOF after 499 of 500 bytes\)/);
+      assert.match(r.firstError ?? '', /server terminated prematurely \(EOF after 499 of 500 bytes\)/);
     } finally {
       await srv.close();
     }
@@ -103,12 +104,12 @@ describe('tcpkit bench: requests mode (UNP ch. 30 client)', () => {
 
     const cli = await run(['bench', '127.0.0.1', String(port), '--conns', '2', '--json']);
     assert.equal(cli.code, 111);
-    assert.deepEqual(JSON.parse(cli.stdout).errors, { ECONNREFUSED: 2 });
+    assert.deepEqual(JSON.parse(cli.stdout.toString()).errors, { ECONNREFUSED: 2 });
   });
 
   it('stops at --duration against a server that never answers, and says truncated', async () => {
     // Reads (so it sees the client's FIN) but never answers.
-    const srv = await tinyServer((socket) => socket.resume());
+    const srv = await tinyServer((socket: net.Socket) => socket.resume());
     try {
       const t0 = Date.now();
       const r = await runBench({ port: srv.port, clients: 4, conns: 1000, duration: 1 });
@@ -125,7 +126,7 @@ describe('tcpkit bench: requests mode (UNP ch. 30 client)', () => {
 });
 
 describe('tcpkit bench: echo and bulk modes against tcpkit serve echo', () => {
-  let server;
+  let server: StartedServer;
   before(async () => {
     server = await startServer(['echo', '-q', '--max-conns', '16']);
   });
@@ -151,15 +152,15 @@ describe('tcpkit bench: echo and bulk modes against tcpkit serve echo', () => {
     assert.equal(r.bytes.received, size);
     assert.ok(r.throughput.bytesPerSecond > 0);
     // The fork model serves it in a child: the probe counts the child's CPU too.
-    assert.ok(r.server.cpu.totalSeconds > 0, JSON.stringify(r.server.cpu));
+    assert.ok(r.server!.cpu.totalSeconds > 0, JSON.stringify(r.server?.cpu));
   });
 });
 
 describe('tcpkit bench: bulk mode detects a wrong echo', () => {
   it('an echo that changes one byte fails with TCPKIT_ECHO_MISMATCH', async () => {
     let total = 0;
-    const srv = await tinyServer((socket) => {
-      socket.on('data', (chunk) => {
+    const srv = await tinyServer((socket: net.Socket) => {
+      socket.on('data', (chunk: Buffer) => {
         // Flip one byte 100,000 bytes into the stream.
         if (total <= 100_000 && total + chunk.length > 100_000) {
           chunk = Buffer.from(chunk);
@@ -182,9 +183,9 @@ describe('tcpkit bench: bulk mode detects a wrong echo', () => {
 
 describe('tcpkit bench: idle mode', () => {
   it('holds N connections from 2 source addresses at once, then closes them all', async () => {
-    const seen = new Map();
+    const seen = new Map<string | undefined, number>();
     let peak = 0;
-    const srv = await tinyServer((socket) => {
+    const srv = await tinyServer((socket: net.Socket) => {
       seen.set(socket.remoteAddress, (seen.get(socket.remoteAddress) ?? 0) + 1);
       peak = Math.max(peak, srv.sockets.size + 1);
     });
@@ -198,10 +199,10 @@ describe('tcpkit bench: idle mode', () => {
         sources: ['127.0.0.1', '127.0.0.2'],
       });
       assert.deepEqual(r.errors, {});
-      assert.equal(r.idle.opened, 400);
-      assert.equal(r.idle.held, 400);
-      assert.equal(r.idle.peakHeld, 400);
-      assert.deepEqual(r.idle.bySource, { '127.0.0.1': 200, '127.0.0.2': 200 });
+      assert.equal(r.idle?.opened, 400);
+      assert.equal(r.idle?.held, 400);
+      assert.equal(r.idle?.peakHeld, 400);
+      assert.deepEqual(r.idle?.bySource, { '127.0.0.1': 200, '127.0.0.2': 200 });
       // The server saw them all open together, 200 from each address.
       assert.ok(peak >= 400, `server peak ${peak}`);
       assert.deepEqual(Object.fromEntries(seen), { '127.0.0.1': 200, '127.0.0.2': 200 });
@@ -212,11 +213,11 @@ describe('tcpkit bench: idle mode', () => {
   });
 
   it('counts connections the server drops during the hold', async () => {
-    const srv = await tinyServer((socket) => setTimeout(() => socket.destroy(), 100));
+    const srv = await tinyServer((socket: net.Socket) => setTimeout(() => socket.destroy(), 100));
     try {
       const r = await runBench({ port: srv.port, mode: 'idle', idle: 20, hold: 1 });
-      assert.equal(r.idle.opened, 20);
-      assert.equal(r.idle.held, 0);
+      assert.equal(r.idle?.opened, 20);
+      assert.equal(r.idle?.held, 0);
       assert.equal(r.connections.failed, 20);
       assert.equal(Object.values(r.errors).reduce((a, b) => a + b, 0), 20);
     } finally {
@@ -226,15 +227,15 @@ describe('tcpkit bench: idle mode', () => {
 });
 
 describe('tcpkit bench CLI', () => {
-  let floor;
-  let floorPort;
+  let floor: ChildProcessByStdio<null, Readable, null>;
+  let floorPort: number;
   before(async () => {
     // A plain Node bench server in its own process, so its CPU and memory are its own.
     floor = spawn(process.execPath, [path.join(ROOT, 'bench', 'peers', 'node-server.js'), 'bench', '0'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    floorPort = await new Promise((resolve, reject) => {
-      floor.stdout.once('data', (c) => resolve(Number(String(c).trim())));
+    floorPort = await new Promise<number>((resolve, reject) => {
+      floor.stdout.once('data', (c: Buffer) => resolve(Number(String(c).trim())));
       floor.once('exit', (code) => reject(new Error(`node-server exited ${code}`)));
     });
   });
@@ -252,7 +253,7 @@ describe('tcpkit bench CLI', () => {
       '--clients', '2', '--conns', '50', '--bytes', '4000', '--server-pid', String(floor.pid), '--json',
     ]);
     assert.equal(r.code, 0, r.stderr);
-    const report = JSON.parse(r.stdout);
+    const report = JSON.parse(r.stdout.toString());
     assert.deepEqual(Object.keys(report).sort(), [
       'bytes', 'connections', 'elapsedSeconds', 'errors', 'exchanges', 'firstError', 'idle', 'latencyMs', 'mode',
       'options', 'server', 'startedAt', 'target', 'throughput', 'truncated',
@@ -272,13 +273,13 @@ describe('tcpkit bench CLI', () => {
   });
 
   it('SIGTERM ends an idle hold early and still reports the connections held', async () => {
-    const srv = await tinyServer((socket) => socket.resume());
+    const srv = await tinyServer((socket: net.Socket) => socket.resume());
     try {
       const child = spawn(process.execPath, [
         path.join(ROOT, 'bin', 'tcpkit.js'), 'bench', '127.0.0.1', String(srv.port), '--idle', '50', '--hold', '600', '--json',
       ], { stdio: ['ignore', 'pipe', 'pipe'] });
-      const out = [];
-      child.stdout.on('data', (c) => out.push(c));
+      const out: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
       const exited = new Promise((resolve) => child.once('exit', resolve));
       try {
         await eventually(() => srv.sockets.size === 50, { message: '50 idle connections at the server' });
@@ -305,7 +306,7 @@ describe('tcpkit bench CLI', () => {
     assert.match(r.stdout.toString(), /^errors {7}none$/m);
   });
 
-  const bad = [
+  const bad: [args: string[], message: RegExp][] = [
     [['--clients', '0'], /--clients: must be an integer from 1/],
     [['--conns', 'many'], /--conns: must be an integer/],
     [['--size', '1XB', '--mode', 'bulk'], /--size: expected a byte count/],
@@ -332,27 +333,5 @@ describe('tcpkit bench CLI', () => {
       assert.equal(r.code, 100);
       assert.match(r.stderr, /PORT: must be an integer from/);
     }
-  });
-});
-
-describe('bench options', () => {
-  it('parseSize reads binary and decimal units', () => {
-    assert.equal(parseSize('4000'), 4000);
-    assert.equal(parseSize('64KiB'), 65536);
-    assert.equal(parseSize('1GiB'), 2 ** 30);
-    assert.equal(parseSize('1G'), 2 ** 30);
-    assert.equal(parseSize('1.5MB'), 1_500_000);
-    assert.throws(() => parseSize('lots', 'size'), { code: 'TCPKIT_INVALID_OPTION', option: 'size' });
-  });
-
-  it('defaults depend on the mode, and every field is checked', () => {
-    assert.equal(resolveBenchOptions({ port: 1 }).bytes, 4000);
-    assert.equal(resolveBenchOptions({ port: 1, mode: 'echo' }).bytes, 64);
-    assert.equal(resolveBenchOptions({ port: 1, mode: 'idle', idle: 5 }).clients, 100);
-    assert.throws(() => resolveBenchOptions({ port: 1, mode: 'idle' }), { option: 'idle' });
-    assert.throws(() => resolveBenchOptions({ port: 1, clients: 1.5 }), { option: 'clients' });
-    assert.throws(() => resolveBenchOptions({ port: 1, sources: ['x'] }), { option: 'sources' });
-    assert.throws(() => resolveBenchOptions({ port: 0 }), { option: 'port' });
-    assert.throws(() => resolveBenchOptions({ port: 1, duration: 0 }), { option: 'duration' });
   });
 });

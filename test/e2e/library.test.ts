@@ -3,27 +3,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PassThrough, Readable } from 'node:stream';
 import net from 'node:net';
-import {
-  connect,
-  createServer,
-  echoSession,
-  formatEvent,
-  InvalidOptionError,
-  Listener,
-  parseHostPort,
-  sanitize,
-  services,
-  eventChannel,
-} from '../dist/index.js';
-import { connectTo, exchange, random, sha256, sleep, tcpTable, socketInodes } from './helpers.js';
+import { connect, createServer, echoSession, formatEvent, InvalidOptionError, Listener, parseHostPort, sanitize, services, eventChannel, type Endpoint, type ServerEvent } from '../../dist/index.js';
+import { connectTo, exchange, random, sha256, sleep, tcpTable, socketInodes } from '../helpers.js';
 
 describe('library', () => {
   it('createServer + connect + echoSession: a round trip through the fork model', async () => {
     const server = createServer({ host: '127.0.0.1', port: 0 });
-    const events = [];
-    server.on('event', (e) => events.push(e));
-    const seen = [];
-    const onPublish = (e) => seen.push(e.type);
+    const events: ServerEvent[] = [];
+    server.on('event', (e: ServerEvent) => events.push(e));
+    const seen: string[] = [];
+    const onPublish = (e: unknown): void => {
+      if (typeof e === 'object' && e !== null && 'type' in e) seen.push(String(e.type));
+    };
     eventChannel.subscribe(onPublish);
     try {
       const local = await server.listen();
@@ -33,13 +24,13 @@ describe('library', () => {
       const socket = await connect({ port: local.port });
       const data = random(300_000);
       const out = new PassThrough();
-      const chunks = [];
+      const chunks: Buffer[] = [];
       out.on('data', (c) => chunks.push(c));
       const result = await echoSession(socket, Readable.from([data]), out);
       assert.equal(result.bytesSent, data.length);
       assert.equal(result.bytesReceived, data.length);
       assert.equal(sha256(Buffer.concat(chunks)), sha256(data));
-      assert.equal(result.remote.port, local.port);
+      assert.equal(result.remote?.port, local.port);
       // The client has the server's FIN; the child's exit (and its `end` event) follows.
       while (!events.some((e) => e.type === 'end')) await sleep(20);
       const stats = server.stats();
@@ -61,6 +52,7 @@ describe('library', () => {
   it('options are validated at construction, naming the option', () => {
     assert.throws(() => createServer({ port: -1 }), { code: 'TCPKIT_INVALID_OPTION', message: 'port: must be an integer from 0 to 65535, got -1' });
     assert.throws(() => createServer({ maxConns: 0 }), InvalidOptionError);
+    // @ts-expect-error: a model name that does not exist, on purpose
     assert.throws(() => createServer({ model: 'nope' }), /^InvalidOptionError: model: unknown model "nope"/);
     assert.throws(() => createServer({ service: 'nope' }), /service: unknown service "nope"/);
     assert.throws(() => createServer({ grace: -2 }), /grace: must be a number of seconds >= 0/);
@@ -81,7 +73,7 @@ describe('library', () => {
 
   it('Listener.pause keeps the socket listening: connections wait in the backlog, none refused', async () => {
     const listener = await Listener.open({ host: '127.0.0.1', port: 0 });
-    const accepted = [];
+    const accepted: net.Socket[] = [];
     listener.onConnection((s) => {
       accepted.push(s);
       s.resume();
@@ -97,7 +89,7 @@ describe('library', () => {
       const listening = socketInodes(process.pid).filter((i) => table.get(i)?.state === '0A');
       assert.equal(listening.length, 1);
       listener.resume();
-      await new Promise((r) => setTimeout(r, 200));
+      await new Promise<void>((r) => setTimeout(r, 200));
       assert.equal(accepted.length, 1);
       c.destroy();
     } finally {
@@ -130,8 +122,8 @@ describe('library', () => {
   });
 
   it('log lines follow the grammar and peer text is sanitized', () => {
-    const local = { address: '127.0.0.1', port: 9877, family: 'IPv4' };
-    const remote = { address: '127.0.0.1', port: 51234, family: 'IPv4' };
+    const local: Endpoint = { address: '127.0.0.1', port: 9877, family: 'IPv4' };
+    const remote: Endpoint = { address: '127.0.0.1', port: 51234, family: 'IPv4' };
     assert.equal(
       formatEvent({ type: 'accept', id: 3, local, remote, pid: 4242, count: 3, max: 40 }),
       'accept 127.0.0.1:51234 -> 127.0.0.1:9877 IPv4 pid 4242 count 3/40 id 3',

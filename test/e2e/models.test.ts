@@ -4,25 +4,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import type net from 'node:net';
 import path from 'node:path';
-import {
-  ROOT,
-  childrenOf,
-  connectTo,
-  echoOnce,
-  eventually,
-  exchange,
-  fdsOf,
-  random,
-  readBytes,
-  run,
-  sha256,
-  sleep,
-  socketInodes,
-  startServer,
-  waitClose,
-} from './helpers.js';
-import { createServer } from '../dist/index.js';
+import { ROOT, childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, readBytes, run, sha256, sleep, socketInodes, startServer, waitClose, type StartedServer, testChildren } from '../helpers.js';
+import { createServer, type ModelName, type ServerOptions } from '../../dist/index.js';
 
 const CRASHY = path.join(ROOT, 'test', 'fixtures', 'crashy-handler.js');
 
@@ -37,8 +22,8 @@ const CONFIGS = [
   { label: 'threads', args: ['--model', 'threads', '--workers', '2'], serial: false, isolates: false, handsOff: false },
 ];
 
-const started = new Set();
-async function serve(args, opts) {
+const started = new Set<StartedServer>();
+async function serve(args: string[], opts?: { env?: NodeJS.ProcessEnv }): Promise<StartedServer> {
   const s = await startServer(args, opts);
   started.add(s);
   return s;
@@ -48,7 +33,7 @@ after(async () => {
 });
 
 /** Send `data`, expect exactly `data` back (without closing). */
-async function roundTrip(socket, data) {
+async function roundTrip(socket: net.Socket, data: Buffer): Promise<void> {
   socket.write(data);
   const got = await Promise.race([
     readBytes(socket, data.length),
@@ -61,31 +46,31 @@ async function roundTrip(socket, data) {
 }
 
 /** Resolve true if `n` bytes arrive within ms, false if not (the socket stays usable). */
-function arrivesWithin(socket, n, ms) {
+function arrivesWithin(socket: net.Socket, n: number, ms: number): Promise<boolean> {
   return Promise.race([readBytes(socket, n).then(() => true), sleep(ms).then(() => false)]);
 }
 
 /** The inode of the server side of the connection whose client is `socket`, from /proc/net/tcp. */
-function serverSideInode(socket, serverPort) {
-  const hex = (p) => p.toString(16).toUpperCase().padStart(4, '0');
+function serverSideInode(socket: net.Socket, serverPort: number): string | undefined {
+  const hex = (p: number): string => p.toString(16).toUpperCase().padStart(4, '0');
   const text = fs.readFileSync('/proc/net/tcp', 'utf8');
   for (const line of text.trim().split('\n').slice(1)) {
     const f = line.trim().split(/\s+/);
-    if (f[1].endsWith(`:${hex(serverPort)}`) && f[2].endsWith(`:${hex(socket.localPort)}`)) return f[9];
+    if (f[1]?.endsWith(`:${hex(serverPort)}`) && f[2]?.endsWith(`:${hex(socket.localPort ?? 0)}`)) return f[9];
   }
   return undefined;
 }
 
 /** Pids named in `spawn`/`accept` log lines other than the server's own. */
-function pidsInLog(log, serverPid) {
-  const pids = new Set();
+function pidsInLog(log: string, serverPid: number): number[] {
+  const pids = new Set<number>();
   for (const m of log.matchAll(/^(?:spawn|accept) .*?pid (\d+)/gm)) pids.add(Number(m[1]));
   pids.delete(serverPid);
   return [...pids];
 }
 
 /** Largest `count N/` in accept lines. */
-function maxCount(log) {
+function maxCount(log: string): number {
   let max = 0;
   for (const m of log.matchAll(/^accept .* count (\d+)\//gm)) max = Math.max(max, Number(m[1]));
   return max;
@@ -93,7 +78,7 @@ function maxCount(log) {
 
 for (const c of CONFIGS) {
   describe(`model ${c.label}`, () => {
-    let server;
+    let server: StartedServer;
     before(async () => {
       server = await serve(['echo', ...c.args, '--max-conns', '2', '--grace', '2']);
     });
@@ -199,6 +184,7 @@ describe('crash isolation (--handler)', () => {
         e.write('EXIT');
         await waitClose(e);
         await server.waitFor(/ exitcode 3 /m);
+        assert.ok(a, 'an isolating model keeps the first connection');
         await roundTrip(a, Buffer.from('after exit'));
       }
       if (a) {
@@ -256,13 +242,14 @@ describe('library: every model leaves nothing behind and reports one stats shape
   const taskCount = () => fs.readdirSync('/proc/self/task').length;
   const fdCount = () => fdsOf(process.pid).length;
 
-  for (const [model, extra] of [
+  const cases: [ModelName, Partial<ServerOptions>][] = [
     ['iterative', {}],
     ['event', {}],
     ['fork', { spare: 1 }],
     ['prefork', { workers: 2, accept: 'pass', maxConnsPerWorker: 1 }],
     ['threads', { workers: 2, maxConnsPerWorker: 1 }],
-  ]) {
+  ];
+  for (const [model, extra] of cases) {
     it(model, async () => {
       const fds = fdCount();
       const tasks = taskCount();
@@ -273,6 +260,7 @@ describe('library: every model leaves nothing behind and reports one stats shape
         assert.ok((await echoOnce(port, data)).equals(data));
       }
       const stats = server.stats();
+      assert.ok(stats.models, 'stats() reports the model');
       assert.deepEqual(Object.keys(stats.models).sort(), ['crashed', 'model', 'processes', 'spawned']);
       assert.equal(stats.models.model, model);
       for (const p of stats.models.processes) {
@@ -284,7 +272,7 @@ describe('library: every model leaves nothing behind and reports one stats shape
       }
       await server.close();
       assert.equal(server.state, 'closed');
-      await eventually(() => childrenOf(process.pid).length === 0, { message: 'no child process left' });
+      await eventually(() => testChildren().length === 0, { message: 'no child process left' });
       await eventually(() => taskCount() <= tasks, { message: `threads back to ${tasks}` });
       await eventually(() => fdCount() <= fds, { message: `descriptors back to ${fds}` });
     });

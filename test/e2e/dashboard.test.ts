@@ -6,31 +6,33 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
+import type net from 'node:net';
 import path from 'node:path';
-import { childrenOf, connectTo, eventually, readBytes, ROOT, startServer, waitClose } from './helpers.js';
+import type { BrowserContext, Page } from 'playwright-core';
+import { childrenOf, connectTo, eventually, readBytes, ROOT, startServer, waitClose, type StartedServer, errnoOf } from '../helpers.js';
 
 const CHROMIUM = process.env.TCPKIT_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOT = path.join(ROOT, 'docs', 'dashboard.png');
 
-let playwright;
-let skip = false;
+let playwright: typeof import('playwright-core') | undefined;
+let skip: string | false = false;
 if (!fs.existsSync(CHROMIUM)) {
   skip = `${CHROMIUM} not found: install the Debian package chromium (apt-get install chromium; .ci/run does)`;
 } else {
   try {
     playwright = await import('playwright-core');
   } catch (err) {
-    skip = `playwright-core is not installed (npm ci installs it): ${err.message}`;
+    skip = `playwright-core is not installed (npm ci installs it): ${errnoOf(err).message}`;
   }
 }
 
-let server;
-let context;
-let userDataDir;
-const clients = [];
+let server: StartedServer;
+let context: BrowserContext | undefined;
+let userDataDir: string | undefined;
+const clients: net.Socket[] = [];
 
 before(async () => {
-  if (skip) return;
+  if (skip || !playwright) return;
   server = await startServer(['--admin', '127.0.0.1:0']);
   userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-chromium-'));
   context = await playwright.chromium.launchPersistentContext(userDataDir, {
@@ -62,19 +64,21 @@ after(async () => {
 });
 
 test('the dashboard shows three connections live, then one going away', { skip }, async () => {
-  const [, url] = await server.waitFor(/admin (http:\/\/\S+\/)/);
+  const [, url = ''] = await server.waitFor(/admin (http:\/\/\S+\/)/);
+  assert.ok(context, 'the browser started');
   const page = context.pages()[0] ?? (await context.newPage());
   try {
     await scenario(page, url);
   } catch (err) {
     // What the page showed when it failed, for whoever reads the CI log.
-    err.message += `\n--- dashboard text:\n${await page.locator('body').innerText().catch((e) => e.message)}`;
-    throw err;
+    const e = errnoOf(err);
+    e.message += `\n--- dashboard text:\n${await page.locator('body').innerText().catch((x: unknown) => errnoOf(x).message)}`;
+    throw e;
   }
 });
 
-async function scenario(page, url) {
-  const failures = [];
+async function scenario(page: Page, url: string): Promise<void> {
+  const failures: string[] = [];
   page.on('pageerror', (err) => failures.push(err.message));
   page.on('requestfailed', (req) => {
     // The event stream is cut when the test ends; anything else failing is a defect (no CDN, no other host).
@@ -92,11 +96,11 @@ async function scenario(page, url) {
   }
   // Each child, drawn inside the server with the connection it serves, within a second or so of happening.
   const established = '#server .sock.conn[data-state="ESTABLISHED"]';
-  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 3, established, { timeout: 20_000 });
+  await page.waitForFunction((sel: string) => document.querySelectorAll(sel).length === 3, established, { timeout: 20_000 });
   assert.equal(await page.locator('#server .proc[data-role="child"]').count(), 3);
   assert.equal(await page.locator('#counter-accepted .n').textContent(), '3');
   assert.equal(await page.locator('#counter-active .n').textContent(), '3 / 40');
-  const remotes = await page.locator(established).evaluateAll((els) => els.map((e) => e.dataset.remote).sort());
+  const remotes = await page.locator(established).evaluateAll((els: HTMLElement[]) => els.map((e) => e.dataset.remote).sort());
   const expected = clients.map((c) => `127.0.0.1:${c.localPort}`).sort();
   assert.deepEqual(remotes, expected);
   // The client side of each connection, from /proc, with a wire drawn to it.
@@ -104,15 +108,16 @@ async function scenario(page, url) {
 
   // The first client ends: its child exits, the connection leaves the server, the client's side stays in TIME_WAIT.
   const gone = clients.shift();
+  assert.ok(gone);
   const goneKey = `127.0.0.1:${gone.localPort}`;
   gone.end();
   assert.equal(await waitClose(gone), 'end');
   gone.destroy();
-  await page.waitForFunction((sel) => document.querySelectorAll(sel).length === 2, established, { timeout: 20_000 });
+  await page.waitForFunction((sel: string) => document.querySelectorAll(sel).length === 2, established, { timeout: 20_000 });
   assert.equal(await page.locator(`#server .sock.conn[data-remote="${goneKey}"]`).count(), 0);
   await page.waitForSelector(`#clients .client[data-client="${goneKey}"][data-state="TIME_WAIT"]`, { timeout: 20_000 });
   assert.equal(await page.locator('#server .proc[data-role="child"]').count(), 2);
-  await page.waitForFunction(() => /\bend pid \d+ exitcode 0\b/.test(document.getElementById('log').textContent), null, {
+  await page.waitForFunction(() => /\bend pid \d+ exitcode 0\b/.test(document.getElementById('log')?.textContent ?? ''), null, {
     timeout: 20_000,
   });
 

@@ -4,29 +4,30 @@
 // line always); killing one instance moves new connections to the other.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { connectTo, eventually, exchange, run, startServer } from './helpers.js';
+import { connectTo, eventually, exchange, run, startServer, portOf, BIN, type StartedServer } from '../helpers.js';
 
 const haproxy = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'].find((p) => fs.existsSync(p));
 
 /** Does this build's `serve` have --exec (the super-server, issue 4)? Then the program reports TCPREMOTEIP itself. */
-const hasExec = /--exec/.test(spawnSync(process.execPath, [path.resolve('bin/tcpkit.js'), 'serve', '--help'], { encoding: 'utf8' }).stdout);
+const hasExec = /--exec/.test(spawnSync(process.execPath, [BIN, 'serve', '--help'], { encoding: 'utf8' }).stdout);
 
 /** A port the kernel says is free now (HAProxy needs a number in its configuration). */
 async function freePort() {
   const s = net.createServer();
-  await new Promise((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  const { port } = s.address();
-  await new Promise((resolve) => s.close(resolve));
+  await new Promise<void>((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  const port = portOf(s);
+  await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;
 }
 
 /** The configuration the test runs, as docs/scaling.md shows it. */
-export function haproxyConfig({ frontend, a, b }) {
+export function haproxyConfig({ frontend, a, b }: { frontend: number; a: number; b: number }): string {
   return `global
     maxconn 256
 
@@ -54,29 +55,33 @@ backend tcpkit
 
 describe('behind a real HAProxy', { skip: haproxy ? false : 'haproxy is not installed (Debian package haproxy; .ci/run installs it)' }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-haproxy-'));
-  let a;
-  let b;
-  let hap;
+  let a: StartedServer;
+  let b: StartedServer;
+  let hap: ChildProcessByStdio<null, Readable, Readable> | undefined;
   let hapLog = '';
-  let frontend;
+  let frontend: number;
   // With --exec the program prints the UCSPI variables it got, then echoes; else the echo service.
   const service = hasExec ? ['--exec', '--', '/bin/sh', '-c', 'printf "%s %s\\n" "$TCPREMOTEIP" "$TCPREMOTEPORT"; exec cat'] : [];
 
   before(async () => {
-    a = await startServer(['--proxy-protocol', '--max-conns', '20', ...service]);
-    b = await startServer(['--proxy-protocol', '--max-conns', '20', ...service]);
+    assert.ok(haproxy);
+    const sa = await startServer(['--proxy-protocol', '--max-conns', '20', ...service]);
+    a = sa;
+    const sb = await startServer(['--proxy-protocol', '--max-conns', '20', ...service]);
+    b = sb;
     frontend = await freePort();
     const cfg = path.join(dir, 'haproxy.cfg');
-    fs.writeFileSync(cfg, haproxyConfig({ frontend, a: a.port, b: b.port }));
+    fs.writeFileSync(cfg, haproxyConfig({ frontend, a: sa.port, b: sb.port }));
     const check = spawnSync(haproxy, ['-c', '-q', '-f', cfg], { encoding: 'utf8' });
     assert.equal(check.status, 0, `haproxy -c: ${check.stderr}`);
     // -db: stay in the foreground, so the test owns the process and stops it by pid.
-    hap = spawn(haproxy, ['-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
-    hap.stdout.on('data', (c) => (hapLog += c));
-    hap.stderr.on('data', (c) => (hapLog += c));
+    const h = spawn(haproxy, ['-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    hap = h;
+    h.stdout.on('data', (c: Buffer) => (hapLog += c));
+    h.stderr.on('data', (c: Buffer) => (hapLog += c));
     await eventually(
       () =>
-        new Promise((resolve) => {
+        new Promise<boolean>((resolve) => {
           const s = net.connect({ host: '127.0.0.1', port: frontend }, () => {
             s.destroy();
             resolve(true);
@@ -88,9 +93,10 @@ describe('behind a real HAProxy', { skip: haproxy ? false : 'haproxy is not inst
   });
 
   after(async () => {
-    if (hap && hap.exitCode === null && hap.signalCode === null) {
-      const exited = new Promise((resolve) => hap.once('exit', resolve));
-      hap.kill('SIGTERM');
+    const h = hap;
+    if (h && h.exitCode === null && h.signalCode === null) {
+      const exited = new Promise((resolve) => h.once('exit', resolve));
+      h.kill('SIGTERM');
       await exited;
     }
     await a?.stop();
@@ -99,14 +105,14 @@ describe('behind a real HAProxy', { skip: haproxy ? false : 'haproxy is not inst
   });
 
   /** One session through HAProxy from 127.0.0.7: { port (the client's), reply }. */
-  async function session(text) {
+  async function session(text: string): Promise<{ port: number | undefined; reply: string }> {
     const s = await connectTo(frontend, { source: '127.0.0.7' });
     const port = s.localPort;
     const reply = (await exchange(s, Buffer.from(text))).toString();
     return { port, reply };
   }
 
-  const acceptedFrom = (server, port) =>
+  const acceptedFrom = (server: StartedServer, port: number | undefined): boolean =>
     new RegExp(`^accept 127\\.0\\.0\\.7:${port} -> 127\\.0\\.0\\.1:${frontend} IPv4 pid \\d+ count \\d+/20 id \\d+ via 127\\.0\\.0\\.1:\\d+$`, 'm').test(server.log());
 
   it('the client at 127.0.0.7 is the peer on both instances (v1 and v2 headers), every byte echoed', async () => {

@@ -4,29 +4,17 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import {
-  ROOT,
-  childrenOf,
-  connectTo,
-  echoOnce,
-  eventually,
-  fdsOf,
-  random,
-  run,
-  sha256,
-  startServer,
-  waitClose,
-} from './helpers.js';
-import { ask, hasIPv6, stopAll } from './exec-helpers.js';
-import { endpointsOf } from '../dist/address.js';
-import { loadService, runService } from '../dist/services/index.js';
+import { ROOT, childrenOf, connectTo, echoOnce, eventually, fdsOf, random, run, sha256, startServer, waitClose, portOf, type StartedServer, type ConnectOptions } from '../helpers.js';
+import { ask, hasIPv6, stopAll } from '../exec-helpers.js';
+import { endpointsOf } from '../../dist/address.js';
+import { loadService, runService } from '../../dist/services/index.js';
 
 const PEER = path.join(ROOT, 'test', 'fixtures', 'ucspi-peer.js');
-const servers = [];
+const servers: StartedServer[] = [];
 after(async () => {
   await stopAll(servers);
 });
-async function serve(args, opts) {
+async function serve(args: string[], opts?: { env?: NodeJS.ProcessEnv }): Promise<StartedServer> {
   const s = await startServer(args, opts);
   servers.push(s);
   return s;
@@ -46,7 +34,7 @@ describe('serve --exec', () => {
     assert.notEqual(fds[2].target, fds[0].target);
     assert.equal(fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'), '/bin/cat\0');
     assert.ok(childrenOf(srv.pid).some((c) => c.pid === Number(pid)), 'cat is the server\'s own child: no Node process in between');
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     const ended = new Promise((resolve) => s.once('end', resolve));
     s.end(data);
@@ -63,7 +51,7 @@ describe('serve --exec', () => {
     });
     const s = await connectTo(srv.port, { source: '127.0.0.2' });
     const clientPort = s.localPort;
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     await new Promise((resolve) => s.once('end', resolve));
     s.destroy();
@@ -113,7 +101,7 @@ describe('serve --exec', () => {
     const srv = await serve(['--exec', '--', '/bin/sh', '-c', 'echo hi; exit 3']);
     // The client does not close: EOF must come from the program's exit alone.
     const s = await connectTo(srv.port);
-    const chunks = [];
+    const chunks: Buffer[] = [];
     s.on('data', (c) => chunks.push(c));
     assert.equal(await waitClose(s), 'end');
     s.destroy();
@@ -129,9 +117,9 @@ describe('serve --exec', () => {
 
   it('counts TCPCONNNUM per source address', async () => {
     const srv = await serve(['--exec', '--', '/bin/sh', '-c', 'echo $TCPCONNNUM; exec cat']);
-    const line = async (opts) => {
+    const line = async (opts?: ConnectOptions) => {
       const s = await connectTo(srv.port, opts);
-      const got = await new Promise((resolve) => s.once('data', (c) => resolve(c.toString())));
+      const got = await new Promise<string>((resolve) => s.once('data', (c: Buffer) => resolve(c.toString())));
       return { s, got };
     };
     const a = await line();
@@ -155,28 +143,28 @@ describe('serve --exec', () => {
 
   it('the exec service also runs in-process (for the iterative/event/thread models): runService spawns, closes its copy, waits', async () => {
     const service = await loadService({ name: 'exec' });
-    const logs = [];
-    let served;
-    const done = new Promise((resolve) => (served = resolve));
+    const logs: string[] = [];
+    let served = (): void => {};
+    const done = new Promise<void>((resolve) => (served = resolve));
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
-      const info = { id: 7, ...endpointsOf(socket), acceptedAt: Date.now() };
+      const info = { id: 7, ...endpointsOf(socket)!, acceptedAt: Date.now() };
       const ctx = {
         socket,
         info,
         options: { argv: ['/bin/sh', '-c', 'echo $TCPREMOTEIP $RULEVAR; echo oops >&2; exit 2'] },
         env: { RULEVAR: 'from-rule' },
-        log: (reason, code) => logs.push(`${code} ${reason}`),
+        log: (reason: string, code?: string) => logs.push(`${code} ${reason}`),
       };
       void runService(service, ctx, (err) => logs.push(`error ${err}`)).then(served);
     });
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const got = await echoOnce(server.address().port, '', { source: '127.0.0.2' });
+      const got = await echoOnce(portOf(server), '', { source: '127.0.0.2' });
       assert.equal(got.toString(), '127.0.0.2 from-rule\n');
       await done;
       assert.equal(logs.length, 2, logs.join('\n'));
-      assert.match(logs[0], /^stderr pid \d+: oops$/);
-      assert.match(logs[1], /^exit pid \d+ exitcode 2$/);
+      assert.match(logs[0] ?? '', /^stderr pid \d+: oops$/);
+      assert.match(logs[1] ?? '', /^exit pid \d+ exitcode 2$/);
     } finally {
       server.close();
     }

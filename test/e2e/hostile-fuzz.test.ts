@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import fc from 'fast-check';
 import { stringify } from 'yaml';
-import { parseConfig } from '../dist/super/config.js';
-import { ConfigError } from '../dist/errors.js';
-import { startServer } from './helpers.js';
+import { parseConfig } from '../../dist/super/config.js';
+import { ConfigError } from '../../dist/errors.js';
+import { startServer } from '../helpers.js';
 import { spawn } from 'node:child_process';
-import { BIN } from './helpers.js';
+import { BIN } from '../helpers.js';
 
 const STACK = /^\s+at .+:\d+:\d+\)?$/m;
 
@@ -38,15 +38,24 @@ const argvArb = fc.tuple(
 ).map(([cmd, words]) => [cmd, ...words.flat()].filter((a, i) => i > 0 || a !== '').map((a) => a.replaceAll('\u0000', '')));
 
 /** Run argv; if it turns into a running server (valid options), that counts too: stop it and expect 0. */
-function runBounded(argv) {
+/** How a bounded run ended. */
+interface Bounded {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  stdout: string;
+  serving: boolean;
+}
+
+function runBounded(argv: string[]): Promise<Bounded> {
   return new Promise((resolve) => {
     // serve binds only to 127.0.0.1 port 0 unless the argv names another --port (only invalid ones are generated).
     const full = argv[0] === 'serve' ? ['serve', '--host', '127.0.0.1', '--port', '0', ...argv.slice(1)] : argv;
     const child = spawn(process.execPath, [BIN, ...full], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let stdout = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
+    child.stdout.on('data', (c: Buffer) => (stdout += c));
+    child.stderr.on('data', (c: Buffer) => (stderr += c));
     let serving = false;
     const timer = setTimeout(() => {
       serving = /^listen /m.test(stderr);
@@ -67,7 +76,7 @@ test('fuzz: random argv exits 0, 100 or 111 with one clear line, never a stack t
       const r = await runBounded(argv);
       const where = `argv ${JSON.stringify(argv)} -> code ${r.code} signal ${r.signal}\n${r.stderr}`;
       assert.equal(r.signal, null, `no hang, no crash: ${where}`);
-      assert.ok([0, 100, 111].includes(r.code), where);
+      assert.ok([0, 100, 111].includes(r.code ?? -1), where);
       assert.doesNotMatch(r.stderr, STACK, where);
       if (r.code === 100 && r.stderr === '') assert.match(r.stdout, /^usage: /, where); // bare `tcpkit`: the usage text
       else if (r.code !== 0) {
@@ -109,7 +118,7 @@ test('fuzz: random configuration files parse or throw a ConfigError naming the f
       try {
         parseConfig(text, 'fuzz.yaml');
       } catch (err) {
-        assert.ok(err instanceof ConfigError, `${text}\n-> ${err?.stack ?? err}`);
+        assert.ok(err instanceof ConfigError, `${text}\n-> ${err instanceof Error ? err.stack : String(err)}`);
         assert.match(err.message, /^fuzz\.yaml: /);
         assert.equal(err.exitCode, 100);
         if (err.path) assert.ok(err.message.includes(err.path), err.message);
@@ -120,7 +129,7 @@ test('fuzz: random configuration files parse or throw a ConfigError naming the f
 });
 
 /** Send bytes to a bench server, half-close, read to EOF or reset; bounded. */
-function benchExchange(port, bytes) {
+function benchExchange(port: number, bytes: Buffer): Promise<{ got: number; how: string | undefined }> {
   return new Promise((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
     let got = 0;
@@ -134,7 +143,7 @@ function benchExchange(port, bytes) {
       s.destroy();
       resolve({ got, how: 'end' });
     });
-    s.on('error', (e) => {
+    s.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       resolve({ got, how: e.code });
     });
@@ -159,7 +168,7 @@ test('fuzz: random bench requests on a live server: exact replies for valid coun
         let clean = true;
         const text = lines.join('');
         const parts = text.split('\n');
-        const trailing = parts.pop();
+        const trailing = parts.pop() ?? '';
         for (const p of parts) {
           const t = p.endsWith('\r') ? p.slice(0, -1) : p;
           const n = /^\d{1,16}$/.test(t) ? Number(t) : NaN;
@@ -208,12 +217,12 @@ test('fuzz: random PROXY headers to a --proxy-protocol server: each connection e
     );
     assert.equal(srv.proc.exitCode, null, 'server alive');
     const payload = Buffer.from('after the fuzz');
-    const s = await new Promise((resolve, reject) => {
+    const s = await new Promise<net.Socket>((resolve, reject) => {
       const c = net.connect({ port: srv.port, host: '127.0.0.1', allowHalfOpen: true }, () => resolve(c));
       c.once('error', reject);
     });
-    const chunks = [];
-    s.on('data', (c) => chunks.push(c));
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
     const ended = new Promise((resolve) => s.once('end', resolve));
     s.end(Buffer.concat([Buffer.from('PROXY TCP4 192.0.2.7 127.0.0.1 4000 80\r\n'), payload]));
     await ended;

@@ -11,19 +11,22 @@ import {
   parseProxyHeader,
   V1_MAX_LENGTH,
   V2_SIGNATURE,
-} from '../dist/net/proxy-protocol.js';
-import { ProxyProtocolError } from '../dist/errors.js';
+  type ProxyHeader,
+  type ProxyParse,
+  type ProxyParseOptions,
+} from '../../../src/net/proxy-protocol.js';
+import { ProxyProtocolError, type ProxyFailure } from '../../../src/errors.js';
 
-const ascii = (s) => Buffer.from(s, 'latin1');
-const hex = (s) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
+const ascii = (s: string): Buffer => Buffer.from(s, 'latin1');
+const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
-function complete(bytes, options) {
+function complete(bytes: Uint8Array, options?: ProxyParseOptions): ProxyHeader {
   const r = parseProxyHeader(bytes, options);
   assert.equal(r.state, 'complete', `expected a complete header, got ${JSON.stringify(r.state === 'invalid' ? r.error.message : r)}`);
   return r.header;
 }
 
-function refused(bytes, reason, pattern, options) {
+function refused(bytes: Uint8Array, reason: ProxyFailure, pattern?: RegExp, options?: ProxyParseOptions): ProxyProtocolError {
   const r = parseProxyHeader(bytes, options);
   assert.equal(r.state, 'invalid', `expected invalid (${reason}), got ${JSON.stringify(r)}`);
   assert.ok(r.error instanceof ProxyProtocolError);
@@ -33,14 +36,14 @@ function refused(bytes, reason, pattern, options) {
   return r.error;
 }
 
-function incomplete(bytes, options) {
+function incomplete(bytes: Uint8Array, options?: ProxyParseOptions): number {
   const r = parseProxyHeader(bytes, options);
   assert.equal(r.state, 'incomplete', `expected incomplete, got ${JSON.stringify(r.state === 'invalid' ? r.error.message : r)}`);
   return r.need;
 }
 
 /** A v2 header: signature, ver/cmd, fam, then `body` (addresses + TLVs) with its length. */
-function v2(verCmd, fam, body = Buffer.alloc(0)) {
+function v2(verCmd: number, fam: number, body: Buffer = Buffer.alloc(0)): Buffer {
   const head = Buffer.alloc(16);
   V2_SIGNATURE.copy(head);
   head[12] = verCmd;
@@ -49,7 +52,7 @@ function v2(verCmd, fam, body = Buffer.alloc(0)) {
   return Buffer.concat([head, body]);
 }
 
-const tlv = (type, value) => Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), value]);
+const tlv = (type: number, value: Buffer): Buffer => Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), value]);
 // The HAProxy specification's own example addresses: parsed in memory, never connected to.
 const V4_ADDRS = hex('c0a80001 c0a8000b dc04 01bb'); // 192.168.0.1 -> 192.168.0.11, 56324 -> 443
 const V6_ADDRS = Buffer.concat([
@@ -86,9 +89,9 @@ describe('PROXY v1 (human-readable), spec section 2.1', () => {
     assert.equal(line.length, 104);
     const h = complete(ascii(line));
     assert.equal(h.length, 104);
-    assert.equal(h.source.address, f);
-    assert.equal(h.destination.address, f);
-    assert.equal(h.source.family, 'IPv6');
+    assert.equal(h.source?.address, f);
+    assert.equal(h.destination?.address, f);
+    assert.equal(h.source?.family, 'IPv6');
   });
 
   it('IPv6 with one "::" is decoded to 128 bits and given in canonical form', () => {
@@ -164,7 +167,7 @@ describe('PROXY v1 (human-readable), spec section 2.1', () => {
   });
 
   it('ports: decimal 0..65535, no heading zeroes', () => {
-    assert.equal(complete(ascii('PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n')).destination.port, 65535);
+    assert.equal(complete(ascii('PROXY TCP4 1.2.3.4 5.6.7.8 0 65535\r\n')).destination?.port, 65535);
     refused(ascii('PROXY TCP4 1.2.3.4 5.6.7.8 0443 443\r\n'), 'malformed', /source port "0443"/);
     refused(ascii('PROXY TCP4 1.2.3.4 5.6.7.8 443 65536\r\n'), 'malformed', /destination port "65536"/);
     refused(ascii('PROXY TCP4 1.2.3.4 5.6.7.8 443 -1\r\n'), 'malformed', /0x2d/);
@@ -221,12 +224,13 @@ describe('PROXY v2 (binary), spec section 2.2', () => {
   });
 
   it('\\x12 UDP4, \\x22 UDP6, \\x31 UNIX stream, \\x32 UNIX dgram: valid, fall back to UNSPEC (real ends)', () => {
-    for (const [fam, size, name] of [
+    const families: [fam: number, size: number, name: string][] = [
       [0x12, 12, 'UDP4'],
       [0x22, 36, 'UDP6'],
       [0x31, 216, 'UNIX_STREAM'],
       [0x32, 216, 'UNIX_DGRAM'],
-    ]) {
+    ];
+    for (const [fam, size, name] of families) {
       const h = complete(v2(0x21, fam, Buffer.alloc(size, 1)));
       assert.equal(h.protocol, name);
       assert.equal(h.length, 16 + size);
@@ -296,7 +300,7 @@ describe('PROXY v2 (binary), spec section 2.2', () => {
       checksum: true,
     });
     const h = complete(good);
-    assert.equal(h.tlvs.at(-1).type, 0x03);
+    assert.equal(h.tlvs.at(-1)?.type, 0x03);
     const bad = Buffer.from(good);
     bad[17] ^= 1; // one bit of the source address
     refused(bad, 'checksum', /CRC32C/);
@@ -345,7 +349,7 @@ describe('encodeProxyHeader (the sending side, for tcpkit client and tests)', ()
     assert.deepEqual(encodeProxyHeader({ version: 2, source: src, destination: dst }), v2(0x21, 0x11, hex('7f000007 7f000001 9c40 2695')));
     assert.deepEqual(encodeProxyHeader({ version: 2 }), v2(0x20, 0x00));
     const h = complete(encodeProxyHeader({ version: 2, source: { address: '::ffff:1.2.3.4', port: 1 }, destination: { address: '::1', port: 2 } }));
-    assert.equal(h.source.address, '::ffff:1.2.3.4');
+    assert.equal(h.source?.address, '::ffff:1.2.3.4');
     assert.throws(() => encodeProxyHeader({ version: 1, source: src, destination: { address: '::1', port: 1 } }), TypeError);
   });
 });
@@ -391,7 +395,7 @@ const hostile = fc.oneof(
 );
 
 /** How far the parser may look into `bytes`: v1 107 bytes, v2 16 + its length (16 if that is over the cap). */
-function limitOf(bytes, v2Limit = DEFAULT_V2_LIMIT) {
+function limitOf(bytes: Uint8Array, v2Limit: number = DEFAULT_V2_LIMIT): number {
   if (bytes.length >= 16 && Buffer.from(bytes.subarray(0, 12)).equals(V2_SIGNATURE)) {
     const total = 16 + Buffer.from(bytes).readUInt16BE(14);
     return total > v2Limit ? 16 : total;
@@ -399,7 +403,7 @@ function limitOf(bytes, v2Limit = DEFAULT_V2_LIMIT) {
   return V1_MAX_LENGTH;
 }
 
-const strip = (r) => (r.state === 'invalid' ? { state: r.state, reason: r.error.reason, message: r.error.message } : r);
+const strip = (r: ProxyParse) => (r.state === 'invalid' ? { state: r.state, reason: r.error.reason, message: r.error.message } : r);
 
 describe('properties (fast-check)', () => {
   it('never throws: any input gives complete, incomplete or a typed ProxyProtocolError', () => {
@@ -448,11 +452,11 @@ describe('properties (fast-check)', () => {
     fc.assert(
       fc.property(endpoints, fc.constantFrom(1, 2), ({ s, d, sp, dp }, version) => {
         const h = complete(encodeProxyHeader({ version, source: { address: s, port: sp }, destination: { address: d, port: dp } }));
-        const canon = (a) => new net.SocketAddress({ address: a, family: a.includes(':') ? 'ipv6' : 'ipv4' }).address;
-        assert.equal(h.source.port, sp);
-        assert.equal(h.destination.port, dp);
-        assert.equal(canon(h.source.address), canon(s));
-        assert.equal(canon(h.destination.address), canon(d));
+        const canon = (a: string): string => new net.SocketAddress({ address: a, family: a.includes(':') ? 'ipv6' : 'ipv4' }).address;
+        assert.equal(h.source?.port, sp);
+        assert.equal(h.destination?.port, dp);
+        assert.equal(canon(h.source?.address), canon(s));
+        assert.equal(canon(h.destination?.address), canon(d));
       }),
       { numRuns: 1000 },
     );

@@ -2,15 +2,14 @@
 // socket it inherited, under systemd-socket-activate and under an equivalent launcher in the test.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import net from 'node:net';
-import { listenFds, chooseSocket } from '../dist/net/activation.js';
-import { BIN, childrenOf, connectTo, echoOnce, eventually, readBytes, run, socketInodes, tcpTable } from './helpers.js';
+import { BIN, childrenOf, connectTo, echoOnce, eventually, readBytes, run, socketInodes, tcpTable, portOf, fdOf, type Exit } from '../helpers.js';
 
 /** Start a process (through `sh` so that LISTEN_PID can be its own pid) with `fd` as its descriptor 3. */
-function launch(args, { fd, env = {}, listenPid = true } = {}) {
+function launch(args: string[], { fd, env = {}, listenPid = true }: { fd?: number; env?: NodeJS.ProcessEnv; listenPid?: boolean } = {}) {
   const wrapper = listenPid ? 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"' : 'exec "$@"';
   const proc = spawn('/bin/sh', ['-c', wrapper, 'launcher', process.execPath, BIN, ...args], {
     stdio: ['ignore', 'pipe', 'pipe', fd ?? 'ignore'],
@@ -20,20 +19,21 @@ function launch(args, { fd, env = {}, listenPid = true } = {}) {
 }
 
 /** stdout/stderr collection and waiting, as helpers.startServer does, for processes started otherwise. */
-function watch(proc) {
+function watch(proc: ChildProcess) {
   let stdout = '';
   let stderr = '';
+  assert.ok(proc.stdout && proc.stderr, 'stdout and stderr are pipes');
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (c) => (stdout += c));
-  proc.stderr.on('data', (c) => (stderr += c));
-  const exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+  proc.stdout.on('data', (c: string) => (stdout += c));
+  proc.stderr.on('data', (c: string) => (stderr += c));
+  const exited = new Promise<Exit>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
   return {
     proc,
     exited,
     log: () => stderr,
     out: () => stdout,
-    waitFor: (re, what = 'log') =>
+    waitFor: (re: RegExp, what = 'log') =>
       eventually(() => re.exec(what === 'out' ? stdout : stderr), { timeoutMs: 20_000, message: `${re} in ${what}:\n${stderr}` }),
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
@@ -48,38 +48,14 @@ function watch(proc) {
 /** A listening socket on 127.0.0.1, port chosen by the kernel: { server, fd, port }. */
 async function listening() {
   const server = net.createServer({ pauseOnConnect: true });
-  await new Promise((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve));
   // Node keeps the handle private; tests read the descriptor number only (as src/listen.ts does).
-  return { server, fd: server._handle.fd, port: server.address().port };
+  return { server, fd: fdOf(server), port: portOf(server) };
 }
 
-const started = [];
+const started: { stop(): Promise<Exit> }[] = [];
 after(async () => {
   for (const p of started) await p.stop();
-});
-
-describe('listenFds (sd_listen_fds semantics)', () => {
-  it('takes the sockets meant for this pid, names them, and always unsets the variables', () => {
-    const env = { LISTEN_PID: String(process.pid), LISTEN_FDS: '0', LISTEN_FDNAMES: '', OTHER: 'x' };
-    assert.deepEqual(listenFds(env), []);
-    assert.deepEqual(env, { OTHER: 'x' });
-    const other = { LISTEN_PID: String(process.pid + 1), LISTEN_FDS: '1' };
-    assert.deepEqual(listenFds(other), [], 'meant for another process');
-    assert.deepEqual(other, {});
-    assert.throws(() => listenFds({ LISTEN_PID: String(process.pid), LISTEN_FDS: 'two' }), { code: 'TCPKIT_INVALID_OPTION', message: /LISTEN_FDS: must be a count/ });
-  });
-
-  it('chooses one socket by name, or the only one', () => {
-    const two = [
-      { fd: 3, name: 'echo' },
-      { fd: 4, name: 'admin' },
-    ];
-    assert.equal(chooseSocket(two, 'admin').fd, 4);
-    assert.throws(() => chooseSocket(two), /socket activation passed 2 sockets \(echo \(fd 3\), admin \(fd 4\)\); choose one by name/);
-    assert.throws(() => chooseSocket(two, 'web'), /no socket named "web"/);
-    assert.equal(chooseSocket([{ fd: 3, name: 'unknown' }]).fd, 3);
-    assert.equal(chooseSocket([]), undefined);
-  });
 });
 
 describe('tcpkit serve on an inherited socket', () => {
@@ -89,7 +65,7 @@ describe('tcpkit serve on an inherited socket', () => {
     started.push(p);
     ours.close(); // the child has its own copy of the socket
     await p.waitFor(/^(\d+)\n/, 'out');
-    assert.equal(Number(/^(\d+)/.exec(p.out())[1]), port, '--port is ignored when a socket is inherited');
+    assert.equal(Number(/^(\d+)/.exec(p.out())?.[1]), port, '--port is ignored when a socket is inherited');
     await p.waitFor(new RegExp(`^listen 127\\.0\\.0\\.1:${port} IPv4 model fork service echo pid ${p.proc.pid} max 40$`, 'm'));
     assert.equal((await echoOnce(port, Buffer.from('activated\n'))).toString(), 'activated\n');
 
@@ -97,14 +73,14 @@ describe('tcpkit serve on an inherited socket', () => {
     const c = await connectTo(port);
     c.write('x');
     await readBytes(c, 1);
-    const kids = childrenOf(p.proc.pid);
+    const kids = childrenOf(p.proc.pid!);
     assert.equal(kids.length, 1);
     const env = fs.readFileSync(`/proc/${kids[0].pid}/environ`, 'utf8').split('\0');
     assert.deepEqual(env.filter((v) => /^(LISTEN_|TCPKIT_NOTIFY)/.test(v)), []);
     const table = tcpTable();
     const tcp = new Set(socketInodes(kids[0].pid).filter((i) => table.has(i)));
     assert.equal(tcp.size, 1, 'the child holds its connection only');
-    assert.notEqual(table.get([...tcp][0]).state, '0A', 'not the inherited listening socket');
+    assert.notEqual(table.get([...tcp][0] ?? '')?.state, '0A', 'not the inherited listening socket');
     c.destroy();
     assert.deepEqual(await p.stop(), { code: 0, signal: null });
   });
@@ -145,9 +121,9 @@ describe('tcpkit serve on an inherited socket', () => {
     assert.equal(r.code, 111);
     assert.match(r.stderr, /listen EBADF fd 99/);
     const udp = dgram.createSocket('udp4');
-    await new Promise((resolve) => udp.bind(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
     try {
-      const p = launch(['serve', '--fd', '3'], { fd: udp._handle.fd, listenPid: false });
+      const p = launch(['serve', '--fd', '3'], { fd: fdOf(udp), listenPid: false });
       const { code } = await p.exited;
       assert.equal(code, 100);
       assert.match(p.log(), /fd: descriptor 3 is not a listening TCP socket \(IPv4 dgram socket, not listening\)/);
@@ -164,7 +140,7 @@ describe('under systemd-socket-activate', { skip: ssa ? false : 'systemd-socket-
     // systemd-socket-activate binds an address given by number: take one the kernel says is free.
     const probe = await listening();
     const port = probe.port;
-    await new Promise((resolve) => probe.server.close(resolve));
+    await new Promise<void>((resolve) => probe.server.close(() => resolve()));
     const proc = spawn(ssa, ['-l', `127.0.0.1:${port}`, '--fdname=echo', process.execPath, BIN, 'serve'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -4,19 +4,28 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import fs from 'node:fs';
-import { createServer } from '../dist/server.js';
-import { startSuccessor } from '../dist/net/restart.js';
-import { childrenOf, connectTo, echoOnce, eventually, exchange, random, sha256, startServer } from './helpers.js';
+import { createServer } from '../../dist/server.js';
+import type { ServerEvent } from '../../dist/events.js';
+import { startSuccessor } from '../../dist/net/restart.js';
+import { childrenOf, connectTo, echoOnce, eventually, exchange, random, sha256, startServer, errnoOf } from '../helpers.js';
 
-const alive = (pid) => fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-const successors = [];
+const alive = (pid: number): boolean => fs.existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+const successors: number[] = [];
 after(() => {
   for (const pid of successors) if (alive(pid)) process.kill(pid, 'SIGKILL');
 });
 
 /** Echo exchanges one after another until `stop()` says so (bounded by count and time). */
-function clientLoop(port, stop, { maxCount = 2000, maxMs = 30_000 } = {}) {
-  const stats = { ok: 0, refused: 0, failed: [], mismatched: 0 };
+/** What one client loop saw. */
+interface LoopStats {
+  ok: number;
+  refused: number;
+  failed: string[];
+  mismatched: number;
+}
+
+function clientLoop(port: number, stop: () => boolean, { maxCount = 2000, maxMs = 30_000 } = {}): { stats: LoopStats; done: Promise<void> } {
+  const stats: LoopStats = { ok: 0, refused: 0, failed: [], mismatched: 0 };
   const deadline = Date.now() + maxMs;
   const done = (async () => {
     for (let i = 0; i < maxCount && Date.now() < deadline && !stop(); i++) {
@@ -26,8 +35,9 @@ function clientLoop(port, stop, { maxCount = 2000, maxMs = 30_000 } = {}) {
         if (sha256(got) === sha256(data)) stats.ok++;
         else stats.mismatched++;
       } catch (err) {
-        if (err.code === 'ECONNREFUSED') stats.refused++;
-        else stats.failed.push(err.code ?? err.message);
+        const e = errnoOf(err);
+        if (e.code === 'ECONNREFUSED') stats.refused++;
+        else stats.failed.push(e.code ?? e.message);
       }
     }
   })();
@@ -66,7 +76,7 @@ describe('zero-downtime restart (SIGUSR2)', () => {
     stopping = true;
     await Promise.all(loops.map((l) => l.done));
 
-    const total = loops.reduce(
+    const total = loops.reduce<LoopStats>(
       (t, l) => ({ ok: t.ok + l.stats.ok, refused: t.refused + l.stats.refused, mismatched: t.mismatched + l.stats.mismatched, failed: [...t.failed, ...l.stats.failed] }),
       { ok: 0, refused: 0, mismatched: 0, failed: [] },
     );
@@ -89,7 +99,7 @@ describe('zero-downtime restart (SIGUSR2)', () => {
   });
 
   it('a successor that fails to start is reported; the server goes on serving', async () => {
-    const events = [];
+    const events: ServerEvent[] = [];
     const server = createServer({ host: '127.0.0.1', port: 0, maxConns: 5 });
     server.on('event', (e) => events.push(e));
     const { port } = await server.listen();
@@ -103,7 +113,7 @@ describe('zero-downtime restart (SIGUSR2)', () => {
       assert.equal(server.state, 'running');
       assert.equal((await echoOnce(port, Buffer.from('still serving'))).toString(), 'still serving');
       // Not ready in time: killed, and again the server goes on.
-      await assert.rejects(startSuccessor({ fd: server.listener.fd, argv: ['-e', 'setTimeout(() => {}, 60000)'], timeoutMs: 300 }), {
+      await assert.rejects(startSuccessor({ fd: server.listener!.fd, argv: ['-e', 'setTimeout(() => {}, 60000)'], timeoutMs: 300 }), {
         code: 'TCPKIT_RESTART',
         message: 'successor not ready within 300 ms',
       });

@@ -6,28 +6,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import {
-  BIN,
-  childrenOf,
-  connectTo,
-  echoOnce,
-  eventually,
-  exchange,
-  fdsOf,
-  random,
-  readBytes,
-  rssOf,
-  run,
-  sha256,
-  sleep,
-  socketInodes,
-  startServer,
-  tcpTable,
-  waitClose,
-} from './helpers.js';
+import { BIN, childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, readBytes, rssOf, run, sha256, sleep, socketInodes, startServer, tcpTable, waitClose, portOf, type StartedServer } from '../helpers.js';
 
 describe('tcpkit serve (fork model, echo)', () => {
-  let server;
+  let server: StartedServer;
   before(async () => {
     server = await startServer(['--max-conns', '20']);
   });
@@ -89,13 +71,13 @@ describe('tcpkit serve (fork model, echo)', () => {
         // fd 0 and fd 1 are the connected socket, as inetd does it.
         const f0 = fds.find((f) => f.fd === 0)?.target;
         assert.equal(fds.find((f) => f.fd === 1)?.target, f0);
-        assert.match(f0, /^socket:/);
+        assert.match(f0 ?? '', /^socket:/);
       }
       const mine = new Set(kids.map((k) => socketInodes(k.pid).find((i) => table.has(i))));
       assert.equal(mine.size, 2, 'each child has a different connection');
       // The parent keeps no copy of any connected socket: only listening sockets are TCP in the parent.
       const parentTcp = socketInodes(server.pid).filter((i) => table.has(i));
-      for (const i of parentTcp) assert.equal(table.get(i).state, '0A', 'parent holds only the listening socket');
+      for (const i of parentTcp) assert.equal(table.get(i)?.state, '0A', 'parent holds only the listening socket');
     } finally {
       a.destroy();
       b.destroy();
@@ -155,7 +137,7 @@ describe('tcpkit serve (fork model, echo)', () => {
 });
 
 describe('tcpkit client', () => {
-  let server;
+  let server: StartedServer;
   before(async () => {
     server = await startServer([]);
   });
@@ -163,10 +145,11 @@ describe('tcpkit client', () => {
     await server?.stop();
   });
 
-  for (const [label, size] of [
+  const sizes: [label: string, size: number][] = [
     ['1 MB', 1 << 20],
     ['100 MB', 100 << 20],
-  ]) {
+  ];
+  for (const [label, size] of sizes) {
     it(`echoes ${label} of random binary data through a file, sha256 equal`, async () => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-'));
       try {
@@ -218,9 +201,9 @@ describe('tcpkit client', () => {
 
   it('a server that closes before stdin ends: server terminated prematurely, exit 1', async () => {
     const s = net.createServer((c) => c.end('bye\n'));
-    await new Promise((r) => s.listen(0, '127.0.0.1', r));
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
     try {
-      const child = spawn(process.execPath, [BIN, 'client', '127.0.0.1', String(s.address().port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'client', '127.0.0.1', String(portOf(s))], { stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (c) => (out += c));
@@ -284,7 +267,7 @@ describe('limits and shutdown', () => {
     const data = random(256 * 1024);
     const clients = await Promise.all(Array.from({ length: 4 }, () => connectTo(server.port)));
     const received = clients.map((c) => {
-      const chunks = [];
+      const chunks: Buffer[] = [];
       c.on('data', (d) => chunks.push(d));
       return chunks;
     });
@@ -302,8 +285,8 @@ describe('limits and shutdown', () => {
     // In-flight transfers complete, byte for byte.
     const results = await Promise.all(
       clients.map(async (c, i) => {
-        await new Promise((r) => c.end(data.subarray(1000), r));
-        await new Promise((r) => (c.readableEnded ? r() : c.once('end', r)));
+        await new Promise<void>((r) => c.end(data.subarray(1000), r));
+        await new Promise<void>((r) => (c.readableEnded ? r() : c.once('end', r)));
         return Buffer.concat(received[i]);
       }),
     );
@@ -355,15 +338,15 @@ describe('memory under a peer that never reads', () => {
 });
 
 /** The child serving `socket`, from the server's accept line for its local port. */
-async function childFor(server, socket, from = 0) {
+async function childFor(server: StartedServer, socket: net.Socket, from = 0): Promise<{ pid: number }> {
   const m = await server.waitFor(new RegExp(`^accept 127\\.0\\.0\\.1:${socket.localPort} -> \\S+ IPv4 pid (\\d+)`, 'm'), { from });
   return { pid: Number(m[1]) };
 }
 
 async function freePort() {
   const s = net.createServer();
-  await new Promise((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = portOf(s);
+  await new Promise<void>((r) => s.close(() => r()));
   return port;
 }

@@ -3,26 +3,25 @@
 // logged with its reason and counted.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { createServer } from '../dist/index.js';
+import { createServer } from '../../dist/index.js';
 import net from 'node:net';
-import { endpointsOf } from '../dist/address.js';
-import { SourceLimits } from '../dist/admission/limits.js';
-import { loadService, runService } from '../dist/services/index.js';
-import { stopAll } from './exec-helpers.js';
-import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose } from './helpers.js';
+import { endpointsOf } from '../../dist/address.js';
+import { loadService, runService } from '../../dist/services/index.js';
+import { stopAll } from '../exec-helpers.js';
+import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose, portOf, type StartedServer } from '../helpers.js';
 
-const servers = [];
+const servers: StartedServer[] = [];
 after(async () => {
   await stopAll(servers);
 });
-async function serve(args) {
+async function serve(args: string[]): Promise<StartedServer> {
   const s = await startServer(args);
   servers.push(s);
   return s;
 }
 
 /** Connect and see whether the server keeps the connection (echoes) or closes it at once. */
-async function tryEcho(port, source) {
+async function tryEcho(port: number, source?: string): Promise<'served' | 'closed'> {
   const s = await connectTo(port, { source });
   try {
     const got = await exchange(s, 'ping');
@@ -31,20 +30,6 @@ async function tryEcho(port, source) {
     return 'closed';
   }
 }
-
-describe('SourceLimits', () => {
-  it('counts per source (IPv4-mapped is the same source) and refills the rate bucket over time', () => {
-    const l = new SourceLimits({ perSource: 2, rate: 2 });
-    assert.deepEqual(l.take('127.0.0.1', 0), { ok: true, count: 1 });
-    assert.deepEqual(l.take('::ffff:127.0.0.1', 0), { ok: true, count: 2 });
-    assert.deepEqual(l.take('127.0.0.1', 0), { ok: false, reason: 'per-source' });
-    l.release('127.0.0.1');
-    assert.deepEqual(l.take('127.0.0.1', 0), { ok: false, reason: 'rate' }); // 2 per second spent
-    assert.deepEqual(l.take('127.0.0.1', 600), { ok: true, count: 2 }); // 1.2 tokens back
-    assert.deepEqual(l.take('127.0.0.2', 600), { ok: true, count: 1 });
-    assert.deepEqual(l.stats().refused, { 'per-source': 1, rate: 1 });
-  });
-});
 
 describe('limits in the server', () => {
   it('maxConns: at the limit new connections wait in the backlog (pause logged), none refused', async () => {
@@ -140,23 +125,23 @@ describe('limits in the server', () => {
 
   it('runService enforces idle and time limits for in-process models, reporting them with ctx.log', async () => {
     const echo = await loadService({ name: 'echo' });
-    const logs = [];
+    const logs: (string | undefined)[] = [];
     // The first connection gets an idle limit and stays silent; the second a time limit and keeps talking.
     const plan = [{ idleMs: 300, maxMs: 0 }, { idleMs: 0, maxMs: 800 }];
-    let accepted;
+    let accepted = (): void => {};
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
       const limits = plan.shift();
-      const ctx = { socket, info: { id: 1, ...endpointsOf(socket), acceptedAt: Date.now() }, options: {}, log: (reason, code) => logs.push(code) };
+      const ctx = { socket, info: { id: 1, ...endpointsOf(socket)!, acceptedAt: Date.now() }, options: {}, log: (reason: string, code?: string) => logs.push(code) };
       void runService(echo, ctx, (err) => logs.push(`error ${err}`), limits);
       accepted();
     });
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const { port } = server.address();
-      let seen = new Promise((resolve) => (accepted = resolve));
+      const port = portOf(server);
+      let seen = new Promise<void>((resolve) => (accepted = resolve));
       const silent = await connectTo(port);
       await seen;
-      seen = new Promise((resolve) => (accepted = resolve));
+      seen = new Promise<void>((resolve) => (accepted = resolve));
       const talker = await connectTo(port);
       await seen;
       talker.on('data', () => {});

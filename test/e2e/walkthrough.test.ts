@@ -3,40 +3,43 @@
 // tcpserv01, tcpcli01, netstat -a and ps. Each state the walkthrough shows is checked.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { BIN, childrenOf, eventually, run, startServer } from './helpers.js';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { StatusSnapshot } from '../../dist/status/snapshot.js';
+import type { Endpoint } from '../../dist/address.js';
+import { BIN, childrenOf, eventually, run, startServer, type StartedServer } from '../helpers.js';
 
-let server;
-let client;
+let server: StartedServer | undefined;
+let client: (ChildProcessWithoutNullStreams & { out: string }) | undefined;
 after(async () => {
   if (client && client.exitCode === null) client.kill('SIGKILL');
   if (server) await server.stop('SIGTERM');
 });
 
 /** `tcpkit status --port PORT --json`, parsed. */
-async function status(port) {
+async function status(port: number): Promise<StatusSnapshot> {
   const r = await run(['status', '--port', String(port), '--json']);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout.toString());
 }
 
-const key = (e) => `${e.address}:${e.port}`;
+const key = (e: Pick<Endpoint, 'address' | 'port'>): string => `${e.address}:${e.port}`;
 
 /** Resolve with the client's stdout once it has `n` bytes more than `from`. */
-function output(proc, n) {
+function output(proc: { out: string }, n: number): Promise<string> {
   return eventually(() => (proc.out.length >= n ? proc.out : undefined), { message: `client output of ${n} bytes` });
 }
 
 test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the client side and no child', async () => {
   // 1. Start the server in the background (tcpserv01 &). It listens and waits in epoll, Node's accept.
-  server = await startServer([]);
-  const { port, pid } = server;
+  const srv = await startServer([]);
+  server = srv;
+  const { port, pid } = srv;
 
   // 2. netstat -a: one socket, in LISTEN, owned by the server; the only process is the parent.
   // (A TIME_WAIT left on this port number by an earlier user of it, on this shared machine, is not ours.)
   let s = await status(port);
   const earlier = new Set(s.sockets.filter((k) => k.state === 'TIME_WAIT').map((k) => `${key(k.local)} ${key(k.remote)}`));
-  const ours = (list) => list.filter((k) => !earlier.has(`${key(k.local)} ${key(k.remote)}`));
+  const ours = (list: StatusSnapshot['sockets']): StatusSnapshot['sockets'] => list.filter((k) => !earlier.has(`${key(k.local)} ${key(k.remote)}`));
   assert.equal(s.root, pid);
   assert.deepEqual(
     ours(s.sockets).map((k) => [k.state, key(k.local), k.remote.port, k.pids]),
@@ -50,10 +53,10 @@ test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the c
   assert.match(text, new RegExp(`^tcp +0 +0 +127\\.0\\.0\\.1:${port} +\\*:\\* +LISTEN +${pid}$`, 'm'));
 
   // 3. Start the client (tcpcli01 127.0.0.1): the ESTABLISHED pair appears, the server side held by a new child.
-  client = spawn(process.execPath, [BIN, 'client', '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
-  client.out = '';
-  client.stdout.setEncoding('utf8').on('data', (c) => (client.out += c));
-  const clientExit = new Promise((resolve) => client.once('exit', (code) => resolve(code)));
+  const cli = Object.assign(spawn(process.execPath, [BIN, 'client', '127.0.0.1', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] }), { out: '' });
+  client = cli;
+  cli.stdout.setEncoding('utf8').on('data', (c: string) => (cli.out += c));
+  const clientExit = new Promise<number | null>((resolve) => cli.once('exit', (code) => resolve(code)));
   s = await eventually(
     async () => {
       const v = await status(port);
@@ -61,14 +64,15 @@ test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the c
     },
     { message: 'the ESTABLISHED pair and the child' },
   );
-  const serverSide = s.sockets.find((k) => k.state === 'ESTABLISHED' && k.local.port === port);
-  const clientSide = s.sockets.find((k) => k.state === 'ESTABLISHED' && k.remote.port === port);
+  const serverSide = s.sockets.find((k) => k.state === 'ESTABLISHED' && k.local.port === port)!;
+  const clientSide = s.sockets.find((k) => k.state === 'ESTABLISHED' && k.remote.port === port)!;
   assert.equal(key(serverSide.remote), key(clientSide.local), 'the two ends of one connection');
-  assert.deepEqual(clientSide.pids, [client.pid], 'the client holds its side');
+  assert.deepEqual(clientSide.pids, [cli.pid], 'the client holds its side');
   const child = s.processes.find((p) => p.role === 'child');
+  assert.ok(child, 'a child process is shown');
   assert.equal(child.ppid, pid, 'the child is the server\'s');
   assert.deepEqual(serverSide.pids, [child.pid], 'only the child holds the connected socket: the parent closed its copy');
-  assert.deepEqual(s.sockets.find((k) => k.state === 'LISTEN').pids, [pid], 'the child does not hold the listening socket');
+  assert.deepEqual(s.sockets.find((k) => k.state === 'LISTEN')?.pids, [pid], 'the child does not hold the listening socket');
   assert.deepEqual(child.connections.map((c) => [c.remote, c.state]), [[key(clientSide.local), 'ESTABLISHED']]);
   // ps: both asleep (S), waiting in the kernel; Node waits in epoll where the seed's C waits in accept/read.
   for (const p of s.processes) {
@@ -77,11 +81,11 @@ test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the c
   assert.notEqual(child.wchan, '', 'a wait channel is shown');
 
   // 4. Type two lines, each echoed; then ^D.
-  client.stdin.write('hello, world\n');
-  assert.equal(await output(client, 13), 'hello, world\n');
-  client.stdin.write('good bye\n');
-  assert.equal(await output(client, 22), 'hello, world\ngood bye\n');
-  client.stdin.end();
+  cli.stdin.write('hello, world\n');
+  assert.equal(await output(cli, 13), 'hello, world\n');
+  cli.stdin.write('good bye\n');
+  assert.equal(await output(cli, 22), 'hello, world\ngood bye\n');
+  cli.stdin.end();
   assert.equal(await clientExit, 0);
 
   // 5. netstat -a | grep PORT: LISTEN, and the client's side in TIME_WAIT (it closed first); no child left.
@@ -100,8 +104,8 @@ test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the c
   assert.deepEqual(s.processes.map((p) => p.role), ['parent']);
   assert.deepEqual(childrenOf(pid), [], 'no child, and no zombie (ps would show Z <defunct>)');
   // The server's log: the child was reaped (no zombie): end ... exitcode 0.
-  await server.waitFor(new RegExp(`end pid ${child.pid} exitcode 0 `));
+  await srv.waitFor(new RegExp(`end pid ${child.pid} exitcode 0 `));
 
-  const { code } = await server.stop('SIGTERM');
+  const { code } = await srv.stop('SIGTERM');
   assert.equal(code, 0);
 });

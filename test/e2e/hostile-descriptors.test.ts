@@ -6,44 +6,44 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import { BIN, echoOnce, eventually, fdsOf, sleep } from './helpers.js';
+import { BIN, echoOnce, eventually, fdsOf, sleep, type Exit } from '../helpers.js';
 
 // Beyond the kernel's backlog (--backlog 2048 here) connects would stall: Node ignores `backlog` in listen({ fd }), so tcpkit passes it positionally.
 const CLIENTS = 1000;
 
 /** utime + stime of a process, in seconds. */
-function cpuSeconds(pid) {
+function cpuSeconds(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15, in clock ticks (USER_HZ 100)
 }
 
-async function startLimited(args) {
+async function startLimited(args: string[]) {
   const cmd = `ulimit -n 128 && exec "${process.execPath}" "${BIN}" serve --host 127.0.0.1 --port 0 --print-port ${args.join(' ')}`;
   const proc = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (c) => (log += c));
-  const exited = new Promise((r) => proc.once('exit', (code, signal) => r({ code, signal })));
-  const port = await new Promise((resolve, reject) => {
+  const exited = new Promise<Exit>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
+  const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no port; stderr:\n${log}`)), 60_000);
-    proc.stdout.once('data', (c) => {
+    proc.stdout.once('data', (c: Buffer) => {
       clearTimeout(timer);
       resolve(Number(String(c).trim()));
     });
   });
-  return { proc, pid: proc.pid, port, exited, log: () => log };
+  return { proc, pid: proc.pid!, port, exited, log: () => log };
 }
 
 /** Connect, send `payload`, keep the write side open until told; resolves what came back at EOF. */
-function holdingClient(port, payload) {
+function holdingClient(port: number, payload: string) {
   const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  const chunks = [];
-  const connected = new Promise((resolve, reject) => {
-    s.once('connect', resolve);
+  const chunks: Buffer[] = [];
+  const connected = new Promise<void>((resolve, reject) => {
+    s.once('connect', () => resolve());
     s.once('error', reject);
   });
-  const done = new Promise((resolve, reject) => {
+  const done = new Promise<Buffer>((resolve, reject) => {
     s.on('data', (c) => chunks.push(c));
     s.once('end', () => {
       s.destroy();
@@ -58,7 +58,7 @@ function holdingClient(port, payload) {
 
 test('ulimit -n 128, 500 connections: no spin, one EMFILE report per burst, every connection served', { timeout: 120_000 }, async (t) => {
   const server = await startLimited(['--model', 'event', '-c', '5000', '--backlog', '2048', '-q']);
-  const clients = [];
+  const clients: ReturnType<typeof holdingClient>[] = [];
   try {
     const baseline = fdsOf(server.pid).length;
     for (let i = 0; i < CLIENTS; i++) clients.push(holdingClient(server.port, `client ${i}\n`));
@@ -77,7 +77,7 @@ test('ulimit -n 128, 500 connections: no spin, one EMFILE report per burst, ever
     const reports = server.log().match(/^error where accept code EMFILE .*$/gm) ?? [];
     assert.ok(reports.length >= 1 && reports.length <= 3, `EMFILE reports during one burst: ${reports.length}\n${reports.join('\n')}`);
     t.diagnostic(`EMFILE report lines: ${reports.length}; ${reports.at(-1)}`);
-    assert.match(reports[0], /suppressed \d+ message ".*of.*128.*descriptors/);
+    assert.match(reports[0] ?? '', /suppressed \d+ message ".*of.*128.*descriptors/);
 
     // Clients leave: each half-closes; the server echoes and ends it, frees its descriptor, accepts the next.
     for (const c of clients) c.socket.end();

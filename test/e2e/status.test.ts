@@ -7,31 +7,32 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createServer } from '../dist/server.js';
-import { startAdmin } from '../dist/status/admin.js';
-import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose } from './helpers.js';
+import { createServer } from '../../dist/server.js';
+import { startAdmin } from '../../dist/status/admin.js';
+import { childrenOf, connectTo, echoOnce, eventually, readBytes, run, startServer, waitClose, portOf, type StartedServer, BIN } from '../helpers.js';
+import { type ServerEvent, type ServerStats, type StatusSnapshot, type Endpoint } from '../../dist/index.js';
 
 const hasSs = ['/usr/bin/ss', '/bin/ss', '/usr/sbin/ss', '/sbin/ss'].some((p) => fs.existsSync(p));
 if (!hasSs) console.log('# ss (iproute2) not installed: byte counts are checked as absent, with their note');
 const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-state-'));
 const env = { TCPKIT_STATE_DIR: stateDir };
-let server;
-let adminUrl;
+let server: StartedServer;
+let adminUrl: string;
 before(async () => {
   server = await startServer(['--admin', '127.0.0.1:0'], { env });
-  adminUrl = (await server.waitFor(/admin (http:\/\/\S+)\/ pid (\d+)/))[1];
+  adminUrl = (await server.waitFor(/admin (http:\/\/\S+)\/ pid (\d+)/))[1] ?? '';
 });
 after(async () => {
   if (server) await server.stop('SIGTERM');
   fs.rmSync(stateDir, { recursive: true, force: true });
 });
 
-const get = async (p, init) => {
+const get = async (p: string, init?: RequestInit) => {
   const res = await fetch(`${adminUrl}${p}`, init);
   return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
 };
 /** The value of one series in Prometheus text, or undefined. */
-function metric(text, series) {
+function metric(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
@@ -60,13 +61,13 @@ test('/metrics: counters move as connections come and go', async () => {
   assert.equal(metric(m1, 'tcpkit_model_processes{model="fork",role="child",state="serving"}'), 1);
 
   // /status while one connection is open: the child, its connection id, its socket.
-  const s = JSON.parse((await get('/status')).body);
-  assert.equal(s.server.model, 'fork');
-  assert.equal(s.server.active, 1);
-  const child = s.processes.find((p) => p.role === 'child');
+  const s: StatusSnapshot = JSON.parse((await get('/status')).body);
+  assert.equal(s.server?.model, 'fork');
+  assert.equal(s.server?.active, 1);
+  const child = s.processes.find((p) => p.role === 'child')!;
   assert.equal(child.ppid, server.pid);
   assert.deepEqual(child.connections.map((c) => [c.id, c.remote, c.state]), [[3, `127.0.0.1:${held.localPort}`, 'ESTABLISHED']]);
-  assert.equal(s.sockets.find((k) => k.connection === 3).pids[0], child.pid);
+  assert.equal(s.sockets.find((k) => k.connection === 3)?.pids[0], child.pid);
   // Bytes each way, as the kernel counts them (tcp_info through ss, from iproute2).
   if (hasSs) assert.deepEqual([child.bytesIn, child.bytesOut], [1, 1]);
   else assert.match(s.notes.join('\n'), /bytes per connection need ss/);
@@ -85,13 +86,13 @@ test('/metrics: counters move as connections come and go', async () => {
 });
 
 test('/events streams snapshots and log lines; other paths and methods are refused', async () => {
-  const chunks = await new Promise((resolve, reject) => {
+  const chunks = await new Promise<string>((resolve, reject) => {
     const req = http.get(`${adminUrl}/events`, (res) => {
       assert.equal(res.headers['content-type'], 'text/event-stream');
       let text = '';
       let sent = false;
       res.setEncoding('utf8');
-      res.on('data', (c) => {
+      res.on('data', (c: string) => {
         text += c;
         if (!sent && text.includes('event: snapshot')) {
           // Connect once the stream is live: its accept must come through as a log line.
@@ -106,28 +107,29 @@ test('/events streams snapshots and log lines; other paths and methods are refus
     });
     req.on('error', reject);
   });
-  const log = JSON.parse(/event: log\ndata: (\{"time":\d+,"line":"accept .*)\n/.exec(chunks)[1]);
+  const log: { line: string; event: ServerEvent } = JSON.parse(/event: log\ndata: (\{"time":\d+,"line":"accept .*)\n/.exec(chunks)?.[1] ?? '');
   assert.match(log.line, /^accept 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ IPv4 pid \d+ count 1\/40 id \d+$/);
   assert.equal(log.event.type, 'accept');
-  const snap = JSON.parse(/event: snapshot\ndata: (.*)\n/.exec(chunks)[1]);
-  assert.equal(snap.server.pid, server.pid);
+  const snap: StatusSnapshot = JSON.parse(/event: snapshot\ndata: (.*)\n/.exec(chunks)?.[1] ?? '');
+  assert.equal(snap.server?.pid, server.pid);
 
   assert.equal((await get('/nope')).status, 404);
   assert.equal((await get('/status', { method: 'POST' })).status, 405);
   const page = await get('/');
   assert.equal(page.status, 200);
-  assert.match(page.type, /^text\/html/);
+  assert.match(page.type ?? '', /^text\/html/);
   assert.doesNotMatch(page.body, /<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'nothing loaded from elsewhere');
   // A request naming another host (DNS rebinding) is refused.
   const port = new URL(adminUrl).port;
-  const status = await new Promise((resolve, reject) => {
+  const status = await new Promise<number | undefined>((resolve, reject) => {
     http.get({ host: '127.0.0.1', port, path: '/status', headers: { host: `evil.example:${port}` } }, (res) => {
       res.resume();
       resolve(res.statusCode);
     }).on('error', reject);
   });
   assert.equal(status, 403);
-  assert.ok(JSON.parse((await get('/status?threads')).body).processes[0].tasks.length > 1, '?threads lists kernel threads');
+  const withThreads: StatusSnapshot = JSON.parse((await get('/status?threads')).body);
+  assert.ok((withThreads.processes[0]?.tasks?.length ?? 0) > 1, '?threads lists kernel threads');
 });
 
 test('status --json and --watch; usage and lookup errors', async () => {
@@ -138,9 +140,9 @@ test('status --json and --watch; usage and lookup errors', async () => {
 
   const w = await run(['status', '--port', String(server.port), '--watch', '0.2', '--count', '2'], { env });
   assert.equal(w.code, 0);
-  assert.equal(w.stdout.toString().match(/^Active Internet connections/gm).length, 2);
+  assert.equal(w.stdout.toString().match(/^Active Internet connections/gm)?.length, 2);
 
-  const cases = [
+  const cases: [args: string[], code: number, re: RegExp][] = [
     [['status', '--pid', '1', '--port', '2'], 100, /give --pid or --port, not both/],
     [['status', '--watch', '0.01'], 100, /--watch: must be a number of seconds from 0.2 to 3600/],
     [['status', '--count', '2'], 100, /--count needs --watch/],
@@ -168,11 +170,11 @@ test('any pid: a plain Node server seen from /proc alone', async () => {
     const port = Number(await new Promise((r) => plain.stdout.once('data', (d) => r(String(d)))));
     const c = await connectTo(port);
     const r = await run(['status', '--pid', String(plain.pid), '--json'], { env });
-    const s = JSON.parse(r.stdout.toString());
+    const s: StatusSnapshot = JSON.parse(r.stdout.toString());
     assert.equal(s.server, undefined);
     assert.deepEqual(s.ports, [port]);
     assert.deepEqual(s.processes.map((p) => [p.pid, p.role]), [[plain.pid, 'parent']]);
-    assert.deepEqual(s.processes[0].connections.map((x) => x.remote), [`127.0.0.1:${c.localPort}`]);
+    assert.deepEqual(s.processes[0]?.connections.map((x) => x.remote), [`127.0.0.1:${c.localPort}`]);
     assert.match(s.notes.join('\n'), /need the server's admin endpoint/);
     c.destroy();
   } finally {
@@ -190,7 +192,7 @@ test('startAdmin: library use, loopback only unless allowed, state file removed 
     });
     await assert.rejects(startAdmin(srv, { port: server.port, stateFile: false }), { code: 'EADDRINUSE' });
     const admin = await startAdmin(srv);
-    const file = path.join(process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'tcpkit') : path.join(os.tmpdir(), `tcpkit-${process.getuid()}`), `${process.pid}.json`);
+    const file = path.join(process.env.XDG_RUNTIME_DIR ? path.join(process.env.XDG_RUNTIME_DIR, 'tcpkit') : path.join(os.tmpdir(), `tcpkit-${process.getuid?.()}`), `${process.pid}.json`);
     assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).admin, admin.url);
     const metrics = await (await fetch(`${admin.url}/metrics`)).text();
     assert.match(metrics, /^tcpkit_connections_accepted_total 0$/m);
@@ -213,18 +215,19 @@ test('the state file goes when the server stops', async () => {
 
 test('models show up through stats(): worker threads and their connections', async () => {
   // A threads-model server's stats() as the contract (src/models/types.ts) describes it; the socket is real.
-  const { collectStatus } = await import('../dist/status/snapshot.js');
+  const { collectStatus } = await import('../../dist/status/snapshot.js');
   const net = await import('node:net');
   const listener = net.createServer().listen(0, '127.0.0.1');
   await new Promise((r) => listener.once('listening', r));
-  const port = listener.address().port;
+  const port = portOf(listener);
   const c = await connectTo(port);
   const now = Date.now();
-  const local = { address: '127.0.0.1', port, family: 'IPv4' };
-  const remote = { address: '127.0.0.1', port: c.localPort, family: 'IPv4' };
-  const stats = {
+  const local: Endpoint = { address: '127.0.0.1', port, family: 'IPv4' };
+  const remote: Endpoint = { address: '127.0.0.1', port: c.localPort ?? 0, family: 'IPv4' };
+  const stats: ServerStats = {
     state: 'running', pid: process.pid, local, listener: 'accepting', model: 'threads', service: 'echo', maxConns: 40,
-    accepted: 1, active: 1, ended: 0, startedAt: now,
+    accepted: 1, active: 1, ended: 0, startedAt: now, denied: 0,
+    limits: { refused: { 'per-source': 0, rate: 0 }, closed: { idle: 0, 'time-limit': 0 }, sources: 1 },
     connections: [{ id: 7, local, remote, acceptedAt: now, pid: process.pid }],
     models: {
       model: 'threads', spawned: 2, crashed: 0,
@@ -254,14 +257,14 @@ test('models show up through stats(): worker threads and their connections', asy
 test('elsewhere than Linux: says what cannot be shown, and still shows what an admin endpoint reports', async () => {
   // The CLI with process.platform made to read "freebsd": /proc is not consulted.
   const fake = `data:text/javascript,Object.defineProperty(process, 'platform', { value: 'freebsd' })`;
-  const runAs = (args) =>
-    new Promise((resolve, reject) => {
-      const p = spawn(process.execPath, ['--import', fake, path.join(import.meta.dirname, '..', 'bin', 'tcpkit.js'), ...args], {
+  const runAs = (args: string[]) =>
+    new Promise<{ code: number | null; out: string }>((resolve, reject) => {
+      const p = spawn(process.execPath, ['--import', fake, BIN, ...args], {
         env: { ...process.env, ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
-      p.stdout.on('data', (c) => (out += c));
+      p.stdout.on('data', (c: Buffer) => (out += c));
       p.once('error', reject);
       p.once('exit', (code) => resolve({ code, out }));
     });
