@@ -13,7 +13,7 @@ import { startConfigServer, tempDir } from '../exec-helpers.js';
 const connectTo = connectJs as (port: number, opts?: { host?: string; source?: string }) => Promise<net.Socket>;
 
 const tmp = tempDir();
-const servers: Array<{ stop: (signal?: string) => Promise<unknown> }> = [];
+const servers: Array<{ stop: (signal?: NodeJS.Signals) => Promise<unknown> }> = [];
 const sockets: net.Socket[] = [];
 after(async () => {
   for (const s of sockets) s.destroy();
