@@ -15,7 +15,7 @@ import { eventChannel, type ServerEvent } from './events.js';
 import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './admission/limits.js';
 import { closeOnExecInherited, Listener } from './net/listener.js';
 import { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from './net/proxy-protocol.js';
-import { proxyRefusal, type ProxyGateOptions } from './net/proxy-gate.js';
+import { proxyRefusal, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Admission, Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
@@ -61,6 +61,13 @@ export interface ServerOptions extends ModelOptions {
   proxyTimeout?: number;
   /** Largest PROXY v2 header accepted, in bytes (16 + length). Default 4096; at most 65551. */
   proxyV2Limit?: number;
+  /**
+   * Peers that may send a PROXY header (the load balancers): addresses or CIDR blocks.
+   * Needs `proxyProtocol`. Default: every peer is trusted.
+   */
+  proxyFrom?: readonly string[];
+  /** A peer not in `proxyFrom`: `refuse` it (default) or serve it `direct`, as itself, reading no header. */
+  proxyUntrusted?: 'refuse' | 'direct';
 }
 
 /** Server lifecycle states. */
@@ -115,6 +122,25 @@ function invalidAccept(value: unknown): never {
   throw new InvalidOptionError('accept', `must be shared or pass, got ${JSON.stringify(value)}`);
 }
 
+/** proxyFrom / proxyUntrusted, checked here (bad CIDRs throw naming `proxyFrom[i]`), sent on as plain data. */
+function proxyTrustOptions(o: ServerOptions): Pick<ProxyGateOptions, 'from' | 'untrusted'> {
+  const out: Pick<ProxyGateOptions, 'from' | 'untrusted'> = {};
+  if (o.proxyFrom !== undefined) {
+    if (!Array.isArray(o.proxyFrom) || o.proxyFrom.some((f) => typeof f !== 'string')) {
+      throw new InvalidOptionError('proxyFrom', `must be a list of addresses or CIDR blocks, got ${JSON.stringify(o.proxyFrom)}`);
+    }
+    proxyTrust(o.proxyFrom);
+    out.from = [...o.proxyFrom];
+  }
+  if (o.proxyUntrusted !== undefined) {
+    if (o.proxyUntrusted !== 'refuse' && o.proxyUntrusted !== 'direct') {
+      throw new InvalidOptionError('proxyUntrusted', `must be refuse or direct, got ${JSON.stringify(o.proxyUntrusted)}`);
+    }
+    out.untrusted = o.proxyUntrusted;
+  }
+  return out;
+}
+
 /** Defaults first, then one check per field; throws InvalidOptionError naming the field. */
 function resolveOptions(o: ServerOptions): Resolved {
   const model = o.model ?? 'fork';
@@ -138,8 +164,12 @@ function resolveOptions(o: ServerOptions): Resolved {
         versions: proxyProtocol === 'v1' ? [1] : proxyProtocol === 'v2' ? [2] : [1, 2],
         timeoutMs: proxyTimeout * 1000,
         v2Limit: positiveInt('proxyV2Limit', o.proxyV2Limit ?? DEFAULT_V2_LIMIT, { min: 16, max: V2_MAX_LENGTH }),
+        ...proxyTrustOptions(o),
       }
     : undefined;
+  if (!proxy && (o.proxyFrom !== undefined || o.proxyUntrusted !== undefined)) {
+    throw new InvalidOptionError(o.proxyFrom !== undefined ? 'proxyFrom' : 'proxyUntrusted', 'needs proxyProtocol');
+  }
   return {
     proxy,
     host: o.host ?? '0.0.0.0',

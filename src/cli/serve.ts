@@ -7,6 +7,7 @@ import { modelNames } from '../models/index.js';
 import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
 import { chooseSocket, listenFds } from '../net/activation.js';
+import { proxyTrust } from '../net/proxy-gate.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { choiceOption, intOption, parse, secondsOption } from './args.js';
 import { parseAdminArg, startAdminFromArg } from './status.js';
@@ -35,6 +36,10 @@ Serve SERVICE (default: echo) on a TCP port.
   --proxy-protocol        expect a PROXY protocol header (v1 or v2) on every connection:
                           the client it names becomes the peer (logs, rules, TCPREMOTEIP)
   --proxy-timeout SECONDS time a connection has to send its PROXY header (default 5)
+  --proxy-from ADDR[/LEN] only this peer (a load balancer) may send a PROXY header; repeatable
+                          (default: every peer may); others are refused (reason proxy-untrusted)
+  --proxy-untrusted MODE  a peer not in --proxy-from: refuse (default) or direct (served as
+                          itself, no header read)
   --log-format FORMAT     text (default) or json
   --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default)
   --admin-public          allow a non-loopback --admin address (it has no authentication)
@@ -55,6 +60,25 @@ function positiveSeconds(name: string, value: string | undefined): number | unde
   const n = secondsOption(name, value);
   if (n === 0) throw new UsageError(`--${name}: must be a number of seconds > 0, got "${value}"`);
   return n;
+}
+
+/** --proxy-from / --proxy-untrusted, checked here so a bad CIDR is a usage error (exit 100). */
+function proxyTrustFlags(proxy: boolean | undefined, from: string[] | undefined, untrusted: string | undefined): Partial<ServerOptions> {
+  if ((from !== undefined || untrusted !== undefined) && !proxy) {
+    throw new UsageError(`serve: ${from !== undefined ? '--proxy-from' : '--proxy-untrusted'} needs --proxy-protocol`);
+  }
+  const out: Partial<ServerOptions> = {};
+  if (from !== undefined) {
+    try {
+      proxyTrust(from);
+    } catch (err) {
+      throw new UsageError(`serve: --proxy-from: ${(err as Error).message.replace(/^proxyFrom\[\d+\]\.allow: /, '')}`);
+    }
+    out.proxyFrom = from;
+  }
+  const mode = choiceOption('proxy-untrusted', untrusted, ['refuse', 'direct'] as const);
+  if (mode !== undefined) out.proxyUntrusted = mode;
+  return out;
 }
 
 const PER_CONNECTION = new Set<ServerEvent['type']>(['accept', 'end', 'spawn', 'exit']);
@@ -78,6 +102,8 @@ export async function serve(argv: string[]): Promise<number> {
     'fd-name': { type: 'string' },
     'proxy-protocol': { type: 'boolean' },
     'proxy-timeout': { type: 'string' },
+    'proxy-from': { type: 'string', multiple: true },
+    'proxy-untrusted': { type: 'string' },
     'log-format': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
     admin: { type: 'string' },
@@ -122,6 +148,7 @@ export async function serve(argv: string[]): Promise<number> {
     fd: intOption('fd', values.fd, { min: 0, max: 1_000_000 }),
     proxyProtocol: values['proxy-protocol'] ?? false,
     proxyTimeout: positiveSeconds('proxy-timeout', values['proxy-timeout']),
+    ...proxyTrustFlags(values['proxy-protocol'], values['proxy-from'] as string[] | undefined, values['proxy-untrusted']),
     ...superServerOptions(values, argv, positionals),
   };
   // Inherited sockets first (socket activation, or a restarting tcpkit), then --fd, then --host/--port.
