@@ -220,7 +220,7 @@ static void watch_event(uv_poll_t *handle, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, arg;
   napi_get_reference_value(env, w->callback, &cb);
-  napi_get_undefined(env, &recv);
+  napi_get_global(env, &recv); /* napi_make_callback wants an object as `this` */
   napi_create_int32(env, status, &arg);
   napi_make_callback(env, w->context, recv, cb, 1, &arg, NULL);
   napi_close_handle_scope(env, scope);
