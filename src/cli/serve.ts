@@ -43,6 +43,8 @@ Serve SERVICE (default: echo) on a TCP port.
   --log-format FORMAT     text (default) or json
   --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default)
   --admin-public          allow a non-loopback --admin address (it has no authentication)
+  --admin-token-file FILE require "Authorization: Bearer TOKEN" (TOKEN: FILE's first line) on every
+                          admin request; allows a non-loopback --admin address
   -q, --quiet             log only errors and lifecycle, not each connection
 ${superHelp}
   -h, --help              this text
@@ -108,6 +110,7 @@ export async function serve(argv: string[]): Promise<number> {
     quiet: { type: 'boolean', short: 'q' },
     admin: { type: 'string' },
     'admin-public': { type: 'boolean' },
+    'admin-token-file': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     ...superOptions,
   });
@@ -117,11 +120,16 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
   if (values.config !== undefined) {
-    const mixed = ['host', 'port', 'exec', 'model', 'max-conns', 'admin'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const mixed = ['host', 'port', 'exec', 'model', 'max-conns'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {
       throw new UsageError(`serve: --config FILE names the services and addresses; drop ${[...mixed.map((k) => `--${k}`), ...positionals].join(' ')}`);
     }
-    return serveConfig(values.config, values, { printPort: values['print-port'] ?? false, log: eventWriter(format, values.quiet ?? false) });
+    return serveConfig(values.config, values, {
+      printPort: values['print-port'] ?? false,
+      log: eventWriter(format, values.quiet ?? false),
+      admin: parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']),
+      format,
+    });
   }
   if (positionals.length > 1 && !values.exec) throw new UsageError(`serve: one service expected, got ${positionals.join(' ')}`);
   if (values.handler !== undefined && (positionals.length > 0 || values.exec)) {
@@ -160,7 +168,7 @@ export async function serve(argv: string[]): Promise<number> {
     throw new UsageError(`serve: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
   }
   const quiet = values.quiet ?? false;
-  const adminArg = parseAdminArg(values.admin, values['admin-public']);
+  const adminArg = parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']);
 
   const server = createServer(options);
   server.on('event', (event) => {
