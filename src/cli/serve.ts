@@ -41,7 +41,8 @@ Serve SERVICE (default: echo) on a TCP port.
   --proxy-untrusted MODE  a peer not in --proxy-from: refuse (default) or direct (served as
                           itself, no header read)
   --log-format FORMAT     text (default) or json
-  --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default)
+  --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default;
+                          with --config, one endpoint for every service)
   --admin-public          allow a non-loopback --admin address (it has no authentication)
   --admin-token-file FILE require "Authorization: Bearer TOKEN" (TOKEN: FILE's first line) on every
                           admin request; allows a non-loopback --admin address
