@@ -11,11 +11,20 @@
  * program. Node's streams read as much as there is; recv(2) with MSG_PEEK looks
  * without consuming, and a recv of exactly the header's length consumes only it.
  *
+ * watch / watchArm / watchClose: while a PROXY header is incomplete the reader must learn
+ * that more bytes arrived without reading them. A uv_poll on a private duplicate of the
+ * descriptor does that inside Node's own event loop (the socket's libuv handle is not
+ * reading, and a duplicate keeps the two registrations apart); SO_RCVLOWAT set to one
+ * more than the bytes already seen makes the level-triggered poll wake only on progress,
+ * so a peer that sends part of a header and stalls costs nothing until it sends more.
+ *
  * cloexec / socketInfo: descriptors inherited by socket activation are not
  * close-on-exec, and tcpkit checks they are listening TCP sockets before serving.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
+#include <uv.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -184,6 +193,132 @@ static napi_value SocketInfo(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* One readiness watcher: a uv_poll on our own duplicate of a connection's descriptor. */
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int fd;
+  int closing;
+} Watch;
+
+static void watch_closed(uv_handle_t *handle) {
+  Watch *w = handle->data;
+  close(w->fd);
+  free(w);
+}
+
+/* One-shot: the poll stops at the first wake-up; JavaScript looks, then re-arms or closes. */
+static void watch_event(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  Watch *w = handle->data;
+  uv_poll_stop(handle);
+  if (w->closing) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, arg;
+  napi_get_reference_value(env, w->callback, &cb);
+  napi_get_global(env, &recv); /* napi_make_callback wants an object as `this` */
+  napi_create_int32(env, status, &arg);
+  napi_make_callback(env, w->context, recv, cb, 1, &arg, NULL);
+  napi_close_handle_scope(env, scope);
+}
+
+static Watch *watch_arg(napi_env env, napi_value value) {
+  Watch *w = NULL;
+  if (napi_get_value_external(env, value, (void **)&w) != napi_ok || w == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a watch handle");
+    return NULL;
+  }
+  return w;
+}
+
+/* watch(fd, callback) -> handle: a disarmed watcher; callback(status) runs once per watchArm. */
+static napi_value WatchNew(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1;
+  napi_valuetype type;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_typeof(env, argv[1], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "watch(fd, callback)");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    napi_throw_error(env, "EIO", "watch: no event loop");
+    return NULL;
+  }
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return throw_errno(env, "dup", errno);
+  Watch *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    close(copy);
+    return throw_errno(env, "watch", ENOMEM);
+  }
+  w->env = env;
+  w->fd = copy;
+  int rc = uv_poll_init_socket(loop, &w->poll, copy);
+  if (rc != 0) {
+    close(copy);
+    free(w);
+    return throw_errno(env, "uv_poll_init", -rc);
+  }
+  w->poll.data = w;
+  napi_value name;
+  napi_create_string_utf8(env, "tcpkit:proxy-watch", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &w->context);
+  napi_create_reference(env, argv[1], 1, &w->callback);
+  napi_value result;
+  napi_create_external(env, w, NULL, NULL, &result);
+  return result;
+}
+
+/* watchArm(handle, lowat): wake once when at least `lowat` bytes are queued, or at EOF/error. */
+static napi_value WatchArm(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t lowat = 1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 ||
+      napi_get_value_int32(env, argv[1], &lowat) != napi_ok || lowat < 1 || lowat > RECV_MAX) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "watchArm(handle, lowat 1..65551)");
+    return NULL;
+  }
+  Watch *w = watch_arg(env, argv[0]);
+  if (w == NULL) return NULL;
+  if (w->closing) return NULL;
+  if (setsockopt(w->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) < 0) return throw_errno(env, "setsockopt", errno);
+  int rc = uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, watch_event);
+  if (rc != 0) return throw_errno(env, "uv_poll_start", -rc);
+  return NULL;
+}
+
+/*
+ * watchClose(handle): stop, put SO_RCVLOWAT back to 1 (the socket goes on to code that
+ * expects the default) and release the duplicate. Idempotent.
+ */
+static napi_value WatchClose(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "watchClose(handle)");
+    return NULL;
+  }
+  Watch *w = watch_arg(env, argv[0]);
+  if (w == NULL || w->closing) return NULL;
+  w->closing = 1;
+  int one = 1;
+  (void)setsockopt(w->fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->context);
+  uv_close((uv_handle_t *)&w->poll, watch_closed);
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "dup", NAPI_AUTO_LENGTH, Dup, NULL, &fn);
@@ -198,6 +333,12 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "cloexec", fn);
   napi_create_function(env, "socketInfo", NAPI_AUTO_LENGTH, SocketInfo, NULL, &fn);
   napi_set_named_property(env, exports, "socketInfo", fn);
+  napi_create_function(env, "watch", NAPI_AUTO_LENGTH, WatchNew, NULL, &fn);
+  napi_set_named_property(env, exports, "watch", fn);
+  napi_create_function(env, "watchArm", NAPI_AUTO_LENGTH, WatchArm, NULL, &fn);
+  napi_set_named_property(env, exports, "watchArm", fn);
+  napi_create_function(env, "watchClose", NAPI_AUTO_LENGTH, WatchClose, NULL, &fn);
+  napi_set_named_property(env, exports, "watchClose", fn);
   return exports;
 }
 

@@ -111,7 +111,7 @@ export class ProtocolError extends TcpkitError {
  * header was complete; `timeout` it did not arrive in time; `busy` too many
  * connections were already waiting for their headers.
  */
-export type ProxyFailure = 'missing' | 'malformed' | 'version' | 'oversized' | 'checksum' | 'truncated' | 'timeout' | 'busy';
+export type ProxyFailure = 'missing' | 'malformed' | 'version' | 'oversized' | 'checksum' | 'truncated' | 'timeout' | 'busy' | 'untrusted';
 
 /**
  * A PROXY protocol header that cannot be used. `code` is `TCPKIT_PROXY_` + the

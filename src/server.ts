@@ -16,7 +16,7 @@ import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { ConnectionPipeline } from './connection/pipeline.js';
 import { Listener } from './net/listener.js';
 import { ACCEPT_MODES, checkChoice, checkNumber, toTimerMs } from './options.js';
-import { ProxyRefusals, type ProxyGateOptions } from './net/proxy-gate.js';
+import { ProxyRefusals, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
@@ -72,6 +72,13 @@ export interface ServerOptions extends ModelOptions {
    * maxConns, perSource and rate replace this server's own. Default: a budget of its own.
    */
   budget?: ServiceBudget;
+  /**
+   * Peers that may send a PROXY header (the load balancers): addresses or CIDR blocks.
+   * Needs `proxyProtocol`. Default: every peer is trusted.
+   */
+  proxyFrom?: readonly string[];
+  /** A peer not in `proxyFrom`: `refuse` it (default) or serve it `direct`, as itself, reading no header. */
+  proxyUntrusted?: 'refuse' | 'direct';
 }
 
 /** Server lifecycle states. */
@@ -115,6 +122,25 @@ interface Resolved {
   proxy: ProxyGateOptions | undefined;
 }
 
+/** proxyFrom / proxyUntrusted, checked here (bad CIDRs throw naming `proxyFrom[i]`), sent on as plain data. */
+function proxyTrustOptions(o: ServerOptions): Pick<ProxyGateOptions, 'from' | 'untrusted'> {
+  const out: Pick<ProxyGateOptions, 'from' | 'untrusted'> = {};
+  if (o.proxyFrom !== undefined) {
+    if (!Array.isArray(o.proxyFrom) || o.proxyFrom.some((f) => typeof f !== 'string')) {
+      throw new InvalidOptionError('proxyFrom', `must be a list of addresses or CIDR blocks, got ${JSON.stringify(o.proxyFrom)}`);
+    }
+    proxyTrust(o.proxyFrom);
+    out.from = [...o.proxyFrom];
+  }
+  if (o.proxyUntrusted !== undefined) {
+    if (o.proxyUntrusted !== 'refuse' && o.proxyUntrusted !== 'direct') {
+      throw new InvalidOptionError('proxyUntrusted', `must be refuse or direct, got ${JSON.stringify(o.proxyUntrusted)}`);
+    }
+    out.untrusted = o.proxyUntrusted;
+  }
+  return out;
+}
+
 /** Defaults first, then one check per field (src/options.ts); throws InvalidOptionError naming the field. */
 function resolveOptions(o: ServerOptions): Resolved {
   const model = o.model ?? 'fork';
@@ -131,8 +157,12 @@ function resolveOptions(o: ServerOptions): Resolved {
         versions: proxyProtocol === 'v1' ? [1] : proxyProtocol === 'v2' ? [2] : [1, 2],
         timeoutMs: toTimerMs(proxyTimeout),
         v2Limit: checkNumber('proxyV2Limit', o.proxyV2Limit),
+        ...proxyTrustOptions(o),
       }
     : undefined;
+  if (!proxy && (o.proxyFrom !== undefined || o.proxyUntrusted !== undefined)) {
+    throw new InvalidOptionError(o.proxyFrom !== undefined ? 'proxyFrom' : 'proxyUntrusted', 'needs proxyProtocol');
+  }
   return {
     proxy,
     host: o.host ?? '0.0.0.0',

@@ -8,6 +8,7 @@ import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
 import { chooseSocket, listenFds } from '../net/activation.js';
 import { closeOnExecInherited } from '../net/fdutil.js';
+import { proxyTrust } from '../net/proxy-gate.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { choiceOption, intOption, parse } from './args.js';
 import { ACCEPT_MODES, checkChoice, DEFAULT_BACKLOG, DEFAULT_PORT, MAX_SECONDS, parseFlag } from '../options.js';
@@ -37,9 +38,16 @@ Serve SERVICE (default: echo) on a TCP port.
   --proxy-protocol        expect a PROXY protocol header (v1 or v2) on every connection:
                           the client it names becomes the peer (logs, rules, TCPREMOTEIP)
   --proxy-timeout SECONDS time a connection has to send its PROXY header (default 5)
+  --proxy-from ADDR[/LEN] only this peer (a load balancer) may send a PROXY header; repeatable
+                          (default: every peer may); others are refused (reason proxy-untrusted)
+  --proxy-untrusted MODE  a peer not in --proxy-from: refuse (default) or direct (served as
+                          itself, no header read)
   --log-format FORMAT     text (default) or json
-  --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default)
+  --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default;
+                          with --config, one endpoint for every service)
   --admin-public          allow a non-loopback --admin address (it has no authentication)
+  --admin-token-file FILE require "Authorization: Bearer TOKEN" (TOKEN: FILE's first line) on every
+                          admin request; allows a non-loopback --admin address
   -q, --quiet             log only errors and lifecycle, not each connection
 ${superHelp}
   -h, --help              this text
@@ -51,6 +59,25 @@ the listening socket, then this one stops accepting, drains and exits 0.
 
 Services: ${serviceNames().join(', ')}.
 Exit codes: 0 after a clean shutdown, 100 usage error, 111 system failure (cannot bind).`;
+
+/** --proxy-from / --proxy-untrusted, checked here so a bad CIDR is a usage error (exit 100). */
+function proxyTrustFlags(proxy: boolean | undefined, from: string[] | undefined, untrusted: string | undefined): Partial<ServerOptions> {
+  if ((from !== undefined || untrusted !== undefined) && !proxy) {
+    throw new UsageError(`serve: ${from !== undefined ? '--proxy-from' : '--proxy-untrusted'} needs --proxy-protocol`);
+  }
+  const out: Partial<ServerOptions> = {};
+  if (from !== undefined) {
+    try {
+      proxyTrust(from);
+    } catch (err) {
+      throw new UsageError(`serve: --proxy-from: ${(err as Error).message.replace(/^proxyFrom\[\d+\]\.allow: /, '')}`);
+    }
+    out.proxyFrom = from;
+  }
+  const mode = choiceOption('proxy-untrusted', untrusted, ['refuse', 'direct'] as const);
+  if (mode !== undefined) out.proxyUntrusted = mode;
+  return out;
+}
 
 export async function serve(argv: string[]): Promise<number> {
   const { values, positionals } = parse('serve', argv, {
@@ -71,10 +98,13 @@ export async function serve(argv: string[]): Promise<number> {
     'fd-name': { type: 'string' },
     'proxy-protocol': { type: 'boolean' },
     'proxy-timeout': { type: 'string' },
+    'proxy-from': { type: 'string', multiple: true },
+    'proxy-untrusted': { type: 'string' },
     'log-format': { type: 'string' },
     quiet: { type: 'boolean', short: 'q' },
     admin: { type: 'string' },
     'admin-public': { type: 'boolean' },
+    'admin-token-file': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     ...superOptions,
   });
@@ -89,11 +119,16 @@ export async function serve(argv: string[]): Promise<number> {
   // it inherited (a shell's or supervisor's pipes) must not reach a child or an exec'd program.
   closeOnExecInherited();
   if (values.config !== undefined) {
-    const mixed = ['host', 'port', 'exec', 'model', 'max-conns', 'admin'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const mixed = ['host', 'port', 'exec', 'model', 'max-conns'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {
       throw new UsageError(`serve: --config FILE names the services and addresses; drop ${[...mixed.map((k) => `--${k}`), ...positionals].join(' ')}`);
     }
-    return serveConfig(values.config, values, { printPort: values['print-port'] ?? false, log: eventWriter(format, values.quiet ?? false) });
+    return serveConfig(values.config, values, {
+      printPort: values['print-port'] ?? false,
+      log: eventWriter(format, values.quiet ?? false),
+      admin: parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']),
+      format,
+    });
   }
   if (positionals.length > 1 && !values.exec) throw new UsageError(`serve: one service expected, got ${positionals.join(' ')}`);
   if (values.handler !== undefined && (positionals.length > 0 || values.exec)) {
@@ -121,6 +156,7 @@ export async function serve(argv: string[]): Promise<number> {
     fd: parseFlag('fd', values.fd),
     proxyProtocol: values['proxy-protocol'] ?? false,
     proxyTimeout: parseFlag('proxyTimeout', values['proxy-timeout']),
+    ...proxyTrustFlags(values['proxy-protocol'], values['proxy-from'] as string[] | undefined, values['proxy-untrusted']),
     ...superServerOptions(values, argv, positionals),
   };
   // Inherited sockets first (socket activation, or a restarting tcpkit), then --fd, then --host/--port.
@@ -131,7 +167,7 @@ export async function serve(argv: string[]): Promise<number> {
   if (!values.exec && serviceName !== undefined && !serviceNames().includes(serviceName)) {
     throw new UsageError(`serve: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
   }
-  const adminArg = parseAdminArg(values.admin, values['admin-public']);
+  const adminArg = parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']);
 
   const server = createServer(options);
   server.on('event', eventWriter(format, values.quiet ?? false));

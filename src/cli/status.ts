@@ -5,7 +5,8 @@
  */
 import { parseHostPort } from '../address.js';
 import { InvalidOptionError, NotFoundError, UsageError } from '../errors.js';
-import type { Server } from '../server.js';
+import fs from 'node:fs';
+import type { StatusSource } from '../status/source.js';
 import { isLoopback, startAdmin, type AdminEndpoint } from '../status/admin.js';
 import { listStates, readState } from '../status/discovery.js';
 import { formatStatus } from '../status/format.js';
@@ -203,31 +204,67 @@ export interface AdminArg {
   host: string;
   port: number;
   allowPublic: boolean;
+  /** The bearer token read from --admin-token-file, if given. */
+  token?: string;
+}
+
+/** Largest --admin-token-file read: a token is a line, not a document. */
+const TOKEN_FILE_MAX = 4096;
+
+/** Read --admin-token-file: its first line, trimmed; a usage error if missing, empty or too long. */
+function readTokenFile(file: string): string {
+  let text: string;
+  try {
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    try {
+      if (!fs.fstatSync(fd).isFile()) throw new UsageError(`serve: --admin-token-file: ${file} is not a regular file`);
+      const buf = Buffer.alloc(TOKEN_FILE_MAX + 1);
+      const n = fs.readSync(fd, buf, 0, buf.length, 0);
+      if (n > TOKEN_FILE_MAX) throw new UsageError(`serve: --admin-token-file: ${file} is longer than ${TOKEN_FILE_MAX} bytes`);
+      text = buf.subarray(0, n).toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`serve: --admin-token-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  const token = text.split('\n')[0]!.trim();
+  if (token === '' || /\s/.test(token)) throw new UsageError(`serve: --admin-token-file: ${file} must hold one token (a line without spaces)`);
+  return token;
 }
 
 /** Check `serve --admin ADDR [--admin-public]`; undefined when --admin is absent. */
-export function parseAdminArg(value: string | undefined, allowPublic: boolean | undefined): AdminArg | undefined {
+export function parseAdminArg(value: string | undefined, allowPublic: boolean | undefined, tokenFile?: string): AdminArg | undefined {
   if (value === undefined) {
     if (allowPublic) throw new UsageError('serve: --admin-public needs --admin HOST:PORT');
+    if (tokenFile !== undefined) throw new UsageError('serve: --admin-token-file needs --admin HOST:PORT');
     return undefined;
   }
+  const token = tokenFile === undefined ? undefined : readTokenFile(tokenFile);
   let parsed: { host: string; port: number };
   try {
     parsed = parseHostPort(value, '127.0.0.1', 'admin');
   } catch (err) {
     throw new UsageError(`serve: --${(err as InvalidOptionError).message}`);
   }
-  if (!allowPublic && !isLoopback(parsed.host)) {
-    throw new UsageError(`serve: --admin: ${parsed.host} is not a loopback address; the admin endpoint has no authentication (add --admin-public to serve it there anyway)`);
+  if (!allowPublic && token === undefined && !isLoopback(parsed.host)) {
+    throw new UsageError(
+      `serve: --admin: ${parsed.host} is not a loopback address; the admin endpoint has no authentication (add --admin-token-file FILE, or --admin-public to serve it there anyway)`,
+    );
   }
-  return { ...parsed, allowPublic: allowPublic ?? false };
+  return { ...parsed, allowPublic: allowPublic ?? false, ...(token !== undefined && { token }) };
 }
 
 /**
- * Start the admin endpoint for `serve` and log its URL (`admin URL pid P`, or the same
- * as JSON); on failure the server is destroyed first.
+ * Start the admin endpoint for `serve` (a Server, or the Supervisor of `--config`) and
+ * log its URL (`admin URL pid P`, or the same as JSON); on failure the server is destroyed first.
  */
-export async function startAdminFromArg(server: Server, arg: AdminArg, format: 'text' | 'json' = 'text'): Promise<AdminEndpoint> {
+export async function startAdminFromArg(
+  server: StatusSource & { destroy(): Promise<unknown> },
+  arg: AdminArg,
+  format: 'text' | 'json' = 'text',
+): Promise<AdminEndpoint> {
   try {
     const admin = await startAdmin(server, arg);
     const url = `${admin.url}/`;

@@ -13,6 +13,7 @@ import { dropPrivileges } from '../super/privileges.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
 import { parseFlag } from '../options.js';
+import { startAdminFromArg, type AdminArg } from './status.js';
 
 /** parseArgs options the super-server adds to `serve`. */
 export const superOptions = {
@@ -103,7 +104,7 @@ export function eventWriter(format: 'text' | 'json', quiet: boolean): (e: Server
 export async function serveConfig(
   file: string,
   values: Values,
-  { printPort, log }: { printPort: boolean; log: (e: ServerEvent) => void },
+  { printPort, log, admin: adminArg, format = 'text' }: { printPort: boolean; log: (e: ServerEvent) => void; admin?: AdminArg; format?: 'text' | 'json' },
 ): Promise<number> {
   const config: Config = loadConfig(file);
   const user = values.user ?? config.user;
@@ -111,9 +112,12 @@ export async function serveConfig(
   const supervisor = new Supervisor();
   supervisor.on('event', log);
   await supervisor.start(config);
+  // Every service on one admin endpoint: status, metrics (a `binding` label each) and the dashboard.
+  const admin = adminArg && (await startAdminFromArg(supervisor, adminArg, format));
   try {
     dropPrivileges(user, group);
   } catch (err) {
+    await admin?.close();
     await supervisor.destroy();
     throw err;
   }
@@ -137,7 +141,7 @@ export async function serveConfig(
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
-      if (signals === 1) void supervisor.close({ signal }).then(() => resolve(0));
+      if (signals === 1) void supervisor.close({ signal }).then(() => admin?.close()).then(() => resolve(0));
       else void supervisor.destroy();
     };
     process.on('SIGTERM', onSignal);

@@ -9,10 +9,15 @@
  * parser says the header is complete, then one recv of exactly its length takes it.
  *
  * The socket stays paused throughout (the listener accepts with pauseOnConnect),
- * so libuv is not reading it. Nothing tells us when more bytes arrive without
- * reading them, so the reader looks again on a short timer that backs off (1 ms,
- * doubling to 16 ms): a balancer sends the header with its first segment, so
- * nearly every header is complete at the first or second look.
+ * so libuv is not reading it. To learn that more bytes arrived without reading them,
+ * the reader arms a watcher (fdutil.watch: a uv_poll on a duplicate of the descriptor,
+ * with SO_RCVLOWAT one above the bytes already seen): it wakes only when the peer
+ * sends more, closes or resets. A silent connection costs one descriptor, one poll
+ * registration and one deadline timer, and no CPU until something happens.
+ *
+ * Before any of that the gate decides whether the peer may send a header at all
+ * (`from`: the load balancers' addresses), and caps the connections waiting for one,
+ * in total and per source, so one source cannot lock the balancer out.
  *
  *   accept ─► peek ─► parse: incomplete ─► wait, peek again (until --proxy-timeout)
  *                          complete   ─► recv(header length) ─► hand the socket on
@@ -20,12 +25,13 @@
  */
 import type net from 'node:net';
 import { announceEnds, realEndpointsOf, type ConnectionEnds } from '../address.js';
-import { ProxyProtocolError } from '../errors.js';
+import { AccessRules, unmapIPv4 } from '../admission/access.js';
+import { InvalidOptionError, ProxyProtocolError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
-import { fdutil } from './fdutil.js';
+import { fdutil, type WatchHandle } from './fdutil.js';
 import { REPORT_MS } from '../options.js';
 import { socketFd as internalSocketFd } from './internals.js';
-import { parseProxyHeader, V1_MAX_LENGTH, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
+import { parseProxyHeader, V1_MAX_LENGTH, V2_MAX_LENGTH, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
 
 /** Options of readProxyHeader and ProxyGate. */
 export interface ProxyReadOptions extends ProxyParseOptions {
@@ -41,10 +47,43 @@ export interface ProxyGateOptions extends ProxyReadOptions {
    * Default 256.
    */
   maxPending?: number;
+  /**
+   * Connections from one real peer address that may wait for their header at once;
+   * beyond that that peer's new connection is refused (`reason proxy-busy`), so a
+   * source holding silent connections cannot fill `maxPending` and lock out the real
+   * balancer. Default 32.
+   */
+  maxPendingPerSource?: number;
+  /**
+   * Peers allowed to send a PROXY header (load balancers): addresses or CIDR blocks,
+   * IPv4 or IPv6 (`10.0.0.0/8`, `::1`). Default: every peer (trust whoever connects).
+   */
+  from?: readonly string[];
+  /**
+   * What happens to a connection from a peer not in `from`: `refuse` closes it
+   * (`reason proxy-untrusted`); `direct` serves it as itself, reading no header (its
+   * bytes, a forged header included, go to the service as data). Default `refuse`.
+   */
+  untrusted?: 'refuse' | 'direct';
 }
 
-const FIRST_WAIT_MS = 1;
-const MAX_WAIT_MS = 16;
+/** The largest recv and SO_RCVLOWAT fdutil takes: the longest v2 header. */
+const RECV_LIMIT = V2_MAX_LENGTH;
+
+/** Default of ProxyGateOptions.maxPending. */
+export const DEFAULT_PROXY_MAX_PENDING = 256;
+/** Default of ProxyGateOptions.maxPendingPerSource. */
+export const DEFAULT_PROXY_MAX_PENDING_PER_SOURCE = 32;
+
+/** Compile `from` (throws InvalidOptionError naming `proxyFrom[i]` for a bad entry). */
+export function proxyTrust(from: readonly string[]): AccessRules {
+  // An empty list trusts nobody (AccessRules alone would allow every peer for no rules).
+  if (from.length === 0) return new AccessRules([{ action: 'deny', from: 'all' }], 'proxyFrom');
+  return new AccessRules(
+    from.map((f) => ({ action: 'allow' as const, from: f })),
+    'proxyFrom',
+  );
+}
 
 /**
  * The descriptor of an accepted net.Socket (./internals.ts), read only while the
@@ -68,16 +107,28 @@ function truncated(got: number, why: string): ProxyProtocolError {
  */
 export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = {}): Promise<ProxyHeader> {
   const timeoutMs = options.timeoutMs ?? 5000;
-  const started = Date.now();
   return new Promise((resolve, reject) => {
-    let wait = FIRST_WAIT_MS;
     let need = V1_MAX_LENGTH; // enough for any v1 line and most v2 headers in one look
     let got = 0;
-    let seen = 0;
+    let watch: WatchHandle | undefined;
+    let done = false;
+    // Every way out releases the deadline, the watcher and the close listener.
+    const finish = (err: ProxyProtocolError | undefined, header?: ProxyHeader) => {
+      if (done) return;
+      done = true;
+      clearTimeout(deadline);
+      if (watch) fdutil.watchClose(watch);
+      socket.off('close', onClose);
+      if (err) reject(err);
+      else resolve(header!);
+    };
+    // The watcher holds a duplicate of the descriptor: it must go when the socket does.
+    const onClose = () => finish(truncated(got, 'connection closed'));
     const look = () => {
+      if (done) return;
       const fd = socketFd(socket);
       if (fd === undefined || socket.destroyed) {
-        reject(truncated(got, 'connection closed'));
+        finish(truncated(got, 'connection closed'));
         return;
       }
       let hup: boolean;
@@ -89,13 +140,13 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = 
           const bytes = fdutil.recv(fd, asked, true);
           if (bytes === null) break;
           if (bytes.length === 0) {
-            reject(truncated(got, 'peer closed'));
+            finish(truncated(got, 'peer closed'));
             return;
           }
           got = bytes.length;
           const parsed = parseProxyHeader(bytes, options);
           if (parsed.state === 'invalid') {
-            reject(parsed.error);
+            finish(parsed.error);
             return;
           }
           if (parsed.state === 'complete') {
@@ -108,37 +159,41 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = 
         }
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-        reject(truncated(got, code === 'ECONNRESET' ? 'connection reset' : `recv ${code}`));
+        finish(truncated(got, code === 'ECONNRESET' ? 'connection reset' : `recv ${code}`));
         return;
       }
       if (hup) {
-        reject(truncated(got, 'peer closed'));
+        finish(truncated(got, 'peer closed'));
         return;
       }
-      const left = timeoutMs - (Date.now() - started);
-      if (left <= 0) {
-        reject(new ProxyProtocolError('timeout', `no complete PROXY header within ${timeoutMs} ms (${got} bytes arrived)`));
-        return;
+      try {
+        // Sleep until the queue holds more than we have seen (or the peer closes or resets).
+        watch ??= fdutil.watch(fd, look);
+        fdutil.watchArm(watch, Math.min(got + 1, RECV_LIMIT));
+      } catch (err) {
+        finish(truncated(got, `poll ${(err as NodeJS.ErrnoException).code ?? 'EIO'}`));
       }
-      // Progress resets the back-off; a peer that stalls is looked at less and less often.
-      wait = got > seen ? FIRST_WAIT_MS : Math.min(wait * 2, MAX_WAIT_MS);
-      seen = got;
-      setTimeout(look, Math.min(wait, left));
     };
     const consume = (fd: number, header: ProxyHeader) => {
       try {
         // The peeked bytes are still queued, so this returns exactly header.length.
         const taken = fdutil.recv(fd, header.length, false);
         if (taken === null || taken.length !== header.length) {
-          reject(truncated(taken?.length ?? 0, 'short read'));
+          finish(truncated(taken?.length ?? 0, 'short read'));
           return;
         }
       } catch (err) {
-        reject(truncated(got, `recv ${(err as NodeJS.ErrnoException).code ?? 'EIO'}`));
+        finish(truncated(got, `recv ${(err as NodeJS.ErrnoException).code ?? 'EIO'}`));
         return;
       }
-      resolve(header);
+      finish(undefined, header);
     };
+    // One deadline per connection, set once: nothing wakes up while the peer is silent.
+    const deadline = setTimeout(
+      () => finish(new ProxyProtocolError('timeout', `no complete PROXY header within ${timeoutMs} ms (${got} bytes arrived)`)),
+      timeoutMs,
+    );
+    socket.once('close', onClose);
     look();
   });
 }
@@ -162,21 +217,45 @@ export interface ProxyGateHandlers {
 }
 
 /**
- * Every accepted connection passes through the gate: its header is read, then the
- * socket goes on with the header's ends announced, or it is refused and closed.
- * One connection's bad or slow header never holds up another.
+ * Every accepted connection passes through the gate: a peer not in `from` is refused
+ * (or passed on as itself), the others' header is read, then the socket goes on with
+ * the header's ends announced, or it is refused and closed. One connection's bad or
+ * slow header never holds up another.
  */
 export class ProxyGate {
   readonly #options: ProxyReadOptions;
   readonly #maxPending: number;
+  readonly #maxPerSource: number;
+  readonly #trusted: AccessRules | undefined;
+  readonly #untrusted: 'refuse' | 'direct';
   readonly #handlers: ProxyGateHandlers;
   readonly #pending = new Set<net.Socket>();
+  /** Connections waiting per real peer address; an entry goes when its count reaches 0. */
+  readonly #perSource = new Map<string, number>();
   #idle: Array<() => void> = [];
 
+  /** Throws InvalidOptionError for a bad `from` entry or limit. */
   constructor(options: ProxyGateOptions, handlers: ProxyGateHandlers) {
-    const { maxPending = 256, ...read } = options;
+    const {
+      maxPending = DEFAULT_PROXY_MAX_PENDING,
+      maxPendingPerSource = DEFAULT_PROXY_MAX_PENDING_PER_SOURCE,
+      from,
+      untrusted = 'refuse',
+      ...read
+    } = options;
+    for (const [name, v] of [['maxPending', maxPending], ['maxPendingPerSource', maxPendingPerSource]] as const) {
+      if (!Number.isInteger(v) || v < 1 || v > 1_000_000) {
+        throw new InvalidOptionError(name, `must be an integer from 1 to 1000000, got ${JSON.stringify(v)}`);
+      }
+    }
+    if (untrusted !== 'refuse' && untrusted !== 'direct') {
+      throw new InvalidOptionError('proxyUntrusted', `must be refuse or direct, got ${JSON.stringify(untrusted)}`);
+    }
     this.#options = read;
     this.#maxPending = maxPending;
+    this.#maxPerSource = maxPendingPerSource;
+    this.#trusted = from === undefined ? undefined : proxyTrust(from);
+    this.#untrusted = untrusted;
     this.#handlers = handlers;
   }
 
@@ -188,20 +267,41 @@ export class ProxyGate {
   /** Take one accepted, paused socket. */
   take(socket: net.Socket): void {
     const real = realEndpointsOf(socket);
+    if (!real) {
+      // Gone before getpeername: nothing to serve, nothing to name.
+      this.#refuse(socket, truncated(0, 'connection closed'), undefined);
+      return;
+    }
+    const source = unmapIPv4(real.remote.address);
+    if (this.#trusted && !this.#trusted.check(source).ok) {
+      if (this.#untrusted === 'direct') {
+        // Served as itself: its real ends stand, and nothing of its bytes is taken.
+        this.#handlers.pass(socket);
+        return;
+      }
+      this.#refuse(socket, new ProxyProtocolError('untrusted', `${source} may not send a PROXY header (not in --proxy-from)`), real);
+      return;
+    }
     if (this.#pending.size >= this.#maxPending) {
       this.#refuse(socket, new ProxyProtocolError('busy', `${this.#maxPending} connections are already waiting for their PROXY header`), real);
       return;
     }
+    const waiting = this.#perSource.get(source) ?? 0;
+    if (waiting >= this.#maxPerSource) {
+      this.#refuse(socket, new ProxyProtocolError('busy', `${waiting} connections from ${source} are already waiting for their PROXY header`), real);
+      return;
+    }
+    this.#perSource.set(source, waiting + 1);
     this.#pending.add(socket);
     readProxyHeader(socket, this.#options).then(
       (header) => {
-        this.#done(socket);
+        this.#done(socket, source);
         if (socket.destroyed) return;
-        if (real) announceEnds(socket, endsFromHeader(real, header));
+        announceEnds(socket, endsFromHeader(real, header));
         this.#handlers.pass(socket);
       },
       (err: ProxyProtocolError) => {
-        this.#done(socket);
+        this.#done(socket, source);
         this.#refuse(socket, err, real);
       },
     );
@@ -218,8 +318,11 @@ export class ProxyGate {
     for (const socket of this.#pending) socket.destroy();
   }
 
-  #done(socket: net.Socket): void {
+  #done(socket: net.Socket, source: string): void {
     this.#pending.delete(socket);
+    const n = (this.#perSource.get(source) ?? 1) - 1;
+    if (n > 0) this.#perSource.set(source, n);
+    else this.#perSource.delete(source);
     if (this.#pending.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 

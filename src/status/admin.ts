@@ -8,19 +8,32 @@
  *                 happen, and every second regardless) and `log` (each server event:
  *                 `{ time, line, event }`, line as the server logs it)
  *
- * It consumes only what the server publishes (`'event'` records and `stats()`).
- * Loopback only unless `allowPublic`: the snapshot names every peer, and the
- * endpoint has no authentication. For the same reason it answers only requests
- * whose Host header names a loopback address, so a web page elsewhere cannot reach
- * it through DNS rebinding.
+ * It consumes only what a StatusSource publishes (`'event'` records and `stats()`):
+ * a Server, or the Supervisor of `serve --config` (then every service is shown).
+ * Loopback only unless `allowPublic` or a `token`: the snapshot names every peer.
+ * It answers only requests whose Host header names a loopback address (unless public
+ * or token-protected), so a web page elsewhere cannot reach it through DNS rebinding.
+ *
+ * What a client can make it spend is bounded:
+ *   - snapshots (/proc scans and `ss`) are shared: one in flight at a time, and a
+ *     result is reused for SNAPSHOT_TTL_MS, however many requests and streams ask;
+ *   - a snapshot lists at most a few TIME_WAIT sockets and counts the rest;
+ *   - at most `maxStreams` /events streams; a stream whose unsent bytes pass
+ *     `maxStreamBuffer` (a client that does not read) is dropped;
+ *   - a browser request from another site (Sec-Fetch-Site other than same-origin or
+ *     none, or a foreign Origin) gets 403 for everything but the static page, so a
+ *     web page cannot make a visitor's browser run /status in a loop (`no-cors`);
+ *   - with `token`, every request needs `Authorization: Bearer TOKEN` (or `?token=`,
+ *     which the dashboard passes on to /events).
  */
+import { timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { formatAddress, formatEndpoint, type Endpoint, type Family } from '../address.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
 import { formatEvent, type ServerEvent } from '../events.js';
-import type { Server } from '../server.js';
+import { isSupervisorStats, servicesOf, type StatusSource } from './source.js';
 import { removeState, writeState } from './discovery.js';
 import { createMetrics } from './metrics.js';
 import { readTcpTablesAsync } from './procfs.js';
@@ -39,7 +52,23 @@ export interface AdminOptions {
   stateFile?: boolean;
   /** Milliseconds between snapshots pushed to dashboards when nothing happens. Default 1000. */
   intervalMs?: number;
+  /**
+   * A secret every request must present (`Authorization: Bearer TOKEN`, or `?token=TOKEN`).
+   * With it, a non-loopback address is allowed without `allowPublic`. Default none.
+   */
+  token?: string;
+  /** Concurrent /events streams; more get 503. Default 16. */
+  maxStreams?: number;
+  /** Bytes a stream may have queued unsent before it is dropped (a client that does not read). Default 1 MiB. */
+  maxStreamBuffer?: number;
 }
+
+/** How long one snapshot (a /proc scan and an `ss` run) answers every request: 250 ms. */
+export const SNAPSHOT_TTL_MS = 250;
+/** TIME_WAIT sockets a snapshot lists (the rest are counted): 64. */
+export const SNAPSHOT_MAX_TIME_WAIT = 64;
+/** Sockets a snapshot lists in all: 2000. */
+export const SNAPSHOT_MAX_SOCKETS = 2000;
 
 /** A running admin endpoint. */
 export interface AdminEndpoint {
@@ -52,6 +81,22 @@ export interface AdminEndpoint {
 
 /** The dashboard page, read once per process (it ships beside the sources: see package.json `files`). */
 const DASHBOARD = new URL('../../src/status/dashboard.html', import.meta.url);
+
+/** Whether a request from a browser came from the dashboard's own origin (or from no page at all). */
+function sameOrigin(req: http.IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== `http://${req.headers.host ?? ''}`) return false;
+  return true;
+}
+
+/** Whether the request carries `token` (constant-time comparison). */
+function authorized(req: http.IncomingMessage, url: URL, token: Buffer): boolean {
+  const header = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
+  const given = Buffer.from(header ?? url.searchParams.get('token') ?? '');
+  return given.length === token.length && timingSafeEqual(given, token);
+}
 
 /** Shortest gap between two pushed snapshots, so a burst of connections costs a few /proc scans, not one each. */
 const MIN_PUSH_MS = 200;
@@ -79,15 +124,23 @@ function positive(name: string, value: number): number {
 }
 
 /**
- * Start the admin endpoint of `server` (which should already be listening, so the
- * state file can name its address). Throws InvalidOptionError for a non-loopback
- * host without `allowPublic`; rejects with `listen EADDRINUSE ...` if it cannot bind.
+ * Start the admin endpoint of `source` (a Server or a Supervisor, already listening,
+ * so the state file can name its address). Throws InvalidOptionError for a
+ * non-loopback host without `allowPublic` or `token`; rejects with
+ * `listen EADDRINUSE ...` if it cannot bind.
  */
-export async function startAdmin(server: Server, options: AdminOptions = {}): Promise<AdminEndpoint> {
+export async function startAdmin(source: StatusSource, options: AdminOptions = {}): Promise<AdminEndpoint> {
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 0;
-  const allowPublic = options.allowPublic ?? false;
+  const token = options.token === undefined ? undefined : Buffer.from(options.token);
+  if (token && (token.length === 0 || /\s/.test(options.token!))) {
+    throw new InvalidOptionError('adminToken', 'must be a non-empty string without spaces');
+  }
+  // A token stands in for the loopback restriction (and for the Host check below).
+  const allowPublic = (options.allowPublic ?? false) || token !== undefined;
   const intervalMs = positive('intervalMs', options.intervalMs ?? 1000);
+  const maxStreams = positive('maxStreams', options.maxStreams ?? 16);
+  const maxStreamBuffer = positive('maxStreamBuffer', options.maxStreamBuffer ?? 1 << 20);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new InvalidOptionError('admin', `port must be an integer from 0 to 65535, got ${JSON.stringify(port)}`);
   }
@@ -95,13 +148,40 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
     throw new InvalidOptionError('admin', `${host} is not a loopback address; the admin endpoint has no authentication (allow it with --admin-public)`);
   }
   const page = fs.readFileSync(DASHBOARD);
-  const metrics = createMetrics(server);
+  const metrics = createMetrics(source);
   const streams = new Set<http.ServerResponse>();
-  const snapshot = async (options: CollectOptions = {}): Promise<StatusSnapshot> => {
+  const take = async (options: CollectOptions): Promise<StatusSnapshot> => {
     // Read /proc/net/tcp off the event loop: on a busy host the kernel takes a while to print it.
     const tables = await readTcpTablesAsync();
-    const snap = collectStatus({ ...options, tables, server: server.stats(), pid: process.pid });
+    const stats = source.stats();
+    const bounds = { maxTimeWait: SNAPSHOT_MAX_TIME_WAIT, maxSockets: SNAPSHOT_MAX_SOCKETS };
+    const snap = isSupervisorStats(stats)
+      ? collectStatus({ ...options, ...bounds, tables, services: stats.services, pid: process.pid })
+      : collectStatus({ ...options, ...bounds, tables, server: stats, pid: process.pid });
     return attachBytes(snap, await readSocketBytes(snap.ports));
+  };
+  // One snapshot in flight per kind, and each reused for SNAPSHOT_TTL_MS: a hundred requests cost one scan.
+  const cache = new Map<string, { at: number; value: Promise<StatusSnapshot> }>();
+  const snapshot = (options: CollectOptions = {}): Promise<StatusSnapshot> => {
+    const key = options.threads ? 'threads' : 'plain';
+    const hit = cache.get(key);
+    if (hit && (hit.at === 0 || Date.now() - hit.at < SNAPSHOT_TTL_MS)) return hit.value;
+    const entry = { at: 0, value: take(options) };
+    cache.set(key, entry);
+    entry.value.then(
+      () => (entry.at = Date.now()),
+      () => cache.delete(key),
+    );
+    return entry.value;
+  };
+  /** Write to a stream, or drop it if its client has stopped reading (bounded memory per stream). */
+  const send = (res: http.ServerResponse, data: string) => {
+    if (res.writableLength > maxStreamBuffer) {
+      streams.delete(res);
+      res.destroy();
+      return;
+    }
+    res.write(data);
   };
 
   let lastPush = 0;
@@ -123,7 +203,7 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
       .then((snap) => {
         if (closed) return;
         const data = `event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`;
-        for (const res of streams) res.write(data);
+        for (const res of streams) send(res, data);
       })
       .catch(() => {})
       .finally(() => {
@@ -143,10 +223,10 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
     if (streams.size === 0) return;
     // The record and its log line: the dashboard prints the same grammar as the server's stderr.
     const data = `event: log\ndata: ${JSON.stringify({ time: Date.now(), line: formatEvent(e), event: e })}\n\n`;
-    for (const res of streams) res.write(data);
+    for (const res of streams) send(res, data);
     schedule();
   };
-  server.on('event', onEvent);
+  source.on('event', onEvent);
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (!allowPublic && !isLoopback(hostOfHeader(req.headers.host))) {
@@ -155,6 +235,15 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
     }
     const url = new URL(req.url ?? '/', 'http://admin');
     res.setHeader('x-content-type-options', 'nosniff');
+    if (token && !authorized(req, url, token)) {
+      res.writeHead(401, { 'www-authenticate': 'Bearer', 'content-type': 'text/plain' }).end('admin: a bearer token is required\n');
+      return;
+    }
+    const isPage = url.pathname === '/' || url.pathname === '/index.html';
+    if (!isPage && !sameOrigin(req)) {
+      res.writeHead(403, { 'content-type': 'text/plain' }).end('admin: cross-site request refused (only the dashboard itself may ask)\n');
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end(`admin: ${req.method} not allowed\n`);
       return;
@@ -183,12 +272,17 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
         return;
       }
       case '/events':
-        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
         if (req.method === 'HEAD') {
+          res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
           res.end();
           return;
         }
+        if (streams.size >= maxStreams) {
+          res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '5' }).end(`admin: ${maxStreams} event streams are open already\n`);
+          return;
+        }
         // Registered before the first snapshot is read, so no event falls between the two.
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
         streams.add(res);
         res.on('close', () => streams.delete(res));
         res.write('retry: 1000\n\n');
@@ -209,7 +303,7 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
     closed = true;
     clearInterval(ticker);
     if (pushTimer) clearTimeout(pushTimer);
-    server.off('event', onEvent);
+    source.off('event', onEvent);
     metrics.close();
   };
   try {
@@ -227,7 +321,7 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
   const a = http_.address() as net.AddressInfo;
   const address: Endpoint = { address: a.address, port: a.port, family: a.family as Family };
   const url = `http://${formatAddress(a.address, a.port)}`;
-  const local = server.address();
+  const local = servicesOf(source.stats()).find(([, s]) => s.local)?.[1].local;
   const file =
     options.stateFile === false
       ? undefined

@@ -4,12 +4,17 @@
  * (read at scrape time). Each server gets its own registry, so two servers in one
  * process never share a counter.
  *
+ * Under a supervisor (`serve --config`) every series carries a `binding` label, the
+ * service's `SERVICE ADDRESS`, so each service is told apart; a lone Server's series
+ * have no such label (unchanged).
+ *
  * Names follow Prometheus conventions: `_total` for counters, base units (seconds, bytes).
  */
 import client from 'prom-client';
 import type { ServerEvent } from '../events.js';
-import type { Server } from '../server.js';
+import type { ServerStats } from '../server.js';
 import { logDropped } from '../log.js';
+import { isSupervisorStats, servicesOf, type StatusSource } from './source.js';
 
 /** A server's metrics; `close()` stops listening to the server's events. */
 export interface ServerMetrics {
@@ -23,40 +28,53 @@ export interface ServerMetrics {
 /** Connection durations, in seconds: from a quick echo to a long-lived session. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
-/** Create the metrics of `server` and start counting its events. */
-export function createMetrics(server: Server): ServerMetrics {
+/** Create the metrics of `source` (a Server or a Supervisor) and start counting its events. */
+export function createMetrics(source: StatusSource): ServerMetrics {
   const registry = new client.Registry();
   const registers = [registry];
   const serverPid = process.pid;
+  const multi = isSupervisorStats(source.stats());
+  /** The label set of a series: `binding` added under a supervisor. */
+  const at = <T extends Record<string, string>>(binding: string | undefined, labels: T): T => (multi ? { ...labels, binding: binding ?? '' } : labels);
+  const names = <T extends string>(...labels: T[]): T[] => (multi ? [...labels, 'binding' as T] : labels);
+  const each = (fn: (binding: string, s: ServerStats) => void) => {
+    for (const [binding, s] of servicesOf(source.stats())) fn(binding, s);
+  };
 
-  const accepted = new client.Counter({ name: 'tcpkit_connections_accepted_total', help: 'Connections accepted.', registers });
-  const ended = new client.Counter({ name: 'tcpkit_connections_ended_total', help: 'Connections that ended (closed by either side or killed).', registers });
+  const accepted = new client.Counter({ name: 'tcpkit_connections_accepted_total', help: 'Connections accepted.', labelNames: names(), registers });
+  const ended = new client.Counter({ name: 'tcpkit_connections_ended_total', help: 'Connections that ended (closed by either side or killed).', labelNames: names(), registers });
   const refused = new client.Counter({
     name: 'tcpkit_connections_refused_total',
     help: 'Connections closed without service, by reason (refuse: a limit; deny: an access rule).',
-    labelNames: ['event', 'reason'] as const,
+    labelNames: names('event', 'reason'),
     registers,
   });
   const reaped = new client.Counter({
     name: 'tcpkit_children_reaped_total',
     help: 'Child processes and workers that exited and were reaped, by role.',
-    labelNames: ['role'] as const,
+    labelNames: names('role'),
     registers,
   });
-  const errors = new client.Counter({ name: 'tcpkit_errors_total', help: 'Errors reported by the server, by where and code.', labelNames: ['where', 'code'] as const, registers });
-  const kills = new client.Counter({ name: 'tcpkit_kills_total', help: 'Signals sent to children and workers, by signal and reason.', labelNames: ['signal', 'reason'] as const, registers });
-  const pauses = new client.Counter({ name: 'tcpkit_accept_pauses_total', help: 'Times accepting paused at the connection limit.', registers });
+  const errors = new client.Counter({ name: 'tcpkit_errors_total', help: 'Errors reported by the server, by where and code.', labelNames: names('where', 'code'), registers });
+  const kills = new client.Counter({ name: 'tcpkit_kills_total', help: 'Signals sent to children and workers, by signal and reason.', labelNames: names('signal', 'reason'), registers });
+  const pauses = new client.Counter({ name: 'tcpkit_accept_pauses_total', help: 'Times accepting paused at the connection limit.', labelNames: names(), registers });
   // Registered on the first 'end' that carries byte counts: a model that does not count bytes gets no series, not a false 0.
   let bytes: { in: client.Counter; out: client.Counter } | undefined;
-  const countBytes = (received: number, sent: number) => {
+  const countBytes = (binding: string | undefined, received: number, sent: number) => {
     bytes ??= {
-      in: new client.Counter({ name: 'tcpkit_received_bytes_total', help: 'Bytes received from clients, over connections that ended.', registers }),
-      out: new client.Counter({ name: 'tcpkit_sent_bytes_total', help: 'Bytes sent to clients, over connections that ended.', registers }),
+      in: new client.Counter({ name: 'tcpkit_received_bytes_total', help: 'Bytes received from clients, over connections that ended.', labelNames: names(), registers }),
+      out: new client.Counter({ name: 'tcpkit_sent_bytes_total', help: 'Bytes sent to clients, over connections that ended.', labelNames: names(), registers }),
     };
-    bytes.in.inc(received);
-    bytes.out.inc(sent);
+    bytes.in.inc(at(binding, {}), received);
+    bytes.out.inc(at(binding, {}), sent);
   };
-  const duration = new client.Histogram({ name: 'tcpkit_connection_duration_seconds', help: 'How long connections lasted, accept to end.', buckets: DURATION_BUCKETS, registers });
+  const duration = new client.Histogram({
+    name: 'tcpkit_connection_duration_seconds',
+    help: 'How long connections lasted, accept to end.',
+    buckets: DURATION_BUCKETS,
+    labelNames: names(),
+    registers,
+  });
 
   // Log lines the process could not write (a log target that failed); read at scrape time.
   let droppedSeen = 0;
@@ -75,145 +93,159 @@ export function createMetrics(server: Server): ServerMetrics {
   new client.Gauge({
     name: 'tcpkit_connections_active',
     help: 'Connections being served now.',
+    labelNames: names(),
     registers,
     collect() {
-      this.set(server.stats().active);
+      this.reset();
+      each((b, s) => this.set(at(b, {}), s.active));
     },
   });
   new client.Gauge({
     name: 'tcpkit_connections_max',
     help: 'The connection limit (--max-conns); at it, new connections wait in the backlog.',
+    labelNames: names(),
     registers,
     collect() {
-      this.set(server.stats().maxConns);
+      this.reset();
+      each((b, s) => this.set(at(b, {}), s.maxConns));
     },
   });
   new client.Gauge({
     name: 'tcpkit_accept_paused',
     help: '1 while accepting is paused (at the limit, or closing), else 0.',
+    labelNames: names(),
     registers,
     collect() {
-      this.set(server.stats().listener === 'accepting' ? 0 : 1);
+      this.reset();
+      each((b, s) => this.set(at(b, {}), s.listener === 'accepting' ? 0 : 1));
     },
   });
   new client.Gauge({
     name: 'tcpkit_server_info',
     help: 'Always 1; the labels describe the server.',
-    labelNames: ['model', 'service', 'state'] as const,
+    labelNames: names('model', 'service', 'state'),
     registers,
     collect() {
-      const s = server.stats();
       this.reset();
-      this.set({ model: s.model, service: s.service, state: s.state }, 1);
+      each((b, s) => this.set(at(b, { model: s.model, service: s.service, state: s.state }), 1));
     },
   });
   new client.Gauge({
     name: 'tcpkit_server_start_time_seconds',
     help: 'When the server was created, seconds since the epoch.',
+    labelNames: names(),
     registers,
     collect() {
-      this.set(server.stats().startedAt / 1000);
+      this.reset();
+      each((b, s) => this.set(at(b, {}), s.startedAt / 1000));
     },
   });
   // The model's own lifetime counters live in stats(); a counter that mirrors them must only go up.
-  const mirror = (name: string, help: string, read: () => number | undefined) => {
-    let last = 0;
+  const mirror = (name: string, help: string, read: (s: ServerStats) => number | undefined) => {
+    const last = new Map<string, number>();
     new client.Counter({
       name,
       help,
-      labelNames: ['model'] as const,
+      labelNames: names('model'),
       registers,
       collect() {
-        const v = read();
-        if (v !== undefined && v > last) {
-          this.inc({ model: server.options.model }, v - last);
-          last = v;
-        } else if (last === 0) this.inc({ model: server.options.model }, 0);
+        each((b, s) => {
+          const v = read(s);
+          const was = last.get(b) ?? 0;
+          if (v !== undefined && v > was) {
+            this.inc(at(b, { model: s.model }), v - was);
+            last.set(b, v);
+          } else if (was === 0) this.inc(at(b, { model: s.model }), 0);
+        });
       },
     });
   };
-  mirror('tcpkit_children_spawned_total', 'Child processes or workers started, over the server\'s life.', () => server.stats().models?.spawned);
-  mirror('tcpkit_children_crashed_total', 'Child processes or workers that ended by a signal or a non-zero exit.', () => server.stats().models?.crashed);
+  mirror('tcpkit_children_spawned_total', 'Child processes or workers started, over the server\'s life.', (s) => s.models?.spawned);
+  mirror('tcpkit_children_crashed_total', 'Child processes or workers that ended by a signal or a non-zero exit.', (s) => s.models?.crashed);
   new client.Gauge({
     name: 'tcpkit_model_processes',
     help: 'Processes and threads the model runs now, by model, role and state.',
-    labelNames: ['model', 'role', 'state'] as const,
+    labelNames: names('model', 'role', 'state'),
     registers,
     collect() {
-      const m = server.stats().models;
       this.reset();
-      if (!m) return;
-      const counts = new Map<string, { role: string; state: string; n: number }>();
-      for (const p of m.processes) {
-        const key = `${p.role}\0${p.state}`;
-        const c = counts.get(key) ?? { role: p.role, state: p.state, n: 0 };
-        c.n++;
-        counts.set(key, c);
-      }
-      for (const c of counts.values()) this.set({ model: m.model, role: c.role, state: c.state }, c.n);
+      each((b, s) => {
+        const m = s.models;
+        if (!m) return;
+        const counts = new Map<string, { role: string; state: string; n: number }>();
+        for (const p of m.processes) {
+          const key = `${p.role}\0${p.state}`;
+          const c = counts.get(key) ?? { role: p.role, state: p.state, n: 0 };
+          c.n++;
+          counts.set(key, c);
+        }
+        for (const c of counts.values()) this.set(at(b, { model: m.model, role: c.role, state: c.state }), c.n);
+      });
     },
   });
   new client.Gauge({
     name: 'tcpkit_model_connections_served',
     help: 'Connections each role of the model has finished, summed over its live processes and threads.',
-    labelNames: ['model', 'role'] as const,
+    labelNames: names('model', 'role'),
     registers,
     collect() {
-      const m = server.stats().models;
       this.reset();
-      if (!m) return;
-      const sums = new Map<string, number>();
-      for (const p of m.processes) sums.set(p.role, (sums.get(p.role) ?? 0) + p.served);
-      for (const [role, n] of sums) this.set({ model: m.model, role }, n);
+      each((b, s) => {
+        const m = s.models;
+        if (!m) return;
+        const sums = new Map<string, number>();
+        for (const p of m.processes) sums.set(p.role, (sums.get(p.role) ?? 0) + p.served);
+        for (const [role, n] of sums) this.set(at(b, { model: m.model, role }), n);
+      });
     },
   });
 
   // Zero-valued series exist from the start, so a scraper sees them before the first connection.
-  reaped.inc({ role: 'child' }, 0);
+  each((b) => reaped.inc(at(b, { role: 'child' }), 0));
 
-  const onEvent = (e: ServerEvent) => {
+  const onEvent = (e: ServerEvent, b?: string) => {
     switch (e.type) {
       case 'accept':
-        accepted.inc();
+        accepted.inc(at(b, {}));
         break;
       case 'end': {
-        ended.inc();
-        duration.observe(e.ms / 1000);
+        ended.inc(at(b, {}));
+        duration.observe(at(b, {}), e.ms / 1000);
         // A child that served this connection alone reports its exit status here (ModelHost.closed).
-        if (e.pid !== serverPid && (e.exitcode !== null || e.signal !== null)) reaped.inc({ role: 'child' });
+        if (e.pid !== serverPid && (e.exitcode !== null || e.signal !== null)) reaped.inc(at(b, { role: 'child' }));
         // Models that count bytes may add them to the record; ServerEvent does not promise them.
         const extra = e as { bytesIn?: unknown; bytesOut?: unknown };
-        if (typeof extra.bytesIn === 'number' && typeof extra.bytesOut === 'number') countBytes(extra.bytesIn, extra.bytesOut);
+        if (typeof extra.bytesIn === 'number' && typeof extra.bytesOut === 'number') countBytes(b, extra.bytesIn, extra.bytesOut);
         break;
       }
       case 'refuse':
       case 'deny':
-        refused.inc({ event: e.type, reason: e.reason });
+        refused.inc(at(b, { event: e.type, reason: e.reason }));
         break;
       case 'exit':
-        reaped.inc({ role: e.role });
+        reaped.inc(at(b, { role: e.role }));
         break;
       case 'error':
-        errors.inc({ where: e.where, code: e.code });
+        errors.inc(at(b, { where: e.where, code: e.code }));
         break;
       case 'kill':
-        kills.inc({ signal: e.signal, reason: e.reason });
+        kills.inc(at(b, { signal: e.signal, reason: e.reason }));
         break;
       case 'pause':
-        pauses.inc();
+        pauses.inc(at(b, {}));
         break;
       default:
         break;
     }
   };
-  server.on('event', onEvent);
+  source.on('event', onEvent);
 
   return {
     registry,
     contentType: registry.contentType,
     text: () => registry.metrics(),
     close() {
-      server.off('event', onEvent);
+      source.off('event', onEvent);
     },
   };
 }

@@ -98,8 +98,14 @@ export interface StatusSnapshot {
   ports: number[];
   /** The server's own snapshot, when it is a tcpkit server that gave one. */
   server?: ServerStats;
+  /** Under `serve --config`: each service's snapshot by `SERVICE ADDRESS` (then `server` is absent). */
+  services?: Record<string, ServerStats>;
   sockets: SocketView[];
   processes: ProcessView[];
+  /** Sockets in TIME_WAIT on the view's ports, listed or not. */
+  timeWait?: number;
+  /** Sockets left out of `sockets` by a cap (maxSockets, maxTimeWait); `notes` says "and N more". Default absent. */
+  omitted?: number;
   /** What this view could not show, and why. */
   notes: string[];
 }
@@ -112,6 +118,12 @@ export interface CollectOptions {
   port?: number;
   /** A tcpkit server's `stats()`, for roles, connection ids and bytes. Default: none (/proc only). */
   server?: ServerStats;
+  /** A supervisor's servers (`serve --config`), by label; they share one process. Default: none. */
+  services?: Record<string, ServerStats>;
+  /** List at most this many TIME_WAIT sockets (the rest are counted in `timeWait`). Default: all. */
+  maxTimeWait?: number;
+  /** List at most this many sockets in all (LISTEN and ESTABLISHED first). Default: all. */
+  maxSockets?: number;
   /** List each process's kernel threads. Default false. */
   threads?: boolean;
   /** /proc/net/tcp and tcp6 already read (the admin endpoint reads them without blocking). Default: read now. */
@@ -131,6 +143,10 @@ const STATE_ORDER: Partial<Record<TcpState, number>> = { LISTEN: 0 };
 export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
   const now = Date.now();
   const server = options.server;
+  const services = options.services;
+  // Every tcpkit server in the view: one, or each service of a supervisor (all in one process).
+  const all: ServerStats[] = services ? Object.values(services) : server ? [server] : [];
+  const serverPid = server?.pid ?? (services ? options.pid ?? process.pid : undefined);
   const avail = procAvailability();
   const notes: string[] = [];
   const snap: StatusSnapshot = {
@@ -141,6 +157,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
     target: { pid: options.pid, port: options.port },
     ports: [],
     server,
+    ...(services && { services }),
     sockets: [],
     processes: [],
     notes,
@@ -159,7 +176,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
   const boot = avail.available ? bootTimeMs() : 0;
 
   // Whose view: the pid asked for, the server, or whoever listens on the port.
-  let root = options.pid ?? server?.pid;
+  let root = options.pid ?? serverPid;
   if (root === undefined && options.port !== undefined) {
     const listening = decodeTcpTables(tables, { ports: new Set([options.port]), inodes: new Set() }).filter(
       (s) => s.state === 'LISTEN' && s.local.port === options.port,
@@ -175,9 +192,9 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
 
   const ports = new Set<number>();
   if (options.port !== undefined) ports.add(options.port);
-  else if (server?.local) {
-    // A tcpkit server: its service port only (not the admin endpoint's).
-    ports.add(server.local.port);
+  else if (all.some((s) => s.local)) {
+    // tcpkit servers: their service ports only (not the admin endpoint's).
+    for (const s of all) if (s.local) ports.add(s.local.port);
   } else {
     for (const s of decodeTcpTables(tables, { ports: new Set(), inodes: treeInodes })) {
       if (s.state === 'LISTEN') ports.add(s.local.port);
@@ -185,11 +202,11 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
   }
   snap.ports = [...ports].sort((a, b) => a - b);
 
-  const connections = (server?.connections ?? []) as Conn[];
+  const connections = all.flatMap((s) => s.connections) as Conn[];
   // Every socket when nothing was asked for (netstat -a); else those of the ports, and for
   // a process that is not a tcpkit server, every socket it holds.
   const select =
-    root === undefined && options.port === undefined ? undefined : { ports, inodes: server ? new Set<number>() : treeInodes };
+    root === undefined && options.port === undefined ? undefined : { ports, inodes: all.length > 0 ? new Set<number>() : treeInodes };
   snap.sockets = decodeTcpTables(tables, select)
     .map((s): SocketView => {
       const view: SocketView = { ...s, pids: owners.get(s.inode) ?? [] };
@@ -208,8 +225,23 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
         a.local.address.localeCompare(b.local.address),
     );
 
+  // A peer that opens and closes quickly leaves thousands of TIME_WAIT sockets: count them, list a few.
+  const waiting = snap.sockets.filter((k) => k.state === 'TIME_WAIT').length;
+  snap.timeWait = waiting;
+  const maxTw = options.maxTimeWait ?? Infinity;
+  const maxAll = options.maxSockets ?? Infinity;
+  if (waiting > maxTw || snap.sockets.length > maxAll) {
+    let tw = 0;
+    const kept = snap.sockets.filter((k) => k.state !== 'TIME_WAIT' || ++tw <= maxTw).slice(0, maxAll);
+    const omitted = snap.sockets.length - kept.length;
+    const twOmitted = waiting - kept.filter((k) => k.state === 'TIME_WAIT').length;
+    snap.sockets = kept;
+    snap.omitted = omitted;
+    notes.push(`and ${omitted} more socket${omitted === 1 ? '' : 's'} not listed (${twOmitted} in TIME_WAIT; ${waiting} in TIME_WAIT in all)`);
+  }
+
   // Processes: the tree from /proc, described by the model where it reports them.
-  const modelProcs = server?.models?.processes ?? [];
+  const modelProcs = all.flatMap((s) => s.models?.processes ?? []);
   const byId = new Map(connections.map((c) => [c.id, c]));
   const served = (ids: number[]): ServedConnection[] =>
     ids.map((id) => {
@@ -248,14 +280,14 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
   for (const pid of tree) {
     const p = avail.available ? readProcess(pid, undefined, boot) : undefined;
     const m = modelProcs.find((mp) => mp.pid === pid && mp.threadId === 0);
-    if (!p && !m && pid !== server?.pid) continue; // exited meanwhile
+    if (!p && !m && pid !== serverPid) continue; // exited meanwhile
     seen.add(pid);
     const role: Role =
       m?.role ??
       roleFromCommand(p?.cmdline) ??
-      (pid === root ? (ports.size > 0 || pid === server?.pid ? 'parent' : 'process') : parents.get(pid) === root ? 'child' : 'process');
+      (pid === root ? (ports.size > 0 || pid === serverPid ? 'parent' : 'process') : parents.get(pid) === root ? 'child' : 'process');
     const conns = m && m.connections.length > 0 ? served(m.connections) : fromProc(pid);
-    const startedAt = p?.startedAt ?? m?.startedAt ?? server?.startedAt ?? now;
+    const startedAt = p?.startedAt ?? m?.startedAt ?? all[0]?.startedAt ?? now;
     snap.processes.push({
       pid,
       tid: 0,
@@ -266,7 +298,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
       wchan: p?.wchan ?? '-',
       threads: p?.threads ?? 1,
       role,
-      state: m?.state ?? (pid === server?.pid ? server.state : undefined),
+      state: m?.state ?? (pid === serverPid ? server?.state ?? 'running' : undefined),
       connections: conns,
       served: m?.served,
       startedAt,
@@ -283,7 +315,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
     snap.processes.push({
       pid: m.pid,
       tid: m.threadId,
-      ppid: m.threadId === 0 ? server?.pid ?? 0 : m.pid,
+      ppid: m.threadId === 0 ? serverPid ?? 0 : m.pid,
       comm: '',
       cmdline: '',
       stat: '?',
@@ -300,7 +332,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
     });
   }
 
-  if (!server && root !== undefined) {
+  if (all.length === 0 && root !== undefined) {
     notes.push('roles come from the process tree; connection ids and the model\'s states need the server\'s admin endpoint (tcpkit serve --admin)');
   }
   if (avail.available && typeof process.getuid === 'function' && process.getuid() !== 0) {

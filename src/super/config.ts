@@ -18,6 +18,7 @@
  *         model: fork
  *         limits: { maxConns: 40, perSource: 4, rate: 10, idleTimeout: 60, timeLimit: 3600 }
  *         proxyProtocol: true      # behind a balancer: v1/v2 header first (or "v1", "v2")
+ *         proxyFrom: [10.0.0.0/8]  # only these peers may send it (others refused; proxyUntrusted: direct serves them as themselves)
  *         access:
  *           - allow: 127.0.0.0/8
  *             env: { GREETING: hello }
@@ -28,6 +29,7 @@ import path from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { AccessRules, type AccessRuleSpec } from '../admission/access.js';
+import { proxyTrust } from '../net/proxy-gate.js';
 import { parseHostPort } from '../address.js';
 import { ConfigError, InvalidOptionError } from '../errors.js';
 import { modelNames } from '../models/index.js';
@@ -100,6 +102,8 @@ const schema = {
           grace: seconds,
           proxyProtocol: { enum: [true, false, 'v1', 'v2'] },
           proxyTimeout: seconds,
+          proxyFrom: { type: 'array', items: { type: 'string' } },
+          proxyUntrusted: { enum: ['refuse', 'direct'] },
           user: principal,
           group: principal,
           limits: {
@@ -196,6 +200,8 @@ interface RawService {
   grace?: number;
   proxyProtocol?: boolean | 'v1' | 'v2';
   proxyTimeout?: number;
+  proxyFrom?: string[];
+  proxyUntrusted?: 'refuse' | 'direct';
   user?: Principal;
   group?: Principal;
   limits?: { maxConns?: number; perSource?: number; rate?: number; idleTimeout?: number; timeLimit?: number };
@@ -253,6 +259,7 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
     r.allow !== undefined ? { action: 'allow', from: r.allow, env: r.env } : { action: 'deny', from: r.deny!, env: r.env },
   );
   at(file, `${base}.access`, () => new AccessRules(access, `${base}.access`));
+  if (s.proxyFrom !== undefined) at(file, `${base}.proxyFrom`, () => proxyTrust(s.proxyFrom!));
 
   let service: ServiceSpec;
   if (s.exec) {
@@ -279,6 +286,8 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
     spare: s.spare,
     proxyProtocol: s.proxyProtocol,
     proxyTimeout: s.proxyTimeout,
+    ...(s.proxyFrom !== undefined && { proxyFrom: s.proxyFrom }),
+    ...(s.proxyUntrusted !== undefined && { proxyUntrusted: s.proxyUntrusted }),
     maxConns: l.maxConns,
     perSource: l.perSource,
     rate: l.rate,

@@ -27,7 +27,8 @@ import { StateError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { ServiceBudget } from '../admission/budget.js';
 import { Listener } from '../net/listener.js';
-import { createServer, type Server, type ServerStats } from '../server.js';
+import { createServer, type Server } from '../server.js';
+import type { SupervisorStats } from '../status/source.js';
 
 interface Entry {
   /** `SERVICE ADDRESS`, e.g. `echo 127.0.0.1:7`. */
@@ -65,7 +66,8 @@ const socketKey = (service: string, a: ListenAddress) => (a.port === 0 ? `${serv
  * Runs the services of a Config. Emits `'event'` with every event of every
  * Server it runs, and `reload` events.
  */
-export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
+export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, service?: string] }> {
+  readonly #startedAt = Date.now();
   #state: SupervisorState = 'idle';
   /** The listening sockets, by `host|port`. */
   readonly #sockets = new Map<string, Listener>();
@@ -134,7 +136,7 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
         if (old && old.fingerprint === svc.fingerprint) continue;
         const socket = this.#sockets.get(socketKey(svc.name, address))!;
         const server = createServer({ ...svc.options, fd: socket.dup(), budget: this.#budgetOf(svc) });
-        server.on('event', (e) => this.emit('event', e));
+        server.on('event', (e) => this.emit('event', e, key));
         started.push({ key, service: svc.name, address, fingerprint: svc.fingerprint, server });
         await server.listen();
       }
@@ -192,9 +194,15 @@ export class Supervisor extends EventEmitter<{ event: [ServerEvent] }> {
     return [...this.#entries.values()].map((e) => ({ service: e.service, listen: e.address.text, local: e.server.address() }));
   }
 
-  /** Snapshots of every running server, by `SERVICE ADDRESS`. */
-  stats(): Record<string, ServerStats> {
-    return Object.fromEntries([...this.#entries].map(([k, e]) => [k, e.server.stats()]));
+  /** A plain snapshot: every running server's stats() by `SERVICE ADDRESS` (the StatusSource shape). */
+  stats(): SupervisorStats {
+    return {
+      kind: 'supervisor',
+      state: this.#state,
+      pid: process.pid,
+      startedAt: this.#startedAt,
+      services: Object.fromEntries([...this.#entries].map(([k, e]) => [k, e.server.stats()])),
+    };
   }
 
   /** Graceful: every service stops accepting and drains (each for its own grace). Idempotent. */
