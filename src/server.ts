@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { AccessRules, type AccessRuleSpec } from './admission/access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
-import { parsePort } from './address.js';
+import { checkHost, parsePort } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
 import { secondsToMs, SourceLimits, type ConnectionLimits, type LimitStats } from './admission/limits.js';
@@ -142,7 +142,7 @@ function resolveOptions(o: ServerOptions): Resolved {
     : undefined;
   return {
     proxy,
-    host: o.host ?? '0.0.0.0',
+    host: checkHost(o.host ?? '0.0.0.0', 'host'),
     port: parsePort(o.port ?? 9877, 'port'),
     backlog: positiveInt('backlog', o.backlog ?? 511, { max: 65535 }),
     fd: o.fd === undefined ? undefined : positiveInt('fd', o.fd, { min: 0 }),
@@ -209,8 +209,14 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     return this.#listener;
   }
 
-  /** Bind (or adopt the given listener), start the model, and resolve with the bound address. */
-  async listen(): Promise<Endpoint> {
+  /**
+   * Bind (or adopt the given listener), start the model, and resolve with the bound
+   * address. `beforeServe` runs once the socket is bound and before anything that
+   * serves a client (workers, spare children, threads) starts: the place to drop
+   * privileges, so that all of them run as the target user. If it throws, the
+   * socket is closed and listen() rejects with its error.
+   */
+  async listen({ beforeServe }: { beforeServe?: () => void | Promise<void> } = {}): Promise<Endpoint> {
     if (this.#state !== 'idle') throw new StateError(`listen: server is ${this.#state}`);
     this.#state = 'running';
     const o = this.options;
@@ -225,6 +231,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         const suppressed = e.suppressed === undefined ? {} : { suppressed: e.suppressed };
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
+      await beforeServe?.();
       // Children and exec'd programs must hold nothing but their own 0, 1, 2.
       closeOnExecInherited();
       if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#emit(proxyRefusal(err, real)));

@@ -10,7 +10,8 @@ import { chooseSocket, listenFds } from '../net/activation.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { choiceOption, intOption, parse, secondsOption } from './args.js';
 import { parseAdminArg, startAdminFromArg } from './status.js';
-import { dropFromFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
+import { checkUserFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
+import { dropPrivileges } from '../super/privileges.js';
 import { startAdmin } from '../status/admin.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
@@ -135,21 +136,18 @@ export async function serve(argv: string[]): Promise<number> {
   const quiet = values.quiet ?? false;
   const adminArg = parseAdminArg(values.admin, values['admin-public']);
 
+  // Everything that depends on --user is checked before binding: an unknown user, a program it cannot run.
+  const ids = checkUserFlags(values, options.service);
+
   const server = createServer(options);
   server.on('event', (event) => {
     if (quiet && PER_CONNECTION.has(event.type)) return;
     process.stderr.write(`${format === 'json' ? formatEventJson(event) : formatEvent(event)}\n`);
   });
-  const local = await server.listen();
+  // Bind first (a port below 1024 needs root), then run as --user/--group before any
+  // worker, spare child or thread starts; the admin endpoint (and its state file) comes after.
+  const local = await server.listen({ beforeServe: () => void dropPrivileges(ids.user, ids.group) });
   let admin = adminArg && (await startAdminFromArg(server, adminArg, format));
-  // Bind everything first (a port below 1024 needs root), then run as --user/--group.
-  try {
-    dropFromFlags(values);
-  } catch (err) {
-    await admin?.close();
-    await server.destroy();
-    throw err;
-  }
 
   return new Promise<number>((resolve) => {
     let signals = 0;
