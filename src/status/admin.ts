@@ -228,15 +228,24 @@ export async function startAdmin(server: Server, options: AdminOptions = {}): Pr
   const address: Endpoint = { address: a.address, port: a.port, family: a.family as Family };
   const url = `http://${formatAddress(a.address, a.port)}`;
   const local = server.address();
-  const file =
-    options.stateFile === false
-      ? undefined
-      : writeState({
-          pid: process.pid,
-          admin: url,
-          listen: local ? formatEndpoint(local) : '',
-          startedAt: Math.round(Date.now() - process.uptime() * 1000),
-        });
+  let file: string | undefined;
+  try {
+    file =
+      options.stateFile === false
+        ? undefined
+        : writeState({
+            pid: process.pid,
+            admin: url,
+            listen: local ? formatEndpoint(local) : '',
+            startedAt: Math.round(Date.now() - process.uptime() * 1000),
+          });
+  } catch (err) {
+    // An unsafe state directory (StateDirError): nothing of the endpoint stays open.
+    cleanup();
+    http_.close();
+    http_.closeAllConnections();
+    throw err;
+  }
 
   let closing: Promise<void> | undefined;
   return {
