@@ -7,8 +7,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { echoOnce, eventually, run, startServer } from '../helpers.js';
-import { startConfigServer, tempDir } from '../exec-helpers.js';
+import { echoOnce, eventually, run, startServer as startServerJs } from '../helpers.js';
+import { startConfigServer as startConfigServerJs, tempDir } from '../exec-helpers.js';
+
+// The JavaScript helpers take `env`, which their inferred types leave out.
+type Env = Record<string, string>;
+const startServer = startServerJs as (args: string[], o?: { env?: Env }) => ReturnType<typeof startServerJs>;
+const startConfigServer = startConfigServerJs as (file: string, count: number, o?: { env?: Env }) => ReturnType<typeof startConfigServerJs>;
 
 const isRoot = process.getuid?.() === 0;
 const skip = isRoot ? false : 'needs root (drops to the user nobody)';
