@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { echoOnce, eventually, run, startServer as startServerJs } from '../helpers.js';
+import { echoOnce, eventually, run as runJs, startServer as startServerJs } from '../helpers.js';
 import { startConfigServer as startConfigServerJs, tempDir } from '../exec-helpers.js';
 
 // The JavaScript helpers take `env`, which their inferred types leave out.
 type Env = Record<string, string>;
+const run = runJs as (args: string[], o?: { timeoutMs?: number; env?: Env }) => ReturnType<typeof runJs>;
 const startServer = startServerJs as (args: string[], o?: { env?: Env }) => ReturnType<typeof startServerJs>;
 const startConfigServer = startConfigServerJs as (file: string, count: number, o?: { env?: Env }) => ReturnType<typeof startConfigServerJs>;
 
@@ -90,6 +91,29 @@ describe('trust: privileges', { skip }, () => {
     assert.equal((await echoOnce(old.port, 'after')).toString(), 'after');
     process.kill(next, 'SIGTERM');
     await eventually(() => !alive(next), { timeoutMs: 30_000, message: `successor ${next} to exit` });
+  });
+
+  it('item 2: serve --admin refuses a state directory another user made (mode 777, links planted), writes nothing through it', async () => {
+    const shared = fs.mkdtempSync(path.join(tmp.dir, 'shared-'));
+    fs.chmodSync(shared, 0o1777);
+    const planted = path.join(shared, 'tcpkit-0');
+    fs.mkdirSync(planted);
+    fs.chmodSync(planted, 0o777);
+    fs.chownSync(planted, NOBODY, NOBODY);
+    const victim = path.join(tmp.dir, 'victim');
+    fs.writeFileSync(victim, 'precious');
+    // Links named like every state and temporary file a pid near ours could use.
+    for (let pid = process.pid; pid < process.pid + 200; pid++) {
+      fs.symlinkSync(victim, path.join(planted, `${pid}.json.${pid}.tmp`));
+      fs.symlinkSync(victim, path.join(planted, `${pid}.json`));
+    }
+    const r = await run(['serve', '--host', '127.0.0.1', '--port', '0', '--admin', '127.0.0.1:0'], {
+      timeoutMs: 30_000,
+      env: { TMPDIR: shared, XDG_RUNTIME_DIR: '', TCPKIT_STATE_DIR: '' },
+    });
+    assert.equal(r.code, 111, r.stderr);
+    assert.match(r.stderr, /admin state directory .*tcpkit-0: is owned by uid 65534, not by this server's uid 0; refusing to write there \(remove it or set TCPKIT_STATE_DIR\)/);
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'precious');
   });
 
   it('item 10: --user nosuchuser fails before binding (exit 100, no listen line)', async () => {
