@@ -231,9 +231,9 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         const suppressed = e.suppressed === undefined ? {} : { suppressed: e.suppressed };
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
-      await beforeServe?.();
       // Children and exec'd programs must hold nothing but their own 0, 1, 2.
       closeOnExecInherited();
+      await beforeServe?.();
       if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#emit(proxyRefusal(err, real)));
       const factory = await loadModel(o.model);
       const server = this;

@@ -113,10 +113,15 @@ export function removeState(file: string): void {
   }
 }
 
-/** The uid owning a running process (the user a server runs as after --user), or undefined. */
+/**
+ * The real uid of a running process (the user a server runs as after --user), or
+ * undefined. Read from /proc/PID/status: after a drop from root the process is no
+ * longer dumpable and its /proc directory is owned by root, whatever its uid.
+ */
 function ownerOf(pid: number): number | undefined {
   try {
-    return fs.statSync(`/proc/${pid}`).uid;
+    const m = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
   }

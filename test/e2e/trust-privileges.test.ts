@@ -73,6 +73,11 @@ describe('trust: privileges', { skip }, () => {
     const srv = await startServer(['--user', 'nobody', '--admin', '127.0.0.1:0'], { env });
     const file = path.join(tmp.dir, `tcpkit-${NOBODY}`, `${srv.pid}.json`);
     await eventually(() => fs.existsSync(file), { message: `state file ${file}` });
+    // Found by `tcpkit status --pid` run as root, though it is in nobody's directory.
+    const status = await run(['status', '--pid', String(srv.pid)], { timeoutMs: 30_000, env });
+    assert.equal(status.code, 0, status.stderr);
+    // The model and service come from the admin endpoint (the /proc-only view does not know them).
+    assert.match(status.stdout.toString(), /model fork\s+service echo/);
     const r = await srv.stop('SIGTERM');
     assert.equal(r.code, 0, srv.log());
     assert.doesNotMatch(srv.log(), /Error|EACCES|    at /);
