@@ -54,16 +54,16 @@ export function stateFile(pid: number, dir = stateDir()): string {
 
 /**
  * Make sure `dir` is a directory only this user can write to: create it mode 0700
- * if it does not exist (its parent must), else check it without following a link:
+ * if it does not exist (with its parents, for a new TCPKIT_STATE_DIR path), then
+ * check it without following a link:
  * a directory (not a symlink), owned by this process's user, and not writable by
  * group or others. In a shared /tmp another user may have made `tcpkit-0` first
  * and planted links in it; writing there as root would overwrite their targets.
  * Throws StateDirError naming the directory and what is wrong with it.
  */
 export function ensureStateDir(dir: string): void {
-  const parent = path.dirname(dir);
-  if (!fs.existsSync(parent)) fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
   try {
+    fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StateDirError(dir, `cannot create: ${(err as NodeJS.ErrnoException).code}`, err);
