@@ -18,7 +18,7 @@ export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
 Serve SERVICE (default: echo) on a TCP port.
 
-  --host ADDR             address to bind (IPv4/IPv6 literal or name; default 0.0.0.0)
+  --host ADDR             address to bind (IPv4/IPv6 literal, [IPv6], or name; default 0.0.0.0)
   -p, --port PORT         port to bind (default 9877; 0: the kernel picks)
   --backlog N             listen(2) backlog (default 511)
   --print-port            print the bound port as the first line of stdout
@@ -46,7 +46,8 @@ ${superHelp}
 Socket activation: with LISTEN_FDS/LISTEN_PID set for this process (systemd, systemd-socket-activate)
 tcpkit serves on the passed socket; it takes precedence over --fd, which takes precedence over
 --host/--port. SIGUSR2 restarts without downtime: a new tcpkit with the same arguments takes over
-the listening socket, then this one stops accepting, drains and exits 0.
+the listening socket, then this one stops accepting, drains and exits 0 (with --config, SIGUSR2 is
+logged and ignored; SIGHUP reloads the file).
 
 Services: ${serviceNames().join(', ')}.
 Exit codes: 0 after a clean shutdown, 100 usage error, 111 system failure (cannot bind).`;
