@@ -2,7 +2,9 @@
  * Addresses: the getsockname / getpeername / sockfd_to_family of tcpkit.
  * Shared by the server, the client and the load generator.
  */
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import { InvalidOptionError } from './errors.js';
 
 /** `IPv4` or `IPv6`, as Node names address families. */
@@ -78,6 +80,58 @@ export function parsePort(value: unknown, option = 'port'): number {
     throw new InvalidOptionError(option, `must be an integer from 0 to 65535, got ${JSON.stringify(value)}`);
   }
   return n;
+}
+
+/**
+ * Check a host to bind as written by a user, and return the form to pass to
+ * listen(): `[::1]` loses its brackets (as in `[::1]:7`); an empty string,
+ * whitespace or control characters, and an IPv6 zone (`fe80::1%eth9`) that names
+ * no interface of this machine are refused. An empty host would make Node bind
+ * every interface, and an unknown zone is silently dropped by the resolver: both
+ * would serve somewhere other than asked. Throws InvalidOptionError naming `option`.
+ */
+export function checkHost(host: string, option = 'host'): string {
+  const bare = /^\[([^\]]*)\]$/.exec(host)?.[1] ?? host;
+  if (bare === '') {
+    throw new InvalidOptionError(option, `empty address ${JSON.stringify(host)} (give 0.0.0.0 or :: to bind every interface)`);
+  }
+  if (/[\s\x00-\x1f\x7f]/.test(bare)) {
+    throw new InvalidOptionError(option, `address ${JSON.stringify(host)} contains white space or control characters`);
+  }
+  const zone = bare.indexOf('%');
+  if (zone >= 0) {
+    const name = bare.slice(zone + 1);
+    if (!net.isIPv6(bare) || !knownInterface(name)) {
+      throw new InvalidOptionError(option, `address ${JSON.stringify(host)}: zone ${JSON.stringify(name)} is not a network interface of this machine`);
+    }
+  }
+  return bare;
+}
+
+/** An interface name or index this machine has (for IPv6 zones). */
+function knownInterface(zone: string): boolean {
+  if (zone === '' || zone.includes('/') || zone === '.' || zone === '..') return false;
+  if (/^\d+$/.test(zone)) {
+    const index = Number(zone);
+    return interfaceNames().some((n) => interfaceIndex(n) === index);
+  }
+  return interfaceNames().includes(zone);
+}
+
+function interfaceNames(): string[] {
+  try {
+    return fs.readdirSync('/sys/class/net');
+  } catch {
+    return Object.keys(os.networkInterfaces());
+  }
+}
+
+function interfaceIndex(name: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
 }
 
 /**

@@ -156,6 +156,22 @@ export class ConfigError extends TcpkitError {
   }
 }
 
+/**
+ * The directory for the admin state file cannot be used safely:
+ * `admin state directory /tmp/tcpkit-0: is owned by uid 1000, not by this server's uid 0`.
+ * The fix is the operator's (remove it, or set TCPKIT_STATE_DIR). Exit 111.
+ */
+export class StateDirError extends TcpkitError {
+  readonly dir: string;
+  constructor(dir: string, problem: string, cause?: unknown) {
+    super('TCPKIT_STATE_DIR', `admin state directory ${dir}: ${problem}; refusing to write there (remove it or set TCPKIT_STATE_DIR)`, {
+      cause,
+      exitCode: ExitCode.TEMPORARY,
+    });
+    this.dir = dir;
+  }
+}
+
 /** The exit code the CLI should use for any thrown value. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof TcpkitError) return err.exitCode;

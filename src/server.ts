@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { AccessRules, type AccessRuleSpec } from './admission/access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
+import { checkHost } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
 import type { ConnectionLimits, LimitStats } from './admission/limits.js';
@@ -165,7 +166,7 @@ function resolveOptions(o: ServerOptions): Resolved {
   }
   return {
     proxy,
-    host: o.host ?? '0.0.0.0',
+    host: checkHost(o.host ?? '0.0.0.0', 'host'),
     port: checkNumber('port', o.port),
     backlog: checkNumber('backlog', o.backlog),
     fd: checkNumber('fd', o.fd),
@@ -239,8 +240,14 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     return this.#listener;
   }
 
-  /** Bind (or adopt the given listener), start the model, and resolve with the bound address. */
-  async listen(): Promise<Endpoint> {
+  /**
+   * Bind (or adopt the given listener), start the model, and resolve with the bound
+   * address. `beforeServe` runs once the socket is bound and before anything that
+   * serves a client (workers, spare children, threads) starts: the place to drop
+   * privileges, so that all of them run as the target user. If it throws, the
+   * socket is closed and listen() rejects with its error.
+   */
+  async listen({ beforeServe }: { beforeServe?: () => void | Promise<void> } = {}): Promise<Endpoint> {
     if (this.#state !== 'idle') throw new StateError(`listen: server is ${this.#state}`);
     this.#state = 'running';
     const o = this.options;
@@ -255,6 +262,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         const suppressed = e.suppressed === undefined ? {} : { suppressed: e.suppressed };
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
+      await beforeServe?.();
       if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#proxyRefusals.refuse(err, real));
       const factory = await loadModel(o.model);
       const pipeline = this.#pipeline;

@@ -95,8 +95,17 @@ function matches(rule: Rule, peer: Uint8Array): boolean {
   return true;
 }
 
+/** An environment variable name a rule may set: a portable shell name. */
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /** Compile one rule; throws InvalidOptionError naming `where` (`access[2].allow`, `--deny`). */
 function compile(spec: AccessRuleSpec, where: string): Rule {
+  // Names first, under every rule (`all` included): a name like `LD_PRELOAD=/x.so X` must never reach a program.
+  for (const [name, value] of Object.entries(spec.env ?? {})) {
+    if (!ENV_NAME.test(name) || typeof value !== 'string') {
+      throw new InvalidOptionError(`${where}.env`, `${JSON.stringify(name)} is not NAME=string`);
+    }
+  }
   const from = spec.from.trim();
   if (from === 'all' || from === '*') {
     return { action: spec.action, bytes: new Uint8Array(16), prefix: 0, env: spec.env ?? {}, text: `${spec.action}:all` };
@@ -114,11 +123,6 @@ function compile(spec: AccessRuleSpec, where: string): Rule {
       throw new InvalidOptionError(where, `prefix length must be 0 to ${max}, got ${JSON.stringify(spec.from)}`);
     }
     prefix = Number(len);
-  }
-  for (const [name, value] of Object.entries(spec.env ?? {})) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || typeof value !== 'string') {
-      throw new InvalidOptionError(`${where}.env`, `${JSON.stringify(name)} is not NAME=string`);
-    }
   }
   return {
     action: spec.action,

@@ -13,7 +13,10 @@ export function parse<T extends Options>(
   command: string,
   argv: string[],
   options: T,
-): { values: { [K in keyof T]?: T[K]['type'] extends 'boolean' ? boolean : string }; positionals: string[] } {
+): {
+  values: { [K in keyof T]?: T[K]['type'] extends 'boolean' ? boolean : T[K] extends { multiple: true } ? string[] : string };
+  positionals: string[];
+} {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as never;
   } catch (err) {

@@ -13,14 +13,15 @@ import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { choiceOption, intOption, parse } from './args.js';
 import { ACCEPT_MODES, checkChoice, DEFAULT_BACKLOG, DEFAULT_PORT, MAX_SECONDS, parseFlag } from '../options.js';
 import { parseAdminArg, startAdminFromArg } from './status.js';
-import { dropFromFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
+import { checkUserFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
+import { dropPrivileges } from '../super/privileges.js';
 import { startAdmin } from '../status/admin.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
 Serve SERVICE (default: echo) on a TCP port.
 
-  --host ADDR             address to bind (IPv4/IPv6 literal or name; default 0.0.0.0)
+  --host ADDR             address to bind (IPv4/IPv6 literal, [IPv6], or name; default 0.0.0.0)
   -p, --port PORT         port to bind (default ${DEFAULT_PORT}; 0: the kernel picks)
   --backlog N             listen(2) backlog (default ${DEFAULT_BACKLOG})
   --print-port            print the bound port as the first line of stdout
@@ -55,7 +56,8 @@ ${superHelp}
 Socket activation: with LISTEN_FDS/LISTEN_PID set for this process (systemd, systemd-socket-activate)
 tcpkit serves on the passed socket; it takes precedence over --fd, which takes precedence over
 --host/--port. SIGUSR2 restarts without downtime: a new tcpkit with the same arguments takes over
-the listening socket, then this one stops accepting, drains and exits 0.
+the listening socket, then this one stops accepting, drains and exits 0 (with --config, SIGUSR2 is
+logged and ignored; SIGHUP reloads the file).
 
 Services: ${serviceNames().join(', ')}.
 Exit codes: 0 after a clean shutdown, 100 usage error, 111 system failure (cannot bind).`;
@@ -169,18 +171,15 @@ export async function serve(argv: string[]): Promise<number> {
   }
   const adminArg = parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']);
 
+  // Everything that depends on --user is checked before binding: an unknown user, a program it cannot run.
+  const ids = checkUserFlags(values, options.service);
+
   const server = createServer(options);
   server.on('event', eventWriter(format, values.quiet ?? false));
-  const local = await server.listen();
+  // Bind first (a port below 1024 needs root), then run as --user/--group before any
+  // worker, spare child or thread starts; the admin endpoint (and its state file) comes after.
+  const local = await server.listen({ beforeServe: () => void dropPrivileges(ids.user, ids.group) });
   let admin = adminArg && (await startAdminFromArg(server, adminArg, format));
-  // Bind everything first (a port below 1024 needs root), then run as --user/--group.
-  try {
-    dropFromFlags(values);
-  } catch (err) {
-    await admin?.close();
-    await server.destroy();
-    throw err;
-  }
 
   return new Promise<number>((resolve) => {
     let signals = 0;

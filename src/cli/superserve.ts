@@ -9,7 +9,8 @@ import { loadConfig, type Config } from '../super/config.js';
 import { TcpkitError, UsageError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { LogWriter } from '../log.js';
-import { dropPrivileges } from '../super/privileges.js';
+import { dropPrivileges, resolveIds } from '../super/privileges.js';
+import { checkRunnableBy } from '../services/exec.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
 import { parseFlag } from '../options.js';
@@ -26,6 +27,8 @@ export const superOptions = {
   'idle-timeout': { type: 'string' },
   'time-limit': { type: 'string' },
   resolve: { type: 'boolean' },
+  'env-clear': { type: 'boolean' },
+  'env-pass': { type: 'string', multiple: true },
   user: { type: 'string' },
   group: { type: 'string' },
 } as const;
@@ -34,6 +37,9 @@ export const superOptions = {
 export const superHelp = `  --exec -- PROGRAM ARGS  run PROGRAM for each connection, socket on its fds 0 and 1 (no shell),
                           UCSPI environment (PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, ...)
   --resolve               exec: also set TCPREMOTEHOST/TCPLOCALHOST by name lookup (tcpserver -h)
+  --env-clear             exec: pass the program none of the server's environment (default: all of it),
+                          only the UCSPI variables, the access rule's and the --env-pass names
+  --env-pass NAME         with --env-clear: pass the server's NAME on as well; repeatable
   --allow ADDR[/LEN]      access rule; repeatable, in order, first match wins (IPv4, IPv6, "all")
   --deny ADDR[/LEN]       access rule; with any --allow, unmatched peers are denied
   --per-source N          concurrent connections from one address (default unlimited)
@@ -45,7 +51,13 @@ export const superHelp = `  --exec -- PROGRAM ARGS  run PROGRAM for each connect
   --config FILE           run the services of a YAML file (see README); SIGHUP reloads it`;
 
 /** The parsed flags (--allow/--deny are read from argv, in order, by accessRules). */
-type Values = { [K in keyof typeof superOptions]?: (typeof superOptions)[K]['type'] extends 'boolean' ? boolean : string };
+type Values = {
+  [K in keyof typeof superOptions]?: (typeof superOptions)[K]['type'] extends 'boolean'
+    ? boolean
+    : (typeof superOptions)[K] extends { multiple: true }
+      ? string[]
+      : string;
+};
 
 /** --allow/--deny in the order written (first match wins), from argv before `--`. */
 function accessRules(argv: string[]): AccessRuleSpec[] {
@@ -78,16 +90,26 @@ export function superServerOptions(values: Values, argv: string[], positionals: 
     if (before > 0) {
       throw new UsageError(`serve: with --exec, give no SERVICE (got ${positionals.slice(0, before).join(' ')}); the program goes after --`);
     }
-    options.service = { name: 'exec', options: { argv: positionals, resolve: values.resolve ?? false } };
-  } else if (values.resolve) {
-    throw new UsageError('serve: --resolve applies to --exec');
+    const env = values['env-clear'] ? { env: { clear: true, pass: values['env-pass'] ?? [] } } : {};
+    options.service = { name: 'exec', options: { argv: positionals, resolve: values.resolve ?? false, ...env } };
+  } else if (values.resolve || values['env-clear']) {
+    throw new UsageError(`serve: --${values.resolve ? 'resolve' : 'env-clear'} applies to --exec`);
   }
+  if (values['env-pass'] && !values['env-clear']) throw new UsageError('serve: --env-pass applies with --env-clear (without it every variable is passed)');
   return options;
 }
 
-/** Drop to --user/--group, if given (after binding). */
-export function dropFromFlags(values: Values): void {
-  dropPrivileges(values.user, values.group);
+/**
+ * Check --user/--group before anything is bound: the user and group exist, and an
+ * exec program can be run by them. Returns them for dropPrivileges.
+ */
+export function checkUserFlags(values: Values, service: ServerOptions['service']): { user?: string; group?: string } {
+  const ids = resolveIds(values.user, values.group);
+  if (typeof service === 'object' && service.name === 'exec') {
+    const argv = (service.options as { argv?: string[] } | undefined)?.argv;
+    if (argv?.[0] !== undefined) checkRunnableBy(argv[0], ids, 'exec');
+  }
+  return { user: values.user, group: values.group };
 }
 
 /** Write events to stderr as `serve` does: a failing stderr drops lines, never stops serving (src/log.ts). */
@@ -109,18 +131,19 @@ export async function serveConfig(
   const config: Config = loadConfig(file);
   const user = values.user ?? config.user;
   const group = values.group ?? config.group;
+  // Before binding: the user exists and can run every exec program (the file checked those of config.user).
+  const ids = resolveIds(user, group);
+  for (const svc of config.services) {
+    const spec = svc.options.service;
+    const o = typeof spec === 'object' && spec.name === 'exec' ? (spec.options as { argv: string[]; uid?: number; gid?: number }) : undefined;
+    if (o) checkRunnableBy(o.argv[0]!, { uid: o.uid ?? ids.uid, gid: o.gid ?? ids.gid }, `services.${svc.name}.exec`);
+  }
   const supervisor = new Supervisor();
   supervisor.on('event', log);
-  await supervisor.start(config);
+  // Every address is bound as started (root, for a port below 1024); every service starts as `user`.
+  await supervisor.start(config, { beforeServe: () => void dropPrivileges(user, group) });
   // Every service on one admin endpoint: status, metrics (a `binding` label each) and the dashboard.
   const admin = adminArg && (await startAdminFromArg(supervisor, adminArg, format));
-  try {
-    dropPrivileges(user, group);
-  } catch (err) {
-    await admin?.close();
-    await supervisor.destroy();
-    throw err;
-  }
   const reload = async () => {
     try {
       const next = loadConfig(file);
@@ -136,6 +159,11 @@ export async function serveConfig(
     }
   };
   process.on('SIGHUP', () => void reload());
+  // A handover passes one listening socket; a configuration has several. Without this
+  // handler SIGUSR2's default action would kill every service at once.
+  process.on('SIGUSR2', () =>
+    log({ type: 'restart', state: 'failed', pid: 0, message: 'SIGUSR2 ignored: a --config server does not restart by handover; send SIGHUP to reload the file' }),
+  );
 
   return new Promise<number>((resolve) => {
     let signals = 0;

@@ -249,7 +249,7 @@ export class ForkModel implements Model {
       child = startProgram({
         ...options,
         socket,
-        env: programEnv(info, { extra, names }),
+        env: programEnv(info, { extra, names, policy: options.env }),
         onStderr: (text, pid) => this.#host.emit({ type: 'stderr', pid, id: info.id, text }),
       });
     } catch (err) {

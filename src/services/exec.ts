@@ -11,7 +11,8 @@
  *     PROTO=TCP  TCPLOCALIP  TCPLOCALPORT  TCPREMOTEIP  TCPREMOTEPORT  TCPCONNNUM
  *     TCPREMOTEHOST, TCPLOCALHOST   only with `resolve` (tcpserver -h), when the name is known
  *
- * The environment is the server's own (as tcpserver passes its environment on),
+ * The environment is by default the server's own (as tcpserver passes its environment on;
+ * `env: { clear: true, pass }` gives only the listed names, as systemd and xinetd do),
  * without tcpkit's internal TCPKIT_* variables and without any UCSPI variable the
  * server itself inherited, plus the UCSPI variables, plus what the matching
  * access rule adds (which may override them, as tcprules' can). IPv4 peers on a
@@ -31,9 +32,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
-import { unmapIPv4 } from '../admission/access.js';
+import { ENV_NAME, unmapIPv4 } from '../admission/access.js';
 import { InvalidOptionError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
+import { executableBy } from '../super/privileges.js';
 import type { ServiceContext } from './types.js';
 
 /** The exec service's options (ServiceSpec.options of `{ name: 'exec' }`). */
@@ -46,6 +48,21 @@ export interface ExecOptions {
   uid?: number;
   /** Run the program as this gid (the server must be root). Default: the server's. */
   gid?: number;
+  /**
+   * Which of the server's own variables the program inherits. Default `{ clear: false }`:
+   * all of them (as tcpserver), minus TCPKIT_* and inherited UCSPI variables. With
+   * `clear: true` only the names in `pass` (as systemd and xinetd do); the UCSPI
+   * variables and an access rule's are set either way.
+   */
+  env?: EnvPolicy;
+}
+
+/** What of the server's environment reaches an exec'd program (ExecOptions.env). */
+export interface EnvPolicy {
+  /** Start from an empty environment instead of the server's. Default false. */
+  clear: boolean;
+  /** With `clear`, the server's variables still passed on, by name. Default none. */
+  pass?: readonly string[];
 }
 
 /** The UCSPI variables tcpkit sets or clears for each program (tcp-environ(5)). */
@@ -85,6 +102,18 @@ export function findProgram(program: string, envPath = process.env.PATH ?? '/usr
   return undefined;
 }
 
+/**
+ * Check that the program of `argv` can be run by `ids` (the user the server or the
+ * service drops to), from the modes of the file and its directories; throws
+ * InvalidOptionError naming `option`. Call it while still root, before binding.
+ */
+export function checkRunnableBy(argv0: string, ids: { uid?: number; gid?: number }, option = 'exec'): void {
+  if (ids.uid === undefined && ids.gid === undefined) return;
+  const found = findProgram(argv0);
+  const why = found === undefined ? 'not found' : executableBy(found, ids);
+  if (why !== undefined) throw new InvalidOptionError(option, `program ${JSON.stringify(argv0)} cannot be run as the target user: ${why}`);
+}
+
 /** Check exec options once, at construction; throws InvalidOptionError naming the field. */
 export function checkExecOptions(options: Readonly<Record<string, unknown>> | undefined): ExecOptions {
   const argv = options?.argv;
@@ -105,13 +134,31 @@ export function checkExecOptions(options: Readonly<Record<string, unknown>> | un
     resolve: options?.resolve === true,
     uid: options?.uid as number | undefined,
     gid: options?.gid as number | undefined,
+    ...(options?.env !== undefined && { env: checkEnvPolicy(options.env) }),
   };
+}
+
+function checkEnvPolicy(value: unknown): EnvPolicy {
+  const v = value as Partial<EnvPolicy> | null;
+  if (typeof v !== 'object' || v === null || typeof v.clear !== 'boolean') {
+    throw new InvalidOptionError('env', `must be { clear: boolean, pass?: [NAME...] }, got ${JSON.stringify(value)}`);
+  }
+  const pass = v.pass ?? [];
+  if (!Array.isArray(pass)) throw new InvalidOptionError('env.pass', `must be a list of names, got ${JSON.stringify(pass)}`);
+  for (const name of pass) {
+    if (typeof name !== 'string' || !ENV_NAME.test(name)) {
+      throw new InvalidOptionError('env.pass', `${JSON.stringify(name)} is not a variable name (letters, digits, _)`);
+    }
+  }
+  if (!v.clear && pass.length > 0) throw new InvalidOptionError('env.pass', 'applies with clear: true (without it every variable is passed)');
+  return { clear: v.clear, pass: [...pass] };
 }
 
 /**
  * The program's environment: `base` (default the server's) without TCPKIT_* and
  * inherited UCSPI variables, then the UCSPI variables of `info`, then `names`
- * (from lookupNames), then `extra` (access rule variables, TCPCONNNUM).
+ * (from lookupNames), then `extra` (access rule variables, TCPCONNNUM). With
+ * `policy.clear`, `base` contributes only the names in `policy.pass`.
  */
 export function programEnv(
   info: ConnectionInfo,
@@ -119,12 +166,20 @@ export function programEnv(
     extra = {},
     names = {},
     base = process.env,
-  }: { extra?: Readonly<Record<string, string>>; names?: Readonly<Record<string, string>>; base?: NodeJS.ProcessEnv } = {},
+    policy,
+  }: {
+    extra?: Readonly<Record<string, string>>;
+    names?: Readonly<Record<string, string>>;
+    base?: NodeJS.ProcessEnv;
+    policy?: EnvPolicy;
+  } = {},
 ): Record<string, string> {
   const env: Record<string, string> = {};
   const cleared = new Set<string>(UCSPI_VARIABLES);
+  const passed = policy?.clear ? new Set(policy.pass ?? []) : undefined;
   for (const [k, v] of Object.entries(base)) {
     if (v === undefined || k.startsWith('TCPKIT_') || cleared.has(k)) continue;
+    if (passed && !passed.has(k)) continue;
     env[k] = v;
   }
   env.PROTO = 'TCP';
@@ -189,7 +244,7 @@ function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void)
 }
 
 /** What startProgram needs. */
-export interface StartProgram extends ExecOptions {
+export interface StartProgram extends Omit<ExecOptions, 'env'> {
   /** The connected socket: the program's descriptors 0 and 1. The caller closes its own copy afterwards. */
   socket: net.Socket;
   /** The complete environment (programEnv). */
@@ -242,7 +297,7 @@ export function stderrEvent(id: number, reason: string, code: string): ServerEve
 export default async function exec(ctx: ServiceContext): Promise<void> {
   const options = checkExecOptions(ctx.options);
   const names = options.resolve ? await lookupNames(ctx.info) : {};
-  const env = programEnv(ctx.info, { extra: ctx.env, names });
+  const env = programEnv(ctx.info, { extra: ctx.env, names, policy: options.env });
   const child = startProgram({ ...options, socket: ctx.socket, env, onStderr: (line, pid) => ctx.log(stderrReason(pid, line), STDERR_CODE) });
   ctx.socket.destroy();
   await new Promise<void>((resolve) => {

@@ -322,15 +322,24 @@ export async function startAdmin(source: StatusSource, options: AdminOptions = {
   const address: Endpoint = { address: a.address, port: a.port, family: a.family as Family };
   const url = `http://${formatAddress(a.address, a.port)}`;
   const local = servicesOf(source.stats()).find(([, s]) => s.local)?.[1].local;
-  const file =
-    options.stateFile === false
-      ? undefined
-      : writeState({
-          pid: process.pid,
-          admin: url,
-          listen: local ? formatEndpoint(local) : '',
-          startedAt: Math.round(Date.now() - process.uptime() * 1000),
-        });
+  let file: string | undefined;
+  try {
+    file =
+      options.stateFile === false
+        ? undefined
+        : writeState({
+            pid: process.pid,
+            admin: url,
+            listen: local ? formatEndpoint(local) : '',
+            startedAt: Math.round(Date.now() - process.uptime() * 1000),
+          });
+  } catch (err) {
+    // An unsafe state directory (StateDirError): nothing of the endpoint stays open.
+    cleanup();
+    http_.close();
+    http_.closeAllConnections();
+    throw err;
+  }
 
   let closing: Promise<void> | undefined;
   return {

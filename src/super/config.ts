@@ -19,6 +19,7 @@
  *         limits: { maxConns: 40, perSource: 4, rate: 10, idleTimeout: 60, timeLimit: 3600 }
  *         proxyProtocol: true      # behind a balancer: v1/v2 header first (or "v1", "v2")
  *         proxyFrom: [10.0.0.0/8]  # only these peers may send it (others refused; proxyUntrusted: direct serves them as themselves)
+ *         env: { clear: true, pass: [PATH, LANG] }   # exec: only these of the server's variables
  *         access:
  *           - allow: 127.0.0.0/8
  *             env: { GREETING: hello }
@@ -30,7 +31,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { AccessRules, type AccessRuleSpec } from '../admission/access.js';
 import { proxyTrust } from '../net/proxy-gate.js';
-import { parseHostPort } from '../address.js';
+import { checkHost, parseHostPort } from '../address.js';
 import { ConfigError, InvalidOptionError } from '../errors.js';
 import { modelNames } from '../models/index.js';
 import { checkNumber, numericRule, type NumericOptionName } from '../options.js';
@@ -95,6 +96,12 @@ const schema = {
           handler: { type: 'string', minLength: 1 },
           options: { type: 'object' },
           resolve: { type: 'boolean' },
+          env: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['clear'],
+            properties: { clear: { type: 'boolean' }, pass: { type: 'array', items: { type: 'string', minLength: 1 } } },
+          },
           model: { type: 'string', enum: modelNames() },
           workers: integer,
           spare: integer,
@@ -193,6 +200,7 @@ interface RawService {
   handler?: string;
   options?: Record<string, unknown>;
   resolve?: boolean;
+  env?: { clear: boolean; pass?: string[] };
   model?: ServerOptions['model'];
   workers?: number;
   spare?: number;
@@ -236,10 +244,15 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
     throw new ConfigError(file, base, `needs exactly one of internal, exec, handler (got ${runs.length ? runs.join(', ') : 'none'})`);
   }
   const listen = s.listen.map((text, i) =>
-    at(file, `${base}.listen[${i}]`, () => ({ text, ...parseHostPort(text, '0.0.0.0', `${base}.listen[${i}]`) })),
+    at(file, `${base}.listen[${i}]`, () => {
+      const where = `${base}.listen[${i}]`;
+      const { host, port } = parseHostPort(text, '0.0.0.0', where);
+      return { text, host: checkHost(host, where), port };
+    }),
   );
   if (s.user !== undefined) at(file, `${base}.user`, () => lookupUser(s.user!, `${base}.user`));
   if (s.group !== undefined) at(file, `${base}.group`, () => lookupGroup(s.group!, `${base}.group`));
+  if (s.env !== undefined && !s.exec) throw new ConfigError(file, `${base}.env`, 'applies to exec services');
   if ((s.user !== undefined || s.group !== undefined) && !s.exec) {
     throw new ConfigError(file, `${base}.user`, 'a per-service user or group applies to exec services; use the top-level user to run the whole server as another user');
   }
@@ -264,7 +277,8 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
   let service: ServiceSpec;
   if (s.exec) {
     const ids = s.user !== undefined || s.group !== undefined ? resolveIds(s.user, s.group) : {};
-    service = { name: 'exec', options: { ...s.options, argv: s.exec, resolve: s.resolve ?? false, ...ids } };
+    const env = s.env === undefined ? {} : { env: s.env };
+    service = { name: 'exec', options: { ...s.options, argv: s.exec, resolve: s.resolve ?? false, ...ids, ...env } };
   } else if (s.handler) {
     // Relative to the configuration file, wherever the server was started.
     service = { name: name, handler: path.resolve(path.dirname(file), s.handler), options: s.options };
@@ -331,13 +345,46 @@ export function parseConfig(text: string, file: string): Config {
   return { file, user: raw.user, group: raw.group, services };
 }
 
-/** Read and check a configuration file. Throws ConfigError (unreadable file included). */
-export function loadConfig(file: string): Config {
-  let text: string;
+/** Largest configuration file read, in bytes: 1 MiB, far more than any real one. */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/**
+ * The text of a configuration file: a regular file of at most MAX_CONFIG_BYTES.
+ * Opened non-blocking, so a FIFO (or a device) is refused at once instead of
+ * blocking the server (a reload runs on the server's only thread), and read no
+ * further than the cap, so `/dev/zero` cannot grow memory. Throws ConfigError.
+ */
+function readConfigText(file: string): string {
+  let fd: number;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
   } catch (err) {
     throw new ConfigError(file, '', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, err);
   }
-  return parseConfig(text, file);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) {
+      const kind = st.isFIFO() ? 'a FIFO' : st.isDirectory() ? 'a directory' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a file';
+      throw new ConfigError(file, '', `cannot read: ${kind}, not a regular file`);
+    }
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, '', `cannot read: ${st.size} bytes, more than the limit of ${MAX_CONFIG_BYTES}`);
+    }
+    // The file may grow between fstat and read: read at most one byte past the cap to tell.
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let n = 0;
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = fs.readSync(fd, buf, n, buf.length - n, null);
+    if (n > MAX_CONFIG_BYTES) throw new ConfigError(file, '', `cannot read: more than the limit of ${MAX_CONFIG_BYTES} bytes`);
+    return buf.toString('utf8', 0, n);
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(file, '', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, err);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Read and check a configuration file. Throws ConfigError (unreadable, not a regular file, or too large, included). */
+export function loadConfig(file: string): Config {
+  return parseConfig(readConfigText(file), file);
 }

@@ -8,6 +8,7 @@
  * so the server keeps none of root's.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
 
 /** A user or group as written: a name or a numeric id. */
@@ -54,13 +55,28 @@ export function resolveIds(user: Principal | undefined, group: Principal | undef
 }
 
 /**
+ * Whether this process already runs as `ids` and cannot change (not root): a
+ * successor started by a zero-downtime restart of a server that dropped to
+ * `--user` inherits its identity and the same command line, and must not fail
+ * on the setgroups only root may call.
+ */
+function alreadyDropped(ids: { uid?: number; gid?: number }): boolean {
+  if (typeof process.geteuid !== 'function' || process.geteuid() === 0) return false;
+  const uidOk = ids.uid === undefined || (process.getuid?.() === ids.uid && process.geteuid() === ids.uid);
+  const gidOk = ids.gid === undefined || (process.getgid?.() === ids.gid && process.getegid?.() === ids.gid);
+  return uidOk && gidOk;
+}
+
+/**
  * Drop this process to `user`/`group` (either may be omitted): setgroups, setgid,
  * then setuid, in that order (after setuid the others are no longer allowed).
- * Throws SystemCallError (EPERM) when not root.
+ * Nothing to do when the process already runs as them (a restarted server's
+ * successor). Throws SystemCallError (EPERM) when not root.
  */
 export function dropPrivileges(user: Principal | undefined, group: Principal | undefined): { uid?: number; gid?: number } {
   const ids = resolveIds(user, group);
   if (ids.uid === undefined && ids.gid === undefined) return ids;
+  if (alreadyDropped(ids)) return ids;
   const step = (call: string, fn: () => void, target: string) => {
     try {
       fn();
@@ -78,4 +94,43 @@ export function dropPrivileges(user: Principal | undefined, group: Principal | u
     step('setuid', () => process.setuid?.(uid), `uid ${uid}`);
   }
   return ids;
+}
+
+/**
+ * Whether `ids` (after a drop: that uid, and that gid as its only group) may
+ * execute `file`: search permission on every directory above it and execute
+ * permission on the file itself, read from the modes and owners as the kernel
+ * would decide (ACLs aside). Root (uid 0) needs one execute bit on the file. Used
+ * before binding, while the server still runs as root, so that a program the
+ * target user cannot run fails at start rather than on every connection.
+ * Returns undefined when allowed, else the reason.
+ */
+export function executableBy(file: string, ids: { uid?: number; gid?: number }): string | undefined {
+  const uid = ids.uid ?? process.geteuid?.() ?? 0;
+  const gid = ids.gid ?? process.getegid?.() ?? 0;
+  const may = (st: fs.Stats, bit: number): boolean => {
+    if (uid === 0) return bit !== 1 || (st.mode & 0o111) !== 0 || st.isDirectory();
+    if (st.uid === uid) return (st.mode & (bit << 6)) !== 0;
+    if (st.gid === gid) return (st.mode & (bit << 3)) !== 0;
+    return (st.mode & bit) !== 0;
+  };
+  const absolute = path.resolve(file);
+  const parts = absolute.split('/').filter(Boolean);
+  for (let i = 0; i < parts.length; i++) {
+    const dir = `/${parts.slice(0, i).join('/')}`;
+    try {
+      if (!may(fs.statSync(dir), 1)) return `uid ${uid} gid ${gid} cannot search ${dir}`;
+    } catch (err) {
+      return `${dir}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat'}`;
+    }
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(absolute);
+  } catch (err) {
+    return `${absolute}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat'}`;
+  }
+  if (!st.isFile()) return `${absolute} is not a regular file`;
+  if (!may(st, 1)) return `uid ${uid} gid ${gid} may not execute ${absolute} (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}:${st.gid})`;
+  return undefined;
 }

@@ -84,12 +84,17 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
     return this.#state;
   }
 
-  /** Bind every address and start every service. Rejects (and leaves nothing open) if one fails. */
-  async start(config: Config): Promise<void> {
+  /**
+   * Bind every address and start every service. Rejects (and leaves nothing open) if
+   * one fails. `beforeServe` runs once every address is bound and before any service
+   * starts (the place to drop privileges: every worker and child then runs as the
+   * target user).
+   */
+  async start(config: Config, { beforeServe }: { beforeServe?: () => void | Promise<void> } = {}): Promise<void> {
     if (this.#state !== 'idle') throw new StateError(`start: supervisor is ${this.#state}`);
     this.#state = 'running';
     try {
-      await this.#apply(config);
+      await this.#apply(config, beforeServe);
     } catch (err) {
       this.#state = 'closed';
       throw err;
@@ -110,7 +115,7 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
     return run;
   }
 
-  async #apply(config: Config): Promise<ReloadResult> {
+  async #apply(config: Config, beforeServe?: () => void | Promise<void>): Promise<ReloadResult> {
     const wanted = new Map<string, { svc: ServiceConfig; address: ListenAddress }>();
     for (const svc of config.services) {
       for (const address of svc.listen) wanted.set(`${svc.name} ${address.text}`, { svc, address });
@@ -130,6 +135,7 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
         this.#sockets.set(k, listener);
         bound.push(k);
       }
+      await beforeServe?.();
       // 2. Start the new and changed services, each on its own duplicate of the socket.
       for (const [key, { svc, address }] of wanted) {
         const old = this.#entries.get(key);
