@@ -13,6 +13,8 @@
  *
  * cloexec / socketInfo: descriptors inherited by socket activation are not
  * close-on-exec, and tcpkit checks they are listening TCP sockets before serving.
+ *
+ * onExit / launch / kill: the per-connection process launcher, in launch.c.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include "launch.h"
 
 static const char *errno_name(int err) {
   switch (err) {
@@ -198,6 +201,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "cloexec", fn);
   napi_create_function(env, "socketInfo", NAPI_AUTO_LENGTH, SocketInfo, NULL, &fn);
   napi_set_named_property(env, exports, "socketInfo", fn);
+  launch_init(env, exports);
   return exports;
 }
 
