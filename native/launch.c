@@ -17,8 +17,8 @@
  * idle server can still exit.
  *
  * Ownership: each environment's `struct launcher` (its instance data) owns the
- * epoll fd, the wake eventfd, the thread, the threadsafe function and the list of
- * live children; each `struct child` owns its pidfd. The reaper thread closes a
+ * epoll fd, the wake eventfd, the thread (started by a launch, ending itself after
+ * REAPER_LINGER_MS with no child), the threadsafe function and the list of live children; each `struct child` owns its pidfd. The reaper thread closes a
  * child's pidfd when it reaps it; the environment's cleanup hook stops and joins
  * the thread and releases everything still held. Signals are sent through the
  * pidfd under the list's lock, so a kill never reaches a recycled pid.
@@ -40,6 +40,15 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include "launch.h"
+
+enum { THREAD_NONE, THREAD_RUNNING, THREAD_DONE };
+
+/*
+ * How long the reaper thread waits with no child before it ends. It is started again
+ * by the next launch; a server that has gone idle holds no extra thread, while one
+ * serving connections back to back does not pay a thread start for each.
+ */
+#define REAPER_LINGER_MS 1000
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -63,8 +72,8 @@ struct launcher {
   napi_threadsafe_function tsfn; /* calls the JS onExit(pid, code, signo) */
   int epfd, wakefd;
   pthread_t thread;
-  int started;                   /* the thread is running (joined in cleanup) */
-  pthread_mutex_t lock;          /* guards `children` (JS thread and reaper thread) */
+  int thread_state;              /* THREAD_NONE, THREAD_RUNNING, or THREAD_DONE (exited, not yet joined) */
+  pthread_mutex_t lock;          /* guards `children` and `thread_state` (JS thread and reaper thread) */
   struct child *children;
   uint32_t live;                 /* launched and not yet reported to JS; JS thread only */
 };
@@ -92,10 +101,19 @@ static void *reaper(void *arg) {
   struct launcher *l = arg;
   struct epoll_event events[32];
   for (;;) {
-    int n = epoll_wait(l->epfd, events, 32, -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return NULL;
+    pthread_mutex_lock(&l->lock);
+    int timeout = l->children ? -1 : REAPER_LINGER_MS;
+    pthread_mutex_unlock(&l->lock);
+    int n = epoll_wait(l->epfd, events, 32, timeout);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      /* Idle for the linger time (or epoll failed): end, unless a child arrived meanwhile. */
+      pthread_mutex_lock(&l->lock);
+      int done = l->children == NULL || n < 0;
+      if (done) l->thread_state = THREAD_DONE;
+      pthread_mutex_unlock(&l->lock);
+      if (done) return NULL;
+      continue;
     }
     for (int i = 0; i < n; i++) {
       struct child *c = events[i].data.ptr;
@@ -144,12 +162,15 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
 /* Environment teardown: stop the thread, then release every descriptor and child record. */
 static void cleanup(void *arg) {
   struct launcher *l = arg;
-  if (l->started) {
+  pthread_mutex_lock(&l->lock);
+  int state = l->thread_state;
+  pthread_mutex_unlock(&l->lock);
+  if (state == THREAD_RUNNING) {
     uint64_t one = 1;
     ssize_t w = write(l->wakefd, &one, sizeof one);
     (void)w;
-    pthread_join(l->thread, NULL);
   }
+  if (state != THREAD_NONE) pthread_join(l->thread, NULL);
   for (struct child *c = l->children, *next; c; c = next) {
     next = c->next;
     close(c->pidfd);
@@ -212,18 +233,26 @@ static napi_value OnExit(napi_env env, napi_callback_info info) {
   }
   /* Unreferenced while no child lives: an idle server must be free to exit. */
   napi_unref_threadsafe_function(env, l->tsfn);
+  napi_set_instance_data(env, l, NULL, NULL);
+  /* Registered after the threadsafe function, so it runs before Node's own teardown of it. */
+  napi_add_env_cleanup_hook(env, cleanup, l);
+  return NULL;
+}
+
+/* Make sure the reaper thread runs (called with l->lock held); 0 or an errno. */
+static int ensure_reaper(struct launcher *l) {
+  if (l->thread_state == THREAD_RUNNING) return 0;
+  /* It ended after its linger time: join it (it has returned already) before starting anew. */
+  if (l->thread_state == THREAD_DONE) pthread_join(l->thread, NULL);
+  l->thread_state = THREAD_NONE;
   /* Block every signal in the reaper thread: Node's handlers run on the main thread. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int err = pthread_create(&l->thread, NULL, reaper, l);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  l->started = err == 0;
-  napi_set_instance_data(env, l, NULL, NULL);
-  /* Registered after the threadsafe function, so it runs before Node's own teardown of it. */
-  napi_add_env_cleanup_hook(env, cleanup, l);
-  if (err) return throw_errno(env, "pthread_create", err, "launcher");
-  return NULL;
+  if (err == 0) l->thread_state = THREAD_RUNNING;
+  return err;
 }
 
 static char *string_arg(napi_env env, napi_value v) {
@@ -367,7 +396,25 @@ static napi_value Launch(napi_env env, napi_callback_info info) {
   l->children = c;
   struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
   epoll_ctl(l->epfd, EPOLL_CTL_ADD, pidfd, &ev);
+  int terr = ensure_reaper(l);
   pthread_mutex_unlock(&l->lock);
+  if (terr) {
+    /* No thread to reap it (EAGAIN): reap it here rather than leave a zombie nobody waits for. */
+    kill(pid, SIGKILL);
+    pthread_mutex_lock(&l->lock);
+    if (c->prev) c->prev->next = c->next;
+    else l->children = c->next;
+    if (c->next) c->next->prev = c->prev;
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, pidfd, NULL);
+    pthread_mutex_unlock(&l->lock);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    close(pidfd);
+    free(c);
+    err = terr;
+    failed = "pthread_create";
+    goto out;
+  }
   if (l->live++ == 0) napi_ref_threadsafe_function(env, l->tsfn);
 
   napi_value v;
