@@ -110,7 +110,13 @@ static void *reaper(void *arg) {
       /* Idle for the linger time (or epoll failed): end, unless a child arrived meanwhile. */
       pthread_mutex_lock(&l->lock);
       int done = l->children == NULL || n < 0;
-      if (done) l->thread_state = THREAD_DONE;
+      if (done) {
+        /* The thread's descriptors go with it: an idle server holds nothing of the launcher's. */
+        close(l->epfd);
+        close(l->wakefd);
+        l->epfd = l->wakefd = -1;
+        l->thread_state = THREAD_DONE;
+      }
       pthread_mutex_unlock(&l->lock);
       if (done) return NULL;
       continue;
@@ -178,8 +184,8 @@ static void cleanup(void *arg) {
   }
   l->children = NULL;
   if (l->tsfn) napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
-  close(l->epfd);
-  close(l->wakefd);
+  if (l->epfd >= 0) close(l->epfd);
+  if (l->wakefd >= 0) close(l->wakefd);
   pthread_mutex_destroy(&l->lock);
   free(l);
 }
@@ -210,22 +216,10 @@ static napi_value OnExit(napi_env env, napi_callback_info info) {
   struct launcher *l = calloc(1, sizeof *l);
   if (!l) return throw_errno(env, "calloc", ENOMEM, "launcher");
   l->env = env;
-  l->epfd = epoll_create1(EPOLL_CLOEXEC);
-  l->wakefd = eventfd(0, EFD_CLOEXEC);
-  if (l->epfd < 0 || l->wakefd < 0) {
-    int err = errno;
-    if (l->epfd >= 0) close(l->epfd);
-    if (l->wakefd >= 0) close(l->wakefd);
-    free(l);
-    return throw_errno(env, "epoll_create1", err, "launcher");
-  }
-  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-  epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev);
+  l->epfd = l->wakefd = -1;
   pthread_mutex_init(&l->lock, NULL);
   napi_create_string_utf8(env, "tcpkit launcher", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, fn, NULL, name, 0, 1, NULL, NULL, l, call_js, &l->tsfn) != napi_ok) {
-    close(l->epfd);
-    close(l->wakefd);
     pthread_mutex_destroy(&l->lock);
     free(l);
     napi_throw_error(env, "ERR_LAUNCHER", "cannot create the launcher's threadsafe function");
@@ -245,13 +239,23 @@ static int ensure_reaper(struct launcher *l) {
   /* It ended after its linger time: join it (it has returned already) before starting anew. */
   if (l->thread_state == THREAD_DONE) pthread_join(l->thread, NULL);
   l->thread_state = THREAD_NONE;
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  l->wakefd = eventfd(0, EFD_CLOEXEC);
+  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+  int err = l->epfd < 0 || l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) < 0 ? errno : 0;
   /* Block every signal in the reaper thread: Node's handlers run on the main thread. */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  int err = pthread_create(&l->thread, NULL, reaper, l);
+  if (err == 0) err = pthread_create(&l->thread, NULL, reaper, l);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (err == 0) l->thread_state = THREAD_RUNNING;
+  if (err == 0) {
+    l->thread_state = THREAD_RUNNING;
+    return 0;
+  }
+  if (l->epfd >= 0) close(l->epfd);
+  if (l->wakefd >= 0) close(l->wakefd);
+  l->epfd = l->wakefd = -1;
   return err;
 }
 
@@ -360,6 +364,14 @@ static napi_value Launch(napi_env env, napi_callback_info info) {
   /* dup2 clears close-on-exec on the target, so 0, 1, 2 are the only descriptors the program keeps. */
   int src[3] = { fds[0], fds[1], fds[2] < 0 ? pipefd[1] : fds[2] };
   for (int i = 0; i < 3 && err == 0; i++) err = posix_spawn_file_actions_adddup2(&fa, src[i], i);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+  /*
+   * And close everything above 2 (close_range): tcpkit's own descriptors are close-on-exec,
+   * but one the server inherited without the flag (from a test runner, a shell) must not
+   * reach a program either.
+   */
+  if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
   if (err) goto out;
   sigset_t none, all;
   sigemptyset(&none);
@@ -391,22 +403,22 @@ static napi_value Launch(napi_env env, napi_callback_info info) {
   c->pid = pid;
   c->pidfd = pidfd;
   pthread_mutex_lock(&l->lock);
-  c->next = l->children;
-  if (c->next) c->next->prev = c;
-  l->children = c;
-  struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
-  epoll_ctl(l->epfd, EPOLL_CTL_ADD, pidfd, &ev);
   int terr = ensure_reaper(l);
+  if (terr == 0) {
+    c->next = l->children;
+    if (c->next) c->next->prev = c;
+    l->children = c;
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, pidfd, &ev) < 0) {
+      terr = errno;
+      l->children = c->next;
+      if (c->next) c->next->prev = NULL;
+    }
+  }
   pthread_mutex_unlock(&l->lock);
   if (terr) {
-    /* No thread to reap it (EAGAIN): reap it here rather than leave a zombie nobody waits for. */
+    /* No thread to reap it (EAGAIN, ENOMEM): reap it here rather than leave a zombie nobody waits for. */
     kill(pid, SIGKILL);
-    pthread_mutex_lock(&l->lock);
-    if (c->prev) c->prev->next = c->next;
-    else l->children = c->next;
-    if (c->next) c->next->prev = c->prev;
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, pidfd, NULL);
-    pthread_mutex_unlock(&l->lock);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
     close(pidfd);
