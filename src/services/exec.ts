@@ -266,7 +266,9 @@ export function program(options: Readonly<Record<string, unknown>>): ProgramLaun
  * A non-zero exit or a signal is logged; it is the program's business, not a failure.
  */
 export default async function exec(ctx: ServiceContext): Promise<void> {
-  const options = checkExecOptions(ctx.options);
+  // Checked once when the server was made (validateServiceSpec), not per connection: a
+  // program gone since is the launcher's ENOENT, logged below, not an invalid option.
+  const options = ctx.options as unknown as ExecOptions;
   const names = options.resolve ? await lookupNames(ctx.info) : {};
   const env = programEnv(ctx.info, { extra: ctx.env, names });
   let child: Child;
