@@ -102,6 +102,8 @@ export class ForkModel implements Model {
   #onSpareChange: (() => void) | undefined;
   /** Set when the service runs a program per connection (exec): the parent starts it itself. */
   #program: ProgramLauncher | undefined;
+  /** The Node children's environment (the server's), read once: process.env is a getenv() per key. */
+  readonly #childEnv = definedEnv();
 
   constructor(host: ModelHost) {
     this.#host = host;
@@ -258,7 +260,7 @@ export class ForkModel implements Model {
       child = launch({
         file: process.execPath,
         argv: [process.execPath, CHILD_ENTRY, service.name, formatEndpoint(info.remote)],
-        env: { ...definedEnv(), TCPKIT_CHILD: JSON.stringify(spec) },
+        env: { ...this.#childEnv, TCPKIT_CHILD: JSON.stringify(spec) },
         socket,
         stderr: 'inherit',
       });

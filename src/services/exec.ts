@@ -114,8 +114,23 @@ export function checkExecOptions(options: Readonly<Record<string, unknown>> | un
   };
 }
 
+let startEnv: Readonly<Record<string, string>> | undefined;
 /**
- * The program's environment: `base` (default the server's) without TCPKIT_* and
+ * The server's environment as it was at the first connection: read once, because
+ * process.env is a getenv() per key on every access, which per connection costs more
+ * than the rest of the environment's assembly.
+ */
+function serverEnv(): Readonly<Record<string, string>> {
+  if (!startEnv) {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    startEnv = env;
+  }
+  return startEnv;
+}
+
+/**
+ * The program's environment: `base` (default the server's, read once) without TCPKIT_* and
  * inherited UCSPI variables, then the UCSPI variables of `info`, then `names`
  * (from lookupNames), then `extra` (access rule variables, TCPCONNNUM).
  */
@@ -124,7 +139,7 @@ export function programEnv(
   {
     extra = {},
     names = {},
-    base = process.env,
+    base = serverEnv(),
   }: { extra?: Readonly<Record<string, string>>; names?: Readonly<Record<string, string>>; base?: NodeJS.ProcessEnv } = {},
 ): Record<string, string> {
   const env: Record<string, string> = {};
