@@ -76,7 +76,26 @@ struct launcher {
   pthread_mutex_t lock;          /* guards `children` and `thread_state` (JS thread and reaper thread) */
   struct child *children;
   uint32_t live;                 /* launched and not yet reported to JS; JS thread only */
+  sigset_t sigdef;               /* signals the child resets to SIG_DFL (see ignored_signals) */
 };
+
+/*
+ * The signals this process ignores (Node: SIGPIPE), read once, plus SIGPIPE and SIGXFSZ
+ * always: an exec keeps SIG_IGN, so these are the ones a program would otherwise inherit.
+ * Signals with handlers need nothing: glibc's posix_spawn resets them itself (an exec would
+ * too). Asking for every signal instead costs the child ~60 extra sigaction calls, during
+ * which the parent's event loop waits (vfork).
+ */
+static void ignored_signals(sigset_t *set) {
+  sigemptyset(set);
+  for (int sig = 1; sig < NSIG; sig++) {
+    struct sigaction sa;
+    if (sig == SIGKILL || sig == SIGSTOP || sigaction(sig, NULL, &sa) < 0) continue;
+    if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN) sigaddset(set, sig);
+  }
+  sigaddset(set, SIGPIPE);
+  sigaddset(set, SIGXFSZ);
+}
 
 static napi_value throw_errno(napi_env env, const char *syscall_name, int err, const char *what) {
   napi_value code, msg, error, sys;
@@ -217,6 +236,7 @@ static napi_value OnExit(napi_env env, napi_callback_info info) {
   if (!l) return throw_errno(env, "calloc", ENOMEM, "launcher");
   l->env = env;
   l->epfd = l->wakefd = -1;
+  ignored_signals(&l->sigdef);
   pthread_mutex_init(&l->lock, NULL);
   napi_create_string_utf8(env, "tcpkit launcher", NAPI_AUTO_LENGTH, &name);
   if (napi_create_threadsafe_function(env, fn, NULL, name, 0, 1, NULL, NULL, l, call_js, &l->tsfn) != napi_ok) {
@@ -373,13 +393,10 @@ static napi_value Launch(napi_env env, napi_callback_info info) {
   if (err == 0) err = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 #endif
   if (err) goto out;
-  sigset_t none, all;
+  sigset_t none;
   sigemptyset(&none);
-  sigfillset(&all);
-  sigdelset(&all, SIGKILL);
-  sigdelset(&all, SIGSTOP);
   short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | (setsid ? POSIX_SPAWN_SETSID : 0);
-  if ((err = posix_spawnattr_setsigmask(&attr, &none)) != 0 || (err = posix_spawnattr_setsigdefault(&attr, &all)) != 0 ||
+  if ((err = posix_spawnattr_setsigmask(&attr, &none)) != 0 || (err = posix_spawnattr_setsigdefault(&attr, &l->sigdef)) != 0 ||
       (err = posix_spawnattr_setflags(&attr, flags)) != 0)
     goto out;
   err = posix_spawnp(&pid, file, &fa, &attr, args, envp);
