@@ -10,7 +10,7 @@
 //    parent's own utime+stime from /proc/PID/stat, children excluded), for this build and, with
 //    `--before DIR` (a checkout of an earlier commit with dist/ built), for that one.
 //
-//   node bench/launcher.js [--conns N] [--rounds R] [--before DIR] [--write]
+//   node bench/launcher.js [--conns N] [--fork-conns N] [--rounds R] [--before DIR [--before-label TEXT]] [--write]
 //
 // --write puts the tables into docs/benchmarks.md between the launcher markers. Every
 // process started here is killed by pid when the script ends (bench/lib/procs.js).
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     bytes: { type: 'string', default: '100' },
     before: { type: 'string' },
+    'before-label': { type: 'string' },
     write: { type: 'boolean', default: false },
   },
 });
@@ -39,6 +40,7 @@ const BYTES = Number(values.bytes);
 const DOC = path.join(ROOT, 'docs', 'benchmarks.md');
 const TICKS = 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s.
 const IDLE_SECONDS = 5;
+const BEFORE_LABEL = values['before-label'] ?? (values.before ? path.resolve(values.before) : '');
 
 const log = (m) => process.stderr.write(`${m}\n`);
 const median = (xs) => {
@@ -88,7 +90,7 @@ async function execComparison() {
     { label: 'socat fork EXEC:/bin/cat', start: peers.socat },
   ];
   if (values.before) {
-    rows.push({ label: 'tcpkit --exec /bin/cat (fork), before', start: () => tcpkitFrom(path.join(path.resolve(values.before), 'bin', 'tcpkit.js'), ['--max-conns', '1000', '--exec', '--', '/bin/cat']) });
+    rows.push({ label: `tcpkit --exec /bin/cat (fork), before: ${BEFORE_LABEL}`, start: () => tcpkitFrom(path.join(path.resolve(values.before), 'bin', 'tcpkit.js'), ['--max-conns', '1000', '--exec', '--', '/bin/cat']) });
   }
   const servers = [];
   for (const r of rows) {
@@ -121,7 +123,7 @@ async function execComparison() {
 
 async function forkParent() {
   const builds = [{ label: 'this build', bin: BIN }];
-  if (values.before) builds.push({ label: `before (${path.resolve(values.before)})`, bin: path.join(path.resolve(values.before), 'bin', 'tcpkit.js') });
+  if (values.before) builds.push({ label: `before: ${BEFORE_LABEL}`, bin: path.join(path.resolve(values.before), 'bin', 'tcpkit.js') });
   const servers = [];
   for (const b of builds) servers.push({ ...b, server: await tcpkitFrom(b.bin, ['echo', '--model', 'fork', '--max-conns', '1000']), runs: [] });
   // Each connection lasts ~0.1 s here, so the parent's idle CPU is a visible share: measure it first.

@@ -594,7 +594,7 @@ const LAUNCHER_END = '<!-- launcher:end -->';
 /** bench/launcher.js's tables (markdown), measured now; TCPKIT_BEFORE=DIR adds an earlier build beside this one. */
 async function launcherTable() {
   const args = [path.join(ROOT, 'bench', 'launcher.js'), ...(QUICK ? ['--conns', '100', '--fork-conns', '40'] : [])];
-  if (process.env.TCPKIT_BEFORE) args.push('--before', process.env.TCPKIT_BEFORE);
+  if (process.env.TCPKIT_BEFORE) args.push('--before', process.env.TCPKIT_BEFORE, '--before-label', process.env.TCPKIT_BEFORE_LABEL ?? process.env.TCPKIT_BEFORE);
   const child = spawnTracked([process.execPath, ...args]);
   const { code } = await child.exited;
   if (code !== 0) return `not measured: bench/launcher.js exited ${code}: ${firstLine(child.stderrText())}`;
