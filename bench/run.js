@@ -3,7 +3,8 @@
 // against the tools users would pick instead, on this machine, and regenerate
 // docs/benchmarks.md (five tables, SVG charts, the machine, a reading, the goals).
 //
-//   node bench/run.js [--quick] [--only designs,exec,bulk,capacity,growth] [--out FILE] [--no-install]
+//   node bench/run.js [--quick] [--only designs,exec,bulk,capacity,growth,launcher] [--out FILE] [--no-install]
+//   (launcher: bench/launcher.js, tcpkit --exec against tcpserver, xinetd, socat with one client; TCPKIT_BEFORE=DIR adds an earlier build)
 //   node bench/run.js --from docs/benchmarks/results.json    (render the document again, no measuring)
 //
 // --quick scales every count down (about two minutes). Counts used are printed in the
@@ -29,7 +30,7 @@ const { values: flags } = parseArgs({
   },
 });
 const QUICK = Boolean(flags.quick);
-const ONLY = new Set((flags.only ?? 'designs,exec,bulk,capacity,growth').split(','));
+const ONLY = new Set((flags.only ?? 'designs,exec,bulk,capacity,growth,launcher').split(','));
 const OUT = path.resolve(flags.out ?? path.join(ROOT, 'docs', 'benchmarks.md'));
 const CHART_DIR = path.join(path.dirname(OUT), 'benchmarks');
 const t0 = Date.now();
@@ -586,6 +587,37 @@ function goalsSection(all) {
   return lines.join('\n');
 }
 
+// ---------------------------------------------------------------- 6. launcher (bench/launcher.js)
+const LAUNCHER_BEGIN = '<!-- launcher:begin -->';
+const LAUNCHER_END = '<!-- launcher:end -->';
+
+/** bench/launcher.js's tables (markdown), measured now; TCPKIT_BEFORE=DIR adds an earlier build beside this one. */
+async function launcherTable() {
+  const args = [path.join(ROOT, 'bench', 'launcher.js'), ...(QUICK ? ['--conns', '100', '--fork-conns', '40'] : [])];
+  if (process.env.TCPKIT_BEFORE) args.push('--before', process.env.TCPKIT_BEFORE, '--before-label', process.env.TCPKIT_BEFORE_LABEL ?? process.env.TCPKIT_BEFORE);
+  const child = spawnTracked([process.execPath, ...args]);
+  const { code } = await child.exited;
+  if (code !== 0) return `not measured: bench/launcher.js exited ${code}: ${firstLine(child.stderrText())}`;
+  return child.stdoutText().trim();
+}
+
+/** The launcher tables of the document being replaced, when this run did not measure them. */
+function previousLauncher() {
+  try {
+    const doc = fs.readFileSync(OUT, 'utf8');
+    const i = doc.indexOf(LAUNCHER_BEGIN);
+    const j = doc.indexOf(LAUNCHER_END);
+    return i >= 0 && j > i ? doc.slice(i + LAUNCHER_BEGIN.length, j).trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function launcherSection(table) {
+  if (!table) return '';
+  return ['## 6. A process per connection without forking Node: the native launcher', '', LAUNCHER_BEGIN, table, LAUNCHER_END].join('\n');
+}
+
 async function main() {
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
   let all = {};
@@ -615,6 +647,7 @@ async function main() {
     if (ONLY.has('bulk')) all.bulk = await bulkRows();
     if (ONLY.has('capacity')) all.capacity = await capacity();
     if (ONLY.has('growth')) all.growth = await growth();
+    if (ONLY.has('launcher')) all.launcher = await launcherTable();
     minutes = ((Date.now() - t0) / 60_000).toFixed(1);
     after = machine();
     build = serverBuild();
@@ -646,6 +679,8 @@ async function main() {
     all.capacity ? capacitySection(all.capacity) : '',
     '',
     all.growth ? growthSection(all.growth) : '',
+    '',
+    launcherSection(all.launcher ?? previousLauncher()),
     '',
     reading ? `## Reading\n\n${reading}` : '',
     '',

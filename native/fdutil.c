@@ -20,6 +20,8 @@
  *
  * cloexec / socketInfo: descriptors inherited by socket activation are not
  * close-on-exec, and tcpkit checks they are listening TCP sockets before serving.
+ *
+ * onExit / launch / kill: the per-connection process launcher, in launch.c.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -33,6 +35,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include "launch.h"
 
 static const char *errno_name(int err) {
   switch (err) {
@@ -339,6 +342,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "watchArm", fn);
   napi_create_function(env, "watchClose", NAPI_AUTO_LENGTH, WatchClose, NULL, &fn);
   napi_set_named_property(env, exports, "watchClose", fn);
+  launch_init(env, exports);
   return exports;
 }
 

@@ -322,10 +322,11 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     this.#state = 'closing';
     this.#budget.leave(this.#member);
     const grace = options.grace === undefined ? this.options.grace : checkNumber('grace', options.grace);
-    this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#pipeline.active, grace });
     const listener = this.#listener;
     if (this.#ownsListener) listener?.close();
     else listener?.pause();
+    // Logged once the socket is closed: a reader of the log who then connects is refused, never reset.
+    this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#pipeline.active, grace });
     // A connection still sending its PROXY header was accepted: let it reach the model
     // (bounded by the header timeout) before the model drains.
     const settled = listener ? listener.settled() : Promise.resolve();

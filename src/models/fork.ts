@@ -4,11 +4,14 @@
  * the parent closes its own copy at once (so the client sees FIN the moment the
  * child ends) and reaps the child when it exits.
  *
- *   accept ─► admit ─► spawn(node workers/conn.js, stdio [connfd, connfd, stderr]) ─► parent closes connfd
+ *   accept ─► admit ─► launch(node workers/conn.js, fds [connfd, connfd, stderr]) ─► parent closes connfd
  *                                                       child serves, exits ─► parent reaps, logs `end`
  *
- * For the exec service the parent spawns the program itself (inetd's fork + exec,
- * with no Node process in between), so the pid logged is the program's.
+ * Children are started by the native launcher (../net/launcher.ts: posix_spawn,
+ * reaped on a pidfd), not child_process.spawn, which would fork the whole parent.
+ * For a service that runs a program (its module exports `program`, as exec does)
+ * the parent starts the program itself (inetd's fork + exec, with no Node process
+ * in between), so the pid logged is the program's.
  *
  * Limits are enforced from the parent, which holds no copy of the socket: the time
  * limit by a timer (SIGTERM, then SIGKILL), idleness by the child's read/write
@@ -21,7 +24,9 @@
  * loads its service and waits on its IPC channel. An admitted socket goes to a ready
  * spare over that channel (SCM_RIGHTS), the parent closes its copy once it is sent,
  * and a replacement spare is started at once; the spare serves that one connection
- * and exits like any child. With no spare ready (or for exec), a child is spawned as above.
+ * and exits like any child. With no spare ready, a child is started as above. Spares
+ * are started with child_process.spawn: they need Node's IPC channel to receive the
+ * socket. `--spare` with a program service is refused at start (nothing to start ahead).
  */
 import fs from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -31,11 +36,11 @@ import { formatEndpoint } from '../address.js';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
 import { detachFromServer } from '../net/internals.js';
 import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/messages.js';
-import { describeError, StateError } from '../errors.js';
+import { describeError, InvalidOptionError, StateError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
 import { TERM_TO_KILL_MS } from '../options.js';
-import { loadService } from '../services/index.js';
-import { lookupNames, programEnv, startProgram, type ExecOptions } from '../services/exec.js';
+import { fromChildProcess, launch, type Child } from '../net/launcher.js';
+import { loadService, programOf, type ProgramLauncher } from '../services/index.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 
 const CHILD_ENTRY = fileURLToPath(new URL('../workers/conn.js', import.meta.url));
@@ -44,12 +49,11 @@ const SPARE_ENTRY = fileURLToPath(new URL('../workers/spare.js', import.meta.url
 /** The backoff slot of the spares: they restart as one. */
 const SPARES = 0;
 
-
 /** How often the parent reads /proc/PID/io of each child, at most, when an idle timeout is set. */
 const IDLE_POLL_MS = 1000;
 
 interface ChildRecord {
-  child: ChildProcess;
+  child: Child;
   pid: number;
   conn: Connection;
   state: 'serving' | 'terminating';
@@ -95,17 +99,24 @@ export class ForkModel implements Model {
   /** Restarts of spares that died before serving, with backoff (./supervision.ts). */
   readonly #spareRestarts = new RestartBackoff();
   #onSpareChange: (() => void) | undefined;
+  /** Set when the service runs a program per connection (exec): the parent starts it itself. */
+  #program: ProgramLauncher | undefined;
+  /** The Node children's environment (the server's), read once: process.env is a getenv() per key. */
+  readonly #childEnv = definedEnv();
 
   constructor(host: ModelHost) {
     this.#host = host;
-    // A spare is a Node process running a service; exec runs its program directly instead.
-    const execs = host.service.name === 'exec' && !host.service.handler;
-    this.#spareTarget = execs ? 0 : (host.options.spare ?? 0);
+    this.#spareTarget = host.options.spare ?? 0;
   }
 
   async start(): Promise<void> {
     // Fail at start, not in every child, when the service (a --handler module) cannot load.
     if (this.#host.service.handler) await loadService(this.#host.service);
+    this.#program = await programOf(this.#host.service);
+    if (this.#program && this.#spareTarget > 0) {
+      // A spare is a Node process waiting to run a service; a program cannot be started before its socket exists.
+      throw new InvalidOptionError('spare', `does not apply to a service that runs a program per connection (${this.#host.service.name}): each program is started when its connection arrives`);
+    }
     if (this.#spareTarget > 0) await this.#sparesReady();
   }
 
@@ -191,7 +202,7 @@ export class ForkModel implements Model {
       // The child died before it got the socket: its exit is reported as the connection's end.
       if (err) child.kill('SIGKILL');
     });
-    this.#adopt(child, pid, conn);
+    this.#adopt(fromChildProcess(child), pid, conn);
     return true;
   }
 
@@ -203,13 +214,12 @@ export class ForkModel implements Model {
     this.#host.listener.resume();
   }
 
-  /** An admitted connection: a spare, a program (exec) or a new child serves it. */
+  /** An admitted connection: a program (exec), a spare or a new child serves it. */
   dispatch(conn: IncomingConnection): void {
     const { socket, info } = conn;
-    const admission = conn;
     const service = this.#host.service;
-    if (service.name === 'exec' && !service.handler) {
-      void this.#serveExec(socket, conn, admission.env);
+    if (this.#program) {
+      void this.#serveProgram(this.#program, socket, conn, conn.env);
       return;
     }
     if (this.#spareTarget > 0) {
@@ -218,11 +228,15 @@ export class ForkModel implements Model {
       if (handed) return;
     }
     const spec: ChildSpec = { service, info };
-    let child: ChildProcess;
+    let child: Child;
     try {
-      child = spawn(process.execPath, [CHILD_ENTRY, service.name, formatEndpoint(info.remote)], {
-        stdio: [socket, socket, 'inherit'],
-        env: { ...process.env, TCPKIT_CHILD: JSON.stringify(spec) },
+      // The native launcher (posix_spawn): the parent's cost no longer grows with its size.
+      child = launch({
+        file: process.execPath,
+        argv: [process.execPath, CHILD_ENTRY, service.name, formatEndpoint(info.remote)],
+        env: { ...this.#childEnv, TCPKIT_CHILD: JSON.stringify(spec) },
+        socket,
+        stderr: 'inherit',
       });
     } catch (err) {
       socket.destroy();
@@ -233,25 +247,18 @@ export class ForkModel implements Model {
   }
 
   /** inetd's fork + exec: the program itself is the child; its stderr lines go to the log. */
-  async #serveExec(socket: net.Socket, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
+  async #serveProgram(program: ProgramLauncher, socket: net.Socket, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
     const info = conn.info;
-    // Checked once when the server was made (validateServiceSpec); not again per connection.
-    const options = this.#host.service.options as unknown as ExecOptions;
-    // The socket stays paused (unread) while the names are looked up.
-    const names = options.resolve ? await lookupNames(info) : {};
+    // The socket stays paused (unread) while the environment (names) is looked up.
+    const env = await program.environment(info, extra);
     if (this.#closing) {
       socket.destroy();
       conn.closed();
       return;
     }
-    let child: ChildProcess;
+    let child: Child;
     try {
-      child = startProgram({
-        ...options,
-        socket,
-        env: programEnv(info, { extra, names, policy: options.env }),
-        onStderr: (text, pid) => this.#host.emit({ type: 'stderr', pid, id: info.id, text }),
-      });
+      child = await program.start(socket, env, (text, pid) => this.#host.emit({ type: 'stderr', pid, id: info.id, text }));
     } catch (err) {
       socket.destroy();
       this.#spawnFailed(conn, err);
@@ -261,23 +268,17 @@ export class ForkModel implements Model {
   }
 
   /** After spawn: the parent closes its copy of the socket and watches the child until it is reaped. */
-  #track(child: ChildProcess, socket: net.Socket, conn: Connection): void {
+  #track(child: Child, socket: net.Socket, conn: Connection): void {
     // The child has its own copy of connfd now; the parent closes its copy (the seed's Close(connfd)).
     socket.destroy();
     const pid = child.pid;
-    if (pid === undefined) {
-      // EAGAIN/EMFILE/ENOENT are reported on 'error' asynchronously.
-      child.once('error', (err) => this.#spawnFailed(conn, err));
-      return;
-    }
     this.#spawned++;
-    child.on('error', () => {}); // kill() on an exited child; 'exit' is what counts
-    child.once('exit', (code, signal) => this.#exited(pid, code, signal));
+    void child.exited.then(({ code, signal }) => this.#exited(pid, code, signal));
     this.#adopt(child, pid, conn);
   }
 
   /** A child now serves `conn`: count it, and enforce the limits on it from here. */
-  #adopt(child: ChildProcess, pid: number, conn: Connection): void {
+  #adopt(child: Child, pid: number, conn: Connection): void {
     const record: ChildRecord = { child, pid, conn, state: 'serving', timer: undefined, io: -1, activeAt: Date.now() };
     this.#children.set(pid, record);
     conn.opened(pid);
@@ -286,7 +287,7 @@ export class ForkModel implements Model {
     if (idleMs > 0) this.#startIdlePoll(idleMs);
   }
 
-  /** Node has reaped a child (waitpid): no zombie is left. */
+  /** A child has been reaped (the launcher's pidfd, or Node's waitpid for spares): no zombie is left. */
   #exited(pid: number, code: number | null, signal: string | null): void {
     const record = this.#children.get(pid);
     if (record) {
@@ -397,6 +398,13 @@ export class ForkModel implements Model {
     }
     return { model: this.name, processes, crashed: this.#crashed, spawned: this.#spawned };
   }
+}
+
+/** process.env without unset entries, as the launcher takes a complete environment. */
+function definedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  return env;
 }
 
 export default (host: ModelHost): Model => new ForkModel(host);

@@ -18,25 +18,32 @@
  * access rule adds (which may override them, as tcprules' can). IPv4 peers on a
  * dual-stack listener are given as IPv4 (`1.2.3.4`, not `::ffff:1.2.3.4`).
  *
- * Under the fork model the server's parent spawns the program directly (no Node
- * process in between), so `accept ... pid N` and `end pid N exitcode X` are the
- * program's own. Under in-process models this module's default export spawns it
- * from whichever process accepted the connection and waits for it to exit.
+ * Under the fork model the server's parent starts the program directly (no Node
+ * process in between; this module's `program` export is how the model learns it
+ * can), so `accept ... pid N` and `end pid N exitcode X` are the program's own.
+ * Under in-process models this module's default export starts it from whichever
+ * process accepted the connection and waits for it to exit. Either way through
+ * the native launcher (../net/launcher.ts: posix_spawn, reaped on a pidfd).
+ *
+ * stderr: each program gets its own pipe, read by the process that started it, so
+ * every line is attributed to that program's pid (and, under fork, to the
+ * connection id); lines are cut at 4096 characters and logged sanitized.
  *
  * Descriptors: every descriptor tcpkit and Node open is close-on-exec, so the
  * program holds exactly 0, 1 and 2 (checked in test/exec.test.js).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
 import { ENV_NAME, unmapIPv4 } from '../admission/access.js';
-import { InvalidOptionError } from '../errors.js';
+import { InvalidOptionError, SystemCallError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
+import { fromChildProcess, launch, type Child } from '../net/launcher.js';
 import { executableBy } from '../super/privileges.js';
-import type { ServiceContext } from './types.js';
+import type { ProgramLauncher, ServiceContext } from './types.js';
 
 /** The exec service's options (ServiceSpec.options of `{ name: 'exec' }`). */
 export interface ExecOptions {
@@ -154,8 +161,23 @@ function checkEnvPolicy(value: unknown): EnvPolicy {
   return { clear: v.clear, pass: [...pass] };
 }
 
+let startEnv: Readonly<Record<string, string>> | undefined;
 /**
- * The program's environment: `base` (default the server's) without TCPKIT_* and
+ * The server's environment as it was at the first connection: read once, because
+ * process.env is a getenv() per key on every access, which per connection costs more
+ * than the rest of the environment's assembly.
+ */
+function serverEnv(): Readonly<Record<string, string>> {
+  if (!startEnv) {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+    startEnv = env;
+  }
+  return startEnv;
+}
+
+/**
+ * The program's environment: `base` (default the server's, read once) without TCPKIT_* and
  * inherited UCSPI variables, then the UCSPI variables of `info`, then `names`
  * (from lookupNames), then `extra` (access rule variables, TCPCONNNUM). With
  * `policy.clear`, `base` contributes only the names in `policy.pass`.
@@ -165,7 +187,7 @@ export function programEnv(
   {
     extra = {},
     names = {},
-    base = process.env,
+    base = serverEnv(),
     policy,
   }: {
     extra?: Readonly<Record<string, string>>;
@@ -253,25 +275,60 @@ export interface StartProgram extends Omit<ExecOptions, 'env'> {
   onStderr(line: string, pid: number): void;
 }
 
+/** Whether the program must run as another user than the server (posix_spawn cannot change ids). */
+function needsIds(o: Pick<ExecOptions, 'uid' | 'gid'>): boolean {
+  return (o.uid !== undefined && o.uid !== process.getuid?.()) || (o.gid !== undefined && o.gid !== process.getgid?.());
+}
+
 /**
- * Spawn the program on the socket. Throws only on bad arguments; a program that
- * cannot be started (ENOENT, EACCES, EAGAIN) is reported on the child's 'error'
- * with `pid` undefined, as Node does.
+ * Start the program on the socket, in a session of its own (as under inetd: a ^C at
+ * the server's terminal must not reach the programs; the server drains them on
+ * SIGINT, then sends SIGTERM after the grace period). Rejects with SystemCallError
+ * (`spawn ENOENT PROGRAM`, EACCES, ENOMEM, EAGAIN, ...) when it cannot be started.
+ *
+ * Normally through the native launcher (../net/launcher.ts). A program that must
+ * run as another uid/gid than the server's (a per-service `user` in a config file,
+ * the server itself still root) is started with child_process.spawn instead, which
+ * can setgid/setuid between fork and exec; posix_spawn cannot.
  */
-export function startProgram(o: StartProgram): ChildProcess {
-  const [program, ...args] = o.argv;
-  const child = spawn(program!, args, {
-    stdio: [o.socket, o.socket, 'pipe'],
-    env: o.env,
-    uid: o.uid,
-    gid: o.gid,
-    // Its own session, as under inetd: a ^C at the server's terminal must not reach the
-    // programs (the server drains them on SIGINT, then sends SIGTERM after the grace period).
-    detached: true,
-  });
+export async function startProgram(o: StartProgram): Promise<Child> {
+  if (needsIds(o)) return startAsUser(o);
+  const child = launch({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, setsid: true });
   const pid = child.pid;
-  if (child.stderr && pid !== undefined) eachLine(child.stderr, (line) => o.onStderr(line, pid));
+  if (child.stderr) eachLine(child.stderr, (line) => o.onStderr(line, pid));
   return child;
+}
+
+/** The child_process path, only for a program run as another user (see startProgram). */
+function startAsUser(o: StartProgram): Promise<Child> {
+  const [program, ...args] = o.argv;
+  const child = spawn(program!, args, { stdio: [o.socket, o.socket, 'pipe'], env: o.env, uid: o.uid, gid: o.gid, detached: true });
+  return new Promise((resolve, reject) => {
+    child.once('error', (err) => {
+      if (child.pid === undefined) reject(new SystemCallError('spawn', program!, err));
+    });
+    child.once('spawn', () => {
+      const pid = child.pid!;
+      if (child.stderr) eachLine(child.stderr, (line) => o.onStderr(line, pid));
+      resolve(fromChildProcess(child));
+    });
+  });
+}
+
+/**
+ * The exec service's capability (ServiceModule.program): a process model that
+ * starts a process per connection (fork) starts the program itself, with no Node
+ * process in between. `options` were checked when the server was made.
+ */
+export function program(options: Readonly<Record<string, unknown>>): ProgramLauncher {
+  const o = options as unknown as ExecOptions;
+  return {
+    async environment(info, extra) {
+      const names = o.resolve ? await lookupNames(info) : {};
+      return programEnv(info, { extra, names, policy: o.env });
+    },
+    start: (socket, env, onStderr) => startProgram({ ...o, socket, env, onStderr }),
+  };
 }
 
 /**
@@ -295,20 +352,23 @@ export function stderrEvent(id: number, reason: string, code: string): ServerEve
 }
 
 export default async function exec(ctx: ServiceContext): Promise<void> {
-  const options = checkExecOptions(ctx.options);
+  // Checked once when the server was made (validateServiceSpec), not per connection: a
+  // program gone since is the launcher's ENOENT, logged below, not an invalid option.
+  const options = ctx.options as unknown as ExecOptions;
   const names = options.resolve ? await lookupNames(ctx.info) : {};
   const env = programEnv(ctx.info, { extra: ctx.env, names, policy: options.env });
-  const child = startProgram({ ...options, socket: ctx.socket, env, onStderr: (line, pid) => ctx.log(stderrReason(pid, line), STDERR_CODE) });
+  let child: Child;
+  try {
+    child = await startProgram({ ...options, socket: ctx.socket, env, onStderr: (line, pid) => ctx.log(stderrReason(pid, line), STDERR_CODE) });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    ctx.log(`cannot run ${options.argv[0]}: ${e.message}`, e.code ?? 'spawn');
+    ctx.socket.destroy();
+    return;
+  }
+  // The program has its own copy of the socket now; this process closes its copy.
   ctx.socket.destroy();
-  await new Promise<void>((resolve) => {
-    child.once('error', (err: NodeJS.ErrnoException) => {
-      ctx.log(`cannot run ${options.argv[0]}: ${err.message}`, err.code ?? 'spawn');
-      resolve();
-    });
-    child.once('exit', (code, signal) => {
-      if (signal) ctx.log(`pid ${child.pid} ended by signal ${signal}`, 'exit');
-      else if (code !== 0) ctx.log(`pid ${child.pid} exitcode ${code}`, 'exit');
-      resolve();
-    });
-  });
+  const { code, signal } = await child.exited;
+  if (signal) ctx.log(`pid ${child.pid} ended by signal ${signal}`, 'exit');
+  else if (code !== 0) ctx.log(`pid ${child.pid} exitcode ${code}`, 'exit');
 }

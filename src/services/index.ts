@@ -6,12 +6,12 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../errors.js';
 import { checkExecOptions } from './exec.js';
-import type { Service, ServiceContext, ServiceSpec } from './types.js';
+import type { ProgramLauncher, Service, ServiceContext, ServiceModule, ServiceSpec } from './types.js';
 
-export type { Service, ServiceContext, ServiceSpec } from './types.js';
+export type { ProgramLauncher, Service, ServiceContext, ServiceModule, ServiceSpec } from './types.js';
 
 /** Built-in services and the module each lives in (one file per service). */
-const builtins: Record<string, () => Promise<{ default: Service }>> = {
+const builtins: Record<string, () => Promise<ServiceModule>> = {
   echo: () => import('./echo.js'),
   discard: () => import('./discard.js'),
   daytime: () => import('./daytime.js'),
@@ -64,6 +64,26 @@ export function validateServiceSpec(spec: ServiceSpec | string): ServiceSpec {
   }
   if (s.name === 'exec') s.options = { ...checkExecOptions(s.options) };
   return s;
+}
+
+/**
+ * The program a spec's service runs per connection, if it is that kind of service
+ * (its module exports `program`, as exec does); else undefined.
+ */
+export async function programOf(spec: ServiceSpec): Promise<ProgramLauncher | undefined> {
+  let mod: Partial<ServiceModule>;
+  if (spec.handler) {
+    try {
+      mod = (await import(spec.handler)) as Partial<ServiceModule>;
+    } catch {
+      return undefined; // loadService reports why
+    }
+  } else {
+    const load = builtins[spec.name];
+    if (!load) return undefined;
+    mod = await load();
+  }
+  return typeof mod.program === 'function' ? mod.program(spec.options ?? {}) : undefined;
 }
 
 /** Load the function a spec names. */

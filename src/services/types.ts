@@ -5,6 +5,7 @@
  */
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
+import type { Child } from '../net/launcher.js';
 
 /** What a service gets for one connection. */
 export interface ServiceContext {
@@ -35,4 +36,23 @@ export interface ServiceSpec {
   name: string;
   handler?: string;
   options?: Record<string, unknown>;
+}
+
+/**
+ * A service that is a program run per connection (exec) says so, and how, so that a
+ * model starting a process per connection (fork) starts the program itself rather
+ * than a Node process that would start it. No model checks a service by name.
+ */
+export interface ProgramLauncher {
+  /** The program's complete environment for this connection (`extra`: the admission's variables). */
+  environment(info: ConnectionInfo, extra: Readonly<Record<string, string>>): Promise<Record<string, string>>;
+  /** Start it on the socket; the caller closes its own copy. Rejects when it cannot be started. */
+  start(socket: net.Socket, env: Record<string, string>, onStderr: (line: string, pid: number) => void): Promise<Child>;
+}
+
+/** A service's module: the Service as default export, and `program` if the service runs one. */
+export interface ServiceModule {
+  default: Service;
+  /** Given the spec's options (already checked), how to run its program. */
+  program?: (options: Readonly<Record<string, unknown>>) => ProgramLauncher;
 }

@@ -1,0 +1,135 @@
+/**
+ * The per-connection process launcher (native/launch.c): posix_spawn of a program
+ * on a connected socket, reaped by the helper's own thread on pidfds.
+ *
+ * Why not child_process.spawn: libuv forks the whole Node process and blocks the
+ * event loop until the child has exec'd (several ms, more as the server grows);
+ * glibc's posix_spawn is a vfork, and the exec's failure comes back at once as an
+ * error. child_process stays for long-lived children that need Node's IPC channel
+ * (pool workers, the fork model's spares); libuv reaps those by pid and the
+ * launcher reaps its own by pidfd, so neither ever takes the other's status.
+ *
+ * One handle per child (`Child`), which owns nothing but the child's pid and its
+ * stderr pipe (a net.Socket, destroyed at its end of stream): the pidfd belongs to
+ * the native side, which closes it when it reaps the child.
+ */
+import net from 'node:net';
+import os from 'node:os';
+import { type ChildProcess } from 'node:child_process';
+import { SystemCallError } from '../errors.js';
+import { fdutil } from './fdutil.js';
+
+/** How a child ended: `code` when it exited, `signal` (a name) when a signal ended it. */
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A started process, whichever way it was started. */
+export interface Child {
+  readonly pid: number;
+  /** Resolves once the child has been reaped (no zombie is left). Never rejects. */
+  readonly exited: Promise<Exit>;
+  /** Send `signal`; false if the child is already gone. */
+  kill(signal: NodeJS.Signals): boolean;
+}
+
+/** What launch() starts. */
+export interface LaunchOptions {
+  /** The program: a path, or a name looked up in the server's PATH as execvp does. */
+  file: string;
+  /** Its argv, argv[0] included. */
+  argv: readonly string[];
+  /** Its complete environment (nothing is inherited implicitly). */
+  env: Readonly<Record<string, string>>;
+  /** The connected socket: the child's descriptors 0 and 1. The caller closes its own copy afterwards. */
+  socket: net.Socket;
+  /** The child's descriptor 2: `pipe` (default) gives a new pipe, read as `Launched.stderr`; `inherit` gives the server's. */
+  stderr?: 'pipe' | 'inherit';
+  /** Start it in a session of its own (a ^C at the server's terminal does not reach it). Default false. */
+  setsid?: boolean;
+}
+
+/** A child the launcher started. */
+export interface Launched extends Child {
+  /** The read end of its stderr pipe (with `stderr: 'pipe'`), ended when the program and its descendants close it. */
+  readonly stderr: net.Socket | null;
+}
+
+interface Native {
+  onExit(fn: (pid: number, code: number | null, signo: number) => void): void;
+  launch(file: string, argv: readonly string[], env: string[], fd0: number, fd1: number, fd2: number, setsid: boolean): { pid: number; stderr: number };
+  kill(pid: number, signo: number): boolean;
+}
+const native = fdutil as unknown as Native;
+
+const signalNames = new Map<number, NodeJS.Signals>(Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
+
+/** Children started from this thread and not yet reaped: pid -> how to report its exit. */
+const waiting = new Map<number, (exit: Exit) => void>();
+let listening = false;
+
+function reaped(pid: number, code: number | null, signo: number): void {
+  const done = waiting.get(pid);
+  waiting.delete(pid);
+  done?.({ code: signo ? null : code, signal: signo ? (signalNames.get(signo) ?? null) : null });
+}
+
+/**
+ * The descriptor under a net.Socket. Node does not expose it; libuv's stream
+ * handles have `fd` on Linux. Kept here, the one place that reads it.
+ */
+export function socketFd(socket: net.Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) throw new SystemCallError('spawn', 'socket', Object.assign(new Error('the socket has no descriptor'), { code: 'EBADF' }));
+  return fd;
+}
+
+/**
+ * Start a program on a connected socket. Throws SystemCallError (`spawn ENOENT
+ * PROGRAM`, EACCES, ENOMEM, EAGAIN, EMFILE, ...) when it cannot be started; nothing
+ * is left open or running then. Side effect, by necessity: the socket's open file
+ * is made blocking (the program shares it), so the caller must not read or write
+ * its own copy afterwards, only close it.
+ */
+export function launch(o: LaunchOptions): Launched {
+  if (!listening) {
+    native.onExit(reaped);
+    listening = true;
+  }
+  const fd = socketFd(o.socket);
+  const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
+  let started: { pid: number; stderr: number };
+  try {
+    started = native.launch(o.file, o.argv, env, fd, fd, o.stderr === 'inherit' ? 2 : -1, o.setsid === true);
+  } catch (err) {
+    throw new SystemCallError('spawn', o.file, err);
+  }
+  const { pid } = started;
+  const exited = new Promise<Exit>((resolve) => waiting.set(pid, resolve));
+  let stderr: net.Socket | null = null;
+  if (started.stderr >= 0) {
+    stderr = new net.Socket({ fd: started.stderr, readable: true, writable: false });
+    // Its end of stream (every writer gone) is where the descriptor is released.
+    stderr.on('end', () => stderr?.destroy());
+    stderr.on('error', () => stderr?.destroy());
+  }
+  return { pid, exited, stderr, kill: (signal) => native.kill(pid, os.constants.signals[signal]) };
+}
+
+/** The same handle for a child_process child (it must have started: `pid` set). */
+export function fromChildProcess(child: ChildProcess): Child {
+  const pid = child.pid;
+  if (pid === undefined) throw new TypeError('fromChildProcess: the child has no pid (it did not start)');
+  child.on('error', () => {}); // kill() on an exited child; 'exit' is what counts
+  const exited = new Promise<Exit>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return { pid, exited, kill: (signal) => child.kill(signal) };
+}
+
+/** How many launched children this thread has not yet seen reaped (for tests and status). */
+export function liveChildren(): number {
+  return waiting.size;
+}
