@@ -59,7 +59,18 @@ describe('launcher', () => {
       const stderr: Buffer[] = [];
       child.stderr!.on('data', (c: Buffer) => stderr.push(c));
       child.stderr!.on('end', () => (seen.fds = Buffer.concat(stderr).toString().trim().split('\n')));
-      seen.env = fs.readFileSync(`/proc/${child.pid}/environ`, 'latin1');
+      // vfork returns to us once the child has released our memory, a moment before the kernel has set up the new
+      // program's environment block: read it once it is there (within seconds).
+      const pid = child.pid;
+      const read = (tries: number): void => {
+        try {
+          seen.env = fs.readFileSync(`/proc/${pid}/environ`, 'latin1');
+        } catch {
+          return; // gone already: the assertion below reports what was seen
+        }
+        if (seen.env === '' && tries > 0) setTimeout(() => read(tries - 1), 10);
+      };
+      read(300);
     });
     try {
       const data = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919) & 0xff));
