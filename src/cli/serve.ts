@@ -81,56 +81,65 @@ function proxyTrustFlags(proxy: boolean | undefined, from: string[] | undefined,
   return out;
 }
 
-export async function serve(argv: string[]): Promise<number> {
-  const { values, positionals } = parse('serve', argv, {
-    host: { type: 'string' },
-    port: { type: 'string', short: 'p' },
-    backlog: { type: 'string' },
-    'print-port': { type: 'boolean' },
-    model: { type: 'string' },
-    'max-conns': { type: 'string', short: 'c' },
-    grace: { type: 'string' },
-    workers: { type: 'string' },
-    spare: { type: 'string' },
-    accept: { type: 'string' },
-    'max-conns-per-worker': { type: 'string' },
-    'max-reply': { type: 'string' },
-    handler: { type: 'string' },
-    fd: { type: 'string' },
-    'fd-name': { type: 'string' },
-    'proxy-protocol': { type: 'boolean' },
-    'proxy-timeout': { type: 'string' },
-    'proxy-from': { type: 'string', multiple: true },
-    'proxy-untrusted': { type: 'string' },
-    'log-format': { type: 'string' },
-    quiet: { type: 'boolean', short: 'q' },
-    admin: { type: 'string' },
-    'admin-public': { type: 'boolean' },
-    'admin-token-file': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-    ...superOptions,
-  });
-  if (values.help) {
-    process.stdout.write(`${serveHelp}\n`);
-    return 0;
-  }
+/** The flags of `serve` (and of `check`, which takes the same). */
+const serveFlags = {
+  host: { type: 'string' },
+  port: { type: 'string', short: 'p' },
+  backlog: { type: 'string' },
+  'print-port': { type: 'boolean' },
+  model: { type: 'string' },
+  'max-conns': { type: 'string', short: 'c' },
+  grace: { type: 'string' },
+  workers: { type: 'string' },
+  spare: { type: 'string' },
+  accept: { type: 'string' },
+  'max-conns-per-worker': { type: 'string' },
+  'max-reply': { type: 'string' },
+  handler: { type: 'string' },
+  fd: { type: 'string' },
+  'fd-name': { type: 'string' },
+  'proxy-protocol': { type: 'boolean' },
+  'proxy-timeout': { type: 'string' },
+  'proxy-from': { type: 'string', multiple: true },
+  'proxy-untrusted': { type: 'string' },
+  'log-format': { type: 'string' },
+  quiet: { type: 'boolean', short: 'q' },
+  admin: { type: 'string' },
+  'admin-public': { type: 'boolean' },
+  'admin-token-file': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  ...superOptions,
+} as const;
+
+/** What `serve`'s arguments say, checked, before anything is bound or changed in this process. */
+export interface ServeArgs {
+  values: ReturnType<typeof parseServeFlags>['values'];
+  format: 'text' | 'json';
+  /** `--config FILE`: the services come from the file. */
+  config?: string;
+  /** Without --config: the server's options (an inherited socket not yet applied). */
+  options?: ServerOptions;
+  adminArg: ReturnType<typeof parseAdminArg>;
+}
+
+function parseServeFlags(command: string, argv: string[]) {
+  return parse(command, argv, serveFlags);
+}
+
+/**
+ * argv → checked options, as `serve` and `check` both need them: every usage error
+ * (a flag, a number beyond its maximum, an unknown service, a bad CIDR) throws here.
+ */
+export function parseServeArgs(argv: string[], command = 'serve'): ServeArgs {
+  const { values, positionals } = parseServeFlags(command, argv);
   const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
-  // A log target that fails (EPIPE, ENOSPC, EAGAIN) drops lines; it never stops the server.
-  containStderrErrors();
-  // This process is ours (the library's listen() leaves the host's descriptors alone): the descriptors
-  // it inherited (a shell's or supervisor's pipes) must not reach a child or an exec'd program.
-  closeOnExecInherited();
+  const adminArg = parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']);
   if (values.config !== undefined) {
     const mixed = ['host', 'port', 'exec', 'model', 'max-conns'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {
       throw new UsageError(`serve: --config FILE names the services and addresses; drop ${[...mixed.map((k) => `--${k}`), ...positionals].join(' ')}`);
     }
-    return serveConfig(values.config, values, {
-      printPort: values['print-port'] ?? false,
-      log: eventWriter(format, values.quiet ?? false),
-      admin: parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']),
-      format,
-    });
+    return { values, format, config: values.config, adminArg };
   }
   if (positionals.length > 1 && !values.exec) throw new UsageError(`serve: one service expected, got ${positionals.join(' ')}`);
   if (values.handler !== undefined && (positionals.length > 0 || values.exec)) {
@@ -161,15 +170,36 @@ export async function serve(argv: string[]): Promise<number> {
     ...proxyTrustFlags(values['proxy-protocol'], values['proxy-from'] as string[] | undefined, values['proxy-untrusted']),
     ...superServerOptions(values, argv, positionals),
   };
-  // Inherited sockets first (socket activation, or a restarting tcpkit), then --fd, then --host/--port.
-  const notifyFd = takeNotifyFd();
-  const inherited = chooseSocket(listenFds(), values['fd-name']);
-  if (inherited) options.fd = inherited.fd;
   const serviceName = typeof options.service === 'string' ? options.service : options.service?.handler ? undefined : options.service?.name;
   if (!values.exec && serviceName !== undefined && !serviceNames().includes(serviceName)) {
     throw new UsageError(`serve: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
   }
-  const adminArg = parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']);
+  return { values, format, options, adminArg };
+}
+
+export async function serve(argv: string[]): Promise<number> {
+  const { values, format, config, options, adminArg } = parseServeArgs(argv);
+  if (values.help) {
+    process.stdout.write(`${serveHelp}\n`);
+    return 0;
+  }
+  // A log target that fails (EPIPE, ENOSPC, EAGAIN) drops lines; it never stops the server.
+  containStderrErrors();
+  // This process is ours (the library's listen() leaves the host's descriptors alone): the descriptors
+  // it inherited (a shell's or supervisor's pipes) must not reach a child or an exec'd program.
+  closeOnExecInherited();
+  if (config !== undefined || !options) {
+    return serveConfig(config!, values, {
+      printPort: values['print-port'] ?? false,
+      log: eventWriter(format, values.quiet ?? false),
+      admin: adminArg,
+      format,
+    });
+  }
+  // Inherited sockets first (socket activation, or a restarting tcpkit), then --fd, then --host/--port.
+  const notifyFd = takeNotifyFd();
+  const inherited = chooseSocket(listenFds(), values['fd-name']);
+  if (inherited) options.fd = inherited.fd;
 
   // Everything that depends on --user is checked before binding: an unknown user, a program it cannot run.
   const ids = checkUserFlags(values, options.service);

@@ -5,7 +5,8 @@
  */
 import type { AccessRuleSpec } from '../admission/access.js';
 import { formatEndpoint } from '../address.js';
-import { loadConfig, type Config } from '../super/config.js';
+import type { Config } from '../super/config.js';
+import { loadCheckedConfig } from '../super/check.js';
 import { TcpkitError, UsageError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { LogWriter } from '../log.js';
@@ -128,16 +129,10 @@ export async function serveConfig(
   values: Values,
   { printPort, log, admin: adminArg, format = 'text' }: { printPort: boolean; log: (e: ServerEvent) => void; admin?: AdminArg; format?: 'text' | 'json' },
 ): Promise<number> {
-  const config: Config = loadConfig(file);
+  // Everything start would refuse, before anything is bound: the same check as `tcpkit check` and SIGHUP.
+  const config: Config = loadCheckedConfig(file, { user: values.user, group: values.group });
   const user = values.user ?? config.user;
   const group = values.group ?? config.group;
-  // Before binding: the user exists and can run every exec program (the file checked those of config.user).
-  const ids = resolveIds(user, group);
-  for (const svc of config.services) {
-    const spec = svc.options.service;
-    const o = typeof spec === 'object' && spec.name === 'exec' ? (spec.options as { argv: string[]; uid?: number; gid?: number }) : undefined;
-    if (o) checkRunnableBy(o.argv[0]!, { uid: o.uid ?? ids.uid, gid: o.gid ?? ids.gid }, `services.${svc.name}.exec`);
-  }
   const supervisor = new Supervisor();
   supervisor.on('event', log);
   // Every address is bound as started (root, for a port below 1024); every service starts as `user`.
@@ -146,7 +141,8 @@ export async function serveConfig(
   const admin = adminArg && (await startAdminFromArg(supervisor, adminArg, format));
   const reload = async () => {
     try {
-      const next = loadConfig(file);
+      // What `tcpkit check --config FILE` accepts, a reload accepts: the same function.
+      const next = loadCheckedConfig(file, { user: values.user, group: values.group });
       // The server has already dropped to `user`; a new file cannot ask for another.
       if (String(next.user ?? '') !== String(config.user ?? '') || String(next.group ?? '') !== String(config.group ?? '')) {
         throw new UsageError(`${file}: user, group: cannot change on reload (restart the server)`);

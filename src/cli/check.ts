@@ -1,0 +1,66 @@
+/**
+ * `tcpkit check [--config FILE | serve options]`: what `serve` would refuse at
+ * start, found without binding or starting anything (nginx -t, haproxy -c, sshd -t).
+ * One line per problem on stderr and exit 100; `ok` on stdout and exit 0.
+ */
+import { createServer } from '../server.js';
+import { checkConfigFile } from '../super/check.js';
+import { TcpkitError } from '../errors.js';
+import { parseServeArgs } from './serve.js';
+import { checkUserFlags } from './superserve.js';
+
+export const checkHelp = `usage: tcpkit check --config FILE [--user USER] [--group GROUP]
+       tcpkit check [SERVICE] [serve options]
+
+Check what \`tcpkit serve\` with the same arguments would refuse at start, without binding
+a socket or starting anything: the configuration file (size, YAML, schema, listen addresses,
+access rules, every number within its documented maximum), users and groups, every program
+(found, and executable by the user it will run as), and each service's options. A SIGHUP
+reload of a --config server runs the same check on the new file, so a file \`check\`
+accepts is a file a reload accepts.
+
+Prints "FILE: ok (N services, M addresses)" or "serve options: ok" and exits 0; otherwise
+one line per problem on stderr and exit 100.`;
+
+function messageOf(err: unknown): string {
+  return err instanceof TcpkitError || err instanceof Error ? err.message : String(err);
+}
+
+export async function check(argv: string[]): Promise<number> {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    process.stdout.write(`${checkHelp}\n`);
+    return 0;
+  }
+  const problems: string[] = [];
+  let ok = 'serve options: ok';
+  try {
+    const { values, config, options } = parseServeArgs(argv, 'check');
+    if (config !== undefined) {
+      const result = checkConfigFile(config, { user: values.user, group: values.group });
+      problems.push(...result.problems);
+      const services = result.config?.services ?? [];
+      const addresses = services.reduce((n, s) => n + s.listen.length, 0);
+      ok = `${config}: ok (${services.length} service${services.length === 1 ? '' : 's'}, ${addresses} address${addresses === 1 ? '' : 'es'})`;
+    } else if (options) {
+      // The user exists and can run the program; then the options as createServer takes them (nothing is bound).
+      try {
+        checkUserFlags(values, options.service);
+      } catch (err) {
+        problems.push(messageOf(err));
+      }
+      try {
+        createServer(options);
+      } catch (err) {
+        problems.push(messageOf(err));
+      }
+    }
+  } catch (err) {
+    problems.push(messageOf(err));
+  }
+  if (problems.length > 0) {
+    process.stderr.write(problems.map((p) => `tcpkit check: ${p}\n`).join(''));
+    return 100;
+  }
+  process.stdout.write(`${ok}\n`);
+  return 0;
+}

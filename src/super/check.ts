@@ -1,0 +1,85 @@
+/**
+ * Everything `serve --config` would refuse at start, checked without binding or
+ * starting anything: the file (size, type, YAML, schema, addresses, access rules,
+ * limits within their maxima), the user and group, every exec program (found, and
+ * executable by the user it will run as), and each service's options as createServer
+ * takes them. `tcpkit check --config FILE` prints the problems; the super-server's
+ * start and its SIGHUP reload go through the same function, so what `check` accepts
+ * a reload accepts (and the reverse).
+ */
+import { ExitCode, TcpkitError } from '../errors.js';
+import { Server } from '../server.js';
+import { checkRunnableBy } from '../services/exec.js';
+import { loadConfig, type Config } from './config.js';
+import { resolveIds, type Principal } from './privileges.js';
+
+/** A user and group given on the command line, which override the file's. */
+export interface CheckOverrides {
+  user?: Principal;
+  group?: Principal;
+}
+
+/** The outcome: the configuration when the file itself could be read, and one line per problem. */
+export interface ConfigCheck {
+  config: Config | undefined;
+  problems: string[];
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof TcpkitError || err instanceof Error ? err.message : String(err);
+}
+
+/** Check a configuration file; never throws for a problem in it (see the file comment). */
+export function checkConfigFile(file: string, overrides: CheckOverrides = {}): ConfigCheck {
+  let config: Config;
+  try {
+    // Size cap, regular file only, YAML, schema, addresses, users, access rules, the option table.
+    config = loadConfig(file);
+  } catch (err) {
+    return { config: undefined, problems: [messageOf(err)] };
+  }
+  const problems: string[] = [];
+  const user = overrides.user ?? config.user;
+  const group = overrides.group ?? config.group;
+  let ids: { uid?: number; gid?: number } = {};
+  try {
+    ids = resolveIds(user, group);
+  } catch (err) {
+    problems.push(`${file}: ${overrides.user !== undefined || overrides.group !== undefined ? '--user/--group' : 'user, group'}: ${messageOf(err)}`);
+  }
+  for (const svc of config.services) {
+    const spec = svc.options.service;
+    const exec = typeof spec === 'object' && spec.name === 'exec' ? (spec.options as { argv: string[]; uid?: number; gid?: number }) : undefined;
+    if (exec) {
+      // The program runs as the service's own user if it has one, else as the server's.
+      try {
+        checkRunnableBy(exec.argv[0]!, { uid: exec.uid ?? ids.uid, gid: exec.gid ?? ids.gid }, `services.${svc.name}.exec`);
+      } catch (err) {
+        problems.push(`${file}: ${messageOf(err)}`);
+      }
+      if ((svc.options.spare ?? 0) > 0) {
+        problems.push(`${file}: services.${svc.name}.spare: does not apply to a service that runs a program per connection`);
+      }
+    }
+    // The options as createServer checks them, per listen address (nothing is bound by a constructor).
+    for (const address of svc.listen) {
+      try {
+        new Server({ ...svc.options, host: address.host, port: address.port });
+      } catch (err) {
+        problems.push(`${file}: services.${svc.name}: ${messageOf(err)}`);
+        break;
+      }
+    }
+  }
+  return { config, problems };
+}
+
+/**
+ * The configuration if `checkConfigFile` finds no problem, else a ConfigError with
+ * every problem, one per line (TCPKIT_CONFIG, exit 100; start and SIGHUP reload use this).
+ */
+export function loadCheckedConfig(file: string, overrides: CheckOverrides = {}): Config {
+  const { config, problems } = checkConfigFile(file, overrides);
+  if (problems.length > 0 || !config) throw new TcpkitError('TCPKIT_CONFIG', problems.join('\n'), { exitCode: ExitCode.USAGE });
+  return config;
+}
