@@ -122,10 +122,12 @@ async function execComparison() {
 }
 
 async function forkParent() {
-  const builds = [{ label: 'this build', bin: BIN }];
-  if (values.before) builds.push({ label: `before: ${BEFORE_LABEL}`, bin: path.join(path.resolve(values.before), 'bin', 'tcpkit.js') });
+  const builds = [{ label: 'this build', bin: BIN, args: [] }];
+  // Spares trade CPU for first-byte latency; replacements are paced (one Node start at a time), so p99 is compared too.
+  builds.push({ label: 'this build, --spare 2', bin: BIN, args: ['--spare', '2'] });
+  if (values.before) builds.push({ label: `before: ${BEFORE_LABEL}`, bin: path.join(path.resolve(values.before), 'bin', 'tcpkit.js'), args: [] });
   const servers = [];
-  for (const b of builds) servers.push({ ...b, server: await tcpkitFrom(b.bin, ['echo', '--model', 'fork', '--max-conns', '1000']), runs: [] });
+  for (const b of builds) servers.push({ ...b, server: await tcpkitFrom(b.bin, ['echo', '--model', 'fork', '--max-conns', '1000', ...b.args]), runs: [] });
   // Each connection lasts ~0.1 s here, so the parent's idle CPU is a visible share: measure it first.
   for (const s of servers) {
     const c0 = ownCpu(s.server.pid);
