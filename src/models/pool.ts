@@ -10,6 +10,7 @@
  */
 import type net from 'node:net';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
+import { stderrEvent } from '../services/exec.js';
 import { detachFromServer } from '../net/internals.js';
 import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import type { FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
@@ -219,9 +220,14 @@ export abstract class PoolModel implements Model {
         if (this.#pending.length > 0) this.#flushPending();
         return;
       }
-      case 'log':
-        w.refs.get(msg.id)?.log(msg.reason, msg.code);
+      case 'log': {
+        const conn = w.refs.get(msg.id);
+        if (conn) conn.log(msg.reason, msg.code);
+        // A program's last stderr lines can arrive after its connection's `closed` (the pipe drains after the
+        // exit): still logged, as the `stderr` line they are.
+        else this.host.emit(stderrEvent(msg.id, msg.reason, msg.code) ?? { type: 'error', where: 'service', code: msg.code, message: msg.reason, id: msg.id, pid: w.member.pid });
         return;
+      }
       case 'failed':
         w.refs.get(msg.id)?.failed(msg.code, msg.message);
         return;

@@ -3,6 +3,7 @@
 // tcpserv01, tcpcli01, netstat -a and ps. Each state the walkthrough shows is checked.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import type { StatusSnapshot } from '../../dist/status/snapshot.js';
 import type { Endpoint } from '../../dist/address.js';
@@ -29,7 +30,22 @@ function output(proc: { out: string }, n: number): Promise<string> {
   return eventually(() => (proc.out.length >= n ? proc.out : undefined), { message: `client output of ${n} bytes` });
 }
 
-test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the client side and no child', async () => {
+/**
+ * TcpExtTCPTimeWaitOverflow: connections the kernel closed without a TIME_WAIT socket because its table
+ * (net.ipv4.tcp_max_tw_buckets) was full, which a busy shared machine reaches.
+ */
+function timeWaitOverflows(): number {
+  try {
+    const lines = fs.readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+    const names = lines[0]!.split(/\s+/);
+    const values = lines[1]!.split(/\s+/);
+    return Number(values[names.indexOf('TCPTimeWaitOverflow')] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the client side and no child', async (t) => {
   // 1. Start the server in the background (tcpserv01 &). It listens and waits in epoll, Node's accept.
   const srv = await startServer([]);
   server = srv;
@@ -85,6 +101,7 @@ test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the c
   assert.equal(await output(cli, 13), 'hello, world\n');
   cli.stdin.write('good bye\n');
   assert.equal(await output(cli, 22), 'hello, world\ngood bye\n');
+  const overflowsBefore = timeWaitOverflows();
   cli.stdin.end();
   assert.equal(await clientExit, 0);
 
@@ -97,9 +114,15 @@ test('the seed session: LISTEN; ESTABLISHED pair and a child; TIME_WAIT on the c
     { message: 'TIME_WAIT and no child' },
   );
   const tw = s.sockets.filter((k) => k.state === 'TIME_WAIT' && key(k.local) === key(clientSide.local));
-  assert.equal(tw.length, 1, 'the client side is in TIME_WAIT');
-  assert.deepEqual(tw[0].pids, [], 'no process holds a TIME_WAIT socket');
-  assert.equal(tw[0].inode, 0);
+  if (tw.length === 0 && timeWaitOverflows() > overflowsBefore) {
+    // Not tcpkit's doing: the kernel's TIME_WAIT table was full (other work on this machine), so it closed the
+    // client's side without one. Everything else is still checked.
+    t.diagnostic('the kernel TIME_WAIT table overflowed during the test (TcpExtTCPTimeWaitOverflow): the client-side TIME_WAIT check is skipped');
+  } else {
+    assert.equal(tw.length, 1, 'the client side is in TIME_WAIT');
+    assert.deepEqual(tw[0]!.pids, [], 'no process holds a TIME_WAIT socket');
+    assert.equal(tw[0]!.inode, 0);
+  }
   assert.equal(ours(s.sockets).filter((k) => k.state === 'TIME_WAIT' && k.local.port === port).length, 0, 'the server side is not');
   assert.deepEqual(s.processes.map((p) => p.role), ['parent']);
   assert.deepEqual(childrenOf(pid), [], 'no child, and no zombie (ps would show Z <defunct>)');

@@ -54,28 +54,24 @@ describe('launcher', () => {
     let child: Launched | undefined;
     const seen: { fds?: string[]; env?: string } = {};
     const srv = await withServer((socket) => {
-      child = launch({ file: '/bin/sh', argv: ['sh', '-c', 'ls /proc/self/fd >&2; cat'], env: { ONLY: 'this' }, socket });
+      // The program reports its own descriptors (ls's) and the environment it was started with (its
+      // /proc/$$/environ, read by the program itself: no race with the exec from out here).
+      child = launch({ file: '/bin/sh', argv: ['sh', '-c', 'ls /proc/self/fd >&2; echo ENV >&2; cat /proc/$$/environ >&2; cat'], env: { ONLY: 'this' }, socket });
       socket.destroy();
       const stderr: Buffer[] = [];
       child.stderr!.on('data', (c: Buffer) => stderr.push(c));
-      child.stderr!.on('end', () => (seen.fds = Buffer.concat(stderr).toString().trim().split('\n')));
-      // vfork returns to us once the child has released our memory, a moment before the kernel has set up the new
-      // program's environment block: read it once it is there (within seconds).
-      const pid = child.pid;
-      const read = (tries: number): void => {
-        try {
-          seen.env = fs.readFileSync(`/proc/${pid}/environ`, 'latin1');
-        } catch {
-          return; // gone already: the assertion below reports what was seen
-        }
-        if (seen.env === '' && tries > 0) setTimeout(() => read(tries - 1), 10);
-      };
-      read(300);
+      child.stderr!.on('end', () => {
+        const [fds = '', env = ''] = Buffer.concat(stderr).toString('latin1').split('ENV\n');
+        seen.fds = fds.trim().split('\n');
+        seen.env = env;
+      });
     });
     try {
       const data = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7919) & 0xff));
       assert.ok((await roundTrip(srv.port, data)).equals(data));
       assert.deepEqual(await child!.exited, { code: 0, signal: null });
+      // Its stderr pipe may end a moment after the exit is reaped.
+      for (let i = 0; i < 200 && seen.env === undefined; i++) await new Promise((r) => setTimeout(r, 25));
       // ls's own directory descriptor is the fourth.
       assert.ok(seen.fds!.length <= 4 && ['0', '1', '2'].every((f) => seen.fds!.includes(f)), String(seen.fds));
       assert.equal(seen.env, 'ONLY=this\0');
