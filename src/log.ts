@@ -1,9 +1,11 @@
 /**
  * The server's log writer: one event per line to a descriptor (stderr), written so
- * that a failing log target never stops serving. A write that fails (EPIPE: the
- * reader went away; ENOSPC: `2>/dev/full`; EAGAIN: a non-blocking pipe that is
- * full) drops the line and counts it; the first line that gets through again is
- * preceded by one that says how many were lost, within the log grammar:
+ * that a failing log target never stops serving. A pipe that is full for a moment
+ * (EAGAIN: its reader is slow) holds lines back in a bounded queue (MAX_PENDING_BYTES),
+ * written in order as the reader catches up, so a burst loses nothing; beyond that
+ * bound, and for a write that fails (EPIPE: the reader went away; ENOSPC:
+ * `2>/dev/full`), the line is dropped and counted; the first line that gets through
+ * again is preceded by one that says how many were lost, within the log grammar:
  *
  *     error where log code EPIPE suppressed 12 message "12 log lines dropped: write EPIPE"
  *
@@ -13,6 +15,13 @@
  */
 import fs from 'node:fs';
 import { formatEvent, formatEventJson, type ServerEvent } from './events.js';
+
+/** Bytes of log lines held back while the descriptor says EAGAIN; past this, lines are dropped. 1 MiB. */
+export const MAX_PENDING_BYTES = 1 << 20;
+/** How often held-back lines are tried again (only while there are some). 10 ms. */
+const RETRY_MS = 10;
+/** At exit, how long the writer keeps trying to write what it holds back. 1 s. */
+const EXIT_FLUSH_MS = 1000;
 
 /** Log lines dropped by every LogWriter of this process since it started (`tcpkit_log_dropped_total`). */
 let droppedTotal = 0;
@@ -55,6 +64,13 @@ export class LogWriter {
   /** Lines dropped since the last line that got through. */
   #dropped = 0;
   #lastCode = '';
+  /** Held back while the descriptor says EAGAIN, oldest first; the first may be partly written already. */
+  readonly #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  /** How much of #pending[0] is written. */
+  #pendingOffset = 0;
+  #retry: NodeJS.Timeout | undefined;
+  #exitHook: (() => void) | undefined;
 
   constructor(options: LogWriterOptions = {}) {
     this.#format = options.format ?? 'text';
@@ -69,15 +85,21 @@ export class LogWriter {
     this.line(this.#format === 'json' ? formatEventJson(event) : formatEvent(event));
   }
 
-  /** Write one line (a newline is added); dropped and counted if the descriptor fails. */
+  /** Lines (bytes) held back now, waiting for the descriptor. */
+  get pending(): number {
+    return this.#pendingBytes;
+  }
+
+  /** Write one line (a newline is added): now, after the lines held back, or dropped and counted. */
   line(text: string): void {
-    if (this.#dropped > 0) {
+    this.#flush();
+    if (this.#dropped > 0 && this.#pending.length === 0) {
       const n = this.#dropped;
       const report: ServerEvent = { type: 'error', where: 'log', code: this.#lastCode, suppressed: n, message: `${n} log lines dropped: write ${this.#lastCode}` };
-      if (!this.#put(this.#format === 'json' ? formatEventJson(report) : formatEvent(report))) return this.#drop();
+      if (!this.#offer(Buffer.from(`${this.#format === 'json' ? formatEventJson(report) : formatEvent(report)}\n`))) return this.#drop();
       this.#dropped = 0;
     }
-    if (!this.#put(text)) this.#drop();
+    if (!this.#offer(Buffer.from(`${text}\n`))) this.#drop();
   }
 
   #drop(): void {
@@ -85,16 +107,19 @@ export class LogWriter {
     droppedTotal++;
   }
 
-  /** write(2) the whole line; false if the descriptor refused it. */
-  #put(text: string): boolean {
-    const buf = Buffer.from(`${text}\n`);
+  /** Write `buf` now, or hold it back behind the others; false when it had to be dropped. */
+  #offer(buf: Buffer): boolean {
+    if (this.#pending.length > 0) return this.#hold(buf, 0);
     let off = 0;
     try {
       while (off < buf.length) off += this.#write(this.#fd, buf, off);
       return true;
     } catch (err) {
-      this.#lastCode = (err as NodeJS.ErrnoException).code ?? 'EIO';
-      // A line cut in the middle (a pipe that filled up): end it, so the next one starts on its own.
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      this.#lastCode = code;
+      // A full pipe: keep the line (and what is left of one cut in the middle) for when it drains.
+      if (code === 'EAGAIN' && this.#hold(buf, off)) return true;
+      // A line cut in the middle: end it, so the next one starts on its own.
       if (off > 0) {
         try {
           this.#write(this.#fd, Buffer.from('\n'), 0);
@@ -103,6 +128,61 @@ export class LogWriter {
         }
       }
       return false;
+    }
+  }
+
+  /** Queue `buf` (from `offset`) within MAX_PENDING_BYTES; false when there is no room. */
+  #hold(buf: Buffer, offset: number): boolean {
+    if (offset === 0 && this.#pendingBytes + buf.length > MAX_PENDING_BYTES) return false;
+    if (this.#pending.length === 0) this.#pendingOffset = offset;
+    this.#pending.push(buf);
+    this.#pendingBytes += buf.length;
+    this.#retry ??= setTimeout(() => {
+      this.#retry = undefined;
+      this.#flush();
+    }, RETRY_MS).unref();
+    if (!this.#exitHook) {
+      // What is held back at exit is tried for a moment more: the last lines (`closed ...`) matter most.
+      this.#exitHook = () => this.#flush(Date.now() + EXIT_FLUSH_MS);
+      process.once('exit', this.#exitHook);
+    }
+    return true;
+  }
+
+  /** Write what is held back, in order, until the descriptor refuses (or, with `until`, keep trying till then). */
+  #flush(until = 0): void {
+    while (this.#pending.length > 0) {
+      const buf = this.#pending[0]!;
+      try {
+        this.#pendingOffset += this.#write(this.#fd, buf, this.#pendingOffset);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+        this.#lastCode = code;
+        if (code === 'EAGAIN' && Date.now() < until) continue;
+        if (code === 'EAGAIN') break;
+        // The descriptor failed for good (EPIPE, ENOSPC): everything held back is lost, and counted.
+        for (let i = 0; i < this.#pending.length; i++) this.#drop();
+        this.#pending.length = 0;
+        this.#pendingBytes = 0;
+        this.#pendingOffset = 0;
+        break;
+      }
+      if (this.#pendingOffset >= buf.length) {
+        this.#pending.shift();
+        this.#pendingBytes -= buf.length;
+        this.#pendingOffset = 0;
+      }
+    }
+    if (this.#pending.length > 0) {
+      this.#retry ??= setTimeout(() => {
+        this.#retry = undefined;
+        this.#flush();
+      }, RETRY_MS).unref();
+    } else {
+      clearTimeout(this.#retry);
+      this.#retry = undefined;
+      if (this.#exitHook) process.removeListener('exit', this.#exitHook);
+      this.#exitHook = undefined;
     }
   }
 }

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { describe, it } from 'node:test';
 import { formatEvent } from '../../src/events.js';
-import { LogWriter, logDropped } from '../../src/log.js';
+import { LogWriter, logDropped, MAX_PENDING_BYTES } from '../../src/log.js';
 
 /** The report line, as the log grammar renders it (the message's spaces become \x20). */
 const report = (code: string, n: number) =>
@@ -22,7 +22,7 @@ function target(code: string, failing: () => boolean) {
 }
 
 describe('LogWriter', () => {
-  for (const code of ['EPIPE', 'ENOSPC', 'EAGAIN']) {
+  for (const code of ['EPIPE', 'ENOSPC']) {
     it(`${code}: lines are dropped and counted, then one line reports how many`, () => {
       let failing = true;
       const t = target(code, () => failing);
@@ -42,7 +42,23 @@ describe('LogWriter', () => {
     });
   }
 
-  it('a line cut short by a failing write is ended, so the next starts on its own line', () => {
+  it('EAGAIN (a full pipe): lines are held back and written in order once it drains; nothing is dropped', () => {
+    let failing = true;
+    const t = target('EAGAIN', () => failing);
+    const log = new LogWriter({ writeSync: t.writeSync });
+    const before = logDropped();
+    log.event({ type: 'pause', count: 1, max: 1 });
+    log.line('second');
+    assert.deepEqual(t.out, []);
+    assert.ok(log.pending > 0);
+    failing = false;
+    log.line('third');
+    assert.deepEqual(t.out, ['pause count 1/1\n', 'second\n', 'third\n']);
+    assert.equal(log.pending, 0);
+    assert.equal(logDropped() - before, 0);
+  });
+
+  it('a line cut short by a full pipe is finished when it drains, not torn', () => {
     const out: string[] = [];
     let calls = 0;
     const writeSync = (_fd: number, buffer: Buffer, offset: number) => {
@@ -55,7 +71,40 @@ describe('LogWriter', () => {
     const log = new LogWriter({ writeSync });
     log.line('abcdef');
     log.line('next');
-    assert.equal(out.join(''), `abc\n${report('EAGAIN', 1)}\nnext\n`);
+    assert.equal(out.join(''), 'abcdef\nnext\n');
+  });
+
+  it('a line cut short by a failing write (EPIPE) is ended, so the next starts on its own line', () => {
+    const out: string[] = [];
+    let calls = 0;
+    const writeSync = (_fd: number, buffer: Buffer, offset: number) => {
+      calls++;
+      if (calls === 2) throw Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+      const n = calls === 1 ? 3 : buffer.length - offset;
+      out.push(buffer.subarray(offset, offset + n).toString());
+      return n;
+    };
+    const log = new LogWriter({ writeSync });
+    log.line('abcdef');
+    log.line('next');
+    assert.equal(out.join(''), `abc\n${report('EPIPE', 1)}\nnext\n`);
+  });
+
+  it('what a full pipe holds back is bounded: past MAX_PENDING_BYTES lines are dropped, counted and reported', () => {
+    let failing = true;
+    const t = target('EAGAIN', () => failing);
+    const log = new LogWriter({ writeSync: t.writeSync });
+    const before = logDropped();
+    const line = 'x'.repeat(1023); // 1 KiB with its newline
+    const fits = MAX_PENDING_BYTES / 1024;
+    for (let i = 0; i < fits + 10; i++) log.line(line);
+    assert.equal(log.pending, MAX_PENDING_BYTES);
+    assert.equal(logDropped() - before, 10);
+    failing = false;
+    log.line('after');
+    assert.equal(t.out.length, fits + 2);
+    assert.equal(t.out[fits], `${report('EAGAIN', 10)}\n`);
+    assert.equal(t.out[fits + 1], 'after\n');
   });
 
   it('json format reports in json; -q leaves out per-connection lines', () => {
