@@ -14,7 +14,7 @@
  * ConnectionInfo here through admit(): the same steps, the same events.
  */
 import type net from 'node:net';
-import { endpointsOf, type ConnectionInfo } from '../address.js';
+import { announcedEnds, realEndpointsOf, type ConnectionInfo, type Endpoint } from '../address.js';
 import type { AccessRules } from '../admission/access.js';
 import type { LimitStats } from '../admission/limits.js';
 import type { BudgetMember, ServiceBudget } from '../admission/budget.js';
@@ -81,10 +81,18 @@ export interface PipelineHooks {
   resume(): boolean;
 }
 
-/** Both ends of an accepted socket, or undefined when the peer is already gone (reset before getpeername). */
-export function identify(socket: net.Socket, id: number): ConnectionInfo | undefined {
-  const ends = endpointsOf(socket);
-  return ends && { id, ...ends, acceptedAt: Date.now() };
+/**
+ * Both ends of an accepted socket, or undefined when the peer is already gone (reset
+ * before getpeername). `local`: the local end when the listening socket fixes it
+ * (acceptedLocal in address.ts; default: getsockname). A PROXY header's ends win over both.
+ */
+export function identify(socket: net.Socket, id: number, local?: Endpoint): ConnectionInfo | undefined {
+  const announced = announcedEnds(socket);
+  const ends = announced ?? realEndpointsOf(socket, local);
+  if (!ends) return undefined;
+  const info: ConnectionInfo = { id, local: ends.local, remote: ends.remote, acceptedAt: Date.now() };
+  if (announced?.via) info.via = announced.via;
+  return info;
 }
 
 /**
@@ -131,9 +139,10 @@ export class ConnectionPipeline implements BudgetMember {
   /**
    * A socket accepted in this process: identify and admit it. Undefined when it is
    * not to be served (gone, denied, refused: logged, and the socket destroyed).
+   * `local`: see identify (default: getsockname).
    */
-  take(socket: net.Socket): IncomingConnection | undefined {
-    const info = identify(socket, 0);
+  take(socket: net.Socket, local?: Endpoint): IncomingConnection | undefined {
+    const info = identify(socket, 0, local);
     const conn = info && this.admit(info);
     if (!conn) {
       socket.destroy();
@@ -147,7 +156,8 @@ export class ConnectionPipeline implements BudgetMember {
    * admit it under a new id. Undefined when denied or refused (already logged).
    */
   admit(identified: ConnectionInfo): Connection | undefined {
-    const info: ConnectionInfo = { ...identified, id: nextConnectionId++ };
+    const info: ConnectionInfo = { id: nextConnectionId++, local: identified.local, remote: identified.remote, acceptedAt: identified.acceptedAt };
+    if (identified.via) info.via = identified.via;
     const { remote, local } = info;
     const decision = this.#options.access.check(remote.address);
     if (!decision.ok) {
