@@ -11,9 +11,7 @@ import { closeOnExecInherited } from '../net/fdutil.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { choiceOption, intOption, parse } from './args.js';
 import { ACCEPT_MODES, checkChoice, DEFAULT_BACKLOG, DEFAULT_PORT, MAX_SECONDS, parseFlag } from '../options.js';
-import { parseAdminArg, startAdminFromArg } from './status.js';
 import { dropFromFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
-import { startAdmin } from '../status/admin.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
@@ -131,12 +129,15 @@ export async function serve(argv: string[]): Promise<number> {
   if (!values.exec && serviceName !== undefined && !serviceNames().includes(serviceName)) {
     throw new UsageError(`serve: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
   }
-  const adminArg = parseAdminArg(values.admin, values['admin-public']);
+  // The admin endpoint's modules (HTTP, metrics) load only when asked for: a plain server's heap stays
+  // small, and every garbage collection of a busy server walks it.
+  const adminCli = values.admin !== undefined || values['admin-public'] ? await import('./status.js') : undefined;
+  const adminArg = adminCli?.parseAdminArg(values.admin, values['admin-public']);
 
   const server = createServer(options);
   server.on('event', eventWriter(format, values.quiet ?? false));
   const local = await server.listen();
-  let admin = adminArg && (await startAdminFromArg(server, adminArg, format));
+  let admin = adminArg && (await adminCli!.startAdminFromArg(server, adminArg, format));
   // Bind everything first (a port below 1024 needs root), then run as --user/--group.
   try {
     dropFromFlags(values);
@@ -176,7 +177,7 @@ export async function serve(argv: string[]): Promise<number> {
           resolve(0);
         } catch {
           // Logged as `restart state failed`; serve on, with the admin endpoint back.
-          if (!admin && adminArg) admin = await startAdmin(server, adminArg).catch(() => undefined);
+          if (!admin && adminArg) admin = await (await import('../status/admin.js')).startAdmin(server, adminArg).catch(() => undefined);
           restarting = false;
         }
       })();

@@ -5,7 +5,7 @@
  */
 import type { AccessRuleSpec } from '../admission/access.js';
 import { formatEndpoint } from '../address.js';
-import { loadConfig, type Config } from '../super/config.js';
+import type { Config } from '../super/config.js';
 import { TcpkitError, UsageError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { LogWriter } from '../log.js';
@@ -105,6 +105,8 @@ export async function serveConfig(
   values: Values,
   { printPort, log }: { printPort: boolean; log: (e: ServerEvent) => void },
 ): Promise<number> {
+  // Loaded here, not at the top: its schema validator is a few MiB of heap a plain `serve` does without.
+  const { loadConfig } = await import('../super/config.js');
   const config: Config = loadConfig(file);
   const user = values.user ?? config.user;
   const group = values.group ?? config.group;
