@@ -1,12 +1,12 @@
 /**
  * iterative: one connection at a time in the server process, the seed's first
- * server. A client that arrives while another is served waits, accepted but unread,
- * for its turn; a second one waits too and stops accepting, so the clients after it
- * complete their handshake with the kernel and wait in the backlog. When the queue
- * is empty again, accepting resumes.
+ * server. Clients that arrive while another is served wait, accepted but unread, for
+ * their turn; the WAIT_ACCEPTED-th stops accepting, so the clients after it complete
+ * their handshake with the kernel and wait in the backlog. When the queue is empty
+ * again, accepting resumes.
  *
  *   accept ─► runService(socket) ─► close ─► next queued, or accept
- *              (accepts meanwhile: queue them; from the second, pause accepting)
+ *              (accepts meanwhile: queue them; at WAIT_ACCEPTED queued, pause accepting)
  *
  * Pausing is lazy because it is not free: a pause closes libuv's listening handle and a
  * resume opens another on a fresh duplicate (net/acceptor.ts), a few system calls and
@@ -23,11 +23,17 @@ import type { Model, ModelHost } from './types.js';
 
 /** At most this many connections accepted in the same tick as the pause wait their turn; more are closed. */
 const MAX_QUEUED = 64;
+/**
+ * Clients that wait accepted before accepting pauses: 4. Fewer made the pause nearly as
+ * frequent as pausing for every connection under two clients reconnecting at once (a
+ * client's next connection often arrives before the server has seen its last one close).
+ */
+export const WAIT_ACCEPTED = 4;
 
 /** The iterative model; no options (--max-conns is moot: one connection at a time). */
 export class IterativeModel extends InProcessModel {
   readonly name = 'iterative' as const;
-  /** Accepted connections waiting their turn: at most two, plus any libuv accepted in the same batch. */
+  /** Accepted connections waiting their turn: WAIT_ACCEPTED, plus any libuv accepted in the same batch. */
   readonly #queue: IncomingConnection[] = [];
   /** The server asked us to stop accepting (at --max-conns). */
   #held = false;
@@ -39,8 +45,8 @@ export class IterativeModel extends InProcessModel {
 
   dispatch(conn: IncomingConnection): void {
     if (this.serving > 0 || this.#queue.length > 0) {
-      // Busy: this client waits its turn here; from the second one waiting, the rest wait in the kernel's backlog.
-      if (this.#queue.length >= 1) this.host.listener.pause();
+      // Busy: this client waits its turn here; once WAIT_ACCEPTED wait, the rest wait in the kernel's backlog.
+      if (this.#queue.length + 1 >= WAIT_ACCEPTED) this.host.listener.pause();
       if (this.#queue.length >= MAX_QUEUED) this.#drop(conn);
       else this.#queue.push(conn);
       return;
