@@ -70,7 +70,7 @@ const COUNTS = {
   cpuPerConn: { procs: 2, conns: QUICK ? 1000 : 5000, warm: QUICK ? 200 : 500, bytes: 4000, rounds: ROUNDS },
   designs: { clients: 2, conns: QUICK ? 500 : 5000, forkConns: QUICK ? 40 : 200, bytes: 4000 },
   exec: { clients: 4, conns: QUICK ? 100 : 500, bytes: 64 },
-  bulk: { size: QUICK ? 256 * 2 ** 20 : 2 ** 30, rounds: ROUNDS },
+  bulk: { size: QUICK ? 256 * 2 ** 20 : 2 * 2 ** 30, rounds: ROUNDS },
   capacity: { target: QUICK ? 20_000 : 100_000, perShard: 15_000, hold: 600 },
   growth: { levels: [1, 10, 100, 1000], total: QUICK ? 1000 : 4000, bytes: 4000 },
 };
@@ -589,6 +589,8 @@ function bulkSection({ results, ceiling }) {
   const ceil = ceiling.bytesPerSecond;
   const plain = results.find((r) => r.label === 'plain Node s.pipe(s)')?.bytesPerSecond;
   const ts = results.find((r) => r.label === 'tcpserver cat')?.bytesPerSecond;
+  const gib = COUNTS.bulk.size / 2 ** 30;
+  const plainCpu = results.find((r) => r.label === 'plain Node s.pipe(s)')?.cpuSeconds;
   const ratio = (a, b) => (a && b ? `${fixed(a / b)}x` : '—');
   const lines = [
     '## 3. Bulk: echo throughput through one connection',
@@ -599,19 +601,19 @@ function bulkSection({ results, ceiling }) {
       'Server CPU is the server\'s process tree\'s, read around the run; GiB here are of echoed bytes. ' +
       `Goals (issue 14): event and prefork at least ${BULK_GOALS['plain Node s.pipe(s)']}x plain Node's \`s.pipe(s)\` and ${BULK_GOALS['tcpserver cat']}x tcpserver + cat.`,
     '',
-    '| server | MiB/s echoed | vs plain Node s.pipe(s) | vs tcpserver cat | vs iperf3 | server CPU s / GiB | errors |',
-    '|---|---:|---:|---:|---:|---:|---|',
+    '| server | MiB/s echoed | vs plain Node s.pipe(s) | vs tcpserver cat | vs iperf3 | server CPU s / GiB | CPU / GiB vs plain Node | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
     if (r.reason) {
-      lines.push(`| ${r.label} | ${reasonCell(r)} | | | | | |`);
+      lines.push(`| ${r.label} | ${reasonCell(r)} | | | | | | |`);
       continue;
     }
     const bps = r.bytesPerSecond;
-    const perGiB = r.cpuSeconds !== null ? r.cpuSeconds / (COUNTS.bulk.size / 2 ** 30) : null;
-    lines.push(`| ${r.label} | ${int(bps / 2 ** 20)} | ${ratio(bps, plain)} | ${ratio(bps, ts)} | ${ratio(bps, ceil)} | ${fixed(perGiB)} | ${errorsOf(r)} |`);
+    const perGiB = r.cpuSeconds !== null ? r.cpuSeconds / gib : null;
+    lines.push(`| ${r.label} | ${int(bps / 2 ** 20)} | ${ratio(bps, plain)} | ${ratio(bps, ts)} | ${ratio(bps, ceil)} | ${fixed(perGiB)} | ${ratio(r.cpuSeconds, plainCpu)} | ${errorsOf(r)} |`);
   }
-  lines.push(ceiling.reason ? `| iperf3 (ceiling) | ${ceiling.reason} | | | | | |` : `| iperf3 one way (ceiling) | ${int(ceil / 2 ** 20)} | | | 1.00x | | |`);
+  lines.push(ceiling.reason ? `| iperf3 (ceiling) | ${ceiling.reason} | | | | | | |` : `| iperf3 one way (ceiling) | ${int(ceil / 2 ** 20)} | | | 1.00x | | | |`);
   lines.push('');
   lines.push(
     writeChart(
@@ -664,7 +666,9 @@ function cpuPerConnSection({ rows, reason }) {
       `after ${int(c.warm)} warm-up connections on the same server. Each row once per round, ${c.rounds} round(s) interleaved, medians. ` +
       "CPU is user+sys of the server's whole process tree (workers and reaped children included) over the measured run. " +
       'The client runs on the same 2 cores and takes a large share of them, so CPU per connection is the figure that carries ' +
-      "to other machines; conn/s shows whether the server's cores are wasted. Only ratios within this run compare.",
+      "to other machines; conn/s shows whether the server's cores are wasted. Only ratios within this run compare. " +
+      'To measure some rows again (the pools, after a change to them): `npm run build:ts && node bench/run.js --only cpu-per-conn --rows prefork,threads` ' +
+      '(plain Node runs too, as their base; the other rows and tables are kept from docs/benchmarks/results.json, each row marked with its run).',
     '',
     '| server | CPU ms / conn | vs plain Node | conn/s | conn/s vs plain Node | goal | met? | errors |',
     '|---|---:|---:|---:|---:|---|---|---:|',
