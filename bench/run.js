@@ -857,6 +857,8 @@ function mergeEarlier(all) {
     if (all[k] === undefined && saved[k] !== undefined) {
       all[k] = saved[k];
       kept.push(k);
+      // The counts the kept part was measured with (its section states them).
+      if (saved.counts?.[k] !== undefined) COUNTS[k] = saved.counts[k];
     }
   }
   if (ROWS && all.cpuPerConn && saved.cpuPerConn && !kept.includes('cpuPerConn')) {
