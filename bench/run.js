@@ -42,7 +42,7 @@ const PARTS = ['cpu-per-conn', 'designs', 'exec', 'bulk', 'capacity', 'growth'];
 const ONLY = new Set((flags.only ?? PARTS.join(',')).split(','));
 for (const part of ONLY) if (!PARTS.includes(part)) usage(`--only: unknown part ${JSON.stringify(part)} (parts: ${PARTS.join(', ')})`);
 const ROWS = flags.rows ? flags.rows.split(',').filter(Boolean) : undefined;
-const ROUNDS = flags.rounds === undefined ? (flags.quick ? 1 : 3) : Number(flags.rounds);
+const ROUNDS = flags.rounds === undefined ? (flags.quick ? 1 : 5) : Number(flags.rounds);
 if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 20) usage(`--rounds: must be an integer from 1 to 20, got ${JSON.stringify(flags.rounds)}`);
 
 /** A bad option: say which, exit 100 (usage) before anything is started. */
@@ -53,6 +53,8 @@ function usage(message) {
 
 /** Whether --rows keeps a row (base rows always run: the ratios need them). */
 const keepRow = (label, base = false) => base || !ROWS || ROWS.some((w) => label.includes(w));
+/** `rows` starting at `by` (mod length): each round starts with another row, so no row always follows the same neighbour. */
+const rotate = (rows, by) => rows.map((_, i) => rows[(i + by) % rows.length]);
 /** The median of the finite numbers in `values`, or null. */
 function median(values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
@@ -162,7 +164,7 @@ async function cpuPerConn() {
   const rows = cpuPerConnRows();
   const samples = new Map(rows.map((r) => [r.label, []]));
   for (let round = 1; round <= c.rounds; round++) {
-    for (const row of rows) {
+    for (const row of rotate(rows, round - 1)) {
       let server;
       try {
         server = await row.start();
@@ -293,7 +295,7 @@ async function bulkRows() {
   ].filter((r) => keepRow(r.label, r.base));
   const samples = new Map(rows.map((r) => [r.label, []]));
   for (let round = 1; round <= rounds; round++) {
-    for (const row of rows) {
+    for (const row of rotate(rows, round - 1)) {
       let server;
       try {
         server = await row.start();
@@ -596,7 +598,7 @@ function bulkSection({ results, ceiling }) {
     '## 3. Bulk: echo throughput through one connection',
     '',
     `${mib(COUNTS.bulk.size)} MiB sent through one connection while the echo is read back, every byte checked in order ` +
-      `(\`tcpkit bench --mode bulk\`, the same client for every row), each row once per round, ${COUNTS.bulk.rounds} round(s) interleaved, medians. ` +
+      `(\`tcpkit bench --mode bulk\`, the same client for every row), each row once per round, ${COUNTS.bulk.rounds} round(s) interleaved (each round starting one row later), medians. ` +
       'Echo throughput counts each byte once (it crosses loopback twice: out and back). iperf3 sends the same amount one way: the ceiling. ' +
       'Server CPU is the server\'s process tree\'s, read around the run; GiB here are of echoed bytes. ' +
       `Goals (issue 14): event and prefork at least ${BULK_GOALS['plain Node s.pipe(s)']}x plain Node's \`s.pipe(s)\` and ${BULK_GOALS['tcpserver cat']}x tcpserver + cat.`,
@@ -663,7 +665,7 @@ function cpuPerConnSection({ rows, reason }) {
     '',
     `The same C client for every row (bench/c/connclient.c, compiled at run time with cc: UNP ch. 30's client.c protocol): ` +
       `${c.procs} client processes x ${int(c.conns)} connections one after another, each asking the bench service for ${c.bytes} bytes, ` +
-      `after ${int(c.warm)} warm-up connections on the same server. Each row once per round, ${c.rounds} round(s) interleaved, medians. ` +
+      `after ${int(c.warm)} warm-up connections on the same server. Each row once per round, ${c.rounds} round(s) interleaved (each round starting one row later), medians. ` +
       "CPU is user+sys of the server's whole process tree (workers and reaped children included) over the measured run. " +
       'The client runs on the same 2 cores and takes a large share of them, so CPU per connection is the figure that carries ' +
       "to other machines; conn/s shows whether the server's cores are wasted. Only ratios within this run compare. " +
