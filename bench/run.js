@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuOf, memoryOf, processTree } from '../dist/bench/index.js';
-import { buildConnClient, runConnClient } from './lib/connclient.js';
+import { buildBulkClient, buildConnClient, runBulkClient, runConnClient } from './lib/connclient.js';
 import { barChart, lineChart } from './lib/svg.js';
 import { ROOT, descriptorLimit, descriptorsOf, firstLine, killAll, runLoad, sleep, spawnTracked, BIN } from './lib/procs.js';
 import * as peers from './lib/peers.js';
@@ -279,11 +279,31 @@ async function execRows() {
 // ---------------------------------------------------------------- 3. bulk
 /**
  * One connection's echo throughput, every row once per round (interleaved), medians. The
- * server's CPU is its process tree's, read around the run (a tcpserver's `cat` counts once reaped).
+ * client is C (bench/c/bulkclient.c, compiled at run time: on the 2 cores it shares with the
+ * server a Node client's own CPU would cap every row alike and squeeze the ratios), or
+ * `tcpkit bench --mode bulk` when there is no cc. The server's CPU is its process tree's,
+ * read around the run (a tcpserver's `cat` counts once reaped).
  */
 async function bulkRows() {
   const { size, rounds } = COUNTS.bulk;
+  let cClient = true;
+  try {
+    buildBulkClient();
+  } catch (err) {
+    cClient = false;
+    log(`${err.message}: bulk falls back to tcpkit bench --mode bulk`);
+  }
+  COUNTS.bulk.client = cClient ? 'bench/c/bulkclient.c' : 'tcpkit bench --mode bulk';
   const args = ['--mode', 'bulk', '--size', String(size), '--duration', '240', '--timeout', '60'];
+  /** One run: { bytesPerSecond, errors: {code: n} }. */
+  const load = async (port) => {
+    if (!cClient) {
+      const report = await runLoad(port, args, { timeoutMs: 300_000 });
+      return { bytesPerSecond: report.connections.completed > 0 ? report.throughput.bytesPerSecond : 0, errors: report.errors ?? {} };
+    }
+    const r = await runBulkClient(port, size);
+    return { bytesPerSecond: r.errors ? 0 : r.bytesPerSecond, errors: r.errors ? { [r.firstError ?? 'BULK_FAILED']: 1 } : {} };
+  };
   const rows = [
     { label: 'plain Node s.pipe(s)', base: true, start: () => peers.nodeFloor('echo') },
     { label: 'tcpserver cat', base: true, start: peers.tcpserver },
@@ -306,12 +326,12 @@ async function bulkRows() {
       }
       try {
         const before = treeCpu(server.pid);
-        const report = await runLoad(server.port, args, { timeoutMs: 300_000 });
+        const run = await load(server.port);
         await sleep(200);
         const after = treeCpu(server.pid);
         const cpuSeconds = before !== null && after !== null ? after - before : null;
-        samples.get(row.label).push({ report, cpuSeconds });
-        log(`bulk round ${round} ${row.label}: ${report.throughput.mibPerSecond} MiB/s, server CPU ${fixed(cpuSeconds)} s, errors ${errorsOf(report)}`);
+        samples.get(row.label).push({ ...run, cpuSeconds });
+        log(`bulk round ${round} ${row.label}: ${fixed(run.bytesPerSecond / 2 ** 20, 0)} MiB/s, server CPU ${fixed(cpuSeconds)} s, errors ${errorsOf(run)}`);
       } catch (err) {
         samples.get(row.label).push({ reason: err.message });
         log(`bulk round ${round} ${row.label}: ${err.message}`);
@@ -322,12 +342,12 @@ async function bulkRows() {
   }
   const results = rows.map((r) => {
     const runs = samples.get(r.label);
-    const ok = runs.filter((x) => !x.reason && x.report.connections.completed > 0);
-    if (ok.length === 0) return { label: r.label, reason: runs.find((x) => x.reason)?.reason ?? `failed: ${errorsOf(runs[0]?.report)}` };
-    const bytesPerSecond = median(ok.map((x) => x.report.throughput.bytesPerSecond));
+    const ok = runs.filter((x) => !x.reason && x.bytesPerSecond > 0);
+    if (ok.length === 0) return { label: r.label, reason: runs.find((x) => x.reason)?.reason ?? `failed: ${errorsOf(runs[0])}` };
+    const bytesPerSecond = median(ok.map((x) => x.bytesPerSecond));
     const cpuSeconds = median(ok.map((x) => x.cpuSeconds));
     const errors = {};
-    for (const x of ok) for (const [k, v] of Object.entries(x.report.errors ?? {})) errors[k] = (errors[k] ?? 0) + v;
+    for (const x of runs) for (const [k, v] of Object.entries(x.errors ?? {})) errors[k] = (errors[k] ?? 0) + v;
     return { label: r.label, rounds: ok.length, bytesPerSecond, cpuSeconds, errors };
   });
   let ceiling;
@@ -598,7 +618,7 @@ function bulkSection({ results, ceiling }) {
     '## 3. Bulk: echo throughput through one connection',
     '',
     `${mib(COUNTS.bulk.size)} MiB sent through one connection while the echo is read back, every byte checked in order ` +
-      `(\`tcpkit bench --mode bulk\`, the same client for every row), each row once per round, ${COUNTS.bulk.rounds} round(s) interleaved (each round starting one row later), medians. ` +
+      `(${COUNTS.bulk.client === 'bench/c/bulkclient.c' ? 'bench/c/bulkclient.c, compiled at run time: it writes while it reads, in C so that its own CPU on the shared cores does not cap every row alike' : '`tcpkit bench --mode bulk`'}; the same client for every row), each row once per round, ${COUNTS.bulk.rounds} round(s) interleaved (each round starting one row later), medians. ` +
       'Echo throughput counts each byte once (it crosses loopback twice: out and back). iperf3 sends the same amount one way: the ceiling. ' +
       'Server CPU is the server\'s process tree\'s, read around the run; GiB here are of echoed bytes. ' +
       `Goals (issue 14): event and prefork at least ${BULK_GOALS['plain Node s.pipe(s)']}x plain Node's \`s.pipe(s)\` and ${BULK_GOALS['tcpserver cat']}x tcpserver + cat.`,
