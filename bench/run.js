@@ -3,9 +3,15 @@
 // against the tools users would pick instead, on this machine, and regenerate
 // docs/benchmarks.md (five tables, SVG charts, the machine, a reading, the goals).
 //
-//   node bench/run.js [--quick] [--only designs,exec,bulk,capacity,growth,launcher] [--out FILE] [--no-install]
+//   node bench/run.js [--quick] [--only cpu-per-conn,designs,exec,bulk,capacity,growth,launcher] [--rows LIST] [--rounds N]
+//                     [--out FILE] [--no-install]
 //   (launcher: bench/launcher.js, tcpkit --exec against tcpserver, xinetd, socat with one client; TCPKIT_BEFORE=DIR adds an earlier build)
 //   node bench/run.js --from docs/benchmarks/results.json    (render the document again, no measuring)
+//
+// --rows LIST keeps only the rows of the cpu-per-conn and bulk tables whose label contains one of
+// the comma-separated words (the plain Node rows, their base, always run): e.g. after changing the
+// pools, `node bench/run.js --only cpu-per-conn --rows prefork,threads`. --rounds N (default 3,
+// --quick 1): those two tables run every row once per round, interleaved, and report medians.
 //
 // --quick scales every count down (about two minutes). Counts used are printed in the
 // document. Every load is bounded in count and time (tcpkit bench --duration), and every
@@ -15,7 +21,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { memoryOf, processTree } from '../dist/bench/index.js';
+import { cpuOf, memoryOf, processTree } from '../dist/bench/index.js';
+import { buildBulkClient, buildConnClient, runBulkClient, runConnClient } from './lib/connclient.js';
 import { barChart, lineChart } from './lib/svg.js';
 import { ROOT, descriptorLimit, descriptorsOf, firstLine, killAll, runLoad, sleep, spawnTracked, BIN } from './lib/procs.js';
 import * as peers from './lib/peers.js';
@@ -27,19 +34,46 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     'no-install': { type: 'boolean' },
     from: { type: 'string' },
+    rows: { type: 'string' },
+    rounds: { type: 'string' },
   },
 });
 const QUICK = Boolean(flags.quick);
-const ONLY = new Set((flags.only ?? 'designs,exec,bulk,capacity,growth,launcher').split(','));
+const PARTS = ['cpu-per-conn', 'designs', 'exec', 'bulk', 'capacity', 'growth', 'launcher'];
+const ONLY = new Set((flags.only ?? PARTS.join(',')).split(','));
+for (const part of ONLY) if (!PARTS.includes(part)) usage(`--only: unknown part ${JSON.stringify(part)} (parts: ${PARTS.join(', ')})`);
+const ROWS = flags.rows ? flags.rows.split(',').filter(Boolean) : undefined;
+const ROUNDS = flags.rounds === undefined ? (flags.quick ? 1 : 5) : Number(flags.rounds);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1 || ROUNDS > 20) usage(`--rounds: must be an integer from 1 to 20, got ${JSON.stringify(flags.rounds)}`);
+
+/** A bad option: say which, exit 100 (usage) before anything is started. */
+function usage(message) {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(100);
+}
+
+/** Whether --rows keeps a row (base rows always run: the ratios need them). */
+const keepRow = (label, base = false) => base || !ROWS || ROWS.some((w) => label.includes(w));
+/** `rows` starting at `by` (mod length): each round starts with another row, so no row always follows the same neighbour. */
+const rotate = (rows, by) => rows.map((_, i) => rows[(i + by) % rows.length]);
+/** The median of the finite numbers in `values`, or null. */
+function median(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+}
 const OUT = path.resolve(flags.out ?? path.join(ROOT, 'docs', 'benchmarks.md'));
 const CHART_DIR = path.join(path.dirname(OUT), 'benchmarks');
 const t0 = Date.now();
+/** When this run started: rows merged from an earlier run (--rows) keep theirs. */
+const RUN_AT = new Date(t0).toISOString();
 
 /** The counts of this run (the document states them). */
 const COUNTS = {
+  cpuPerConn: { procs: 2, conns: QUICK ? 1000 : 5000, warm: QUICK ? 200 : 500, bytes: 4000, rounds: ROUNDS },
   designs: { clients: 2, conns: QUICK ? 500 : 5000, forkConns: QUICK ? 40 : 200, bytes: 4000 },
   exec: { clients: 4, conns: QUICK ? 100 : 500, bytes: 64 },
-  bulk: { size: QUICK ? 256 * 2 ** 20 : 2 ** 30 },
+  bulk: { size: QUICK ? 256 * 2 ** 20 : 2 * 2 ** 30, rounds: ROUNDS },
   capacity: { target: QUICK ? 20_000 : 100_000, perShard: 15_000, hold: 600 },
   growth: { levels: [1, 10, 100, 1000], total: QUICK ? 1000 : 4000, bytes: 4000 },
 };
@@ -89,6 +123,93 @@ function modelRow(label, model, extra, service = 'bench') {
     return { label, start: () => Promise.reject(new Error(NOT_AVAILABLE(`${service} service`))) };
   }
   return { label, model, start: () => peers.tcpkit(label, [service, '--model', model, ...extra]) };
+}
+
+// ---------------------------------------------------------------- 0. CPU per connection (issue 14's goals)
+/** CPU seconds (user+sys, children included) of a process tree so far, or null when it is gone. */
+function treeCpu(pid) {
+  const c = cpuOf(pid);
+  return c ? c.userSeconds + c.systemSeconds : null;
+}
+
+/**
+ * The rows of the CPU-per-connection table: plain Node's `net` (its base) and every in-process
+ * and pool model, all answering the bench protocol, all loaded by the same C client.
+ */
+function cpuPerConnRows() {
+  const common = ['--max-conns', '1000', '--backlog', '1024'];
+  return [
+    { label: 'plain Node net', base: true, start: () => peers.nodeFloor('bench') },
+    modelRow('event', 'event', common),
+    modelRow('iterative', 'iterative', ['--backlog', '1024']),
+    modelRow('prefork --workers 2', 'prefork', [...common, '--workers', '2']),
+    modelRow('prefork --workers 4', 'prefork', [...common, '--workers', '4']),
+    modelRow('threads --workers 2', 'threads', [...common, '--workers', '2']),
+    modelRow('threads --workers 4', 'threads', [...common, '--workers', '4']),
+  ].filter((r) => keepRow(r.label, r.base));
+}
+
+/**
+ * Every row once per round, interleaved (so a busy minute on the shared machine hits all rows
+ * alike), each on a fresh server: a warm-up run, then the measured run with the server's whole
+ * process tree's CPU read before and after. Medians over the rounds.
+ */
+async function cpuPerConn() {
+  const c = COUNTS.cpuPerConn;
+  try {
+    buildConnClient();
+  } catch (err) {
+    log(err.message);
+    return { reason: err.message, rows: [] };
+  }
+  const rows = cpuPerConnRows();
+  const samples = new Map(rows.map((r) => [r.label, []]));
+  for (let round = 1; round <= c.rounds; round++) {
+    for (const row of rotate(rows, round - 1)) {
+      let server;
+      try {
+        server = await row.start();
+      } catch (err) {
+        samples.get(row.label).push({ reason: err.message });
+        continue;
+      }
+      try {
+        await runConnClient(server.port, { procs: c.procs, conns: Math.ceil(c.warm / c.procs), bytes: c.bytes });
+        const before = treeCpu(server.pid);
+        const run = await runConnClient(server.port, { procs: c.procs, conns: c.conns, bytes: c.bytes });
+        await sleep(300); // the last connections' ends, and a pool's reports, reach the CPU counters
+        const after = treeCpu(server.pid);
+        const cpuMsPerConn = before !== null && after !== null ? ((after - before) * 1000) / run.conns : null;
+        samples.get(row.label).push({ ...run, cpuMsPerConn });
+        log(`cpu-per-conn round ${round} ${row.label}: ${int(run.perSecond)}/s, ${fixed(cpuMsPerConn, 3)} ms CPU/conn, errors ${run.errors}`);
+      } catch (err) {
+        samples.get(row.label).push({ reason: err.message });
+        log(`cpu-per-conn round ${round} ${row.label}: ${err.message}`);
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  const baseRuns = samples.get('plain Node net').filter((x) => !x.reason);
+  const base = baseRuns.length ? { cpuMsPerConn: median(baseRuns.map((x) => x.cpuMsPerConn)), perSecond: median(baseRuns.map((x) => x.perSecond)) } : null;
+  return {
+    rows: rows.map((r) => {
+      const runs = samples.get(r.label);
+      const ok = runs.filter((x) => !x.reason);
+      return {
+        label: r.label,
+        /** The plain Node row of the run this row was measured in: ratios are only ever taken within one run. */
+        base,
+        run: RUN_AT,
+        rounds: ok.length,
+        conns: ok.reduce((a, x) => a + x.conns, 0),
+        errors: ok.reduce((a, x) => a + x.errors, 0),
+        perSecond: median(ok.map((x) => x.perSecond)),
+        cpuMsPerConn: median(ok.map((x) => x.cpuMsPerConn)),
+        reason: ok.length === 0 ? runs.find((x) => x.reason)?.reason ?? 'not measured' : undefined,
+      };
+    }),
+  };
 }
 
 // ---------------------------------------------------------------- 1. designs
@@ -157,20 +278,79 @@ async function execRows() {
 }
 
 // ---------------------------------------------------------------- 3. bulk
+/**
+ * One connection's echo throughput, every row once per round (interleaved), medians. The
+ * client is C (bench/c/bulkclient.c, compiled at run time: on the 2 cores it shares with the
+ * server a Node client's own CPU would cap every row alike and squeeze the ratios), or
+ * `tcpkit bench --mode bulk` when there is no cc. The server's CPU is its process tree's,
+ * read around the run (a tcpserver's `cat` counts once reaped).
+ */
 async function bulkRows() {
-  const size = COUNTS.bulk.size;
+  const { size, rounds } = COUNTS.bulk;
+  let cClient = true;
+  try {
+    buildBulkClient();
+  } catch (err) {
+    cClient = false;
+    log(`${err.message}: bulk falls back to tcpkit bench --mode bulk`);
+  }
+  COUNTS.bulk.client = cClient ? 'bench/c/bulkclient.c' : 'tcpkit bench --mode bulk';
   const args = ['--mode', 'bulk', '--size', String(size), '--duration', '240', '--timeout', '60'];
+  /** One run: { bytesPerSecond, errors: {code: n} }. */
+  const load = async (port) => {
+    if (!cClient) {
+      const report = await runLoad(port, args, { timeoutMs: 300_000 });
+      return { bytesPerSecond: report.connections.completed > 0 ? report.throughput.bytesPerSecond : 0, errors: report.errors ?? {} };
+    }
+    const r = await runBulkClient(port, size);
+    return { bytesPerSecond: r.errors ? 0 : r.bytesPerSecond, errors: r.errors ? { [r.firstError ?? 'BULK_FAILED']: 1 } : {} };
+  };
   const rows = [
-    modelRow('iterative', 'iterative', [], 'echo'),
-    modelRow('fork', 'fork', [], 'echo'),
+    { label: 'plain Node s.pipe(s)', base: true, start: () => peers.nodeFloor('echo') },
+    { label: 'tcpserver cat', base: true, start: peers.tcpserver },
+    modelRow('event', 'event', [], 'echo'),
     modelRow('prefork', 'prefork', ['--workers', '4'], 'echo'),
     modelRow('threads', 'threads', ['--workers', '4'], 'echo'),
-    modelRow('event', 'event', [], 'echo'),
-    { label: 'plain Node net echo', start: () => peers.nodeFloor('echo') },
-    { label: 'tcpserver cat', start: peers.tcpserver },
-  ];
-  const results = [];
-  for (const row of rows) results.push(await measure(row.label, row.start, args));
+    modelRow('iterative', 'iterative', [], 'echo'),
+    modelRow('fork', 'fork', [], 'echo'),
+  ].filter((r) => keepRow(r.label, r.base));
+  const samples = new Map(rows.map((r) => [r.label, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const row of rotate(rows, round - 1)) {
+      let server;
+      try {
+        server = await row.start();
+      } catch (err) {
+        samples.get(row.label).push({ reason: err.message });
+        log(`bulk ${row.label}: ${err.message}`);
+        continue;
+      }
+      try {
+        const before = treeCpu(server.pid);
+        const run = await load(server.port);
+        await sleep(200);
+        const after = treeCpu(server.pid);
+        const cpuSeconds = before !== null && after !== null ? after - before : null;
+        samples.get(row.label).push({ ...run, cpuSeconds });
+        log(`bulk round ${round} ${row.label}: ${fixed(run.bytesPerSecond / 2 ** 20, 0)} MiB/s, server CPU ${fixed(cpuSeconds)} s, errors ${errorsOf(run)}`);
+      } catch (err) {
+        samples.get(row.label).push({ reason: err.message });
+        log(`bulk round ${round} ${row.label}: ${err.message}`);
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  const results = rows.map((r) => {
+    const runs = samples.get(r.label);
+    const ok = runs.filter((x) => !x.reason && x.bytesPerSecond > 0);
+    if (ok.length === 0) return { label: r.label, reason: runs.find((x) => x.reason)?.reason ?? `failed: ${errorsOf(runs[0])}` };
+    const bytesPerSecond = median(ok.map((x) => x.bytesPerSecond));
+    const cpuSeconds = median(ok.map((x) => x.cpuSeconds));
+    const errors = {};
+    for (const x of runs) for (const [k, v] of Object.entries(x.errors ?? {})) errors[k] = (errors[k] ?? 0) + v;
+    return { label: r.label, rounds: ok.length, bytesPerSecond, cpuSeconds, errors };
+  });
   let ceiling;
   try {
     ceiling = await peers.iperf3(size);
@@ -425,28 +605,38 @@ function execSection(results) {
   return lines.join('\n');
 }
 
+/** Issue 14's bulk goals: event and prefork at least 1.5x plain Node's s.pipe(s) and 0.6x tcpserver + cat. */
+const BULK_GOALS = { 'plain Node s.pipe(s)': 1.5, 'tcpserver cat': 0.6 };
+
 function bulkSection({ results, ceiling }) {
   const ceil = ceiling.bytesPerSecond;
+  const plain = results.find((r) => r.label === 'plain Node s.pipe(s)')?.bytesPerSecond;
+  const ts = results.find((r) => r.label === 'tcpserver cat')?.bytesPerSecond;
+  const gib = COUNTS.bulk.size / 2 ** 30;
+  const plainCpu = results.find((r) => r.label === 'plain Node s.pipe(s)')?.cpuSeconds;
+  const ratio = (a, b) => (a && b ? `${fixed(a / b)}x` : '—');
   const lines = [
     '## 3. Bulk: echo throughput through one connection',
     '',
-    `${mib(COUNTS.bulk.size)} MiB sent through one connection while the echo is read back, every byte checked in order. ` +
-      'Echo throughput counts each byte once (it crosses loopback twice: out and back). iperf3 sends the same amount one way: the ceiling.',
+    `${mib(COUNTS.bulk.size)} MiB sent through one connection while the echo is read back, every byte checked in order ` +
+      `(${COUNTS.bulk.client === 'bench/c/bulkclient.c' ? 'bench/c/bulkclient.c, compiled at run time: it writes while it reads, in C so that its own CPU on the shared cores does not cap every row alike' : '`tcpkit bench --mode bulk`'}; the same client for every row), each row once per round, ${COUNTS.bulk.rounds} round(s) interleaved (each round starting one row later), medians. ` +
+      'Echo throughput counts each byte once (it crosses loopback twice: out and back). iperf3 sends the same amount one way: the ceiling. ' +
+      'Server CPU is the server\'s process tree\'s, read around the run; GiB here are of echoed bytes. ' +
+      `Goals (issue 14): event and prefork at least ${BULK_GOALS['plain Node s.pipe(s)']}x plain Node's \`s.pipe(s)\` and ${BULK_GOALS['tcpserver cat']}x tcpserver + cat.`,
     '',
-    '| server | MiB/s echoed | vs iperf3 | server CPU s | errors |',
-    '|---|---:|---:|---:|---|',
+    '| server | MiB/s echoed | vs plain Node s.pipe(s) | vs tcpserver cat | vs iperf3 | server CPU s / GiB | CPU / GiB vs plain Node | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of results) {
     if (r.reason) {
-      lines.push(`| ${r.label} | ${reasonCell(r)} | | | |`);
+      lines.push(`| ${r.label} | ${reasonCell(r)} | | | | | | |`);
       continue;
     }
-    const bps = r.report.throughput.bytesPerSecond;
-    lines.push(
-      `| ${r.label} | ${int(bps / 2 ** 20)} | ${ceil ? `${fixed(bps / ceil)}x` : '—'} | ${fixed(r.report.server?.cpu.totalSeconds)} | ${errorsOf(r.report)} |`,
-    );
+    const bps = r.bytesPerSecond;
+    const perGiB = r.cpuSeconds !== null ? r.cpuSeconds / gib : null;
+    lines.push(`| ${r.label} | ${int(bps / 2 ** 20)} | ${ratio(bps, plain)} | ${ratio(bps, ts)} | ${ratio(bps, ceil)} | ${fixed(perGiB)} | ${ratio(r.cpuSeconds, plainCpu)} | ${errorsOf(r)} |`);
   }
-  lines.push(ceiling.reason ? `| iperf3 (ceiling) | ${ceiling.reason} | | | |` : `| iperf3 one way (ceiling) | ${int(ceil / 2 ** 20)} | 1.00x | | |`);
+  lines.push(ceiling.reason ? `| iperf3 (ceiling) | ${ceiling.reason} | | | | | | |` : `| iperf3 one way (ceiling) | ${int(ceil / 2 ** 20)} | | | 1.00x | | | |`);
   lines.push('');
   lines.push(
     writeChart(
@@ -455,13 +645,71 @@ function bulkSection({ results, ceiling }) {
         title: 'Bulk echo through one connection (higher is better)',
         unit: 'MiB/s',
         rows: [
-          ...results.map((r) => ({ label: r.label, value: r.report ? r.report.throughput.bytesPerSecond / 2 ** 20 : null, note: r.reason ? 'not measured' : undefined })),
+          ...results.map((r) => ({ label: r.label, value: r.bytesPerSecond ? r.bytesPerSecond / 2 ** 20 : null, note: r.reason ? 'not measured' : undefined })),
           { label: 'iperf3 (one way)', value: ceil ? ceil / 2 ** 20 : null, color: '#a5a5a5', note: ceiling.reason ? 'not measured' : undefined },
         ],
         reference: ceil ? { value: ceil / 2 ** 20 / 2, label: 'half the ceiling' } : undefined,
       }),
     ),
   );
+  return lines.join('\n');
+}
+
+/** Issue 14's CPU-per-connection goals, as a ratio to plain Node's (and conn/s at least a ratio, for the 2-worker pools). */
+const CPU_GOALS = {
+  event: { cpu: 1.1 },
+  iterative: { cpu: 1.2 },
+  'prefork --workers 2': { cpu: 1.4, rate: 0.9 },
+  'threads --workers 2': { cpu: 1.4, rate: 0.9 },
+  'prefork --workers 4': { cpu: 2.0 },
+  'threads --workers 4': { cpu: 2.0 },
+};
+
+/** One goal's verdict: met, missed, or why not measured. */
+function goalVerdict(row, runBase) {
+  const base = row.base ?? runBase;
+  const goal = CPU_GOALS[row.label];
+  if (!goal || !base || row.reason) return { text: goal ? `CPU ≤ ${goal.cpu}x${goal.rate ? `, conn/s ≥ ${goal.rate}x` : ''}` : '', met: undefined };
+  const cpu = row.cpuMsPerConn / base.cpuMsPerConn;
+  const rate = row.perSecond / base.perSecond;
+  const met = cpu <= goal.cpu && (!goal.rate || rate >= goal.rate);
+  return { text: `CPU ≤ ${goal.cpu}x${goal.rate ? `, conn/s ≥ ${goal.rate}x` : ''}`, met };
+}
+
+function cpuPerConnSection({ rows, reason }) {
+  const c = COUNTS.cpuPerConn;
+  const base = rows.find((r) => r.label === 'plain Node net' && !r.reason);
+  // Rows from an earlier run (kept by --rows) say so, and are compared with that run's plain Node row.
+  const newest = rows.map((r) => r.run ?? '').sort().at(-1);
+  const lines = [
+    '## 0. CPU per connection: tcpkit against plain Node (issue 14)',
+    '',
+    `The same C client for every row (bench/c/connclient.c, compiled at run time with cc: UNP ch. 30's client.c protocol): ` +
+      `${c.procs} client processes x ${int(c.conns)} connections one after another, each asking the bench service for ${c.bytes} bytes, ` +
+      `after ${int(c.warm)} warm-up connections on the same server. Each row once per round, ${c.rounds} round(s) interleaved (each round starting one row later), medians. ` +
+      "CPU is user+sys of the server's whole process tree (workers and reaped children included) over the measured run. " +
+      'The client runs on the same 2 cores and takes a large share of them, so CPU per connection is the figure that carries ' +
+      "to other machines; conn/s shows whether the server's cores are wasted. Only ratios within this run compare. " +
+      'To measure some rows again (the pools, after a change to them): `npm run build:ts && node bench/run.js --only cpu-per-conn --rows prefork,threads` ' +
+      '(plain Node runs too, as their base; the other rows and tables are kept from docs/benchmarks/results.json, each row marked with its run).',
+    '',
+    '| server | CPU ms / conn | vs plain Node | conn/s | conn/s vs plain Node | goal | met? | errors |',
+    '|---|---:|---:|---:|---:|---|---|---:|',
+  ];
+  if (reason) lines.push(`| (not measured) | ${reason.replace(/\|/g, '/')} | | | | | | |`);
+  for (const r of rows) {
+    if (r.reason) {
+      lines.push(`| ${r.label} | ${reasonCell(r)} | | | | | | |`);
+      continue;
+    }
+    const b = r.base ?? base;
+    const v = goalVerdict(r, base);
+    const cpuRatio = b ? `${fixed(r.cpuMsPerConn / b.cpuMsPerConn)}x` : '—';
+    const rateRatio = b ? `${fixed(r.perSecond / b.perSecond)}x` : '—';
+    const met = v.met === undefined ? (v.text ? 'not measured' : '') : v.met ? 'met' : '**missed**';
+    const earlier = r.run && r.run !== newest ? ` (run of ${r.run.slice(0, 16).replace('T', ' ')})` : '';
+    lines.push(`| ${r.label}${earlier} | ${fixed(r.cpuMsPerConn, 3)} | ${cpuRatio} | ${int(r.perSecond)} | ${rateRatio} | ${v.text} | ${met} | ${r.errors} |`);
+  }
   return lines.join('\n');
 }
 
@@ -541,9 +789,34 @@ function growthSection(results) {
   return lines.join('\n');
 }
 
-function goalsSection(all) {
+function goalsSection(all, kept = []) {
   const lines = ['## Goals', '', '| goal | measured | met? |', '|---|---|---|'];
+  // Rows of parts kept from an earlier run (a partial run) say so.
+  const mark = (part) => (kept.includes(part) ? ' (earlier run)' : '');
   const verdict = (ok) => (ok === undefined ? 'not measured' : ok ? 'yes' : '**no**');
+  if (all.cpuPerConn) {
+    const base = all.cpuPerConn.rows.find((r) => r.label === 'plain Node net' && !r.reason);
+    for (const r of all.cpuPerConn.rows.filter((x) => CPU_GOALS[x.label])) {
+      const v = goalVerdict(r, base);
+      const b = r.base ?? base;
+      const measured =
+        r.reason ?? (b ? `${fixed(r.cpuMsPerConn / b.cpuMsPerConn)}x CPU/conn, ${fixed(r.perSecond / b.perSecond)}x conn/s (table 0)` : 'no plain Node row');
+      lines.push(`| ${r.label}: ${v.text} plain Node's | ${measured} | ${verdict(v.met)} |`);
+    }
+  }
+  if (all.bulk) {
+    const rate = (label) => all.bulk.results.find((r) => r.label === label)?.bytesPerSecond;
+    for (const label of ['event', 'prefork']) {
+      for (const [against, goal] of Object.entries(BULK_GOALS)) {
+        const a = rate(label);
+        const b = rate(against);
+        const ratio = a && b ? a / b : undefined;
+        lines.push(
+          `| bulk echo (${label}) at least ${goal}x ${against}'s MiB/s | ${ratio ? `${int(a / 2 ** 20)} vs ${int(b / 2 ** 20)} MiB/s: ${fixed(ratio)}x` : 'not measured'} | ${verdict(ratio === undefined ? undefined : ratio >= goal)} |`,
+        );
+      }
+    }
+  }
   if (all.designs) {
     const floor = cpuPer10k(all.designs.find((r) => r.label === 'plain Node net') ?? {});
     for (const name of ['event', 'prefork']) {
@@ -551,7 +824,7 @@ function goalsSection(all) {
       const cpu = r ? cpuPer10k(r) : null;
       const ratio = cpu && floor ? cpu / floor : undefined;
       lines.push(
-        `| ${name}: CPU per connection within 1.5x the plain Node server | ${ratio ? `${fixed(cpu)} s vs ${fixed(floor)} s per 10,000: ${fixed(ratio)}x` : r?.reason ?? 'not measured'} | ${verdict(ratio === undefined ? undefined : ratio <= 1.5)} |`,
+        `| ${name}: CPU per connection within 1.5x the plain Node server${mark('designs')} | ${ratio ? `${fixed(cpu)} s vs ${fixed(floor)} s per 10,000: ${fixed(ratio)}x` : r?.reason ?? 'not measured'} | ${verdict(ratio === undefined ? undefined : ratio <= 1.5)} |`,
       );
     }
   }
@@ -560,15 +833,15 @@ function goalsSection(all) {
     const ts = all.exec.find((r) => r.label === 'tcpserver cat');
     const ratio = mine?.report && ts?.report ? mine.report.connections.perSecond / ts.report.connections.perSecond : undefined;
     lines.push(
-      `| \`--exec cat\` at least 0.7x tcpserver's connections/s | ${ratio ? `${int(mine.report.connections.perSecond)} vs ${int(ts.report.connections.perSecond)} /s: ${fixed(ratio)}x` : mine?.reason ?? ts?.reason ?? 'not measured'} | ${verdict(ratio === undefined ? undefined : ratio >= 0.7)} |`,
+      `| \`--exec cat\` at least 0.7x tcpserver's connections/s${mark('exec')} | ${ratio ? `${int(mine.report.connections.perSecond)} vs ${int(ts.report.connections.perSecond)} /s: ${fixed(ratio)}x` : mine?.reason ?? ts?.reason ?? 'not measured'} | ${verdict(ratio === undefined ? undefined : ratio >= 0.7)} |`,
     );
   }
   if (all.bulk) {
     const ceil = all.bulk.ceiling.bytesPerSecond;
     for (const r of all.bulk.results.filter((x) => ['event', 'prefork', 'threads', 'fork', 'iterative'].includes(x.label))) {
-      const ratio = r.report && ceil ? r.report.throughput.bytesPerSecond / ceil : undefined;
+      const ratio = r.bytesPerSecond && ceil ? r.bytesPerSecond / ceil : undefined;
       lines.push(
-        `| bulk echo (${r.label}) at least half the iperf3 ceiling | ${ratio ? `${int(r.report.throughput.bytesPerSecond / 2 ** 20)} vs ${int(ceil / 2 ** 20)} MiB/s: ${fixed(ratio)}x` : r.reason ?? all.bulk.ceiling.reason} | ${verdict(ratio === undefined ? undefined : ratio >= 0.5)} |`,
+        `| bulk echo (${r.label}) at least half the iperf3 ceiling | ${ratio ? `${int(r.bytesPerSecond / 2 ** 20)} vs ${int(ceil / 2 ** 20)} MiB/s: ${fixed(ratio)}x` : r.reason ?? all.bulk.ceiling.reason} | ${verdict(ratio === undefined ? undefined : ratio >= 0.5)} |`,
       );
     }
   }
@@ -581,7 +854,7 @@ function goalsSection(all) {
         const perConn = (r.held.pssBytes - r.before.pssBytes) / serverHeld(r);
         measured += `; at ${int(perConn)} B/connection, 100,000 would need ~${mib(r.before.pssBytes + perConn * 100_000)} MiB`;
       }
-      lines.push(`| ${r.label}: 100,000 idle connections within 1 GiB (PSS) | ${measured} | ${verdict(ok)} |`);
+      lines.push(`| ${r.label}: 100,000 idle connections within 1 GiB (PSS)${mark('capacity')} | ${measured} | ${verdict(ok)} |`);
     }
   }
   return lines.join('\n');
@@ -618,6 +891,39 @@ function launcherSection(table) {
   return ['## 6. A process per connection without forking Node: the native launcher', '', LAUNCHER_BEGIN, table, LAUNCHER_END].join('\n');
 }
 
+/**
+ * A partial run (--only, --rows) updates the saved results rather than replacing them: the
+ * parts not measured now, and the rows of table 0 not measured now, come from the saved
+ * results.json (each such row keeps the plain Node figures of its own run). Returns what was
+ * kept, for the document's header, or undefined.
+ */
+function mergeEarlier(all) {
+  const savedPath = path.join(CHART_DIR, 'results.json');
+  if ((!flags.only && !ROWS) || !fs.existsSync(savedPath)) return undefined;
+  let saved;
+  try {
+    saved = JSON.parse(fs.readFileSync(savedPath, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const kept = [];
+  for (const k of ['cpuPerConn', 'designs', 'nodeStartMs', 'exec', 'bulk', 'capacity', 'growth']) {
+    if (all[k] === undefined && saved[k] !== undefined) {
+      all[k] = saved[k];
+      kept.push(k);
+      // The counts the kept part was measured with (its section states them).
+      if (saved.counts?.[k] !== undefined) COUNTS[k] = saved.counts[k];
+    }
+  }
+  if (ROWS && all.cpuPerConn && saved.cpuPerConn && !kept.includes('cpuPerConn')) {
+    const now = new Set(all.cpuPerConn.rows.map((r) => r.label));
+    const earlier = saved.cpuPerConn.rows.filter((r) => !now.has(r.label)).map((r) => ({ ...r, base: r.base ?? saved.cpuPerConn.rows.find((x) => x.label === 'plain Node net') ?? null, run: r.run ?? saved.generatedAt }));
+    all.cpuPerConn.rows.push(...earlier);
+    if (earlier.length) kept.push(`table 0 rows ${earlier.map((r) => r.label).join(', ')}`);
+  }
+  return kept.length ? { parts: kept, generatedAt: saved.generatedAt } : undefined;
+}
+
 async function main() {
   fs.mkdirSync(path.dirname(OUT), { recursive: true });
   let all = {};
@@ -626,18 +932,20 @@ async function main() {
   let minutes;
   let generatedAt = new Date().toISOString();
   let build;
+  let merged;
   let quick = QUICK;
   if (flags.from) {
     // Render again from a saved results.json (after editing bench/reading.md or the layout), without measuring.
     const saved = JSON.parse(fs.readFileSync(flags.from, 'utf8'));
     ({ machine: { before, after }, minutes, generatedAt, build, quick } = saved);
     Object.assign(COUNTS, saved.counts);
-    for (const k of ['designs', 'nodeStartMs', 'exec', 'bulk', 'capacity', 'growth', 'models']) if (saved[k] !== undefined) all[k] = saved[k];
+    for (const k of ['cpuPerConn', 'designs', 'nodeStartMs', 'exec', 'bulk', 'capacity', 'growth', 'models']) if (saved[k] !== undefined) all[k] = saved[k];
   } else {
     if (!flags['no-install']) for (const line of peers.installPeers()) log(line);
     before = machine();
     log(`models: ${models.join(', ') || 'none'}; services: ${services.join(', ')}; ${QUICK ? 'quick' : 'full'} run`);
     all.models = models;
+    if (ONLY.has('cpu-per-conn')) all.cpuPerConn = await cpuPerConn();
     if (ONLY.has('designs')) {
       all.designs = await designs();
       all.nodeStartMs = await nodeStartCpuMs();
@@ -651,6 +959,7 @@ async function main() {
     minutes = ((Date.now() - t0) / 60_000).toFixed(1);
     after = machine();
     build = serverBuild();
+    merged = mergeEarlier(all);
   }
 
   const reading = fs.existsSync(path.join(ROOT, 'bench', 'reading.md')) ? fs.readFileSync(path.join(ROOT, 'bench', 'reading.md'), 'utf8').trim() : '';
@@ -658,7 +967,9 @@ async function main() {
     '# Benchmarks',
     '',
     `Generated by \`npm run bench${quick ? ' -- --quick' : ''}\` (bench/run.js) on ${generatedAt.slice(0, 16).replace('T', ' ')} UTC in ${minutes} minutes. ` +
-      'Regenerate it on your own machine: the figures are this machine\'s, and they are noisy — the machine is shared (see the load average).',
+      'Regenerate it on your own machine: the figures are this machine\'s, and they are noisy — the machine is shared (see the load average). ' +
+      'Only ratios within one run compare: every table has its own base row (plain Node, tcpserver) measured in the same run.' +
+      (merged ? ` Kept from the run of ${String(merged.generatedAt).slice(0, 16).replace('T', ' ')} UTC (not measured this time): ${merged.parts.join('; ')}.` : ''),
     '',
     '## The machine',
     '',
@@ -666,9 +977,11 @@ async function main() {
     `- Kernel: ${before.kernel}; Node ${before.node}`,
     `- Ephemeral ports ${before.portRange}; descriptor limit for servers and load generators: ${int(all.capacity?.limit)}`,
     `- Load average (1, 5, 15 min) at start: ${before.load}; at end: ${after.load}`,
-    `- tcpkit servers measured: ${build}; models ${(all.models ?? models).join(', ') || 'none'}. The load generator (\`tcpkit bench\`) runs on the same machine, in its own process, and is itself Node: it shares the 2 cores with the server.`,
+    `- tcpkit servers measured: ${build}; models ${(all.models ?? models).join(', ') || 'none'}. The load generators (the C client of table 0, \`tcpkit bench\` for the rest, itself Node) run on the same machine: they share its ${before.cores} cores with the server, and so does whatever else runs there (other engineers' builds and tests on this shared machine).`,
     '',
-    goalsSection(all),
+    goalsSection(all, merged?.parts),
+    '',
+    all.cpuPerConn ? cpuPerConnSection(all.cpuPerConn) : '',
     '',
     all.designs ? designsSection(all.designs, all.nodeStartMs) : '',
     '',

@@ -172,17 +172,35 @@ export function announceEnds(socket: net.Socket, ends: ConnectionEnds): void {
   announced.set(socket, ends);
 }
 
-/** Both ends of a connected socket as getsockname + getpeername report them, ignoring any PROXY header. */
-export function realEndpointsOf(socket: net.Socket): { local: Endpoint; remote: Endpoint } | undefined {
-  const { localAddress, localPort, remoteAddress, remotePort } = socket;
-  if (localAddress === undefined || localPort === undefined || remoteAddress === undefined || remotePort === undefined) {
-    return undefined;
-  }
+/**
+ * Both ends of a connected socket as getsockname + getpeername report them, ignoring any
+ * PROXY header: one system call each (Node caches both on the socket). With `local` (what
+ * acceptedLocal() gives for the listening socket), getsockname is not called at all.
+ */
+export function realEndpointsOf(socket: net.Socket, local?: Endpoint): { local: Endpoint; remote: Endpoint } | undefined {
+  // getpeername: Node fills address, port and family in one call.
+  const { remoteAddress, remotePort } = socket;
+  if (remoteAddress === undefined || remotePort === undefined) return undefined;
   const family: Family = (socket.remoteFamily as Family | undefined) ?? familyOf(remoteAddress) ?? 'IPv4';
-  return {
-    local: { address: localAddress, port: localPort, family: familyOf(localAddress) ?? family },
-    remote: { address: remoteAddress, port: remotePort, family },
-  };
+  const remote: Endpoint = { address: remoteAddress, port: remotePort, family };
+  if (local) return { local, remote };
+  // getsockname: socket.address() is the same cached call as localAddress/localPort, with the family.
+  const a = socket.address() as Partial<net.AddressInfo>;
+  if (a.address === undefined || a.port === undefined) return undefined;
+  return { local: { address: a.address, port: a.port, family: (a.family as Family | undefined) ?? familyOf(a.address) ?? family }, remote };
+}
+
+/**
+ * The local end every connection accepted on a socket listening at `listening` has, or
+ * undefined when it varies: a socket bound to one address (127.0.0.1:9877, [::1]:9877)
+ * accepts only connections to that address and port, so its connections' getsockname
+ * is known without asking; one bound to a wildcard (0.0.0.0, ::) accepts for every local
+ * address, and each connection must be asked. Used to spare a system call per connection.
+ */
+export function acceptedLocal(listening: Endpoint): Endpoint | undefined {
+  const { address } = listening;
+  if (address === '0.0.0.0' || address === '::' || net.isIP(address) === 0 || address.startsWith('::ffff:')) return undefined;
+  return { address, port: listening.port, family: listening.family };
 }
 
 /**
@@ -192,6 +210,11 @@ export function realEndpointsOf(socket: net.Socket): { local: Endpoint; remote: 
  */
 export function endpointsOf(socket: net.Socket): ConnectionEnds | undefined {
   return announced.get(socket) ?? realEndpointsOf(socket);
+}
+
+/** What a PROXY header said about `socket` (announceEnds), if anything. */
+export function announcedEnds(socket: net.Socket): ConnectionEnds | undefined {
+  return announced.get(socket);
 }
 
 /**

@@ -9,7 +9,7 @@
 import { EventEmitter } from 'node:events';
 import { AccessRules, type AccessRuleSpec } from './admission/access.js';
 import type { ConnectionInfo, Endpoint } from './address.js';
-import { checkHost } from './address.js';
+import { acceptedLocal, checkHost } from './address.js';
 import { InvalidOptionError, StateError } from './errors.js';
 import { eventChannel, type ServerEvent } from './events.js';
 import type { ConnectionLimits, LimitStats } from './admission/limits.js';
@@ -283,8 +283,10 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       const listener = this.#listener;
       if (model.accepts === 'server') {
         listener.pause();
+        // Bound to one address: every connection's local end is known (no getsockname per connection).
+        const local = acceptedLocal(listener.endpoint);
         listener.onConnection((socket) => {
-          const conn = pipeline.take(socket);
+          const conn = pipeline.take(socket, local);
           if (conn) model.dispatch(conn);
         });
       }

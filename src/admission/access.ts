@@ -134,6 +134,9 @@ function compile(spec: AccessRuleSpec, where: string): Rule {
   };
 }
 
+/** The decision of an empty rule list, shared (frozen: callers only read it). */
+const ALLOW_ALL: AccessDecision = Object.freeze({ ok: true as const, env: Object.freeze({}), rule: 'default-allow' });
+
 /** A compiled, ordered rule list. Immutable; a reload builds a new one. */
 export class AccessRules {
   readonly #rules: Rule[];
@@ -155,6 +158,8 @@ export class AccessRules {
 
   /** Decide on a peer address (IPv4, IPv6 or IPv4-mapped IPv6): the first matching rule wins. */
   check(address: string): AccessDecision {
+    // No rules (the usual case): nothing to parse, one shared answer.
+    if (this.#rules.length === 0) return ALLOW_ALL;
     const peer = ipBytes(address);
     if (peer) {
       for (const rule of this.#rules) {

@@ -34,7 +34,7 @@ export async function check(argv: string[]): Promise<number> {
   const problems: string[] = [];
   let ok = 'serve options: ok';
   try {
-    const { values, config, options } = parseServeArgs(argv, 'check');
+    const { values, config, options } = await parseServeArgs(argv, 'check');
     if (config !== undefined) {
       const result = checkConfigFile(config, { user: values.user, group: values.group });
       problems.push(...result.problems);

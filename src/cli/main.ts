@@ -3,11 +3,6 @@
  * stderr and a documented exit code (100 usage, 111 system failure).
  */
 import { exitCodeOf, TcpkitError, UsageError } from '../errors.js';
-import { bench, benchHelp } from './bench.js';
-import { check, checkHelp } from './check.js';
-import { client, clientHelp } from './client.js';
-import { serve, serveHelp } from './serve.js';
-import { status, statusHelp } from './status.js';
 
 const usage = `usage: tcpkit COMMAND [options]
 
@@ -20,19 +15,31 @@ Commands:
 
 Run tcpkit COMMAND --help for a command's options.`;
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = { serve, client, status, bench, check };
+/**
+ * Each command's module, loaded when that command runs: a server process then holds only
+ * the server's code (not the status view's HTTP and metrics, nor the load generator), and
+ * every garbage collection of a busy server walks a smaller heap.
+ */
+const commands: Record<string, () => Promise<{ run: (argv: string[]) => Promise<number>; help: string }>> = {
+  serve: async () => import('./serve.js').then((m) => ({ run: m.serve, help: m.serveHelp })),
+  client: async () => import('./client.js').then((m) => ({ run: m.client, help: m.clientHelp })),
+  status: async () => import('./status.js').then((m) => ({ run: m.status, help: m.statusHelp })),
+  bench: async () => import('./bench.js').then((m) => ({ run: m.bench, help: m.benchHelp })),
+  check: async () => import('./check.js').then((m) => ({ run: m.check, help: m.checkHelp })),
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
     const topic = command === 'help' ? rest[0] : undefined;
-    process.stdout.write(`${topic === 'serve' ? serveHelp : topic === 'client' ? clientHelp : topic === 'status' ? statusHelp : topic === 'bench' ? benchHelp : topic === 'check' ? checkHelp : usage}\n`);
+    const load = topic === undefined ? undefined : commands[topic];
+    process.stdout.write(`${load ? (await load()).help : usage}\n`);
     return command === undefined ? 100 : 0;
   }
-  const run = commands[command];
+  const load = commands[command];
   try {
-    if (!run) throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: ${Object.keys(commands).join(', ')})`);
-    return await run(rest);
+    if (!load) throw new UsageError(`unknown command ${JSON.stringify(command)} (commands: ${Object.keys(commands).join(', ')})`);
+    return await (await load()).run(rest);
   } catch (err) {
     const message = err instanceof TcpkitError ? err.message : (err as Error)?.stack ?? String(err);
     // One `tcpkit:` line per line of the message (a configuration check lists every problem).

@@ -12,10 +12,9 @@ import { proxyTrust } from '../net/proxy-gate.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { choiceOption, intOption, parse } from './args.js';
 import { ACCEPT_MODES, checkChoice, DEFAULT_BACKLOG, DEFAULT_PORT, MAX_SECONDS, parseFlag } from '../options.js';
-import { parseAdminArg, startAdminFromArg } from './status.js';
+import type { AdminArg } from './status.js';
 import { checkUserFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
 import { dropPrivileges } from '../super/privileges.js';
-import { startAdmin } from '../status/admin.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
@@ -119,7 +118,7 @@ export interface ServeArgs {
   config?: string;
   /** Without --config: the server's options (an inherited socket not yet applied). */
   options?: ServerOptions;
-  adminArg: ReturnType<typeof parseAdminArg>;
+  adminArg: AdminArg | undefined;
 }
 
 function parseServeFlags(command: string, argv: string[]) {
@@ -130,10 +129,13 @@ function parseServeFlags(command: string, argv: string[]) {
  * argv → checked options, as `serve` and `check` both need them: every usage error
  * (a flag, a number beyond its maximum, an unknown service, a bad CIDR) throws here.
  */
-export function parseServeArgs(argv: string[], command = 'serve'): ServeArgs {
+export async function parseServeArgs(argv: string[], command = 'serve'): Promise<ServeArgs> {
   const { values, positionals } = parseServeFlags(command, argv);
   const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
-  const adminArg = parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']);
+  // The admin endpoint's modules (HTTP, metrics) load only when asked for: a plain server's heap stays
+  // small, and every garbage collection of a busy server walks it.
+  const wantsAdmin = values.admin !== undefined || values['admin-public'] !== undefined || values['admin-token-file'] !== undefined;
+  const adminArg = wantsAdmin ? (await import('./status.js')).parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']) : undefined;
   if (values.config !== undefined) {
     const mixed = ['host', 'port', 'exec', 'model', 'max-conns'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {
@@ -178,7 +180,7 @@ export function parseServeArgs(argv: string[], command = 'serve'): ServeArgs {
 }
 
 export async function serve(argv: string[]): Promise<number> {
-  const { values, format, config, options, adminArg } = parseServeArgs(argv);
+  const { values, format, config, options, adminArg } = await parseServeArgs(argv);
   if (values.help) {
     process.stdout.write(`${serveHelp}\n`);
     return 0;
@@ -209,7 +211,7 @@ export async function serve(argv: string[]): Promise<number> {
   // Bind first (a port below 1024 needs root), then run as --user/--group before any
   // worker, spare child or thread starts; the admin endpoint (and its state file) comes after.
   const local = await server.listen({ beforeServe: () => void dropPrivileges(ids.user, ids.group) });
-  let admin = adminArg && (await startAdminFromArg(server, adminArg, format));
+  let admin = adminArg && (await (await import('./status.js')).startAdminFromArg(server, adminArg, format));
 
   return new Promise<number>((resolve) => {
     let signals = 0;
@@ -241,7 +243,7 @@ export async function serve(argv: string[]): Promise<number> {
           resolve(0);
         } catch {
           // Logged as `restart state failed`; serve on, with the admin endpoint back.
-          if (!admin && adminArg) admin = await startAdmin(server, adminArg).catch(() => undefined);
+          if (!admin && adminArg) admin = await (await import('../status/admin.js')).startAdmin(server, adminArg).catch(() => undefined);
           restarting = false;
         }
       })();

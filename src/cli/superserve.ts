@@ -6,7 +6,6 @@
 import type { AccessRuleSpec } from '../admission/access.js';
 import { formatEndpoint } from '../address.js';
 import type { Config } from '../super/config.js';
-import { loadCheckedConfig } from '../super/check.js';
 import { TcpkitError, UsageError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { LogWriter } from '../log.js';
@@ -15,7 +14,7 @@ import { checkRunnableBy } from '../services/exec.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
 import { parseFlag } from '../options.js';
-import { startAdminFromArg, type AdminArg } from './status.js';
+import type { AdminArg } from './status.js';
 
 /** parseArgs options the super-server adds to `serve`. */
 export const superOptions = {
@@ -129,6 +128,8 @@ export async function serveConfig(
   values: Values,
   { printPort, log, admin: adminArg, format = 'text' }: { printPort: boolean; log: (e: ServerEvent) => void; admin?: AdminArg; format?: 'text' | 'json' },
 ): Promise<number> {
+  // Loaded here, not at the top: the config schema validator is a few MiB of heap a plain `serve` does without.
+  const { loadCheckedConfig } = await import('../super/check.js');
   // Everything start would refuse, before anything is bound: the same check as `tcpkit check` and SIGHUP.
   const config: Config = loadCheckedConfig(file, { user: values.user, group: values.group });
   const user = values.user ?? config.user;
@@ -138,7 +139,7 @@ export async function serveConfig(
   // Every address is bound as started (root, for a port below 1024); every service starts as `user`.
   await supervisor.start(config, { beforeServe: () => void dropPrivileges(user, group) });
   // Every service on one admin endpoint: status, metrics (a `binding` label each) and the dashboard.
-  const admin = adminArg && (await startAdminFromArg(supervisor, adminArg, format));
+  const admin = adminArg && (await (await import('./status.js')).startAdminFromArg(supervisor, adminArg, format));
   const reload = async () => {
     try {
       // What `tcpkit check --config FILE` accepts, a reload accepts: the same function.

@@ -9,7 +9,7 @@ import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
 import type { ConnectionLimits } from '../admission/limits.js';
 import { describeError } from '../errors.js';
-import { runService } from './run.js';
+import { serveSocket } from './run.js';
 import type { Service, ServiceSpec } from '../services/types.js';
 
 /**
@@ -71,7 +71,7 @@ export class LocalConnections {
       const { code, message } = describeError(err, 'TCPKIT_HANDLER');
       hooks.failed(code, message);
     };
-    void runService(this.#service, ctx, failed, this.#limits).then(() => {
+    serveSocket(this.#service, ctx, failed, this.#limits, () => {
       this.#sockets.delete(id);
       this.#served++;
       hooks.closed();

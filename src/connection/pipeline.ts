@@ -14,7 +14,7 @@
  * ConnectionInfo here through admit(): the same steps, the same events.
  */
 import type net from 'node:net';
-import { endpointsOf, type ConnectionInfo } from '../address.js';
+import { announcedEnds, realEndpointsOf, type ConnectionInfo, type Endpoint } from '../address.js';
 import type { AccessRules } from '../admission/access.js';
 import type { LimitStats } from '../admission/limits.js';
 import type { BudgetMember, ServiceBudget } from '../admission/budget.js';
@@ -81,10 +81,71 @@ export interface PipelineHooks {
   resume(): boolean;
 }
 
-/** Both ends of an accepted socket, or undefined when the peer is already gone (reset before getpeername). */
-export function identify(socket: net.Socket, id: number): ConnectionInfo | undefined {
-  const ends = endpointsOf(socket);
-  return ends && { id, ...ends, acceptedAt: Date.now() };
+/**
+ * Both ends of an accepted socket, or undefined when the peer is already gone (reset
+ * before getpeername). `local`: the local end when the listening socket fixes it
+ * (acceptedLocal in address.ts; default: getsockname). A PROXY header's ends win over both.
+ */
+export function identify(socket: net.Socket, id: number, local?: Endpoint): ConnectionInfo | undefined {
+  const announced = announcedEnds(socket);
+  const ends = announced ?? realEndpointsOf(socket, local);
+  if (!ends) return undefined;
+  const info: ConnectionInfo = { id, local: ends.local, remote: ends.remote, acceptedAt: Date.now() };
+  if (announced?.via) info.via = announced.via;
+  return info;
+}
+
+/** What an AdmittedConnection reports to its pipeline: one object per pipeline, not per connection. */
+interface ConnectionOwner {
+  opened(conn: AdmittedConnection): void;
+  closed(conn: AdmittedConnection, wasOpen: boolean, exitcode: number | null, signal: string | null): void;
+  emit(event: ServerEvent): void;
+}
+
+/**
+ * The pipeline's Connection: a class with its methods on the prototype rather than a
+ * closure per method, since one is made for every connection. Call them as methods
+ * (pass the connection, not `conn.log`, where a callback is wanted).
+ */
+class AdmittedConnection implements Connection {
+  readonly info: ConnectionInfo;
+  readonly env: Readonly<Record<string, string>>;
+  state: 'admitted' | 'open' | 'ended' = 'admitted';
+  /** The pid that serves it, once opened. */
+  servedBy = 0;
+  readonly #owner: ConnectionOwner;
+
+  constructor(owner: ConnectionOwner, info: ConnectionInfo, env: Readonly<Record<string, string>>) {
+    this.#owner = owner;
+    this.info = info;
+    this.env = env;
+  }
+
+  opened(pid: number): void {
+    if (this.state !== 'admitted') return;
+    this.state = 'open';
+    this.servedBy = pid;
+    this.#owner.opened(this);
+  }
+
+  closed(exitcode: number | null = null, signal: string | null = null): void {
+    if (this.state === 'ended') return;
+    const wasOpen = this.state === 'open';
+    this.state = 'ended';
+    this.#owner.closed(this, wasOpen, exitcode, signal);
+  }
+
+  log(reason: string, code: string): void {
+    const pid = this.servedBy || process.pid;
+    const { info } = this;
+    if (code === 'idle' || code === 'time-limit') this.#owner.emit({ type: 'kill', pid, signal: 'close', reason: code });
+    // An exec'd program's stderr line: the same `stderr` line under every model, as under fork.
+    else this.#owner.emit(stderrEvent(info.id, reason, code) ?? { type: 'error', where: 'service', code, message: reason, id: info.id, pid });
+  }
+
+  failed(code: string, message: string): void {
+    this.#owner.emit({ type: 'error', where: 'service', code, message, id: this.info.id, pid: this.servedBy || process.pid });
+  }
 }
 
 /**
@@ -98,7 +159,8 @@ export class ConnectionPipeline implements BudgetMember {
   readonly #options: PipelineOptions;
   readonly #hooks: PipelineHooks;
   readonly #budget: ServiceBudget;
-  readonly #active = new Map<number, ConnectionInfo & { pid: number }>();
+  readonly #active = new Map<number, AdmittedConnection>();
+  readonly #owner: ConnectionOwner;
   #accepted = 0;
   #ended = 0;
   #denied = 0;
@@ -108,6 +170,15 @@ export class ConnectionPipeline implements BudgetMember {
     this.#options = options;
     this.#hooks = hooks;
     this.#budget = options.budget;
+    this.#owner = {
+      opened: (conn) => this.#opened(conn),
+      closed: (conn, wasOpen, exitcode, signal) => {
+        this.#budget.sources.release(conn.info.remote.address);
+        // A connection that never opened logs no `end`.
+        if (wasOpen) this.#closed(conn, exitcode, signal);
+      },
+      emit: (event) => this.emit(event),
+    };
   }
 
   /** Connections accepted and connections ended so far. */
@@ -131,9 +202,10 @@ export class ConnectionPipeline implements BudgetMember {
   /**
    * A socket accepted in this process: identify and admit it. Undefined when it is
    * not to be served (gone, denied, refused: logged, and the socket destroyed).
+   * `local`: see identify (default: getsockname).
    */
-  take(socket: net.Socket): IncomingConnection | undefined {
-    const info = identify(socket, 0);
+  take(socket: net.Socket, local?: Endpoint): IncomingConnection | undefined {
+    const info = identify(socket, 0, local);
     const conn = info && this.admit(info);
     if (!conn) {
       socket.destroy();
@@ -147,7 +219,8 @@ export class ConnectionPipeline implements BudgetMember {
    * admit it under a new id. Undefined when denied or refused (already logged).
    */
   admit(identified: ConnectionInfo): Connection | undefined {
-    const info: ConnectionInfo = { ...identified, id: nextConnectionId++ };
+    const info: ConnectionInfo = { id: nextConnectionId++, local: identified.local, remote: identified.remote, acceptedAt: identified.acceptedAt };
+    if (identified.via) info.via = identified.via;
     const { remote, local } = info;
     const decision = this.#options.access.check(remote.address);
     if (!decision.ok) {
@@ -160,42 +233,13 @@ export class ConnectionPipeline implements BudgetMember {
       this.emit({ type: 'refuse', remote, local, reason: place.reason });
       return undefined;
     }
-    return this.#connection(info, { TCPCONNNUM: String(place.count), ...decision.env });
+    return new AdmittedConnection(this.#owner, info, { TCPCONNNUM: String(place.count), ...decision.env });
   }
 
-  #connection(info: ConnectionInfo, env: Readonly<Record<string, string>>): Connection {
-    let state: 'admitted' | 'open' | 'ended' = 'admitted';
-    let servedBy = 0;
-    return {
-      info,
-      env,
-      opened: (pid) => {
-        if (state !== 'admitted') return;
-        state = 'open';
-        servedBy = pid;
-        this.#opened(info, pid);
-      },
-      closed: (exitcode = null, signal = null) => {
-        if (state === 'ended') return;
-        const wasOpen = state === 'open';
-        state = 'ended';
-        this.#budget.sources.release(info.remote.address);
-        // A connection that never opened logs no `end`.
-        if (wasOpen) this.#closed(info, servedBy, exitcode, signal);
-      },
-      log: (reason, code) => {
-        const pid = servedBy || process.pid;
-        if (code === 'idle' || code === 'time-limit') this.emit({ type: 'kill', pid, signal: 'close', reason: code });
-        // An exec'd program's stderr line: the same `stderr` line under every model, as under fork.
-        else this.emit(stderrEvent(info.id, reason, code) ?? { type: 'error', where: 'service', code, message: reason, id: info.id, pid });
-      },
-      failed: (code, message) => this.emit({ type: 'error', where: 'service', code, message, id: info.id, pid: servedBy || process.pid }),
-    };
-  }
-
-  #opened(info: ConnectionInfo, pid: number): void {
+  #opened(conn: AdmittedConnection): void {
+    const { info, servedBy: pid } = conn;
     this.#accepted++;
-    this.#active.set(info.id, { ...info, pid });
+    this.#active.set(info.id, conn);
     // Counted across the service (every pipeline sharing the budget); at the limit every one of them pauses.
     const via = info.via?.remote;
     const { maxConns } = this.#budget;
@@ -203,7 +247,8 @@ export class ConnectionPipeline implements BudgetMember {
     this.#budget.opened();
   }
 
-  #closed(info: ConnectionInfo, pid: number, exitcode: number | null, signal: string | null): void {
+  #closed(conn: AdmittedConnection, exitcode: number | null, signal: string | null): void {
+    const { info, servedBy: pid } = conn;
     this.#active.delete(info.id);
     this.#ended++;
     const count = Math.max(0, this.#budget.active - 1);
@@ -237,7 +282,7 @@ export class ConnectionPipeline implements BudgetMember {
       accepted: this.#accepted,
       active: this.#active.size,
       ended: this.#ended,
-      connections: [...this.#active.values()],
+      connections: [...this.#active.values()].map((c) => ({ ...c.info, pid: c.servedBy })),
       denied: this.#denied,
       limits: this.#budget.sources.stats(),
     };

@@ -7,21 +7,26 @@ import type { ConnectionLimits } from '../admission/limits.js';
 import type { Service, ServiceContext } from '../services/types.js';
 
 /**
- * Run a service on one connection and contain whatever it does: a throw or a
- * rejection destroys this socket only. Resolves when the socket is closed.
- * `onError` receives the failure for the log. `limits` (default none), for
- * models that serve in-process: a connection with no traffic for `idleMs` or
- * open longer than `maxMs` is destroyed and reported with ctx.log (code `idle`
- * or `time-limit`).
+ * runService with a callback instead of a promise: `done` is called once, when the
+ * service has finished (returned, resolved, thrown or rejected) and the socket is
+ * closed. The connection path of the in-process models and the pools uses this form:
+ * per connection it costs one 'close' and one 'error' listener, and a promise only if
+ * the service itself returns one.
  */
-export async function runService(
+export function serveSocket(
   service: Service,
   ctx: ServiceContext,
   onError: (err: unknown) => void,
-  limits?: ConnectionLimits,
-): Promise<void> {
+  limits: ConnectionLimits | undefined,
+  done: () => void,
+): void {
   const { socket } = ctx;
   let timer: NodeJS.Timeout | undefined;
+  /** Service finished and socket closed: both must happen before `done`. */
+  let pending = 2;
+  const settle = () => {
+    if (--pending === 0) done();
+  };
   if (limits?.idleMs) {
     socket.setTimeout(limits.idleMs, () => {
       ctx.log(`no traffic for ${limits.idleMs} ms`, 'idle');
@@ -33,26 +38,50 @@ export async function runService(
       ctx.log(`open longer than ${limits.maxMs} ms`, 'time-limit');
       socket.destroy();
     }, limits.maxMs);
-    socket.once('close', () => clearTimeout(timer));
   }
-  const closed = new Promise<void>((resolve) => {
-    if (socket.destroyed) resolve();
-    else socket.once('close', () => resolve());
-  });
+  if (socket.destroyed) settle();
+  else {
+    socket.once('close', () => {
+      if (timer) clearTimeout(timer);
+      settle();
+    });
+  }
   // A reset peer is the peer's business; it must never become an uncaught exception.
   socket.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') onError(err);
   });
-  try {
-    await service(ctx);
+  const finished = () => {
     // The service is done: send what is queued, FIN, then close (as a process exit would).
     if (!socket.destroyed) {
       if (socket.writableFinished) socket.destroy();
       else socket.end(() => socket.destroy());
     }
-  } catch (err) {
+    settle();
+  };
+  const failed = (err: unknown) => {
     onError(err);
     socket.destroy();
+    settle();
+  };
+  let result: void | Promise<void>;
+  try {
+    result = service(ctx);
+  } catch (err) {
+    failed(err);
+    return;
   }
-  await closed;
+  if (result && typeof (result as Promise<void>).then === 'function') (result as Promise<void>).then(finished, failed);
+  else finished();
+}
+
+/**
+ * Run a service on one connection and contain whatever it does: a throw or a
+ * rejection destroys this socket only. Resolves when the socket is closed.
+ * `onError` receives the failure for the log. `limits` (default none), for
+ * models that serve in-process: a connection with no traffic for `idleMs` or
+ * open longer than `maxMs` is destroyed and reported with ctx.log (code `idle`
+ * or `time-limit`).
+ */
+export function runService(service: Service, ctx: ServiceContext, onError: (err: unknown) => void, limits?: ConnectionLimits): Promise<void> {
+  return new Promise((resolve) => serveSocket(service, ctx, onError, limits, resolve));
 }

@@ -5,7 +5,7 @@
  * in the stats. Each model only says when to serve.
  */
 import type { IncomingConnection } from '../connection/pipeline.js';
-import { LocalConnections } from '../connection/local.js';
+import { LocalConnections, type ServedHooks } from '../connection/local.js';
 import { loadService } from '../services/index.js';
 import type { Model, ModelHost, ModelName, ModelStats } from './types.js';
 
@@ -35,14 +35,18 @@ export abstract class InProcessModel implements Model {
   /** Serve it here; `ended` runs after the pipeline has counted its end. */
   protected serve(conn: IncomingConnection, ended?: () => void): void {
     conn.opened(process.pid);
-    this.#conns!.serve(conn.socket, conn.info, conn.env, {
-      closed: () => {
-        conn.closed();
-        ended?.();
-      },
-      log: conn.log,
-      failed: conn.failed,
-    });
+    // The connection is its own ServedHooks (closed, log, failed); a wrapper only when something follows its end.
+    const hooks: ServedHooks = ended
+      ? {
+          closed: () => {
+            conn.closed();
+            ended();
+          },
+          log: (reason, code) => conn.log(reason, code),
+          failed: (code, message) => conn.failed(code, message),
+        }
+      : conn;
+    this.#conns!.serve(conn.socket, conn.info, conn.env, hooks);
   }
 
   pauseAccept(): void {

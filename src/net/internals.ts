@@ -37,3 +37,46 @@ export function serverFd(server: net.Server): number {
 export function detachFromServer(socket: net.Socket): void {
   (socket as unknown as { server: unknown }).server = null;
 }
+
+/** What Node calls for each read in `onread` mode: `n` bytes were read into `buffer`; false stops reading. */
+export type UserBufferCallback = (n: number, buffer: Buffer) => boolean | void;
+
+/** Node's private slots behind the `onread` option of net.Socket (lib/net.js), found once by their descriptions. */
+let onreadSlots: { buffer: symbol; callback: symbol; next: symbol } | null | undefined;
+
+function findOnreadSlots(socket: net.Socket): typeof onreadSlots {
+  if (onreadSlots !== undefined) return onreadSlots;
+  const byName = new Map(Object.getOwnPropertySymbols(socket).map((s) => [s.description, s]));
+  const buffer = byName.get('kBuffer');
+  const callback = byName.get('kBufferCb');
+  const next = byName.get('kBufferGen');
+  onreadSlots = buffer && callback && next ? { buffer, callback, next } : null;
+  return onreadSlots;
+}
+
+/**
+ * Switch a connected socket to Node's `onread` mode from now on: each read goes
+ * straight into `first` (then into whatever `next()` returns after each read) and to
+ * `callback`, with no Buffer allocated and no stream machinery per read. 'end',
+ * 'close', pause() and resume() work as usual.
+ *
+ * Why internals: Node offers `onread` only to sockets it creates for connect()
+ * (`new net.Socket({ onread })`); a net.Server cannot give it to the sockets it
+ * accepts (Node 20). The option only fills three private slots of the socket
+ * (`kBuffer`, `kBufferCb`, `kBufferGen`, which every net.Socket has) and tells the
+ * libuv handle the buffer (`useUserBuffer`); this does the same to an accepted socket.
+ * Safe only between reads with nothing buffered: call it from a 'data' handler or on
+ * a socket not yet read. Returns false (and changes nothing) when this Node lacks
+ * the slots or the socket cannot switch; the caller then keeps reading 'data'.
+ */
+export function readIntoUserBuffer(socket: net.Socket, first: Buffer, callback: UserBufferCallback, next: () => Buffer): boolean {
+  const slots = findOnreadSlots(socket);
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } | null })._handle;
+  if (!slots || typeof handle?.useUserBuffer !== 'function' || socket.readableLength > 0 || socket.destroyed) return false;
+  const slotsOf = socket as unknown as Record<symbol, unknown>;
+  slotsOf[slots.buffer] = first;
+  slotsOf[slots.callback] = callback;
+  slotsOf[slots.next] = next;
+  handle.useUserBuffer(first);
+  return true;
+}

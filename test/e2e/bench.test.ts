@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { runBench } from '../../dist/bench/index.js';
 import { ROOT, run, startServer, eventually, portOf, type StartedServer } from '../helpers.js';
@@ -332,6 +334,53 @@ describe('tcpkit bench CLI', () => {
       const r = await run(['bench', '127.0.0.1', port]);
       assert.equal(r.code, 100);
       assert.match(r.stderr, /PORT: must be an integer from/);
+    }
+  });
+});
+
+describe('npm run bench (bench/run.js): the options of the suite itself', () => {
+  /** Run bench/run.js with `args` (stdout and stderr kept, exit code). */
+  const suite = (args: string[], timeoutMs = 120_000) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bench', 'run.js'), ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8');
+      child.stderr.on('data', (c: string) => (stderr += c));
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, stderr });
+      });
+    });
+
+  for (const [args, message] of [
+    [['--only', 'everything'], /--only: unknown part "everything" \(parts: cpu-per-conn, designs, exec, bulk, capacity, growth\)/],
+    [['--rounds', '0'], /--rounds: must be an integer from 1 to 20, got "0"/],
+  ] as const) {
+    it(`${args.join(' ')} → exit 100 naming it, before starting anything`, async () => {
+      const r = await suite([...args]);
+      assert.equal(r.code, 100, r.stderr);
+      assert.match(r.stderr, message);
+    });
+  }
+
+  it('--only cpu-per-conn --rows event: the C client compiled and run, plain Node and event side by side, the goal judged', { timeout: 180_000 }, async (t) => {
+    const hasCc = await new Promise<boolean>((resolve) => spawn('cc', ['--version'], { stdio: 'ignore' }).once('exit', (c) => resolve(c === 0)).once('error', () => resolve(false)));
+    if (!hasCc) return t.skip('no C compiler (cc)');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-bench-run-'));
+    try {
+      const out = path.join(dir, 'b.md');
+      const r = await suite(['--quick', '--no-install', '--only', 'cpu-per-conn', '--rows', 'event', '--rounds', '1', '--out', out]);
+      assert.equal(r.code, 0, r.stderr);
+      const doc = fs.readFileSync(out, 'utf8');
+      assert.match(doc, /^\| plain Node net \| [\d.]+ \| 1\.00x \| [\d,]+ \| 1\.00x \|/m);
+      assert.match(doc, /^\| event \| [\d.]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \| CPU ≤ 1\.1x \| (met|\*\*missed\*\*) \| 0 \|$/m);
+      assert.doesNotMatch(doc, /^\| iterative /m, '--rows keeps only the rows named (and the base)');
+      assert.match(doc, /^\| event: CPU ≤ 1\.1x plain Node's \| [\d.]+x CPU\/conn/m);
+      const saved = JSON.parse(fs.readFileSync(path.join(dir, 'benchmarks', 'results.json'), 'utf8'));
+      assert.deepEqual(saved.cpuPerConn.rows.map((row: { label: string }) => row.label), ['plain Node net', 'event']);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
