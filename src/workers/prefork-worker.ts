@@ -37,6 +37,11 @@ await runWorker(spec, {
     }
     process.send!(msg, undefined, {}, () => done?.());
   },
+  onExit(flush) {
+    // A service's process.exit() or an uncaught error: the last batch of accepts and
+    // ends still goes out (an IPC write on a pipe completes at once when it can).
+    process.once('exit', flush);
+  },
   onMessage(handler) {
     draining = () => handler({ type: 'drain' }, undefined);
     process.on('message', (msg: ToWorker, socket?: net.Socket) => handler(msg, socket));
