@@ -174,7 +174,9 @@ describe('crash isolation (--handler)', () => {
       // In the server's log (event, threads, prefork) or the child's stderr (fork).
       await server.waitFor(/threw/);
       // Wait until the server has counted it gone, so that pass mode's least-busy choice is known.
-      await server.waitFor(new RegExp(`^end pid \\d+ exitcode [01] count \\d+/\\d+ id ${a ? 2 : 1} `, 'm'));
+      // Its id from its accept line: pool workers number from blocks of ids, so ids are unique, not consecutive.
+      const id = (await server.waitFor(new RegExp(`^accept 127\\.0\\.0\\.1:${b.localPort} -> .* id (\\d+)$`, 'm')))[1];
+      await server.waitFor(new RegExp(`^end pid \\d+ exitcode [01] count \\d+/\\d+ id ${id} `, 'm'));
       if (a) await roundTrip(a, Buffer.from('after'));
       else assert.ok((await echoOnce(server.port, Buffer.from('after'))).equals(Buffer.from('after')));
 
