@@ -70,7 +70,12 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   const perSource = new Map<string, number>();
   /** PROXY refusals with no peer to name are folded into one line a second (sent as events to the server). */
   const refusals = new ProxyRefusals((event) => send({ type: 'event', event }));
-  const idle = () => conns.size === 0 && waiting.size === 0 && (acceptor?.pending ?? 0) === 0;
+  /**
+   * Admission local: accepted when no id was left (adjust() stops accepting before that;
+   * this only catches a burst libuv had already accepted), served when a block arrives.
+   */
+  const unnumbered: Array<{ socket: net.Socket; info: ConnectionInfo }> = [];
+  const idle = () => conns.size === 0 && waiting.size === 0 && unnumbered.length === 0 && (acceptor?.pending ?? 0) === 0;
   const conns = new LocalConnections(service, spec.service, spec.limits);
   /** Serve an admitted connection here; what becomes of it goes to the server, which accounts for it. */
   const serve = (socket: net.Socket, info: ConnectionInfo, env: Readonly<Record<string, string>>, ended: () => void) =>
@@ -108,7 +113,11 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
       settled();
       return;
     }
-    const id = ids!.take()!;
+    const id = ids!.take();
+    if (id === undefined) {
+      unnumbered.push({ socket, info });
+      return;
+    }
     accepted++;
     if (channel.counters) Atomics.add(channel.counters, 0, 1);
     const source = unmapIPv4(remote.address);
@@ -170,7 +179,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
    */
   function adjust(): void {
     if (!acceptor) return;
-    const inFlight = conns.size + waiting.size + acceptor.pending;
+    const inFlight = conns.size + waiting.size + unnumbered.length + acceptor.pending;
     const numbered = !ids || ids.available > acceptor.pending;
     const want = !held && !draining && !retiring() && numbered && inFlight < spec.limit;
     if (want) acceptor.resume();
@@ -205,6 +214,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
       }
       case 'ids':
         ids?.add(msg.from, msg.count);
+        for (const u of unnumbered.splice(0)) admitHere(u.socket, u.info);
         adjust();
         return;
       case 'pause':
