@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import os from 'node:os';
-import { eventually, sleep, startServer, type StartedServer } from '../helpers.js';
+import path from 'node:path';
+import { eventually, ROOT, sleep, startServer, type StartedServer } from '../helpers.js';
 
 const CONNECTIONS = 1000;
 const LANES = 8;
@@ -254,3 +255,31 @@ test('prefork: a worker SIGKILLed in a burst loses no queued connection; every c
     await server.stop();
   }
 });
+
+for (const model of ['prefork', 'threads'] as const) {
+  test(`${model}: a worker that ends at once (process.exit in a handler) leaves no connection unaccounted for`, async () => {
+    const server = await startServer(['--model', model, '--workers', '1', '--handler', path.join(ROOT, 'test', 'fixtures', 'crashy-handler.js')]);
+    const held: Held[] = [];
+    try {
+      // Two connections, then one that makes the thread call process.exit(3) before its batch goes out (50 ms).
+      for (let i = 0; i < 2; i++) held.push(await hold(server.port));
+      const e = await hold(server.port);
+      e.socket.write('EXIT');
+      held.push(e);
+      await server.waitFor(/^exit pid \d+ role (?:worker|thread\d+) exitcode 3$/m);
+      await eventually(() => held.every((h) => h.closed), { timeoutMs: 10_000, message: 'every client closed' });
+      const log = server.log();
+      const lost = /^error where worker code TCPKIT_WORKER_LOST pid \d+ message ".*with\W+x20(\d+)\W+x20connection/m.exec(log);
+      const reported = held.filter((h) => new RegExp(`^accept 127\\.0\\.0\\.1:${h.port} `, 'm').test(log)).length;
+      // Each one either reported (accept, then end with the thread's exit code) or counted in the lost line
+      // (the message is escaped: spaces are \x20).
+      assert.equal(reported + Number(lost?.[1] ?? 0), held.length, log);
+      assert.equal(lines(log, /^end pid \d+ exitcode 3 /gm).length, reported, log);
+      // A process sends its last batch on its way out; a thread cannot, and its shared counter says how many.
+      if (model === 'prefork') assert.equal(reported, held.length, log);
+    } finally {
+      for (const h of held) h.socket.destroy();
+      await server.stop();
+    }
+  });
+}
