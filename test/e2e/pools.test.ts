@@ -2,7 +2,8 @@
 // configured limit needs one: counted over real IPC (the pool's own message counters, read from /status);
 // --max-conns and --per-source still exact across workers; /status and /metrics still see every connection
 // and the per-worker counts (batched: within seconds); --workers defaults to the CPU count; a worker killed
-// in a burst loses no queued connection, and every client it dropped is named in the log.
+// in a burst loses no queued connection, and every client it dropped is in the log; a worker that exits at once
+// leaves no connection unaccounted for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -261,7 +262,7 @@ for (const model of ['prefork', 'threads'] as const) {
     const server = await startServer(['--model', model, '--workers', '1', '--handler', path.join(ROOT, 'test', 'fixtures', 'crashy-handler.js')]);
     const held: Held[] = [];
     try {
-      // Two connections, then one that makes the thread call process.exit(3) before its batch goes out (50 ms).
+      // Two connections, then one that makes the worker call process.exit(3) before its batch goes out (50 ms).
       for (let i = 0; i < 2; i++) held.push(await hold(server.port));
       const e = await hold(server.port);
       e.socket.write('EXIT');
