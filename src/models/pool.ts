@@ -359,10 +359,11 @@ export abstract class PoolModel implements Model {
       this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, message: `${this.#roleName(w)} ended (${how}) with ${lost} connection${lost === 1 ? '' : 's'} accepted since its last report; they ended with it` });
       return;
     }
-    // A process that exited by itself sent its last batch on the way out (prefork-worker.ts);
-    // one killed by a signal could not, and how many it held back is not known here.
-    if (signal === null) return;
-    this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, message: `${this.#roleName(w)} ended (${how}); connections it accepted since its last report (at most ${BATCH_MAX_DELAY_MS} ms' worth) ended with it unlogged` });
+    // A process that exited by itself, or by SIGTERM, sent its last batch on the way out
+    // (prefork-worker.ts); one killed otherwise (SIGKILL, a crash) could not, and how many
+    // it held back, if any, is not known here.
+    if (signal === null || signal === 'SIGTERM') return;
+    this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, message: `${this.#roleName(w)} ended (${how}); any connections it accepted since its last report (at most ${BATCH_MAX_DELAY_MS} ms' worth) ended with it, unlogged` });
   }
 
   /** pass mode: the server accepted and admitted it; hand the socket to the least busy ready worker. */

@@ -41,6 +41,12 @@ await runWorker(spec, {
     // A service's process.exit() or an uncaught error: the last batch of accepts and
     // ends still goes out (an IPC write on a pipe completes at once when it can).
     process.once('exit', flush);
+    // SIGTERM (the server's stop after --grace, a service manager stopping the whole group): the last
+    // batch first, then the signal's own end, as without this handler (the once-listener is gone by then).
+    process.once('SIGTERM', () => {
+      flush();
+      process.kill(process.pid, 'SIGTERM');
+    });
   },
   onMessage(handler) {
     draining = () => handler({ type: 'drain' }, undefined);

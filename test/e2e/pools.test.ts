@@ -196,66 +196,70 @@ for (const model of ['prefork', 'threads'] as const) {
   });
 }
 
-test('prefork: a worker SIGKILLed in a burst loses no queued connection; every client it dropped is in the log', async () => {
-  const CLIENTS = 300;
-  const server = await startServer(['--model', 'prefork', '--workers', '2', '-c', '1000']);
-  try {
-    const workers = await eventually(() => {
-      const pids = lines(server.log(), /^spawn pid (\d+) role worker$/gm).map((m) => Number(m[1]));
-      return pids.length === 2 ? pids : undefined;
-    });
-    const victim = workers[0]!;
-    // Each client: connect, send a line, keep the connection 300 ms after the echo, then close.
-    const outcome = (): Promise<{ port: number; echoed: boolean; how: string }> =>
-      new Promise((resolve) => {
-        const s = net.connect({ port: server.port, host: '127.0.0.1' });
-        let got = '';
-        let port = 0;
-        const timer = setTimeout(() => s.destroy(new Error('hang')), 30_000);
-        s.setEncoding('utf8');
-        s.on('connect', () => {
-          port = s.localPort ?? 0;
-          s.write('ping\n');
-        });
-        s.on('data', (c: string) => {
-          got += c;
-          if (got === 'ping\n') setTimeout(() => s.end(), 300);
-        });
-        let how = 'end';
-        s.on('error', (e: NodeJS.ErrnoException) => (how = e.code ?? e.message));
-        s.on('close', () => {
-          clearTimeout(timer);
-          resolve({ port, echoed: got === 'ping\n', how });
-        });
+for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+  test(`prefork: a worker killed by ${signal} in a burst loses no queued connection; every client it dropped is in the log`, async () => {
+    const CLIENTS = 300;
+    const server = await startServer(['--model', 'prefork', '--workers', '2', '-c', '1000']);
+    try {
+      const workers = await eventually(() => {
+        const pids = lines(server.log(), /^spawn pid (\d+) role worker$/gm).map((m) => Number(m[1]));
+        return pids.length === 2 ? pids : undefined;
       });
-    const burst = Array.from({ length: CLIENTS }, outcome);
-    // Kill once the victim has reported connections (some are in its hands, some still queued).
-    await server.waitFor(new RegExp(`^accept .* pid ${victim} `, 'm'));
-    process.kill(victim, 'SIGKILL');
-    const results = await Promise.all(burst);
-    await server.waitFor(new RegExp(`^exit pid ${victim} role worker signal SIGKILL$`, 'm'));
-    assert.ok(results.every((r) => r.how !== 'hang'), 'no client hangs');
-    const log = server.log();
-    const acceptedBy = new Map(lines(log, /^accept 127\.0\.0\.1:(\d+) -> \S+ IPv4 pid (\d+) count \S+ id (\d+)$/gm).map((m) => [Number(m[1]), { pid: Number(m[2]), id: Number(m[3]) }]));
-    const killedIds = new Set(lines(log, new RegExp(`^end pid ${victim} signal SIGKILL count \\S+ id (\\d+) `, 'gm')).map((m) => Number(m[1])));
-    const lostLine = new RegExp(`^error where worker code TCPKIT_WORKER_LOST pid ${victim} `, 'm').test(log);
-    const dropped = results.filter((r) => !r.echoed);
-    for (const r of dropped) {
-      const a = acceptedBy.get(r.port);
-      if (a) {
-        assert.equal(a.pid, victim, `client :${r.port} dropped (${r.how}) by a worker that was not killed`);
-        assert.ok(killedIds.has(a.id), `client :${r.port} (id ${a.id}) has an end line with signal SIGKILL`);
-      } else assert.ok(lostLine, `client :${r.port} dropped (${r.how}) before any report, and no TCPKIT_WORKER_LOST line`);
+      const victim = workers[0]!;
+      // Each client: connect, send a line, keep the connection 300 ms after the echo, then close.
+      const outcome = (): Promise<{ port: number; echoed: boolean; how: string }> =>
+        new Promise((resolve) => {
+          const s = net.connect({ port: server.port, host: '127.0.0.1' });
+          let got = '';
+          let port = 0;
+          const timer = setTimeout(() => s.destroy(new Error('hang')), 30_000);
+          s.setEncoding('utf8');
+          s.on('connect', () => {
+            port = s.localPort ?? 0;
+            s.write('ping\n');
+          });
+          s.on('data', (c: string) => {
+            got += c;
+            if (got === 'ping\n') setTimeout(() => s.end(), 300);
+          });
+          let how = 'end';
+          s.on('error', (e: NodeJS.ErrnoException) => (how = e.code ?? e.message));
+          s.on('close', () => {
+            clearTimeout(timer);
+            resolve({ port, echoed: got === 'ping\n', how });
+          });
+        });
+      const burst = Array.from({ length: CLIENTS }, outcome);
+      // Kill once the victim has reported connections (some are in its hands, some still queued).
+      await server.waitFor(new RegExp(`^accept .* pid ${victim} `, 'm'));
+      process.kill(victim, signal);
+      const results = await Promise.all(burst);
+      await server.waitFor(new RegExp(`^exit pid ${victim} role worker signal ${signal}$`, 'm'));
+      assert.ok(results.every((r) => r.how !== 'hang'), 'no client hangs');
+      const log = server.log();
+      const acceptedBy = new Map(lines(log, /^accept 127\.0\.0\.1:(\d+) -> \S+ IPv4 pid (\d+) count \S+ id (\d+)$/gm).map((m) => [Number(m[1]), { pid: Number(m[2]), id: Number(m[3]) }]));
+      const killedIds = new Set(lines(log, new RegExp(`^end pid ${victim} signal ${signal} count \\S+ id (\\d+) `, 'gm')).map((m) => Number(m[1])));
+      const lostLine = new RegExp(`^error where worker code TCPKIT_WORKER_LOST pid ${victim} `, 'm').test(log);
+      // SIGTERM: the worker sends its last batch before it goes, so nothing is left unreported.
+      if (signal === 'SIGTERM') assert.ok(!lostLine, 'no TCPKIT_WORKER_LOST line after SIGTERM');
+      const dropped = results.filter((r) => !r.echoed);
+      for (const r of dropped) {
+        const a = acceptedBy.get(r.port);
+        if (a) {
+          assert.equal(a.pid, victim, `client :${r.port} dropped (${r.how}) by a worker that was not killed`);
+          assert.ok(killedIds.has(a.id), `client :${r.port} (id ${a.id}) has an end line with signal ${signal}`);
+        } else assert.ok(lostLine, `client :${r.port} dropped (${r.how}) before any report, and no TCPKIT_WORKER_LOST line`);
+      }
+      // The survivor and the replacement served the rest, queued ones included.
+      assert.ok(results.length - dropped.length > 0);
+      process.stdout.write(`# ${dropped.length} of ${CLIENTS} clients dropped with the killed worker, ${killedIds.size} ended by its ${signal} in the log, lost line: ${lostLine}\n`);
+      // Everything accepted has ended in the log (the victim's by its exit).
+      await eventually(() => lines(server.log(), /^end /gm).length === lines(server.log(), /^accept /gm).length, { timeoutMs: 10_000, message: 'an end for every accept' });
+    } finally {
+      await server.stop();
     }
-    // The survivor and the replacement served the rest, queued ones included.
-    assert.ok(results.length - dropped.length > 0);
-    process.stdout.write(`# ${dropped.length} of ${CLIENTS} clients dropped with the killed worker, ${killedIds.size} ended by its SIGKILL in the log, lost line: ${lostLine}\n`);
-    // Everything accepted has ended in the log (the victim's by its exit).
-    await eventually(() => lines(server.log(), /^end /gm).length === lines(server.log(), /^accept /gm).length, { timeoutMs: 10_000, message: 'an end for every accept' });
-  } finally {
-    await server.stop();
-  }
-});
+  });
+}
 
 for (const model of ['prefork', 'threads'] as const) {
   test(`${model}: a worker that ends at once (process.exit in a handler) leaves no connection unaccounted for`, async () => {
