@@ -274,6 +274,9 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         limits: o.limits,
         proxy: o.proxy,
         admit: (info) => pipeline.admit(info),
+        sharedAdmission: this.#budget.sources.perSource > 0 || this.#budget.sources.rate > 0,
+        access: o.access.specs,
+        adopt: (info, env) => pipeline.adopt(info, env),
         emit: (event) => pipeline.emit(event),
       });
       this.#model = model;

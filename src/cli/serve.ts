@@ -27,7 +27,7 @@ Serve SERVICE (default: echo) on a TCP port.
   --model NAME            concurrency model: ${modelNames().join(', ')} (default fork)
   -c, --max-conns N       concurrent connections; more wait in the backlog (default 40)
   --grace SECONDS         on SIGTERM/SIGINT, let connections finish this long (default 10; at most ${MAX_SECONDS})
-  --workers N             prefork/threads: workers in the pool (default 4)
+  --workers N             prefork/threads: workers in the pool (default: the CPU count)
   --spare N               fork: children started ahead of need, each serves one connection (default 0)
   --accept MODE           prefork: shared (workers accept; default) or pass (server accepts, passes the descriptor)
   --max-conns-per-worker K  prefork/threads: recycle a worker after K connections (default 0: never)

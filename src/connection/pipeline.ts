@@ -11,7 +11,10 @@
  * active connections it asks the model to stop accepting (new connections wait in the
  * kernel's backlog) and to resume below it. A model that accepts on its own (prefork
  * and threads in shared mode) identifies the connection in the worker and brings the
- * ConnectionInfo here through admit(): the same steps, the same events.
+ * ConnectionInfo here through admit(): the same steps, the same events. A worker
+ * that admits by itself (no limit needing counts across workers) numbers its
+ * connections from blocks of ids (reserveConnectionIds) and reports them, later and
+ * in batches, through adopt(): counted and logged as every other connection.
  */
 import type net from 'node:net';
 import { announcedEnds, realEndpointsOf, type ConnectionInfo, type Endpoint } from '../address.js';
@@ -35,9 +38,10 @@ export interface Connection {
   /**
    * It ended: logs `end` (with the child's exit code or signal where a child served it
    * alone) if it had opened, and gives back its per-source place either way, so call it
-   * also when serving failed before opened().
+   * also when serving failed before opened(). `at`: when it ended, if that was
+   * earlier than now (a worker's batched report); default now.
    */
-  closed(exitcode?: number | null, signal?: string | null): void;
+  closed(exitcode?: number | null, signal?: string | null, at?: number): void;
   /** The service's ctx.log: `idle`/`time-limit` (closed for a limit) become a `kill ... signal close` line, the rest an error line. */
   log(reason: string, code: string): void;
   /** The service threw, rejected, or its socket failed. */
@@ -98,7 +102,7 @@ export function identify(socket: net.Socket, id: number, local?: Endpoint): Conn
 /** What an AdmittedConnection reports to its pipeline: one object per pipeline, not per connection. */
 interface ConnectionOwner {
   opened(conn: AdmittedConnection): void;
-  closed(conn: AdmittedConnection, wasOpen: boolean, exitcode: number | null, signal: string | null): void;
+  closed(conn: AdmittedConnection, wasOpen: boolean, exitcode: number | null, signal: string | null, at: number): void;
   emit(event: ServerEvent): void;
 }
 
@@ -128,11 +132,11 @@ class AdmittedConnection implements Connection {
     this.#owner.opened(this);
   }
 
-  closed(exitcode: number | null = null, signal: string | null = null): void {
+  closed(exitcode: number | null = null, signal: string | null = null, at?: number): void {
     if (this.state === 'ended') return;
     const wasOpen = this.state === 'open';
     this.state = 'ended';
-    this.#owner.closed(this, wasOpen, exitcode, signal);
+    this.#owner.closed(this, wasOpen, exitcode, signal, at ?? Date.now());
   }
 
   log(reason: string, code: string): void {
@@ -154,6 +158,16 @@ class AdmittedConnection implements Connection {
  */
 let nextConnectionId = 1;
 
+/**
+ * Reserve `count` consecutive connection ids for a pool worker that numbers its
+ * connections itself; returns the first. Ids stay unique in the process's log.
+ */
+export function reserveConnectionIds(count: number): number {
+  const from = nextConnectionId;
+  nextConnectionId += count;
+  return from;
+}
+
 /** See the file comment. A BudgetMember: its service's budget pauses and resumes it. */
 export class ConnectionPipeline implements BudgetMember {
   readonly #options: PipelineOptions;
@@ -172,10 +186,10 @@ export class ConnectionPipeline implements BudgetMember {
     this.#budget = options.budget;
     this.#owner = {
       opened: (conn) => this.#opened(conn),
-      closed: (conn, wasOpen, exitcode, signal) => {
+      closed: (conn, wasOpen, exitcode, signal, at) => {
         this.#budget.sources.release(conn.info.remote.address);
         // A connection that never opened logs no `end`.
-        if (wasOpen) this.#closed(conn, exitcode, signal);
+        if (wasOpen) this.#closed(conn, exitcode, signal, at);
       },
       emit: (event) => this.emit(event),
     };
@@ -224,7 +238,6 @@ export class ConnectionPipeline implements BudgetMember {
     const { remote, local } = info;
     const decision = this.#options.access.check(remote.address);
     if (!decision.ok) {
-      this.#denied++;
       this.emit({ type: 'deny', remote, local, reason: 'access', rule: decision.rule });
       return undefined;
     }
@@ -234,6 +247,19 @@ export class ConnectionPipeline implements BudgetMember {
       return undefined;
     }
     return new AdmittedConnection(this.#owner, info, { TCPCONNNUM: String(place.count), ...decision.env });
+  }
+
+  /**
+   * A connection a pool worker admitted by itself (its access rules, its share of
+   * --max-conns) under an id from reserveConnectionIds(), already served there and
+   * reported now: counted and logged like any other. Only for a budget with no
+   * per-source or rate limit (those need every connection asked for here); its
+   * per-source count is kept all the same, for the stats.
+   */
+  adopt(info: ConnectionInfo, env: Readonly<Record<string, string>> = {}): Connection {
+    // Never refuses without a per-source or rate limit; the count is only for the stats.
+    this.#budget.sources.take(info.remote.address);
+    return new AdmittedConnection(this.#owner, info, env);
   }
 
   #opened(conn: AdmittedConnection): void {
@@ -247,12 +273,12 @@ export class ConnectionPipeline implements BudgetMember {
     this.#budget.opened();
   }
 
-  #closed(conn: AdmittedConnection, exitcode: number | null, signal: string | null): void {
+  #closed(conn: AdmittedConnection, exitcode: number | null, signal: string | null, at: number): void {
     const { info, servedBy: pid } = conn;
     this.#active.delete(info.id);
     this.#ended++;
     const count = Math.max(0, this.#budget.active - 1);
-    this.emit({ type: 'end', id: info.id, pid, exitcode, signal, count, max: this.#budget.maxConns, ms: Date.now() - info.acceptedAt });
+    this.emit({ type: 'end', id: info.id, pid, exitcode, signal, count, max: this.#budget.maxConns, ms: Math.max(0, at - info.acceptedAt) });
     this.#budget.closed();
   }
 
@@ -270,8 +296,9 @@ export class ConnectionPipeline implements BudgetMember {
     this.emit({ type: 'resume', count: this.#budget.active, max: this.#budget.maxConns });
   }
 
-  /** Publish an event (and count the closings by a limit, whoever reports them). */
+  /** Publish an event (and count the closings by a limit and the denials, whoever reports them). */
   emit(event: ServerEvent): void {
+    if (event.type === 'deny') this.#denied++;
     if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#budget.sources.closedBy(event.reason);
     if (eventChannel.hasSubscribers) eventChannel.publish(event);
     this.#hooks.emit(event);

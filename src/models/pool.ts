@@ -7,13 +7,23 @@
  *
  * A worker's states: starting → ready → draining → (exit). `stopping` is a worker
  * told to leave because the server is closing.
+ *
+ * Shared accept, admission local (no --per-source, no --rate): a worker admits by
+ * itself (access rules from its spec, its share of --max-conns, ids from the blocks
+ * handed out here) and reports accepts and ends in batches; the pool replays each
+ * batch into the pipeline in order (adopt, opened, closed), so the log, the counters
+ * and the per-worker counts are those of a round trip, a batch later. Admission
+ * server (--per-source or --rate): the round trip per connection, `accepted` →
+ * `admit`/`refuse`, where every connection of the service is counted.
  */
 import type net from 'node:net';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
 import { stderrEvent } from '../services/exec.js';
 import { detachFromServer } from '../net/internals.js';
 import { BurstReporter, type AcceptError } from '../net/acceptor.js';
-import type { FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
+import { reserveConnectionIds } from '../connection/pipeline.js';
+import type { BatchEntry, FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
+import { BATCH_MAX_DELAY_MS, ID_BLOCK } from '../workers/reports.js';
 import { describeError, ExitCode, TcpkitError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
@@ -56,6 +66,10 @@ interface WorkerRecord {
   fatal: { code: string; message: string } | undefined;
   /** pass mode: connections it can hold at once (its descriptor room, from `ready`). */
   room: number;
+  /** Threads, admission local: what the thread counted (slot 0: accepted), readable after it is gone. */
+  counters: Int32Array | undefined;
+  /** Whether it said `drained` (it left when asked, with nothing unreported). */
+  drained: boolean;
 }
 
 /** Options the pool models resolve before constructing the pool. */
@@ -84,6 +98,9 @@ export abstract class PoolModel implements Model {
   /** start() waiting: called on every worker state change. */
   #recheck: (() => void) | undefined;
   readonly #acceptReports = new BurstReporter();
+  /** Messages from and to workers, for stats (see ModelStats.messages). */
+  #fromWorkers = 0;
+  #toWorkers = 0;
 
   constructor(host: ModelHost, pool: PoolOptions) {
     this.name = pool.name;
@@ -91,8 +108,11 @@ export abstract class PoolModel implements Model {
     this.pool = pool;
   }
 
-  /** Start one worker with `spec`, reporting through `events`. */
-  protected abstract spawn(spec: WorkerSpec, events: MemberEvents): Member;
+  /**
+   * Start one worker with `spec`, reporting through `events`. A threads model may
+   * return the thread's shared counters (`counters`) for the pool to read after the exit.
+   */
+  protected abstract spawn(spec: WorkerSpec, events: MemberEvents): Member & { counters?: Int32Array };
 
   /** Release what the model holds for a worker once it has exited (a thread's descriptor). */
   protected abstract released(spec: WorkerSpec): void;
@@ -134,10 +154,22 @@ export abstract class PoolModel implements Model {
     return Math.floor(max / workers) + (slot < max % workers ? 1 : 0);
   }
 
+  /** Whether shared-accept workers admit by themselves (nothing configured needs counts across them). */
+  get #local(): boolean {
+    return this.pool.accept === 'shared' && !this.host.sharedAdmission;
+  }
+
+  #send(w: WorkerRecord, msg: ToWorker, socket?: net.Socket, done?: (err: Error | null) => void): void {
+    this.#toWorkers++;
+    w.member.send(msg, socket, done);
+  }
+
   #start(slot: number): void {
+    const local = this.#local;
     const spec: WorkerSpec = {
       service: this.host.service,
       mode: this.pool.accept,
+      ...(local && { admission: 'local' as const, access: [...this.host.access], ids: { from: reserveConnectionIds(ID_BLOCK), count: ID_BLOCK } }),
       backlog: this.host.listener.backlog,
       limit: this.#share(slot),
       maxConns: this.pool.maxConnsPerWorker,
@@ -155,15 +187,19 @@ export abstract class PoolModel implements Model {
       startedAt: Date.now(),
       fatal: undefined,
       room: Infinity,
+      counters: undefined,
+      drained: false,
     };
     try {
-      record.member = this.spawn(spec, {
+      const member = this.spawn(spec, {
         message: (msg) => this.#message(record, msg),
         exit: (code, signal) => {
           this.released(spec);
           this.#exit(record, code, signal);
         },
       });
+      record.member = member;
+      record.counters = member.counters;
     } catch (err) {
       this.host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
       this.released(spec);
@@ -182,6 +218,7 @@ export abstract class PoolModel implements Model {
   #message(w: WorkerRecord, msg: FromWorker): void {
     const host = this.host;
     const pid = w.member.pid;
+    this.#fromWorkers++;
     switch (msg.type) {
       case 'ready':
         if (w.state !== 'starting') return;
@@ -191,7 +228,7 @@ export abstract class PoolModel implements Model {
           this.#stop(w);
           return;
         }
-        if (this.#held && this.pool.accept === 'shared') w.member.send({ type: 'pause' });
+        if (this.#held && this.pool.accept === 'shared') this.#send(w, { type: 'pause' });
         this.#recheck?.();
         this.#flushPending();
         return;
@@ -201,25 +238,27 @@ export abstract class PoolModel implements Model {
         w.accepted++;
         const conn = host.admit(msg.info);
         if (!conn) {
-          w.member.send({ type: 'refuse', ref: msg.ref });
+          this.#send(w, { type: 'refuse', ref: msg.ref });
         } else {
           w.refs.set(conn.info.id, conn);
           conn.opened(pid);
-          w.member.send({ type: 'admit', ref: msg.ref, id: conn.info.id, env: conn.env });
+          this.#send(w, { type: 'admit', ref: msg.ref, id: conn.info.id, env: conn.env });
         }
         this.#maybeRecycle(w);
         return;
       }
-      case 'closed': {
-        const conn = w.refs.get(msg.id);
-        if (!conn) return;
-        w.refs.delete(msg.id);
-        w.served++;
-        conn.closed();
+      case 'batch':
+        for (const entry of msg.entries) this.#replay(w, entry);
+        this.#maybeRecycle(w);
+        return;
+      case 'need-ids':
+        this.#send(w, { type: 'ids', from: reserveConnectionIds(ID_BLOCK), count: ID_BLOCK });
+        return;
+      case 'closed':
+        this.#ended(w, msg.id);
         // pass mode: a worker that was full has room again for what the server holds.
         if (this.#pending.length > 0) this.#flushPending();
         return;
-      }
       case 'log': {
         const conn = w.refs.get(msg.id);
         if (conn) conn.log(msg.reason, msg.code);
@@ -238,6 +277,7 @@ export abstract class PoolModel implements Model {
         w.member.stop();
         return;
       case 'drained':
+        w.drained = true;
         // A thread cannot safely exit by itself with messages in flight; a process exits on its own.
         if (this.pool.role === 'thread') w.member.stop();
         return;
@@ -256,13 +296,40 @@ export abstract class PoolModel implements Model {
     }
   }
 
+  /** One entry of a worker's batch, in the order the worker saw it. */
+  #replay(w: WorkerRecord, entry: BatchEntry): void {
+    switch (entry.k) {
+      case 'open': {
+        const conn = this.host.adopt(entry.info);
+        w.accepted++;
+        w.refs.set(entry.info.id, conn);
+        conn.opened(w.member.pid);
+        return;
+      }
+      case 'end':
+        this.#ended(w, entry.id, entry.at);
+        return;
+      case 'deny':
+        this.host.emit({ type: 'deny', remote: entry.remote, local: entry.local, reason: 'access', rule: entry.rule });
+        return;
+    }
+  }
+
+  #ended(w: WorkerRecord, id: number, at?: number): void {
+    const conn = w.refs.get(id);
+    if (!conn) return;
+    w.refs.delete(id);
+    w.served++;
+    conn.closed(null, null, at);
+  }
+
   /** After K connections: start the replacement first, then drain the old worker. */
   #maybeRecycle(w: WorkerRecord): void {
     const k = this.pool.maxConnsPerWorker;
     if (k === 0 || w.accepted < k || w.state !== 'ready' || this.#closing) return;
     w.state = 'draining';
     this.#start(w.slot);
-    w.member.send({ type: 'drain' });
+    this.#send(w, { type: 'drain' });
   }
 
   #exit(w: WorkerRecord, code: number | null, signal: string | null): void {
@@ -271,6 +338,7 @@ export abstract class PoolModel implements Model {
     // Its connections ended with it (killed, or it crashed): report each.
     for (const conn of w.refs.values()) conn.closed(code, signal);
     w.refs.clear();
+    this.#unreported(w, code, signal);
     for (const socket of w.unsent) socket.destroy();
     w.unsent.clear();
     const failed = signal !== null || code !== 0;
@@ -281,6 +349,27 @@ export abstract class PoolModel implements Model {
       this.#restarts.retry(w.slot, () => this.#start(w.slot), Date.now() - w.startedAt);
     }
     if (this.#workers.size === 0) for (const resolve of this.#gone.splice(0)) resolve();
+  }
+
+  /**
+   * Admission local: a worker that died unasked may have served connections it had
+   * not yet reported (at most one batch, 50 ms of them). They ended with it; say so,
+   * with their number where it is known (a thread's shared counter), never silently.
+   */
+  #unreported(w: WorkerRecord, code: number | null, signal: string | null): void {
+    if (!this.#local || w.drained) return;
+    const how = signal ? `signal ${signal}` : `exit code ${code}`;
+    if (w.counters) {
+      const lost = Atomics.load(w.counters, 0) - w.accepted;
+      if (lost <= 0) return;
+      this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, message: `${this.#roleName(w)} ended (${how}) with ${lost} connection${lost === 1 ? '' : 's'} accepted since its last report; they ended with it` });
+      return;
+    }
+    // A process that exited by itself, or by SIGTERM, sent its last batch on the way out
+    // (prefork-worker.ts); one killed otherwise (SIGKILL, a crash) could not, and how many
+    // it held back, if any, is not known here.
+    if (signal === null || signal === 'SIGTERM') return;
+    this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, message: `${this.#roleName(w)} ended (${how}); any connections it accepted since its last report (at most ${BATCH_MAX_DELAY_MS} ms' worth) ended with it, unlogged` });
   }
 
   /** pass mode: the server accepted and admitted it; hand the socket to the least busy ready worker. */
@@ -300,7 +389,7 @@ export abstract class PoolModel implements Model {
     // Send a copy (keepOpen) and close ours once sent.
     detachFromServer(socket);
     w.unsent.add(socket);
-    w.member.send({ type: 'connection', info, env: conn.env }, socket, (err) => {
+    this.#send(w, { type: 'connection', info, env: conn.env }, socket, (err) => {
       w.unsent.delete(socket);
       socket.destroy();
       if (err && w.refs.delete(info.id)) {
@@ -338,20 +427,20 @@ export abstract class PoolModel implements Model {
   pauseAccept(): void {
     this.#held = true;
     if (this.pool.accept === 'pass') this.host.listener.pause();
-    else for (const w of this.#workers) if (w.state === 'ready') w.member.send({ type: 'pause' });
+    else for (const w of this.#workers) if (w.state === 'ready') this.#send(w, { type: 'pause' });
   }
 
   resumeAccept(): void {
     this.#held = false;
     if (this.pool.accept === 'pass') {
       if (this.#pending.length === 0) this.host.listener.resume();
-    } else for (const w of this.#workers) if (w.state === 'ready') w.member.send({ type: 'resume' });
+    } else for (const w of this.#workers) if (w.state === 'ready') this.#send(w, { type: 'resume' });
   }
 
   #stop(w: WorkerRecord): void {
     if (w.state === 'stopping') return;
     w.state = 'stopping';
-    w.member.send({ type: 'drain' });
+    this.#send(w, { type: 'drain' });
   }
 
   /** No more restarts, and the connections held for a worker are closed (their places given back). */
@@ -402,6 +491,6 @@ export abstract class PoolModel implements Model {
       served: w.served,
       startedAt: w.startedAt,
     }));
-    return { model: this.name, processes, crashed: this.#crashed, spawned: this.#spawned };
+    return { model: this.name, processes, crashed: this.#crashed, spawned: this.#spawned, messages: { fromWorkers: this.#fromWorkers, toWorkers: this.#toWorkers } };
   }
 }

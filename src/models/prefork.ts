@@ -8,10 +8,11 @@
  *     connections, sends it the descriptor over the IPC channel (SCM_RIGHTS), and
  *     closes its own copy once sent.
  *
- * Workers report each connection they take and end over IPC (../workers/messages.ts),
- * so counting, logging and --max-conns work as in every model; in shared mode the
- * server tells workers to pause and resume, and each worker also keeps to its share
- * of --max-conns. Supervision (restart with backoff, recycle after
+ * Workers report the connections they take and end over IPC (../workers/messages.ts),
+ * in batches when nothing configured needs a round trip (no --per-source, no --rate),
+ * so counting, logging and --max-conns work as in every model; in shared mode each
+ * worker keeps to its share of --max-conns, and the server tells workers to pause and
+ * resume when the service's budget (shared by several addresses) is full. Supervision (restart with backoff, recycle after
  * --max-conns-per-worker) is in ./pool.ts.
  *
  * Isolation: a crash or process.exit in a worker ends that worker's connections
@@ -28,7 +29,7 @@ import type { Model, ModelHost } from './types.js';
 const WORKER_ENTRY = fileURLToPath(new URL('../workers/prefork-worker.js', import.meta.url));
 
 
-/** The prefork model: `workers` (default 4), `accept` (default `shared`), `maxConnsPerWorker` (default 0, never). */
+/** The prefork model: `workers` (default: the number of CPUs, os.availableParallelism()), `accept` (default `shared`), `maxConnsPerWorker` (default 0, never). */
 export class PreforkModel extends PoolModel {
   constructor(host: ModelHost) {
     const o = host.options;

@@ -30,7 +30,7 @@ import type { Model, ModelHost } from './types.js';
 const THREAD_ENTRY = new URL('../workers/thread-worker.js', import.meta.url);
 
 
-/** The threads model: `workers` (default 4), `maxConnsPerWorker` (default 0, never); `accept` must be `shared`. */
+/** The threads model: `workers` (default: the number of CPUs, os.availableParallelism()), `maxConnsPerWorker` (default 0, never); `accept` must be `shared`. */
 export class ThreadsModel extends PoolModel {
   constructor(host: ModelHost) {
     const o = host.options;
@@ -46,11 +46,14 @@ export class ThreadsModel extends PoolModel {
     });
   }
 
-  protected spawn(spec: WorkerSpec, events: MemberEvents): Member {
+  protected spawn(spec: WorkerSpec, events: MemberEvents): Member & { counters: Int32Array } {
     spec.fd = this.host.listener.dup();
+    // What the thread counts where the main thread can still read it once the thread is
+    // gone: a thread that dies before its last batch leaves its count of connections here.
+    const shared = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
     let worker: Worker;
     try {
-      worker = new Worker(THREAD_ENTRY, { workerData: spec, stdout: false, stderr: false });
+      worker = new Worker(THREAD_ENTRY, { workerData: { spec, counters: shared }, stdout: false, stderr: false });
     } catch (err) {
       fdutil.close(spec.fd);
       spec.fd = undefined;
@@ -70,6 +73,7 @@ export class ThreadsModel extends PoolModel {
     });
     worker.once('exit', (code) => events.exit(error ? (code || 1) : drained ? 0 : code, null));
     return {
+      counters: new Int32Array(shared),
       pid: process.pid,
       threadId: worker.threadId,
       send(msg) {

@@ -11,6 +11,7 @@ import type { ConnectionLimits } from '../admission/limits.js';
 import type { Listener } from '../net/listener.js';
 import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ServiceSpec } from '../services/types.js';
+import type { AccessRuleSpec } from '../admission/access.js';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
 
 /** Names of the models, as `--model` takes them. */
@@ -51,6 +52,19 @@ export interface ModelHost {
    * Connections from `listener` come through the pipeline to `dispatch` instead.
    */
   admit(info: ConnectionInfo): Connection | undefined;
+  /**
+   * Whether admission needs counts kept across every connection of the service
+   * (--per-source or --rate): then a worker must ask admit() for each connection;
+   * otherwise it may admit by itself with `access` and report through adopt().
+   */
+  readonly sharedAdmission: boolean;
+  /** The access rules as written, for workers that check them themselves. */
+  readonly access: readonly AccessRuleSpec[];
+  /**
+   * A connection a worker admitted and numbered by itself (an id from
+   * reserveConnectionIds in connection/pipeline.ts), reported after the fact.
+   */
+  adopt(info: ConnectionInfo, env?: Readonly<Record<string, string>>): Connection;
   /** Report any other event (spawn, exit, error, kill). */
   emit(event: ServerEvent): void;
 }
@@ -77,6 +91,11 @@ export interface ModelStats {
   crashed: number;
   /** Children or workers started, over the server's life. */
   spawned: number;
+  /**
+   * Pool models: messages exchanged with workers over the server's life (IPC or
+   * MessagePort), to show that no message goes per connection when none is needed.
+   */
+  messages?: { fromWorkers: number; toWorkers: number };
 }
 
 /** One concurrency model. */

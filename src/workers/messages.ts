@@ -12,24 +12,37 @@
  *   server → worker                               worker → server
  *   ───────────────                               ───────────────
  *   connection {info, env} + the socket (pass)    ready                  service loaded, accepting
- *   admit {ref, id, env}   serve it (shared)      accepted {ref, info}   took a connection (shared), holds it unread
- *   refuse {ref}           close it (shared)      closed {id}            a connection ended
+ *   admit {ref, id, env}   serve it (shared,      accepted {ref, info}   took a connection (shared, admission
+ *                          admission server)                             server), holds it unread
+ *   refuse {ref}           close it (idem)        batch {entries}        accepts, ends, denials (admission local)
+ *   ids {from, count}      a block of ids         need-ids               half its ids are used (admission local)
+ *                          (admission local)      closed {id}            a connection ended (admission server, pass)
  *   pause                  stop accepting         log {id, reason, code} the service's ctx.log
  *   resume                 accept again           failed {id, code, message} the service threw
  *   drain                  stop accepting, exit   fatal {code, message}  cannot start (bad handler, ...)
  *                          when idle              drained                idle after drain, about to exit
  *                                                 event {event}          log it as it is (a refused PROXY header)
  *
- * In shared mode a worker accepts, numbers the connection itself (`ref`) and asks
- * the server, which applies its access rules and per-source limits where every
- * connection is counted, and answers `admit` with the connection's id or `refuse`.
+ * Shared mode admits in one of two ways (the spec's `admission`):
+ *   local   nothing configured needs state shared across workers (no --per-source,
+ *           no --rate): the worker applies the access rules itself (the same
+ *           AccessRules, from the spec), keeps to its share of --max-conns, numbers
+ *           the connection from its blocks of ids, serves it, and reports the accept
+ *           and the end later in a `batch` (./reports.ts). No message per connection.
+ *   server  --per-source or --rate: the worker numbers the connection itself (`ref`)
+ *           and asks the server, which applies its access rules and per-source limits
+ *           where every connection is counted, and answers `admit` with the
+ *           connection's id or `refuse`; the end comes back in `closed` at once, so
+ *           a source's place is free again as soon as it can be.
  * From then on, and in pass mode from the start, a connection is named by the
- * server's id.
+ * server's id. Messages from a worker keep their order: a `log` or `failed` about a
+ * connection comes after the batch that reported its accept.
  */
 import type { ConnectionInfo, Endpoint } from '../address.js';
 import type { ServerEvent } from '../events.js';
 import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ConnectionLimits } from '../admission/limits.js';
+import type { AccessRuleSpec } from '../admission/access.js';
 import type { ServiceSpec } from '../services/types.js';
 
 /** What the server sends a worker. */
@@ -37,6 +50,8 @@ export type ToWorker =
   | { type: 'connection'; info: ConnectionInfo; env: Readonly<Record<string, string>> }
   | { type: 'admit'; ref: number; id: number; env: Readonly<Record<string, string>> }
   | { type: 'refuse'; ref: number }
+  /** A block of connection ids, `from` to `from + count - 1` (admission local). */
+  | { type: 'ids'; from: number; count: number }
   | { type: 'pause' }
   | { type: 'resume' }
   | { type: 'drain' };
@@ -46,6 +61,8 @@ export type FromWorker =
   /** `room`: descriptors the worker can still take (pass mode sends no more at once); absent when unlimited. */
   | { type: 'ready'; room?: number }
   | { type: 'accepted'; ref: number; info: ConnectionInfo }
+  | { type: 'batch'; entries: BatchEntry[] }
+  | { type: 'need-ids' }
   | { type: 'closed'; id: number }
   | { type: 'log'; id: number; reason: string; code: string }
   | { type: 'failed'; id: number; code: string; message: string }
@@ -53,6 +70,17 @@ export type FromWorker =
   | { type: 'drained' }
   /** An event to log as it is (a connection whose PROXY header was refused). */
   | { type: 'event'; event: ServerEvent };
+
+/**
+ * What a worker admitting locally reports in a `batch`, in the order it happened:
+ * `open` a connection it serves (its `info.id` from the worker's blocks), `end` one
+ * that ended (`at`: when, so the `end` line's duration is the worker's), `deny` a
+ * peer its access rules closed.
+ */
+export type BatchEntry =
+  | { k: 'open'; info: ConnectionInfo }
+  | { k: 'end'; id: number; at: number }
+  | { k: 'deny'; remote: Endpoint; local: Endpoint; rule: string };
 
 /** How a worker is set up (TCPKIT_WORKER in a process, workerData in a thread). */
 export interface WorkerSpec {
@@ -73,6 +101,16 @@ export interface WorkerSpec {
    * every holder has let go. Default false.
    */
   ownsFd?: boolean;
+  /**
+   * shared: `local`, the worker admits by itself and reports in batches (needs `ids`);
+   * `server`, it asks the server for each connection (--per-source or --rate need
+   * counts across workers). Default `server`.
+   */
+  admission?: 'local' | 'server';
+  /** admission local: the access rules, checked in the worker as the server would. Default none. */
+  access?: AccessRuleSpec[];
+  /** admission local: the first block of connection ids. */
+  ids?: { from: number; count: number };
   /** shared: at most this many connections at once in this worker (its share of --max-conns). */
   limit: number;
   /** Stop accepting after this many connections (--max-conns-per-worker); 0 = never. */
@@ -169,6 +207,27 @@ function worker(v: unknown, at: string): WorkerSpec {
   optional(o, 'ownsFd', at, (x, a) => {
     if (typeof x !== 'boolean') throw new SpecError(`${a}: expected true or false, got ${JSON.stringify(x)}`);
   });
+  const admission = o.admission;
+  if (admission !== undefined && admission !== 'local' && admission !== 'server') {
+    throw new SpecError(`${at}.admission: expected local or server, got ${JSON.stringify(admission)}`);
+  }
+  const access = o.access;
+  if (access !== undefined) {
+    if (!Array.isArray(access)) throw new SpecError(`${at}.access: expected an array, got ${JSON.stringify(access)}`);
+    access.forEach((r: unknown, i) => {
+      const rule = object(r, `${at}.access[${i}]`);
+      if (rule.action !== 'allow' && rule.action !== 'deny') throw new SpecError(`${at}.access[${i}].action: expected allow or deny, got ${JSON.stringify(rule.action)}`);
+      string(rule.from, `${at}.access[${i}].from`);
+      const env = optional(rule, 'env', `${at}.access[${i}]`, object);
+      for (const [k, v] of Object.entries(env ?? {})) string(v, `${at}.access[${i}].env.${k}`);
+    });
+  }
+  const ids = optional(o, 'ids', at, object);
+  if (ids) {
+    int(ids.from, `${at}.ids.from`, 1);
+    int(ids.count, `${at}.ids.count`, 1);
+  }
+  if (admission === 'local' && !ids) throw new SpecError(`${at}.ids: expected a block of ids with admission local, got undefined`);
   int(o.limit, `${at}.limit`);
   int(o.maxConns, `${at}.maxConns`);
   const limits = object(o.limits, `${at}.limits`);

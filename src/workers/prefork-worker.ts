@@ -37,6 +37,17 @@ await runWorker(spec, {
     }
     process.send!(msg, undefined, {}, () => done?.());
   },
+  onExit(flush) {
+    // A service's process.exit() or an uncaught error: the last batch of accepts and
+    // ends still goes out (an IPC write on a pipe completes at once when it can).
+    process.once('exit', flush);
+    // SIGTERM (the server's stop after --grace, a service manager stopping the whole group): the last
+    // batch first, then the signal's own end, as without this handler (the once-listener is gone by then).
+    process.once('SIGTERM', () => {
+      flush();
+      process.kill(process.pid, 'SIGTERM');
+    });
+  },
   onMessage(handler) {
     draining = () => handler({ type: 'drain' }, undefined);
     process.on('message', (msg: ToWorker, socket?: net.Socket) => handler(msg, socket));

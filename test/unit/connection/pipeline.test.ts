@@ -1,7 +1,7 @@
 // The one connection path: admission, accounting and the events, without sockets (admit() takes what a worker sends).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConnectionPipeline } from '../../../src/connection/pipeline.js';
+import { ConnectionPipeline, reserveConnectionIds } from '../../../src/connection/pipeline.js';
 import { AccessRules } from '../../../src/admission/access.js';
 import { ServiceBudget } from '../../../src/admission/budget.js';
 import type { ServerEvent } from '../../../src/events.js';
@@ -77,4 +77,21 @@ test('a service log: idle and time-limit closes become kill ... signal close, an
     { type: 'error', where: 'service', code: 'TCPKIT_HANDLER', message: 'boom', id: conn.info.id, pid: 7 },
   ]);
   assert.equal(p.stats().limits.closed.idle, 1, 'counted as closed by the idle limit');
+});
+
+test('adopt: a connection a worker admitted and numbered itself is counted and logged as any other', () => {
+  const { p, events, types } = pipeline();
+  const from1 = reserveConnectionIds(10);
+  const from2 = reserveConnectionIds(10);
+  assert.equal(from2, from1 + 10, 'blocks do not overlap');
+  assert.ok(p.admit(from('127.0.0.1'))!.info.id >= from2 + 10, 'nor do they meet the ids admit() gives');
+  const info = { ...from('127.0.0.1'), id: from1, acceptedAt: 1000 };
+  const conn = p.adopt(info, { TCPCONNNUM: '1' });
+  conn.opened(77);
+  conn.closed(null, null, 1250);
+  p.emit({ type: 'deny', remote: info.remote, local: info.local, reason: 'access', rule: 'deny:10.0.0.0/8' });
+  assert.deepEqual(types(), ['accept', 'end', 'deny']);
+  const end = events[1] as Extract<ServerEvent, { type: 'end' }>;
+  assert.deepEqual([end.id, end.pid, end.ms], [from1, 77, 250], 'the duration is the worker\'s');
+  assert.equal(p.stats().denied, 1, 'a deny reported by a worker is counted');
 });

@@ -13,6 +13,8 @@ const worker: WorkerSpec = { service: { name: 'echo' }, mode: 'shared', fd: 5, b
 test('decodes what the server sends, as JSON text or as a value (workerData)', () => {
   assert.deepEqual(decodeSpec('worker', JSON.stringify(worker)), worker);
   assert.deepEqual(decodeSpec('worker', worker), worker);
+  const local: WorkerSpec = { ...worker, admission: 'local', access: [{ action: 'deny', from: '10.0.0.0/8' }, { action: 'allow', from: 'all', env: { A: 'b' } }], ids: { from: 1025, count: 1024 } };
+  assert.deepEqual(decodeSpec('worker', JSON.stringify(local)), local);
   assert.deepEqual(decodeSpec('child', JSON.stringify({ service: { name: 'echo' }, info })), { service: { name: 'echo' }, info });
   assert.deepEqual(decodeSpec('spare', '{"service":{"name":"discard","options":{}}}'), { service: { name: 'discard', options: {} } });
 });
@@ -28,6 +30,11 @@ test('a missing, unparsable or wrong spec fails with a message naming the variab
   fails('worker', { ...worker, limits: { idleMs: 0 } }, /^TCPKIT_WORKER\.limits\.maxMs: /);
   fails('worker', { ...worker, proxy: { versions: [3] } }, /^TCPKIT_WORKER\.proxy\.versions: /);
   fails('worker', { ...worker, service: { handler: 'x.js' } }, /^TCPKIT_WORKER\.service\.name: expected a string/);
+  fails('worker', { ...worker, admission: 'both' }, /^TCPKIT_WORKER\.admission: expected local or server, got "both"$/);
+  fails('worker', { ...worker, admission: 'local' }, /^TCPKIT_WORKER\.ids: expected a block of ids/);
+  fails('worker', { ...worker, admission: 'local', ids: { from: 0, count: 10 } }, /^TCPKIT_WORKER\.ids\.from: expected an integer >= 1, got 0$/);
+  fails('worker', { ...worker, access: [{ action: 'permit', from: 'all' }] }, /^TCPKIT_WORKER\.access\[0\]\.action: expected allow or deny/);
+  fails('worker', { ...worker, access: [{ action: 'allow', from: 'all', env: { A: 1 } }] }, /^TCPKIT_WORKER\.access\[0\]\.env\.A: expected a string/);
   fails('child', { service: { name: 'echo' }, info: { ...info, remote: { ...endpoint, port: 70000 } } }, /^TCPKIT_CHILD\.info\.remote\.port: expected a port, got 70000$/);
   fails('child', { service: { name: 'echo' }, info: { ...info, local: { ...endpoint, family: 'unix' } } }, /^TCPKIT_CHILD\.info\.local\.family: /);
 });
