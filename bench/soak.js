@@ -118,8 +118,8 @@ export async function soak(model, count, { concurrency = 50 } = {}) {
     const t0 = Date.now();
     const failures = await run(count);
     const seconds = (Date.now() - t0) / 1000;
-    // Quiet again: the same descriptors and children as before (spares refilled, workers steady).
-    await until(() => fds(proc.pid) <= before.fds && children(proc.pid) === before.children, 30_000);
+    // Quiet again: the same descriptors and children as before (spares refilled, paced one per CPU, workers steady).
+    await until(() => fds(proc.pid) <= before.fds && children(proc.pid) === before.children, 90_000);
     const after = snapshot(proc.pid);
     return { model, count, seconds, rate: Math.round(count / seconds), before, after, failures };
   } finally {

@@ -29,6 +29,7 @@
  * socket. `--spare` with a program service is refused at start (nothing to start ahead).
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
@@ -48,6 +49,8 @@ const SPARE_ENTRY = fileURLToPath(new URL('../workers/spare.js', import.meta.url
 
 /** The backoff slot of the spares: they restart as one. */
 const SPARES = 0;
+/** Replacement spares starting at once, once serving: one per CPU. */
+const SPARE_STARTS_AT_ONCE = Math.max(1, os.availableParallelism());
 
 /** How often the parent reads /proc/PID/io of each child, at most, when an idle timeout is set. */
 const IDLE_POLL_MS = 1000;
@@ -98,7 +101,7 @@ export class ForkModel implements Model {
   readonly #spareTarget: number;
   /** Restarts of spares that died before serving, with backoff (./supervision.ts). */
   readonly #spareRestarts = new RestartBackoff();
-  /** Serving: replacements start one at a time (see #topUp). */
+  /** Serving: replacements start at most SPARE_STARTS_AT_ONCE at a time (see #topUp). */
   #paced = false;
   #onSpareChange: (() => void) | undefined;
   /** Set when the service runs a program per connection (exec): the parent starts it itself. */
@@ -139,13 +142,13 @@ export class ForkModel implements Model {
 
   /**
    * Keep `--spare` children waiting (not while closing, nor while backing off after failures).
-   * At start every spare starts at once; once serving, replacements are paced: one Node start at
-   * a time (the next when it is ready), because a burst of starts competes for the CPU with the
-   * children serving connections and raised the p99 latency it was meant to lower.
+   * At start every spare starts at once; once serving, replacements are paced: at most one Node
+   * start per CPU at a time (the next when one is ready), because a burst of starts competes for
+   * the CPU with the children serving connections and raised the p99 latency it was meant to lower.
    */
   #topUp(): void {
     while (!this.#closing && !this.#spareRestarts.waiting(SPARES) && this.#spares.size < this.#spareTarget) {
-      if (this.#paced && this.#startingSpares() > 0) break;
+      if (this.#paced && this.#startingSpares() >= SPARE_STARTS_AT_ONCE) break;
       if (!this.#startSpare()) break;
     }
   }
