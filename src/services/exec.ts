@@ -243,8 +243,11 @@ export async function lookupNames(info: ConnectionInfo): Promise<Record<string, 
   return names;
 }
 
-/** Split a stream into lines for the log; bounded, so a program cannot make the server buffer without end. */
-function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+/**
+ * Split a stream into lines for the log; bounded, so a program cannot make the server buffer without end.
+ * Resolves once the stream has ended (or failed) and its last line is out.
+ */
+function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): Promise<void> {
   let pending = '';
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => {
@@ -259,10 +262,20 @@ function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void)
       pending = pending.slice(MAX_STDERR_LINE);
     }
   });
-  stream.on('end', () => {
-    if (pending) onLine(pending);
+  return new Promise<void>((resolve) => {
+    stream.on('end', () => {
+      if (pending) onLine(pending);
+      pending = '';
+      resolve();
+    });
+    stream.on('close', () => resolve());
+    stream.on('error', () => resolve());
   });
-  stream.on('error', () => {});
+}
+
+/** A started program: its Child handle, and when its stderr has been read to the end and logged. */
+export interface StartedProgram extends Child {
+  readonly stderrDone: Promise<void>;
 }
 
 /** What startProgram needs. */
@@ -291,16 +304,16 @@ function needsIds(o: Pick<ExecOptions, 'uid' | 'gid'>): boolean {
  * the server itself still root) is started with child_process.spawn instead, which
  * can setgid/setuid between fork and exec; posix_spawn cannot.
  */
-export async function startProgram(o: StartProgram): Promise<Child> {
+export async function startProgram(o: StartProgram): Promise<StartedProgram> {
   if (needsIds(o)) return startAsUser(o);
   const child = launch({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, setsid: true });
   const pid = child.pid;
-  if (child.stderr) eachLine(child.stderr, (line) => o.onStderr(line, pid));
-  return child;
+  const stderrDone = child.stderr ? eachLine(child.stderr, (line) => o.onStderr(line, pid)) : Promise.resolve();
+  return Object.assign(child, { stderrDone });
 }
 
 /** The child_process path, only for a program run as another user (see startProgram). */
-function startAsUser(o: StartProgram): Promise<Child> {
+function startAsUser(o: StartProgram): Promise<StartedProgram> {
   const [program, ...args] = o.argv;
   const child = spawn(program!, args, { stdio: [o.socket, o.socket, 'pipe'], env: o.env, uid: o.uid, gid: o.gid, detached: true });
   return new Promise((resolve, reject) => {
@@ -309,8 +322,8 @@ function startAsUser(o: StartProgram): Promise<Child> {
     });
     child.once('spawn', () => {
       const pid = child.pid!;
-      if (child.stderr) eachLine(child.stderr, (line) => o.onStderr(line, pid));
-      resolve(fromChildProcess(child));
+      const stderrDone = child.stderr ? eachLine(child.stderr, (line) => o.onStderr(line, pid)) : Promise.resolve();
+      resolve(Object.assign(fromChildProcess(child), { stderrDone }));
     });
   });
 }
@@ -342,6 +355,8 @@ export function program(options: Readonly<Record<string, unknown>>): ProgramLaun
  * event (stderrEvent), so every model logs `stderr pid P id I text T` as fork does.
  */
 const STDERR_CODE = 'stderr';
+/** After a program exits, how long its connection's end waits for the rest of its stderr. 1 s. */
+const STDERR_DRAIN_MS = 1000;
 const stderrReason = (pid: number, line: string) => `pid ${pid}: ${line}`;
 
 /** The `stderr` event a service's ctx.log(reason, code) stands for, if it is a program's stderr line. */
@@ -357,7 +372,7 @@ export default async function exec(ctx: ServiceContext): Promise<void> {
   const options = ctx.options as unknown as ExecOptions;
   const names = options.resolve ? await lookupNames(ctx.info) : {};
   const env = programEnv(ctx.info, { extra: ctx.env, names, policy: options.env });
-  let child: Child;
+  let child: StartedProgram;
   try {
     child = await startProgram({ ...options, socket: ctx.socket, env, onStderr: (line, pid) => ctx.log(stderrReason(pid, line), STDERR_CODE) });
   } catch (err) {
@@ -369,6 +384,11 @@ export default async function exec(ctx: ServiceContext): Promise<void> {
   // The program has its own copy of the socket now; this process closes its copy.
   ctx.socket.destroy();
   const { code, signal } = await child.exited;
+  // Its stderr usually ends with it, a moment after the exit is reaped: log those last lines first, so they
+  // come before the connection's `end`. A descendant that keeps the pipe open holds the end back at most 1 s.
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([child.stderrDone, new Promise<void>((resolve) => (timer = setTimeout(resolve, STDERR_DRAIN_MS)))]);
+  clearTimeout(timer);
   if (signal) ctx.log(`pid ${child.pid} ended by signal ${signal}`, 'exit');
   else if (code !== 0) ctx.log(`pid ${child.pid} exitcode ${code}`, 'exit');
 }
