@@ -20,7 +20,7 @@ import { InvalidOptionError } from '../errors.js';
 export interface AccessRuleSpec {
   /** `allow` or `deny`. */
   action: 'allow' | 'deny';
-  /** An address (`127.0.0.1`, `::1`), a CIDR block (`10.0.0.0/8`, `fe80::/10`) or `all`. */
+  /** An address (`127.0.0.1`, `::1`), a CIDR block (`127.0.0.0/8`, `fe80::/10`) or `all`. */
   from: string;
   /** Environment variables added for exec programs when this rule allows (default none). */
   env?: Record<string, string>;

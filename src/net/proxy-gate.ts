@@ -56,7 +56,7 @@ export interface ProxyGateOptions extends ProxyReadOptions {
   maxPendingPerSource?: number;
   /**
    * Peers allowed to send a PROXY header (load balancers): addresses or CIDR blocks,
-   * IPv4 or IPv6 (`10.0.0.0/8`, `::1`). Default: every peer (trust whoever connects).
+   * IPv4 or IPv6 (`192.0.2.0/24`, `::1`). Default: every peer (trust whoever connects).
    */
   from?: readonly string[];
   /**

@@ -18,7 +18,7 @@
  *         model: fork
  *         limits: { maxConns: 40, perSource: 4, rate: 10, idleTimeout: 60, timeLimit: 3600 }
  *         proxyProtocol: true      # behind a balancer: v1/v2 header first (or "v1", "v2")
- *         proxyFrom: [10.0.0.0/8]  # only these peers may send it (others refused; proxyUntrusted: direct serves them as themselves)
+ *         proxyFrom: [192.0.2.0/24]  # only these peers may send it (others refused; proxyUntrusted: direct serves them as themselves)
  *         env: { clear: true, pass: [PATH, LANG] }   # exec: only these of the server's variables
  *         access:
  *           - allow: 127.0.0.0/8

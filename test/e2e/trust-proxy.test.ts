@@ -19,7 +19,7 @@ const header = (client: string) =>
 describe('serve --proxy-from', () => {
   for (const model of [['--model', 'event'], ['--model', 'prefork', '--workers', '2']]) {
     it(`${model.join(' ')}: a listed balancer's header names the client; any other peer is refused (proxy-untrusted)`, async () => {
-      const server = await startServer(['--proxy-protocol', '--proxy-from', '127.0.0.2', '--proxy-from', '10.0.0.0/8', ...model]);
+      const server = await startServer(['--proxy-protocol', '--proxy-from', '127.0.0.2', '--proxy-from', '127.0.0.8/29', ...model]);
       try {
         const lb = await connectTo(server.port, { source: '127.0.0.2' });
         assert.equal((await exchange(lb, Buffer.concat([header('192.0.2.50'), Buffer.from('via balancer')]))).toString(), 'via balancer');
@@ -39,7 +39,7 @@ describe('serve --proxy-from', () => {
   }
 
   it('--proxy-untrusted direct: other peers are served as themselves; their "header" is data', async () => {
-    const server = await startServer(['--model', 'event', '--proxy-protocol', '--proxy-from', '10.0.0.0/8', '--proxy-untrusted', 'direct']);
+    const server = await startServer(['--model', 'event', '--proxy-protocol', '--proxy-from', '127.0.0.8/29', '--proxy-untrusted', 'direct']);
     try {
       const s = await connectTo(server.port, { source: '127.0.0.4' });
       const forged = Buffer.concat([header('192.0.2.66'), Buffer.from('data')]);
@@ -52,10 +52,10 @@ describe('serve --proxy-from', () => {
   });
 
   it('usage errors: a bad block, or --proxy-from without --proxy-protocol, exit 100 naming the option', async () => {
-    const bad = await run(['serve', '--port', '0', '--proxy-protocol', '--proxy-from', '10.0.0.0/33']);
+    const bad = await run(['serve', '--port', '0', '--proxy-protocol', '--proxy-from', '127.0.0.0/33']);
     assert.equal(bad.code, 100);
     assert.match(bad.stderr, /--proxy-from: .*prefix length/);
-    const alone = await run(['serve', '--port', '0', '--proxy-from', '10.0.0.1']);
+    const alone = await run(['serve', '--port', '0', '--proxy-from', '127.0.0.9']);
     assert.equal(alone.code, 100);
     assert.match(alone.stderr, /--proxy-from needs --proxy-protocol/);
     const mode = await run(['serve', '--port', '0', '--proxy-protocol', '--proxy-untrusted', 'maybe']);

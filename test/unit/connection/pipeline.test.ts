@@ -42,8 +42,8 @@ test('admitted, opened, closed: accept then end, each once, with ids unique in t
 });
 
 test('denied by a rule, refused per source; a connection that never opened logs no end but frees its place', () => {
-  const { p, types } = pipeline({ deny: '10.0.0.0/8', perSource: 1 });
-  assert.equal(p.admit(from('10.1.2.3')), undefined);
+  const { p, types } = pipeline({ deny: '127.0.0.8/29', perSource: 1 });
+  assert.equal(p.admit(from('127.0.0.9')), undefined);
   const first = p.admit(from('127.0.0.1'))!;
   assert.equal(p.admit(from('127.0.0.1')), undefined);
   first.closed();
@@ -89,7 +89,7 @@ test('adopt: a connection a worker admitted and numbered itself is counted and l
   const conn = p.adopt(info, { TCPCONNNUM: '1' });
   conn.opened(77);
   conn.closed(null, null, 1250);
-  p.emit({ type: 'deny', remote: info.remote, local: info.local, reason: 'access', rule: 'deny:10.0.0.0/8' });
+  p.emit({ type: 'deny', remote: info.remote, local: info.local, reason: 'access', rule: 'deny:127.0.0.8/29' });
   assert.deepEqual(types(), ['accept', 'end', 'deny']);
   const end = events[1] as Extract<ServerEvent, { type: 'end' }>;
   assert.deepEqual([end.id, end.pid, end.ms], [from1, 77, 250], 'the duration is the worker\'s');

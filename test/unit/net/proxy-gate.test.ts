@@ -54,7 +54,7 @@ describe('ProxyGate: from (trusted balancers)', () => {
   });
 
   it('a peer outside `from` is refused with reason untrusted, before anything is read', async () => {
-    const g = await gated({ from: ['10.0.0.0/8', '::1'] });
+    const g = await gated({ from: ['127.0.0.8/29', '::1'] });
     open.push(g.close);
     const s = await g.connect('127.0.0.1');
     s.write(encodeProxyHeader({ version: 1, source: { address: '192.0.2.1', port: 1 }, destination: { address: '192.0.2.2', port: 2 } }));
@@ -77,7 +77,7 @@ describe('ProxyGate: from (trusted balancers)', () => {
   });
 
   it('untrusted: direct serves an outside peer as itself and takes none of its bytes (a forged header stays data)', async () => {
-    const g = await gated({ from: ['10.0.0.0/8'], untrusted: 'direct' });
+    const g = await gated({ from: ['127.0.0.8/29'], untrusted: 'direct' });
     open.push(g.close);
     const s = await g.connect('127.0.0.3');
     const forged = encodeProxyHeader({ version: 1, source: { address: '192.0.2.66', port: 66 }, destination: { address: '192.0.2.1', port: 80 } });
@@ -91,7 +91,7 @@ describe('ProxyGate: from (trusted balancers)', () => {
 
   it('bad `from` entries and limits are refused at construction, naming the option', () => {
     const handlers = { pass: () => {}, refuse: () => {} };
-    assert.throws(() => new ProxyGate({ from: ['10.0.0.0/40'] }, handlers), { code: 'TCPKIT_INVALID_OPTION', message: /proxyFrom\[0\]/ });
+    assert.throws(() => new ProxyGate({ from: ['127.0.0.0/40'] }, handlers), { code: 'TCPKIT_INVALID_OPTION', message: /proxyFrom\[0\]/ });
     assert.throws(() => new ProxyGate({ maxPendingPerSource: 0 }, handlers), { message: /maxPendingPerSource/ });
     assert.throws(() => new ProxyGate({ untrusted: 'maybe' as 'direct' }, handlers), { message: /proxyUntrusted/ });
   });

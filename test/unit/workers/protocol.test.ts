@@ -13,7 +13,7 @@ const worker: WorkerSpec = { service: { name: 'echo' }, mode: 'shared', fd: 5, b
 test('decodes what the server sends, as JSON text or as a value (workerData)', () => {
   assert.deepEqual(decodeSpec('worker', JSON.stringify(worker)), worker);
   assert.deepEqual(decodeSpec('worker', worker), worker);
-  const local: WorkerSpec = { ...worker, admission: 'local', access: [{ action: 'deny', from: '10.0.0.0/8' }, { action: 'allow', from: 'all', env: { A: 'b' } }], ids: { from: 1025, count: 1024 } };
+  const local: WorkerSpec = { ...worker, admission: 'local', access: [{ action: 'deny', from: '127.0.0.8/29' }, { action: 'allow', from: 'all', env: { A: 'b' } }], ids: { from: 1025, count: 1024 } };
   assert.deepEqual(decodeSpec('worker', JSON.stringify(local)), local);
   assert.deepEqual(decodeSpec('child', JSON.stringify({ service: { name: 'echo' }, info })), { service: { name: 'echo' }, info });
   assert.deepEqual(decodeSpec('spare', '{"service":{"name":"discard","options":{}}}'), { service: { name: 'discard', options: {} } });
