@@ -56,6 +56,35 @@ function usage(message) {
 const keepRow = (label, base = false) => base || !ROWS || ROWS.some((w) => label.includes(w));
 /** `rows` starting at `by` (mod length): each round starts with another row, so no row always follows the same neighbour. */
 const rotate = (rows, by) => rows.map((_, i) => rows[(i + by) % rows.length]);
+/**
+ * Each row once per round, `rounds` rounds interleaved (each round starting one row later), its server started
+ * before and stopped after `measure(server, row, round)`; returns every row's samples, a failure kept as `{ reason }`.
+ */
+async function interleaved(part, rows, rounds, measure) {
+  const samples = new Map(rows.map((r) => [r.label, []]));
+  for (let round = 1; round <= rounds; round++) {
+    for (const row of rotate(rows, round - 1)) {
+      let server;
+      try {
+        server = await row.start();
+      } catch (err) {
+        samples.get(row.label).push({ reason: err.message });
+        log(`${part} ${row.label}: ${err.message}`);
+        continue;
+      }
+      try {
+        samples.get(row.label).push(await measure(server, row, round));
+      } catch (err) {
+        samples.get(row.label).push({ reason: err.message });
+        log(`${part} round ${round} ${row.label}: ${err.message}`);
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  return samples;
+}
+
 /** The median of the finite numbers in `values`, or null. */
 function median(values) {
   const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
@@ -163,33 +192,16 @@ async function cpuPerConn() {
     return { reason: err.message, rows: [] };
   }
   const rows = cpuPerConnRows();
-  const samples = new Map(rows.map((r) => [r.label, []]));
-  for (let round = 1; round <= c.rounds; round++) {
-    for (const row of rotate(rows, round - 1)) {
-      let server;
-      try {
-        server = await row.start();
-      } catch (err) {
-        samples.get(row.label).push({ reason: err.message });
-        continue;
-      }
-      try {
-        await runConnClient(server.port, { procs: c.procs, conns: Math.ceil(c.warm / c.procs), bytes: c.bytes });
-        const before = treeCpu(server.pid);
-        const run = await runConnClient(server.port, { procs: c.procs, conns: c.conns, bytes: c.bytes });
-        await sleep(300); // the last connections' ends, and a pool's reports, reach the CPU counters
-        const after = treeCpu(server.pid);
-        const cpuMsPerConn = before !== null && after !== null ? ((after - before) * 1000) / run.conns : null;
-        samples.get(row.label).push({ ...run, cpuMsPerConn });
-        log(`cpu-per-conn round ${round} ${row.label}: ${int(run.perSecond)}/s, ${fixed(cpuMsPerConn, 3)} ms CPU/conn, errors ${run.errors}`);
-      } catch (err) {
-        samples.get(row.label).push({ reason: err.message });
-        log(`cpu-per-conn round ${round} ${row.label}: ${err.message}`);
-      } finally {
-        await server.stop();
-      }
-    }
-  }
+  const samples = await interleaved('cpu-per-conn', rows, c.rounds, async (server, row, round) => {
+    await runConnClient(server.port, { procs: c.procs, conns: Math.ceil(c.warm / c.procs), bytes: c.bytes });
+    const before = treeCpu(server.pid);
+    const run = await runConnClient(server.port, { procs: c.procs, conns: c.conns, bytes: c.bytes });
+    await sleep(300); // the last connections' ends, and a pool's reports, reach the CPU counters
+    const after = treeCpu(server.pid);
+    const cpuMsPerConn = before !== null && after !== null ? ((after - before) * 1000) / run.conns : null;
+    log(`cpu-per-conn round ${round} ${row.label}: ${int(run.perSecond)}/s, ${fixed(cpuMsPerConn, 3)} ms CPU/conn, errors ${run.errors}`);
+    return { ...run, cpuMsPerConn };
+  });
   const baseRuns = samples.get('plain Node net').filter((x) => !x.reason);
   const base = baseRuns.length ? { cpuMsPerConn: median(baseRuns.map((x) => x.cpuMsPerConn)), perSecond: median(baseRuns.map((x) => x.perSecond)) } : null;
   return {
@@ -314,33 +326,15 @@ async function bulkRows() {
     modelRow('iterative', 'iterative', [], 'echo'),
     modelRow('fork', 'fork', [], 'echo'),
   ].filter((r) => keepRow(r.label, r.base));
-  const samples = new Map(rows.map((r) => [r.label, []]));
-  for (let round = 1; round <= rounds; round++) {
-    for (const row of rotate(rows, round - 1)) {
-      let server;
-      try {
-        server = await row.start();
-      } catch (err) {
-        samples.get(row.label).push({ reason: err.message });
-        log(`bulk ${row.label}: ${err.message}`);
-        continue;
-      }
-      try {
-        const before = treeCpu(server.pid);
-        const run = await load(server.port);
-        await sleep(200);
-        const after = treeCpu(server.pid);
-        const cpuSeconds = before !== null && after !== null ? after - before : null;
-        samples.get(row.label).push({ ...run, cpuSeconds });
-        log(`bulk round ${round} ${row.label}: ${fixed(run.bytesPerSecond / 2 ** 20, 0)} MiB/s, server CPU ${fixed(cpuSeconds)} s, errors ${errorsOf(run)}`);
-      } catch (err) {
-        samples.get(row.label).push({ reason: err.message });
-        log(`bulk round ${round} ${row.label}: ${err.message}`);
-      } finally {
-        await server.stop();
-      }
-    }
-  }
+  const samples = await interleaved('bulk', rows, rounds, async (server, row, round) => {
+    const before = treeCpu(server.pid);
+    const run = await load(server.port);
+    await sleep(200);
+    const after = treeCpu(server.pid);
+    const cpuSeconds = before !== null && after !== null ? after - before : null;
+    log(`bulk round ${round} ${row.label}: ${fixed(run.bytesPerSecond / 2 ** 20, 0)} MiB/s, server CPU ${fixed(cpuSeconds)} s, errors ${errorsOf(run)}`);
+    return { ...run, cpuSeconds };
+  });
   const results = rows.map((r) => {
     const runs = samples.get(r.label);
     const ok = runs.filter((x) => !x.reason && x.bytesPerSecond > 0);

@@ -45,6 +45,25 @@ export type ServerEventType = ServerEvent['type'];
 /** The diagnostics channel every server publishes its events on. */
 export const eventChannel = diagnostics_channel.channel('tcpkit:event');
 
+/** The code a service's ctx.log uses for a line of its program's stderr, written `pid P: TEXT` (stderrReason). */
+export const STDERR_CODE = 'stderr';
+
+/** How an in-process exec service reports a line of its program's stderr through ctx.log. */
+export const stderrReason = (pid: number, line: string): string => `pid ${pid}: ${line}`;
+
+/**
+ * What a service's ctx.log(reason, code) for connection `id` served by `pid` is in the log: a connection closed
+ * for a limit is `kill ... signal close reason idle|time-limit` (as the fork model logs a child it signals); a
+ * program's stderr line is `stderr pid P id I text T` under every model, as under fork; anything else is
+ * `error where service`.
+ */
+export function serviceLogEvent(id: number, pid: number, reason: string, code: string): ServerEvent {
+  if (code === 'idle' || code === 'time-limit') return { type: 'kill', pid, signal: 'close', reason: code };
+  const m = code === STDERR_CODE ? /^pid (\d+): ([^]*)$/.exec(reason) : null;
+  if (m) return { type: 'stderr', pid: Number(m[1]), id, text: m[2]! };
+  return { type: 'error', where: 'service', code, message: reason, id, pid };
+}
+
 function field(key: string, value: unknown): string {
   return `${key} ${sanitize(String(value))}`;
 }

@@ -195,6 +195,33 @@ export interface ConnectOptions {
   source?: string;
 }
 
+/**
+ * A port the kernel says is free now on 127.0.0.1, for peers that need a number in their configuration
+ * (HAProxy, nginx, systemd-socket-activate) or a test that binds a port after something else let it go.
+ */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
+  const port = portOf(s);
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/**
+ * One loopback connection, both ends: the accepted socket (paused, half-open allowed, as a server hands it to a
+ * model) and its client. The listener is closed once it has accepted; the two sockets are the caller's.
+ */
+export async function acceptedPair(): Promise<{ accepted: net.Socket; client: net.Socket }> {
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  const client = net.connect(portOf(server), '127.0.0.1');
+  await new Promise((resolve) => client.once('connect', resolve));
+  const socket = await accepted;
+  server.close();
+  return { accepted: socket, client };
+}
+
 /** The port a listening net.Server (or dgram socket, http server) is bound to. */
 export function portOf(server: { address(): net.AddressInfo | string | null }): number {
   const a = server.address();

@@ -21,8 +21,7 @@ import { announcedEnds, realEndpointsOf, type ConnectionInfo, type Endpoint } fr
 import type { AccessRules } from '../admission/access.js';
 import type { LimitStats } from '../admission/limits.js';
 import type { BudgetMember, ServiceBudget } from '../admission/budget.js';
-import { eventChannel, type ServerEvent } from '../events.js';
-import { stderrEvent } from '../services/exec.js';
+import { eventChannel, serviceLogEvent, type ServerEvent } from '../events.js';
 
 /**
  * One admitted connection, as a model sees it. Each method acts once; later calls
@@ -140,11 +139,7 @@ class AdmittedConnection implements Connection {
   }
 
   log(reason: string, code: string): void {
-    const pid = this.servedBy || process.pid;
-    const { info } = this;
-    if (code === 'idle' || code === 'time-limit') this.#owner.emit({ type: 'kill', pid, signal: 'close', reason: code });
-    // An exec'd program's stderr line: the same `stderr` line under every model, as under fork.
-    else this.#owner.emit(stderrEvent(info.id, reason, code) ?? { type: 'error', where: 'service', code, message: reason, id: info.id, pid });
+    this.#owner.emit(serviceLogEvent(this.info.id, this.servedBy || process.pid, reason, code));
   }
 
   failed(code: string, message: string): void {

@@ -18,7 +18,7 @@
  */
 import type net from 'node:net';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
-import { stderrEvent } from '../services/exec.js';
+import { serviceLogEvent } from '../events.js';
 import { detachFromServer } from '../net/internals.js';
 import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import { reserveConnectionIds } from '../connection/pipeline.js';
@@ -264,7 +264,7 @@ export abstract class PoolModel implements Model {
         if (conn) conn.log(msg.reason, msg.code);
         // A program's last stderr lines can arrive after its connection's `closed` (the pipe drains after the
         // exit): still logged, as the `stderr` line they are.
-        else this.host.emit(stderrEvent(msg.id, msg.reason, msg.code) ?? { type: 'error', where: 'service', code: msg.code, message: msg.reason, id: msg.id, pid: w.member.pid });
+        else this.host.emit(serviceLogEvent(msg.id, w.member.pid, msg.reason, msg.code));
         return;
       }
       case 'failed':

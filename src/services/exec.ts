@@ -40,7 +40,7 @@ import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
 import { ENV_NAME, unmapIPv4 } from '../admission/access.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
-import type { ServerEvent } from '../events.js';
+import { STDERR_CODE, stderrReason } from '../events.js';
 import { fromChildProcess, launch, type Child } from '../net/launcher.js';
 import { executableBy } from '../super/privileges.js';
 import type { ProgramLauncher, ServiceContext } from './types.js';
@@ -344,28 +344,14 @@ export function program(options: Readonly<Record<string, unknown>>): ProgramLaun
   };
 }
 
+/** After a program exits, how long its connection's end waits for the rest of its stderr. 1 s. */
+const STDERR_DRAIN_MS = 1000;
+
 /**
  * The exec service for in-process models (iterative, event, prefork, threads):
  * spawn the program, close this process's copy of the socket, wait for the exit.
  * A non-zero exit or a signal is logged; it is the program's business, not a failure.
  */
-/**
- * A line of the program's stderr, as an in-process model's service reports it:
- * ctx.log(`pid P: TEXT`, 'stderr'). The models turn it back into the `stderr`
- * event (stderrEvent), so every model logs `stderr pid P id I text T` as fork does.
- */
-const STDERR_CODE = 'stderr';
-/** After a program exits, how long its connection's end waits for the rest of its stderr. 1 s. */
-const STDERR_DRAIN_MS = 1000;
-const stderrReason = (pid: number, line: string) => `pid ${pid}: ${line}`;
-
-/** The `stderr` event a service's ctx.log(reason, code) stands for, if it is a program's stderr line. */
-export function stderrEvent(id: number, reason: string, code: string): ServerEvent | undefined {
-  if (code !== STDERR_CODE) return undefined;
-  const m = /^pid (\d+): ([^]*)$/.exec(reason);
-  return m ? { type: 'stderr', pid: Number(m[1]), id, text: m[2]! } : undefined;
-}
-
 export default async function exec(ctx: ServiceContext): Promise<void> {
   // Checked once when the server was made (validateServiceSpec), not per connection: a
   // program gone since is the launcher's ENOENT, logged below, not an invalid option.

@@ -1,83 +1,18 @@
-// Descriptor exhaustion under the pool models, as test/hostile-descriptors.test.js checks it for `event`:
+// Descriptor exhaustion under the pool models, as test/e2e/hostile-descriptors.test.ts checks it for `event`:
 // with `ulimit -n 128` and many more connections than descriptors, prefork (shared and pass) and threads stay
 // alive, do not spin, log EMFILE once per burst, close no accepted connection unserved (connections wait in the
 // backlog) and serve every one of them once clients leave.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import { BIN, childrenOf, echoOnce, eventually, fdsOf, sleep } from '../helpers.js';
+import { childrenOf, echoOnce, eventually, fdsOf, sleep } from '../helpers.js';
+import { cpuSeconds, holdingClient, startLimited, type Holding } from '../limited.js';
 
 const LIMIT = 128;
 const CLIENTS = 600;
 
-/** utime + stime of a process, in seconds (0 once it is gone). */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15, in clock ticks (USER_HZ 100)
-  } catch {
-    return 0;
-  }
-}
-
 /** The server and its worker processes. */
 function tree(pid: number): number[] {
   return [pid, ...(childrenOf(pid) as Array<{ pid: number }>).map((c) => c.pid)];
-}
-
-interface Limited {
-  proc: ChildProcess;
-  pid: number;
-  port: number;
-  exited: Promise<{ code: number | null; signal: string | null }>;
-  log(): string;
-}
-
-async function startLimited(args: string[]): Promise<Limited> {
-  const cmd = `ulimit -n ${LIMIT} && exec "${process.execPath}" "${BIN}" serve --host 127.0.0.1 --port 0 --print-port ${args.join(' ')}`;
-  const proc = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  proc.stderr!.setEncoding('utf8');
-  proc.stderr!.on('data', (c: string) => (log += c));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no port; stderr:\n${log}`)), 60_000);
-    proc.stdout!.once('data', (c) => {
-      clearTimeout(timer);
-      resolve(Number(String(c).trim()));
-    });
-  });
-  return { proc, pid: proc.pid!, port, exited, log: () => log };
-}
-
-interface Holding {
-  socket: net.Socket;
-  connected: Promise<unknown>;
-  done: Promise<Buffer>;
-}
-
-/** Connect, send `payload`, keep the write side open until told; resolves what came back at EOF. */
-function holdingClient(port: number, payload: string): Holding {
-  const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  const chunks: Buffer[] = [];
-  const connected = new Promise((resolve, reject) => {
-    s.once('connect', resolve);
-    s.once('error', reject);
-  });
-  const done = new Promise<Buffer>((resolve, reject) => {
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.once('end', () => {
-      s.destroy();
-      resolve(Buffer.concat(chunks));
-    });
-    s.once('error', reject);
-  });
-  done.catch(() => {});
-  s.write(payload);
-  return { socket: s, connected, done };
 }
 
 const cases: Array<{ name: string; args: string[] }> = [
@@ -88,7 +23,7 @@ const cases: Array<{ name: string; args: string[] }> = [
 
 for (const { name, args } of cases) {
   test(`${name}: ulimit -n ${LIMIT}, ${CLIENTS} connections: no spin, one EMFILE report per burst, every connection served`, { timeout: 180_000 }, async (t) => {
-    const server = await startLimited([...args, '-c', '5000', '--backlog', '2048', '-q']);
+    const server = await startLimited([...args, '-c', '5000', '--backlog', '2048', '-q'], LIMIT);
     const clients: Holding[] = [];
     try {
       for (let i = 0; i < CLIENTS; i++) clients.push(holdingClient(server.port, `client ${i}\n`));

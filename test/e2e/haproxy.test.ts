@@ -10,21 +10,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { connectTo, eventually, exchange, run, startServer, portOf, BIN, type StartedServer } from '../helpers.js';
+import { connectTo, eventually, exchange, run, startServer, portOf, freePort, BIN, type StartedServer } from '../helpers.js';
 
 const haproxy = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'].find((p) => fs.existsSync(p));
 
 /** Does this build's `serve` have --exec (the super-server, issue 4)? Then the program reports TCPREMOTEIP itself. */
 const hasExec = /--exec/.test(spawnSync(process.execPath, [BIN, 'serve', '--help'], { encoding: 'utf8' }).stdout);
 
-/** A port the kernel says is free now (HAProxy needs a number in its configuration). */
-async function freePort() {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  const port = portOf(s);
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 /** The configuration the test runs, as docs/scaling.md shows it. */
 export function haproxyConfig({ frontend, a, b }: { frontend: number; a: number; b: number }): string {

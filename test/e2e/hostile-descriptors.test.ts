@@ -3,58 +3,11 @@
 // backlog) and serves every one of them once clients leave.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import net from 'node:net';
-import { BIN, echoOnce, eventually, fdsOf, sleep, type Exit } from '../helpers.js';
+import { echoOnce, eventually, fdsOf, sleep } from '../helpers.js';
+import { cpuSeconds, holdingClient, startLimited } from '../limited.js';
 
 // Beyond the kernel's backlog (--backlog 2048 here) connects would stall: Node ignores `backlog` in listen({ fd }), so tcpkit passes it positionally.
 const CLIENTS = 1000;
-
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15, in clock ticks (USER_HZ 100)
-}
-
-async function startLimited(args: string[]) {
-  const cmd = `ulimit -n 128 && exec "${process.execPath}" "${BIN}" serve --host 127.0.0.1 --port 0 --print-port ${args.join(' ')}`;
-  const proc = spawn('bash', ['-c', cmd], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  proc.stderr.setEncoding('utf8');
-  proc.stderr.on('data', (c) => (log += c));
-  const exited = new Promise<Exit>((r) => proc.once('exit', (code, signal) => r({ code, signal })));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no port; stderr:\n${log}`)), 60_000);
-    proc.stdout.once('data', (c: Buffer) => {
-      clearTimeout(timer);
-      resolve(Number(String(c).trim()));
-    });
-  });
-  return { proc, pid: proc.pid!, port, exited, log: () => log };
-}
-
-/** Connect, send `payload`, keep the write side open until told; resolves what came back at EOF. */
-function holdingClient(port: number, payload: string) {
-  const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-  const chunks: Buffer[] = [];
-  const connected = new Promise<void>((resolve, reject) => {
-    s.once('connect', () => resolve());
-    s.once('error', reject);
-  });
-  const done = new Promise<Buffer>((resolve, reject) => {
-    s.on('data', (c) => chunks.push(c));
-    s.once('end', () => {
-      s.destroy();
-      resolve(Buffer.concat(chunks));
-    });
-    s.once('error', reject);
-  });
-  done.catch(() => {});
-  s.write(payload);
-  return { socket: s, connected, done };
-}
 
 test('ulimit -n 128, 500 connections: no spin, one EMFILE report per burst, every connection served', { timeout: 120_000 }, async (t) => {
   const server = await startLimited(['--model', 'event', '-c', '5000', '--backlog', '2048', '-q']);

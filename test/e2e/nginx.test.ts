@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, eventually, exchange, startServer } from '../helpers.js';
+import { ROOT, eventually, exchange, freePort, startServer } from '../helpers.js';
 
 /** The `stream` block: what docs/scaling.md shows and what the test runs (with its own addresses). */
 export function nginxStream({ listen, upstreams }: { listen: string; upstreams: string[] }): string {
@@ -68,14 +68,6 @@ const skip = !nginx
     ? `${nginx} has no stream module (Debian package libnginx-mod-stream; .ci/run installs it)`
     : false;
 
-/** A port the kernel says is free now (nginx needs a number in its configuration). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 describe('the documented nginx configuration', () => {
   it('docs/scaling.md shows the stream block the test runs', () => {

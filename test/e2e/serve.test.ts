@@ -6,7 +6,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { BIN, childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, readBytes, rssOf, run, sha256, sleep, socketInodes, startServer, tcpTable, waitClose, portOf, type StartedServer } from '../helpers.js';
+import { BIN, childrenOf, connectTo, echoOnce, eventually, exchange, fdsOf, random, readBytes, rssOf, run, sha256, sleep, socketInodes, startServer, tcpTable, waitClose, portOf, freePort, type StartedServer } from '../helpers.js';
 
 describe('tcpkit serve (fork model, echo)', () => {
   let server: StartedServer;
@@ -343,10 +343,3 @@ async function childFor(server: StartedServer, socket: net.Socket, from = 0): Pr
   return { pid: Number(m[1]) };
 }
 
-async function freePort() {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = portOf(s);
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}

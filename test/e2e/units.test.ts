@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, ROOT, echoOnce, eventually } from '../helpers.js';
+import { BIN, ROOT, echoOnce, eventually, freePort } from '../helpers.js';
 
 type Unit = Record<string, Record<string, string[]>>;
 
@@ -59,14 +59,6 @@ function tcpkitArgv(argv: string[]): string[] {
   return [process.execPath, BIN, ...argv.slice(1)];
 }
 
-/** A port the kernel says is free now (systemd-socket-activate takes an address by number). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen({ host: '127.0.0.1', port: 0 }, resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 interface Proc {
   proc: ChildProcess;

@@ -21,6 +21,20 @@ function target(code: string, failing: () => boolean) {
   return { out, writeSync };
 }
 
+/** A write(2) that takes 3 bytes of the first line, then fails once with `code`, then takes everything. */
+function cutOnce(code: string) {
+  const out: string[] = [];
+  let calls = 0;
+  const writeSync = (_fd: number, buffer: Buffer, offset: number) => {
+    calls++;
+    if (calls === 2) throw Object.assign(new Error(`write ${code}`), { code });
+    const n = calls === 1 ? 3 : buffer.length - offset;
+    out.push(buffer.subarray(offset, offset + n).toString());
+    return n;
+  };
+  return { out, writeSync };
+}
+
 describe('LogWriter', () => {
   for (const code of ['EPIPE', 'ENOSPC']) {
     it(`${code}: lines are dropped and counted, then one line reports how many`, () => {
@@ -59,15 +73,7 @@ describe('LogWriter', () => {
   });
 
   it('a line cut short by a full pipe is finished when it drains, not torn', () => {
-    const out: string[] = [];
-    let calls = 0;
-    const writeSync = (_fd: number, buffer: Buffer, offset: number) => {
-      calls++;
-      if (calls === 2) throw Object.assign(new Error('write EAGAIN'), { code: 'EAGAIN' });
-      const n = calls === 1 ? 3 : buffer.length - offset;
-      out.push(buffer.subarray(offset, offset + n).toString());
-      return n;
-    };
+    const { out, writeSync } = cutOnce('EAGAIN');
     const log = new LogWriter({ writeSync });
     log.line('abcdef');
     log.line('next');
@@ -75,15 +81,7 @@ describe('LogWriter', () => {
   });
 
   it('a line cut short by a failing write (EPIPE) is ended, so the next starts on its own line', () => {
-    const out: string[] = [];
-    let calls = 0;
-    const writeSync = (_fd: number, buffer: Buffer, offset: number) => {
-      calls++;
-      if (calls === 2) throw Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
-      const n = calls === 1 ? 3 : buffer.length - offset;
-      out.push(buffer.subarray(offset, offset + n).toString());
-      return n;
-    };
+    const { out, writeSync } = cutOnce('EPIPE');
     const log = new LogWriter({ writeSync });
     log.line('abcdef');
     log.line('next');

@@ -1,23 +1,11 @@
 // connection/run.ts: serveSocket, the callback form of runService.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { acceptedPair } from '../../helpers.js';
 import { runService, serveSocket } from '../../../src/connection/run.js';
 import type { Service, ServiceContext } from '../../../src/services/types.js';
 
-const servers: net.Server[] = [];
-after(() => servers.forEach((s) => s.close()));
-
-/** An accepted socket (paused) and its client. */
-async function pair(): Promise<{ accepted: net.Socket; client: net.Socket }> {
-  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await new Promise((resolve) => client.once('connect', resolve));
-  return { accepted: await accepted, client };
-}
 
 const ctxOf = (socket: net.Socket): ServiceContext => ({ socket, info: {} as ServiceContext['info'], options: {}, log: () => {} });
 
@@ -44,7 +32,7 @@ function serve(service: Service, socket: net.Socket) {
 }
 
 test('serveSocket: a service that returns at once: its bytes, our FIN, then done once after close', async () => {
-  const { accepted, client } = await pair();
+  const { accepted, client } = await acceptedPair();
   const text = readAll(client);
   const r = serve(({ socket }) => void socket.write('hi'), accepted);
   assert.equal(await text, 'hi');
@@ -65,7 +53,7 @@ test('serveSocket: a throw and a rejection are contained: reported, socket destr
       throw new Error('async boom');
     }) as Service,
   ]) {
-    const { accepted, client } = await pair();
+    const { accepted, client } = await acceptedPair();
     client.on('error', () => {});
     const r = serve(service, accepted);
     await r.done;
@@ -78,7 +66,7 @@ test('serveSocket: a throw and a rejection are contained: reported, socket destr
 });
 
 test('serveSocket: done waits for the service too, when the socket closes first', async () => {
-  const { accepted, client } = await pair();
+  const { accepted, client } = await acceptedPair();
   let finish!: () => void;
   const r = serve(() => new Promise<void>((resolve) => (finish = resolve)), accepted);
   accepted.destroy();
@@ -91,7 +79,7 @@ test('serveSocket: done waits for the service too, when the socket closes first'
 });
 
 test('runService: the promise form resolves when the socket is closed', async () => {
-  const { accepted, client } = await pair();
+  const { accepted, client } = await acceptedPair();
   const text = readAll(client);
   const ran = runService(({ socket }) => void socket.write('ok'), ctxOf(accepted), () => {});
   assert.equal(await text, 'ok');

@@ -1,24 +1,12 @@
 // net/internals.ts: Node's onread mode switched on for an accepted socket.
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { acceptedPair } from '../../helpers.js';
 import { readIntoUserBuffer } from '../../../src/net/internals.js';
 
-const servers: net.Server[] = [];
-after(() => servers.forEach((s) => s.close()));
-
-async function pair(): Promise<{ accepted: net.Socket; client: net.Socket }> {
-  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
-  await new Promise((resolve) => client.once('connect', resolve));
-  return { accepted: await accepted, client };
-}
-
 test('readIntoUserBuffer: reads land in the given buffers, then the next one; end and close as usual', async () => {
-  const { accepted, client } = await pair();
+  const { accepted, client } = await acceptedPair();
   const first = Buffer.alloc(8);
   const second = Buffer.alloc(8);
   const reads: Array<[string, Buffer]> = [];
@@ -49,7 +37,7 @@ test('readIntoUserBuffer: reads land in the given buffers, then the next one; en
 });
 
 test('readIntoUserBuffer: pause() stops reads, resume() restarts them', async () => {
-  const { accepted, client } = await pair();
+  const { accepted, client } = await acceptedPair();
   let got = '';
   const buf = Buffer.alloc(64);
   assert.equal(readIntoUserBuffer(accepted, buf, (n, b) => void (got += b.toString('latin1', 0, n)), () => buf), true);
@@ -68,7 +56,7 @@ test('readIntoUserBuffer: pause() stops reads, resume() restarts them', async ()
 });
 
 test('readIntoUserBuffer: false, nothing changed, for a destroyed socket', async () => {
-  const { accepted, client } = await pair();
+  const { accepted, client } = await acceptedPair();
   accepted.destroy();
   client.destroy();
   assert.equal(readIntoUserBuffer(accepted, Buffer.alloc(8), () => {}, () => Buffer.alloc(8)), false);
