@@ -16,7 +16,7 @@ import type { ConnectionLimits, LimitStats } from './admission/limits.js';
 import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { ConnectionPipeline } from './connection/pipeline.js';
 import { Listener } from './net/listener.js';
-import { ACCEPT_MODES, checkChoice, checkNumber, toTimerMs } from './options.js';
+import { ACCEPT_MODES, checkChoice, checkNumber, OPTIONS, toTimerMs } from './options.js';
 import { ProxyRefusals, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
@@ -24,28 +24,28 @@ import type { Model, ModelName, ModelOptions, ModelStats } from './models/types.
 import { validateServiceSpec, type ServiceSpec } from './services/index.js';
 
 /**
- * Options of createServer. Every field is optional; defaults are stated on each.
- * Defaults, checks and maxima of the numeric ones are stated once, in src/options.ts
- * (NUMERIC_OPTIONS): durations at most 2147483 s, what a Node timer holds.
+ * Options of createServer. Every field is optional. Defaults, checks, maxima and help
+ * of every option are stated once, in the option table (src/options.ts OPTIONS), which
+ * the CLI and config files share: durations at most MAX_SECONDS, what a Node timer holds.
  */
 export interface ServerOptions extends ModelOptions {
-  /** Address to bind. Default `0.0.0.0`. */
+  /** Address to bind. Default OPTIONS.host (every IPv4 address). */
   host?: string;
-  /** Port. Default 9877 (the seed's SERV_PORT); 0 lets the kernel choose. */
+  /** Port. Default OPTIONS.port (the seed's SERV_PORT); 0 lets the kernel choose. */
   port?: number;
-  /** listen(2) backlog. Default 511. */
+  /** listen(2) backlog. Default OPTIONS.backlog (Node's own). */
   backlog?: number;
   /** Serve on this inherited listening descriptor instead of binding. */
   fd?: number;
   /** Serve on an already-open Listener (tests, socket activation, the super-server). */
   listener?: Listener;
-  /** Concurrency model. Default `fork` (a process per connection, as in the seed). */
+  /** Concurrency model. Default OPTIONS.model (fork: a process per connection, as in the seed). */
   model?: ModelName;
-  /** Service: a built-in name or a spec. Default `echo`. */
+  /** Service: a built-in name or a spec. Default OPTIONS.service (echo). */
   service?: string | ServiceSpec;
-  /** Concurrent connections; at the limit new ones wait in the backlog. Default 40 (tcpserver's -c). */
+  /** Concurrent connections; at the limit new ones wait in the backlog. Default OPTIONS.maxConns (tcpserver's -c). */
   maxConns?: number;
-  /** Seconds close() lets connections finish before killing them. Default 10. */
+  /** Seconds close() lets connections finish before killing them. Default OPTIONS.grace. */
   grace?: number;
   /** Access rules (tcprules-style, first match wins; see access.ts). Default none: every peer is allowed. */
   access?: readonly AccessRuleSpec[];
@@ -63,9 +63,9 @@ export interface ServerOptions extends ModelOptions {
    * one. The header's client becomes the connection's peer everywhere. Default false.
    */
   proxyProtocol?: boolean | 'v1' | 'v2';
-  /** Seconds a connection may take to send its PROXY header. Default 5. */
+  /** Seconds a connection may take to send its PROXY header. Default OPTIONS.proxyTimeout. */
   proxyTimeout?: number;
-  /** Largest PROXY v2 header accepted, in bytes (16 + length). Default 4096; at most 65551. */
+  /** Largest PROXY v2 header accepted, in bytes (16 + length). Default and maximum: OPTIONS.proxyV2Limit. */
   proxyV2Limit?: number;
   /**
    * Share the connection limit and per-source limits with other Servers of the same
@@ -134,22 +134,19 @@ function proxyTrustOptions(o: ServerOptions): Pick<ProxyGateOptions, 'from' | 'u
     out.from = [...o.proxyFrom];
   }
   if (o.proxyUntrusted !== undefined) {
-    if (o.proxyUntrusted !== 'refuse' && o.proxyUntrusted !== 'direct') {
-      throw new InvalidOptionError('proxyUntrusted', `must be refuse or direct, got ${JSON.stringify(o.proxyUntrusted)}`);
-    }
-    out.untrusted = o.proxyUntrusted;
+    out.untrusted = checkChoice('proxyUntrusted', o.proxyUntrusted, OPTIONS.proxyUntrusted.choices);
   }
   return out;
 }
 
 /** Defaults first, then one check per field (src/options.ts); throws InvalidOptionError naming the field. */
 function resolveOptions(o: ServerOptions): Resolved {
-  const model = o.model ?? 'fork';
+  const model = o.model ?? OPTIONS.model.default;
   if (!isModelName(model)) {
     throw new InvalidOptionError('model', `unknown model ${JSON.stringify(model)} (known: ${modelNames().join(', ')})`);
   }
   const proxyTimeout = checkNumber('proxyTimeout', o.proxyTimeout);
-  const proxyProtocol = o.proxyProtocol ?? false;
+  const proxyProtocol = o.proxyProtocol ?? OPTIONS.proxyProtocol.default;
   if (![true, false, 'v1', 'v2'].includes(proxyProtocol)) {
     throw new InvalidOptionError('proxyProtocol', `must be true, false, "v1" or "v2", got ${JSON.stringify(o.proxyProtocol)}`);
   }
@@ -166,12 +163,12 @@ function resolveOptions(o: ServerOptions): Resolved {
   }
   return {
     proxy,
-    host: checkHost(o.host ?? '0.0.0.0', 'host'),
+    host: checkHost(o.host ?? OPTIONS.host.default, 'host'),
     port: checkNumber('port', o.port),
     backlog: checkNumber('backlog', o.backlog),
     fd: checkNumber('fd', o.fd),
     model,
-    service: validateServiceSpec(o.service ?? 'echo'),
+    service: validateServiceSpec(o.service ?? OPTIONS.service.default),
     maxConns: checkNumber('maxConns', o.maxConns),
     grace: checkNumber('grace', o.grace),
     access: new AccessRules(o.access ?? []),
@@ -181,7 +178,7 @@ function resolveOptions(o: ServerOptions): Resolved {
     modelOptions: {
       workers: checkNumber('workers', o.workers),
       spare: checkNumber('spare', o.spare),
-      accept: checkChoice('accept', o.accept, ACCEPT_MODES),
+      accept: checkChoice('accept', o.accept, ACCEPT_MODES) ?? OPTIONS.accept.default,
       maxConnsPerWorker: checkNumber('maxConnsPerWorker', o.maxConnsPerWorker),
     },
   };

@@ -10,7 +10,7 @@ import { TcpkitError, UsageError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { LogWriter } from '../log.js';
 import { dropPrivileges, resolveIds } from '../super/privileges.js';
-import { checkRunnableBy } from '../services/exec.js';
+import { checkRunnableBy } from '../services/exec-options.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
 import { parseFlag } from '../options.js';

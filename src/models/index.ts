@@ -2,6 +2,7 @@
  * Models by name: the server picks one from this map. Each lives in its own file
  * and is loaded only when used.
  */
+import { provideChoices } from '../options.js';
 import type { ModelFactory, ModelName } from './types.js';
 
 export type { Model, ModelFactory, ModelHost, ModelName, ModelOptions, ModelProcess, ModelStats } from './types.js';
@@ -18,6 +19,9 @@ const models: Partial<Record<ModelName, () => Promise<{ default: ModelFactory }>
 export function modelNames(): ModelName[] {
   return Object.keys(models) as ModelName[];
 }
+
+// The option table's --model choices are this map's names.
+provideChoices('model', modelNames);
 
 /** Whether `name` is a model this build provides. */
 export function isModelName(name: string): name is ModelName {

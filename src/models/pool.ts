@@ -26,6 +26,7 @@ import type { BatchEntry, FromWorker, ToWorker, WorkerSpec } from '../workers/me
 import { BATCH_MAX_DELAY_MS, ID_BLOCK } from '../workers/reports.js';
 import { describeError, ExitCode, TcpkitError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
+import { TERM_TO_KILL_MS } from '../options.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
 
 /** One started worker, as the pool sees it: a process or a thread. */
@@ -467,7 +468,7 @@ export abstract class PoolModel implements Model {
       timers.push(
         setTimeout(() => {
           for (const w of this.#workers) w.member.stop();
-          timers.push(setTimeout(() => this.destroy(), 2000));
+          timers.push(setTimeout(() => this.destroy(), TERM_TO_KILL_MS));
         }, graceMs),
       );
     });

@@ -21,7 +21,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
-import { DEFAULT_WORKERS, TERM_TO_KILL_MS } from '../options.js';
+import { DEFAULT_WORKERS, OPTIONS, TERM_TO_KILL_MS } from '../options.js';
 import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
@@ -34,7 +34,7 @@ export class PreforkModel extends PoolModel {
   constructor(host: ModelHost) {
     const o = host.options;
     // Checked once, by the option table (src/options.ts), when the server was created.
-    const accept = o.accept ?? 'shared';
+    const accept = o.accept ?? OPTIONS.accept.default;
     super(host, {
       name: 'prefork',
       role: 'worker',

@@ -27,7 +27,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { REPORT_MS } from '../options.js';
+import { DEFAULT_BACKLOG, REPORT_MS } from '../options.js';
 import { fdutil } from './fdutil.js';
 import { socketFd } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
@@ -97,7 +97,7 @@ export type AcceptorState = 'accepting' | 'backoff' | 'paused' | 'closed';
 
 /** How an Acceptor is set up. */
 export interface AcceptorOptions {
-  /** listen(2) backlog re-applied by every listen on a duplicate. Default 511. */
+  /** listen(2) backlog re-applied by every listen on a duplicate. Default DEFAULT_BACKLOG. */
   backlog?: number;
   /** Close `fd` on close(): true for the descriptor's owner only. Default false. */
   ownsFd?: boolean;
@@ -130,7 +130,7 @@ export class Acceptor {
 
   constructor(fd: number, options: AcceptorOptions = {}) {
     this.#fd = fd;
-    this.backlog = options.backlog ?? 511;
+    this.backlog = options.backlog ?? DEFAULT_BACKLOG;
     this.#ownsFd = options.ownsFd ?? false;
     this.#limit = options.limit ?? descriptorLimit();
   }

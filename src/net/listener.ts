@@ -10,18 +10,18 @@ import { formatAddress, type Endpoint, type Family, familyOf } from '../address.
 import { InvalidOptionError, SystemCallError } from '../errors.js';
 import { Acceptor, type AcceptError } from './acceptor.js';
 import { fdutil } from './fdutil.js';
-import { DEFAULT_BACKLOG, DEFAULT_PORT } from '../options.js';
+import { checkNumber, OPTIONS } from '../options.js';
 import { serverFd } from './internals.js';
 import type { ProxyGateHandlers, ProxyGateOptions } from './proxy-gate.js';
 
 
 /** Where to listen. */
 export interface ListenOptions {
-  /** Address to bind. Default `0.0.0.0` (the seed's INADDR_ANY). IPv6 literals and names work. */
+  /** Address to bind. Default OPTIONS.host (the seed's INADDR_ANY). IPv6 literals and names work. */
   host?: string;
-  /** Port; 0 asks the kernel. Default 9877. */
+  /** Port; 0 asks the kernel. Default OPTIONS.port. */
   port?: number;
-  /** listen(2) backlog. Default 511 (Node's). */
+  /** listen(2) backlog. Default OPTIONS.backlog (Node's own); checked as createServer checks it. */
   backlog?: number;
   /** Adopt an inherited listening descriptor instead of binding. */
   fd?: number;
@@ -98,10 +98,8 @@ export class Listener {
 
   /** Bind and listen. Rejects with `listen EADDRINUSE 0.0.0.0:9877`-style SystemCallError. */
   static async open(options: ListenOptions = {}): Promise<Listener> {
-    const backlog = options.backlog ?? DEFAULT_BACKLOG;
-    if (!Number.isInteger(backlog) || backlog < 1) {
-      throw new InvalidOptionError('backlog', `must be a positive integer, got ${String(options.backlog)}`);
-    }
+    // The option table's checks and defaults, as createServer's (src/options.ts).
+    const backlog = checkNumber('backlog', options.backlog);
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
     if (options.fd !== undefined) {
       checkInherited(options.fd);
@@ -112,8 +110,8 @@ export class Listener {
       }
       return new Listener(server, fdutil.dup(options.fd), backlog);
     }
-    const host = options.host ?? '0.0.0.0';
-    const port = options.port ?? DEFAULT_PORT;
+    const host = options.host ?? OPTIONS.host.default;
+    const port = checkNumber('port', options.port);
     try {
       // exclusive: a cluster worker must not share this handle through the primary.
       await listenOn(server, { host, port, backlog, exclusive: true });

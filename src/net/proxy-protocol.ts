@@ -17,6 +17,7 @@
 import net from 'node:net';
 import type { Endpoint } from '../address.js';
 import { ProxyProtocolError, type ProxyFailure } from '../errors.js';
+import { DEFAULT_V2_LIMIT } from '../options.js';
 
 /** Longest v1 line including CRLF ("PROXY UNKNOWN" with two full IPv6 addresses and ports). */
 export const V1_MAX_LENGTH = 107;
@@ -24,16 +25,9 @@ export const V1_MAX_LENGTH = 107;
 /** The 12-byte v2 signature; it contains a NUL byte, so never treat it as a string. */
 export const V2_SIGNATURE: Readonly<Buffer> = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 
-/** The longest v2 header the format allows: 16 bytes plus a 16-bit length. */
-export const V2_MAX_LENGTH = 16 + 0xffff;
-
-/**
- * Default cap on a v2 header (16 + length), in bytes: 4096. Real senders put two
- * addresses (at most 216 bytes, for AF_UNIX) and a few short TLVs (SSL details, a
- * unique id of at most 128 bytes, a cloud endpoint id); 4 KiB leaves ample room and
- * keeps what one unauthenticated connection can make the server hold small.
- */
-export const DEFAULT_V2_LIMIT = 4096;
+// The longest v2 header the format allows (16 bytes plus a 16-bit length) and the default cap on one
+// are the proxyV2Limit option's bounds, stated in the option table.
+export { DEFAULT_V2_LIMIT, V2_MAX_LENGTH } from '../options.js';
 
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
 

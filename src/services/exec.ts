@@ -34,43 +34,17 @@
  */
 import { spawn } from 'node:child_process';
 import dns from 'node:dns/promises';
-import fs from 'node:fs';
-import path from 'node:path';
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
-import { ENV_NAME, unmapIPv4 } from '../admission/access.js';
-import { InvalidOptionError, SystemCallError } from '../errors.js';
+import { unmapIPv4 } from '../admission/access.js';
+import { SystemCallError } from '../errors.js';
 import { STDERR_CODE, stderrReason } from '../events.js';
 import { fromChildProcess, launch, type Child } from '../net/launcher.js';
-import { executableBy } from '../super/privileges.js';
+import { checkExecOptions, type EnvPolicy, type ExecOptions } from './exec-options.js';
 import type { ProgramLauncher, ServiceContext } from './types.js';
 
-/** The exec service's options (ServiceSpec.options of `{ name: 'exec' }`). */
-export interface ExecOptions {
-  /** PROGRAM ARGS...: run without a shell; PROGRAM is looked up in PATH if it has no slash. Required. */
-  argv: string[];
-  /** Look up TCPREMOTEHOST and TCPLOCALHOST (getnameinfo, /etc/hosts then DNS), as tcpserver -h. Default false. */
-  resolve?: boolean;
-  /** Run the program as this uid (the server must be root). Default: the server's. */
-  uid?: number;
-  /** Run the program as this gid (the server must be root). Default: the server's. */
-  gid?: number;
-  /**
-   * Which of the server's own variables the program inherits. Default `{ clear: false }`:
-   * all of them (as tcpserver), minus TCPKIT_* and inherited UCSPI variables. With
-   * `clear: true` only the names in `pass` (as systemd and xinetd do); the UCSPI
-   * variables and an access rule's are set either way.
-   */
-  env?: EnvPolicy;
-}
-
-/** What of the server's environment reaches an exec'd program (ExecOptions.env). */
-export interface EnvPolicy {
-  /** Start from an empty environment instead of the server's. Default false. */
-  clear: boolean;
-  /** With `clear`, the server's variables still passed on, by name. Default none. */
-  pass?: readonly string[];
-}
+// The options' checks live in ./exec-options.ts, which the registry and `check` load without the launcher.
+export { checkExecOptions, checkRunnableBy, findProgram, type EnvPolicy, type ExecOptions } from './exec-options.js';
 
 /** The UCSPI variables tcpkit sets or clears for each program (tcp-environ(5)). */
 export const UCSPI_VARIABLES = [
@@ -90,76 +64,6 @@ const LOOKUP_TIMEOUT_MS = 2000;
 
 /** Longest stderr line logged in one piece; longer ones are cut into several events. */
 const MAX_STDERR_LINE = 4096;
-
-/** Find PROGRAM as execvp would: a path with a slash as is, else the first executable in PATH. */
-export function findProgram(program: string, envPath = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
-  const executable = (p: string) => {
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return fs.statSync(p).isFile();
-    } catch {
-      return false;
-    }
-  };
-  if (program.includes('/')) return executable(program) ? program : undefined;
-  for (const dir of envPath.split(':')) {
-    const p = path.join(dir || '.', program);
-    if (executable(p)) return p;
-  }
-  return undefined;
-}
-
-/**
- * Check that the program of `argv` can be run by `ids` (the user the server or the
- * service drops to), from the modes of the file and its directories; throws
- * InvalidOptionError naming `option`. Call it while still root, before binding.
- */
-export function checkRunnableBy(argv0: string, ids: { uid?: number; gid?: number }, option = 'exec'): void {
-  if (ids.uid === undefined && ids.gid === undefined) return;
-  const found = findProgram(argv0);
-  const why = found === undefined ? 'not found' : executableBy(found, ids);
-  if (why !== undefined) throw new InvalidOptionError(option, `program ${JSON.stringify(argv0)} cannot be run as the target user: ${why}`);
-}
-
-/** Check exec options once, at construction; throws InvalidOptionError naming the field. */
-export function checkExecOptions(options: Readonly<Record<string, unknown>> | undefined): ExecOptions {
-  const argv = options?.argv;
-  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
-    throw new InvalidOptionError('exec', 'needs PROGRAM [ARGS...] (a non-empty list of strings)');
-  }
-  if (argv[0] === '' || findProgram(argv[0]) === undefined) {
-    throw new InvalidOptionError('exec', `program ${JSON.stringify(argv[0])} not found or not executable`);
-  }
-  for (const key of ['uid', 'gid'] as const) {
-    const v = options?.[key];
-    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0)) {
-      throw new InvalidOptionError(key, `must be a numeric id >= 0, got ${JSON.stringify(v)}`);
-    }
-  }
-  return {
-    argv: argv as string[],
-    resolve: options?.resolve === true,
-    uid: options?.uid as number | undefined,
-    gid: options?.gid as number | undefined,
-    ...(options?.env !== undefined && { env: checkEnvPolicy(options.env) }),
-  };
-}
-
-function checkEnvPolicy(value: unknown): EnvPolicy {
-  const v = value as Partial<EnvPolicy> | null;
-  if (typeof v !== 'object' || v === null || typeof v.clear !== 'boolean') {
-    throw new InvalidOptionError('env', `must be { clear: boolean, pass?: [NAME...] }, got ${JSON.stringify(value)}`);
-  }
-  const pass = v.pass ?? [];
-  if (!Array.isArray(pass)) throw new InvalidOptionError('env.pass', `must be a list of names, got ${JSON.stringify(pass)}`);
-  for (const name of pass) {
-    if (typeof name !== 'string' || !ENV_NAME.test(name)) {
-      throw new InvalidOptionError('env.pass', `${JSON.stringify(name)} is not a variable name (letters, digits, _)`);
-    }
-  }
-  if (!v.clear && pass.length > 0) throw new InvalidOptionError('env.pass', 'applies with clear: true (without it every variable is passed)');
-  return { clear: v.clear, pass: [...pass] };
-}
 
 let startEnv: Readonly<Record<string, string>> | undefined;
 /**

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidOptionError } from '../errors.js';
-import { checkExecOptions } from './exec.js';
+import { checkExecOptions } from './exec-options.js';
 import type { ProgramLauncher, Service, ServiceContext, ServiceModule, ServiceSpec } from './types.js';
 
 export type { ProgramLauncher, Service, ServiceContext, ServiceModule, ServiceSpec } from './types.js';
@@ -106,5 +106,3 @@ export async function loadService(spec: ServiceSpec): Promise<Service> {
   return (await load()).default;
 }
 
-/** Moved to ../connection/run.ts; re-exported for the modules that import it from here. */
-export { runService } from '../connection/run.js';

@@ -9,7 +9,7 @@
  */
 import { ExitCode, TcpkitError } from '../errors.js';
 import { Server } from '../server.js';
-import { checkRunnableBy } from '../services/exec.js';
+import { checkRunnableBy } from '../services/exec-options.js';
 import { loadConfig, type Config } from './config.js';
 import { resolveIds, type Principal } from './privileges.js';
 

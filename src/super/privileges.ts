@@ -96,41 +96,5 @@ export function dropPrivileges(user: Principal | undefined, group: Principal | u
   return ids;
 }
 
-/**
- * Whether `ids` (after a drop: that uid, and that gid as its only group) may
- * execute `file`: search permission on every directory above it and execute
- * permission on the file itself, read from the modes and owners as the kernel
- * would decide (ACLs aside). Root (uid 0) needs one execute bit on the file. Used
- * before binding, while the server still runs as root, so that a program the
- * target user cannot run fails at start rather than on every connection.
- * Returns undefined when allowed, else the reason.
- */
-export function executableBy(file: string, ids: { uid?: number; gid?: number }): string | undefined {
-  const uid = ids.uid ?? process.geteuid?.() ?? 0;
-  const gid = ids.gid ?? process.getegid?.() ?? 0;
-  const may = (st: fs.Stats, bit: number): boolean => {
-    if (uid === 0) return bit !== 1 || (st.mode & 0o111) !== 0 || st.isDirectory();
-    if (st.uid === uid) return (st.mode & (bit << 6)) !== 0;
-    if (st.gid === gid) return (st.mode & (bit << 3)) !== 0;
-    return (st.mode & bit) !== 0;
-  };
-  const absolute = path.resolve(file);
-  const parts = absolute.split('/').filter(Boolean);
-  for (let i = 0; i < parts.length; i++) {
-    const dir = `/${parts.slice(0, i).join('/')}`;
-    try {
-      if (!may(fs.statSync(dir), 1)) return `uid ${uid} gid ${gid} cannot search ${dir}`;
-    } catch (err) {
-      return `${dir}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat'}`;
-    }
-  }
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(absolute);
-  } catch (err) {
-    return `${absolute}: ${(err as NodeJS.ErrnoException).code ?? 'cannot stat'}`;
-  }
-  if (!st.isFile()) return `${absolute} is not a regular file`;
-  if (!may(st, 1)) return `uid ${uid} gid ${gid} may not execute ${absolute} (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}:${st.gid})`;
-  return undefined;
-}
+// Whether a user may run a program: stated with the exec service's checks, which need it below this layer.
+export { executableBy } from '../services/exec-options.js';

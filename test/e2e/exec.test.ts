@@ -7,7 +7,8 @@ import { after, describe, it } from 'node:test';
 import { ROOT, childrenOf, connectTo, echoOnce, eventually, fdsOf, random, run, sha256, startServer, waitClose, portOf, type StartedServer, type ConnectOptions } from '../helpers.js';
 import { ask, hasIPv6, stopAll } from '../exec-helpers.js';
 import { endpointsOf } from '../../dist/address.js';
-import { loadService, runService } from '../../dist/services/index.js';
+import { loadService } from '../../dist/services/index.js';
+import { runService } from '../../dist/connection/run.js';
 
 const PEER = path.join(ROOT, 'test', 'fixtures', 'ucspi-peer.js');
 const servers: StartedServer[] = [];

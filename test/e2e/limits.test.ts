@@ -6,7 +6,8 @@ import { after, describe, it } from 'node:test';
 import { createServer } from '../../dist/index.js';
 import net from 'node:net';
 import { endpointsOf } from '../../dist/address.js';
-import { loadService, runService } from '../../dist/services/index.js';
+import { loadService } from '../../dist/services/index.js';
+import { runService } from '../../dist/connection/run.js';
 import { stopAll } from '../exec-helpers.js';
 import { connectTo, echoOnce, eventually, exchange, sleep, startServer, waitClose, portOf, type StartedServer } from '../helpers.js';
 
