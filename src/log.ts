@@ -49,6 +49,8 @@ export interface LogWriterOptions {
   format?: 'text' | 'json';
   /** Leave out per-connection events. Default false. */
   quiet?: boolean;
+  /** Start each text line with its time (ISO 8601, UTC), as JSON lines have it. Default false (--log-timestamps). */
+  timestamps?: boolean;
   /** Descriptor to write to. Default 2 (stderr). */
   fd?: number;
   /** write(2) as fs.writeSync has it. Default fs.writeSync; tests give a failing one. */
@@ -59,6 +61,7 @@ export interface LogWriterOptions {
 export class LogWriter {
   readonly #format: 'text' | 'json';
   readonly #quiet: boolean;
+  readonly #timestamps: boolean;
   readonly #fd: number;
   readonly #write: (fd: number, buffer: Buffer, offset: number) => number;
   /** Lines dropped since the last line that got through. */
@@ -75,6 +78,7 @@ export class LogWriter {
   constructor(options: LogWriterOptions = {}) {
     this.#format = options.format ?? 'text';
     this.#quiet = options.quiet ?? false;
+    this.#timestamps = options.timestamps ?? false;
     this.#fd = options.fd ?? 2;
     this.#write = options.writeSync ?? ((fd, buffer, offset) => fs.writeSync(fd, buffer, offset));
   }
@@ -82,7 +86,8 @@ export class LogWriter {
   /** Log one event (unless quiet leaves it out). */
   event(event: ServerEvent): void {
     if (this.#quiet && perConnection(event)) return;
-    this.line(this.#format === 'json' ? formatEventJson(event) : formatEvent(event));
+    if (this.#format === 'json') this.line(formatEventJson(event));
+    else this.line(this.#timestamps ? `${new Date().toISOString()} ${formatEvent(event)}` : formatEvent(event));
   }
 
   /** Lines (bytes) held back now, waiting for the descriptor. */

@@ -154,7 +154,7 @@ export const OPTIONS = {
   port: { kind: 'integer', flag: 'port', short: 'p', arg: 'PORT', scope: 'server', min: 0, max: 65535, default: DEFAULT_PORT, help: 'port to bind (0: the kernel picks)' },
   backlog: { kind: 'integer', flag: 'backlog', arg: 'N', config: 'backlog', scope: 'server', min: 1, max: 65535, default: DEFAULT_BACKLOG, help: 'listen(2) backlog' },
   printPort: { kind: 'boolean', flag: 'print-port', scope: 'cli', default: false, help: 'print the bound port as the first line of stdout' },
-  pidFile: { kind: 'string', flag: 'pid-file', arg: 'PATH', scope: 'cli', default: undefined, defaultText: 'none', help: "write the server's pid to PATH once listening (atomically); removed on exit" },
+  pidFile: { kind: 'string', flag: 'pid-file', arg: 'PATH', scope: 'cli', default: undefined, help: "write the server's pid to PATH once listening (atomically); removed on exit" },
   model: { kind: 'choice', flag: 'model', arg: 'NAME', config: 'model', scope: 'server', choices: () => registries.model?.() ?? [], default: 'fork', help: 'concurrency model: {choices}' },
   maxConns: { kind: 'integer', flag: 'max-conns', short: 'c', arg: 'N', config: 'limits.maxConns', scope: 'server', min: 1, max: 1_000_000, default: 40, help: 'concurrent connections; more wait in the backlog' },
   grace: seconds('grace', 10, 'on SIGTERM/SIGINT, let connections finish this long', { config: 'grace' }),
@@ -315,9 +315,6 @@ export function optionHelp(): string {
     const head = `  ${o.short ? `-${o.short}, ` : ''}--${o.flag}${o.arg ? ` ${o.arg}` : ''}`;
     let text = o.help;
     if (o.kind === 'choice') text = text.replace('{choices}', choicesOf(o).join(', '));
-    else if (o.kind === 'integer' || o.kind === 'seconds') {
-      if (o.kind === 'seconds' && o.max === MAX_SECONDS && o.flag === 'grace') text += ` (at most ${o.max})`;
-    }
     const where = [o.models ? o.models.join('/') : undefined].filter(Boolean);
     const def = defaultText(o);
     const [first, ...rest] = text.split('\n');
@@ -378,4 +375,20 @@ export function numericAtConfigPath(configPath: string): NumericOptionName | und
     if (o.config === configPath) return name;
   }
   return undefined;
+}
+
+type FlagOf<K extends OptionName> = (typeof OPTIONS)[K] extends { flag: infer F extends string } ? F : never;
+
+/** The parsed `serve` flags, by flag name, as util.parseArgs gives them. */
+export type ServeFlags = {
+  [K in OptionName as FlagOf<K>]?: (typeof OPTIONS)[K]['kind'] extends 'boolean' ? boolean : (typeof OPTIONS)[K] extends { multiple: true } ? string[] : string;
+};
+
+/**
+ * The rule on `spare` and programs, stated once: a spare is a Node process waiting to
+ * run a service, and a program (a service whose module exports `program`) cannot be
+ * started before its socket exists. Server.check (serve, `tcpkit check`) throws it.
+ */
+export function spareWithProgram(service: string): InvalidOptionError {
+  return new InvalidOptionError('spare', `does not apply to a service that runs a program per connection (${service}): each program is started when its connection arrives`);
 }

@@ -16,12 +16,12 @@ import type { ConnectionLimits, LimitStats } from './admission/limits.js';
 import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { ConnectionPipeline } from './connection/pipeline.js';
 import { Listener } from './net/listener.js';
-import { ACCEPT_MODES, checkChoice, checkNumber, OPTIONS, toTimerMs } from './options.js';
+import { ACCEPT_MODES, checkChoice, checkNumber, OPTIONS, spareWithProgram, toTimerMs } from './options.js';
 import { ProxyRefusals, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
-import { validateServiceSpec, type ServiceSpec } from './services/index.js';
+import { loadService, programOf, validateServiceSpec, type ServiceSpec } from './services/index.js';
 
 /**
  * Options of createServer. Every field is optional. Defaults, checks, maxima and help
@@ -238,6 +238,22 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   }
 
   /**
+   * What listen() refuses about the service that the constructor cannot see, found
+   * without binding anything: a handler module that cannot be loaded or exports no
+   * function, and `spare` children for a service that runs a program per connection
+   * (its module exports `program`: a capability, whatever the service's name).
+   * `tcpkit check` runs it, and listen() runs it before starting the model. Loads the
+   * handler module (its top-level code runs, as under serve).
+   */
+  async check(): Promise<void> {
+    const o = this.options;
+    if (o.service.handler) await loadService(o.service);
+    if (o.model === 'fork' && (o.modelOptions.spare ?? 0) > 0 && (await programOf(o.service)) !== undefined) {
+      throw spareWithProgram(o.service.name);
+    }
+  }
+
+  /**
    * Bind (or adopt the given listener), start the model, and resolve with the bound
    * address. `beforeServe` runs once the socket is bound and before anything that
    * serves a client (workers, spare children, threads) starts: the place to drop
@@ -260,6 +276,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
       await beforeServe?.();
+      // After the drop: a handler module is user code, loaded as the user that serves.
+      await this.check();
       if (o.proxy) this.#listener.acceptProxyProtocol(o.proxy, (err, real) => this.#proxyRefusals.refuse(err, real));
       const factory = await loadModel(o.model);
       const pipeline = this.#pipeline;

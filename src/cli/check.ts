@@ -15,12 +15,13 @@ export const checkHelp = `usage: tcpkit check --config FILE [--user USER] [--gro
 Check what \`tcpkit serve\` with the same arguments would refuse at start, without binding
 a socket or starting anything: the configuration file (size, YAML, schema, listen addresses,
 access rules, every number within its documented maximum), users and groups, every program
-(found, and executable by the user it will run as), and each service's options. A SIGHUP
+(found, and executable by the user it will run as), each service's options, and each --handler
+module (loaded, as serve loads it: its top-level code runs). A SIGHUP
 reload of a --config server runs the same check on the new file, so a file \`check\`
 accepts is a file a reload accepts.
 
 Prints "FILE: ok (N services, M addresses)" or "serve options: ok" and exits 0; otherwise
-one line per problem on stderr and exit 100.`;
+one line for every problem (not only the first) on stderr and exit 100.`;
 
 function messageOf(err: unknown): string {
   return err instanceof TcpkitError || err instanceof Error ? err.message : String(err);
@@ -36,7 +37,7 @@ export async function check(argv: string[]): Promise<number> {
   try {
     const { values, config, options } = await parseServeArgs(argv, 'check');
     if (config !== undefined) {
-      const result = checkConfigFile(config, { user: values.user, group: values.group });
+      const result = await checkConfigFile(config, { user: values.user, group: values.group });
       problems.push(...result.problems);
       const services = result.config?.services ?? [];
       const addresses = services.reduce((n, s) => n + s.listen.length, 0);
@@ -49,13 +50,15 @@ export async function check(argv: string[]): Promise<number> {
         problems.push(messageOf(err));
       }
       try {
-        createServer(options);
+        // What listen() refuses before serving (the handler loads; no spare for a program), as serve.
+        await createServer(options).check();
       } catch (err) {
         problems.push(messageOf(err));
       }
     }
   } catch (err) {
-    problems.push(messageOf(err));
+    // A usage error lists every problem of the arguments, one per line.
+    problems.push(...messageOf(err).split('\n'));
   }
   if (problems.length > 0) {
     process.stderr.write(problems.map((p) => `tcpkit check: ${p}\n`).join(''));

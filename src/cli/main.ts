@@ -2,18 +2,26 @@
  * The tcpkit command: picks a subcommand, runs it, maps errors to one line on
  * stderr and a documented exit code (100 usage, 111 system failure).
  */
+import fs from 'node:fs';
 import { exitCodeOf, TcpkitError, UsageError } from '../errors.js';
+import { DEFAULT_PORT } from '../options.js';
+
+/** The package's version, from its package.json (two folders up from src/cli and dist/cli alike). */
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 const usage = `usage: tcpkit COMMAND [options]
 
 Commands:
-  serve [SERVICE]     run a concurrent TCP server (default: echo on port 9877)
+  serve [SERVICE]     run a concurrent TCP server (default: echo on port ${DEFAULT_PORT})
   client [HOST] [PORT]  the echo client: stdin to the server, its reply to stdout
   status [--pid PID | --port PORT]  sockets and processes of a server (netstat + ps)
   bench [HOST] [PORT]   load generator: connections/s, latency, throughput, server CPU
   check [--config FILE | serve options]  what serve would refuse, without binding anything
 
-Run tcpkit COMMAND --help for a command's options.`;
+Run tcpkit COMMAND --help for a command's options; tcpkit --version (-V) prints the version.`;
 
 /**
  * Each command's module, loaded when that command runs: a server process then holds only
@@ -35,6 +43,10 @@ export async function main(argv: string[]): Promise<number> {
     const load = topic === undefined ? undefined : commands[topic];
     process.stdout.write(`${load ? (await load()).help : usage}\n`);
     return command === undefined ? 100 : 0;
+  }
+  if (command === '--version' || command === '-V' || command === 'version') {
+    process.stdout.write(`tcpkit ${version()}\n`);
+    return 0;
   }
   const load = commands[command];
   try {

@@ -3,54 +3,25 @@
  */
 import { createServer, type ServerOptions } from '../server.js';
 import { containStderrErrors } from '../log.js';
-import { modelNames } from '../models/index.js';
+import '../models/index.js'; // the --model choices
 import { serviceNames } from '../services/index.js';
-import { UsageError } from '../errors.js';
+import { ExitCode, TcpkitError, UsageError } from '../errors.js';
 import { chooseSocket, listenFds } from '../net/activation.js';
 import { closeOnExecInherited } from '../net/fdutil.js';
 import { proxyTrust } from '../net/proxy-gate.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
-import { choiceOption, intOption, parse } from './args.js';
-import { ACCEPT_MODES, checkChoice, DEFAULT_BACKLOG, DEFAULT_PORT, MAX_SECONDS, parseFlag } from '../options.js';
+import { parse } from './args.js';
+import { removePidFile, writePidFile } from './pidfile.js';
+import { checkChoice, choicesOf, MAX_SECONDS, OPTIONS, optionHelp, parseArgsOptions, parseFlag, type NumericOptionName, type OptionName, type OptionSpec, type ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
-import { checkUserFlags, eventWriter, serveConfig, superHelp, superOptions, superServerOptions } from './superserve.js';
+import { checkUserFlags, eventWriter, serveConfig, superServerOptions } from './superserve.js';
 import { dropPrivileges } from '../super/privileges.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
-Serve SERVICE (default: echo) on a TCP port.
+Serve SERVICE (default: ${OPTIONS.service.default}) on a TCP port.
 
-  --host ADDR             address to bind (IPv4/IPv6 literal, [IPv6], or name; default 0.0.0.0)
-  -p, --port PORT         port to bind (default ${DEFAULT_PORT}; 0: the kernel picks)
-  --backlog N             listen(2) backlog (default ${DEFAULT_BACKLOG})
-  --print-port            print the bound port as the first line of stdout
-  --model NAME            concurrency model: ${modelNames().join(', ')} (default fork)
-  -c, --max-conns N       concurrent connections; more wait in the backlog (default 40)
-  --grace SECONDS         on SIGTERM/SIGINT, let connections finish this long (default 10; at most ${MAX_SECONDS})
-  --workers N             prefork/threads: workers in the pool (default: the CPU count)
-  --spare N               fork: children started ahead of need, each serves one connection (default 0)
-  --accept MODE           prefork: shared (workers accept; default) or pass (server accepts, passes the descriptor)
-  --max-conns-per-worker K  prefork/threads: recycle a worker after K connections (default 0: never)
-  --max-reply BYTES       bench: largest reply a client may ask for (default 16777216)
-  --handler FILE          serve with FILE's exported function of a connection instead of SERVICE
-  --fd N                  serve on the inherited listening descriptor N instead of binding
-  --fd-name NAME          with socket activation passing several sockets: the one named NAME
-  --proxy-protocol        expect a PROXY protocol header (v1 or v2) on every connection:
-                          the client it names becomes the peer (logs, rules, TCPREMOTEIP)
-  --proxy-timeout SECONDS time a connection has to send its PROXY header (default 5)
-  --proxy-from ADDR[/LEN] only this peer (a load balancer) may send a PROXY header; repeatable
-                          (default: every peer may); others are refused (reason proxy-untrusted)
-  --proxy-untrusted MODE  a peer not in --proxy-from: refuse (default) or direct (served as
-                          itself, no header read)
-  --log-format FORMAT     text (default) or json
-  --admin HOST:PORT       serve /status, /metrics and the live dashboard there (loopback only; off by default;
-                          with --config, one endpoint for every service)
-  --admin-public          allow a non-loopback --admin address (it has no authentication)
-  --admin-token-file FILE require "Authorization: Bearer TOKEN" (TOKEN: FILE's first line) on every
-                          admin request; allows a non-loopback --admin address
-  -q, --quiet             log only errors and lifecycle, not each connection
-${superHelp}
-  -h, --help              this text
+${optionHelp()}
 
 Socket activation: with LISTEN_FDS/LISTEN_PID set for this process (systemd, systemd-socket-activate)
 tcpkit serves on the passed socket; it takes precedence over --fd, which takes precedence over
@@ -59,6 +30,7 @@ the listening socket, then this one stops accepting, drains and exits 0 (with --
 logged and ignored; SIGHUP reloads the file).
 
 Services: ${serviceNames().join(', ')}.
+Durations (SECONDS) take fractions and are at most ${MAX_SECONDS}.
 Exit codes: 0 after a clean shutdown, 100 usage error, 111 system failure (cannot bind).`;
 
 /** --proxy-from / --proxy-untrusted, checked here so a bad CIDR is a usage error (exit 100). */
@@ -75,44 +47,16 @@ function proxyTrustFlags(proxy: boolean | undefined, from: string[] | undefined,
     }
     out.proxyFrom = from;
   }
-  const mode = choiceOption('proxy-untrusted', untrusted, ['refuse', 'direct'] as const);
-  if (mode !== undefined) out.proxyUntrusted = mode;
+  if (untrusted !== undefined) out.proxyUntrusted = untrusted as ServerOptions['proxyUntrusted'];
   return out;
 }
 
-/** The flags of `serve` (and of `check`, which takes the same). */
-const serveFlags = {
-  host: { type: 'string' },
-  port: { type: 'string', short: 'p' },
-  backlog: { type: 'string' },
-  'print-port': { type: 'boolean' },
-  model: { type: 'string' },
-  'max-conns': { type: 'string', short: 'c' },
-  grace: { type: 'string' },
-  workers: { type: 'string' },
-  spare: { type: 'string' },
-  accept: { type: 'string' },
-  'max-conns-per-worker': { type: 'string' },
-  'max-reply': { type: 'string' },
-  handler: { type: 'string' },
-  fd: { type: 'string' },
-  'fd-name': { type: 'string' },
-  'proxy-protocol': { type: 'boolean' },
-  'proxy-timeout': { type: 'string' },
-  'proxy-from': { type: 'string', multiple: true },
-  'proxy-untrusted': { type: 'string' },
-  'log-format': { type: 'string' },
-  quiet: { type: 'boolean', short: 'q' },
-  admin: { type: 'string' },
-  'admin-public': { type: 'boolean' },
-  'admin-token-file': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  ...superOptions,
-} as const;
+/** The flags of `serve` (and of `check`, which takes the same): the option table's. */
+const serveFlags = parseArgsOptions();
 
 /** What `serve`'s arguments say, checked, before anything is bound or changed in this process. */
 export interface ServeArgs {
-  values: ReturnType<typeof parseServeFlags>['values'];
+  values: ServeFlags;
   format: 'text' | 'json';
   /** `--config FILE`: the services come from the file. */
   config?: string;
@@ -121,8 +65,21 @@ export interface ServeArgs {
   adminArg: AdminArg | undefined;
 }
 
-function parseServeFlags(command: string, argv: string[]) {
-  return parse(command, argv, serveFlags);
+/**
+ * parseArgs with the table's flags. `--exec cat -n` (no `--`) is an unknown option
+ * `-n`: the message then says where the program's arguments go.
+ */
+function parseServeFlags(command: string, argv: string[]): { values: ServeFlags; positionals: string[] } {
+  try {
+    return parse(command, argv, serveFlags) as unknown as { values: ServeFlags; positionals: string[] };
+  } catch (err) {
+    const dashes = argv.indexOf('--');
+    const exec = argv.findIndex((a) => a === '--exec');
+    if (err instanceof UsageError && exec >= 0 && (dashes < 0 || dashes > exec + 1) && /unknown option|needs a value|takes no value/.test(err.message)) {
+      throw new UsageError(`${err.message}; with --exec, the program and its arguments go after --: tcpkit ${command} --exec -- PROGRAM [ARGS...]`);
+    }
+    throw err;
+  }
 }
 
 /**
@@ -131,52 +88,65 @@ function parseServeFlags(command: string, argv: string[]) {
  */
 export async function parseServeArgs(argv: string[], command = 'serve'): Promise<ServeArgs> {
   const { values, positionals } = parseServeFlags(command, argv);
-  const format = choiceOption('log-format', values['log-format'], ['text', 'json'] as const) ?? 'text';
+  // Every problem is listed, not only the first (serve and check alike): each check runs on its own.
+  const problems: string[] = [];
+  const take = <T>(fn: () => T): T | undefined => {
+    try {
+      return fn();
+    } catch (err) {
+      if (!(err instanceof TcpkitError) || err.exitCode !== ExitCode.USAGE) throw err;
+      problems.push(err.message);
+      return undefined;
+    }
+  };
+  const done = <T>(result: T): T => {
+    if (problems.length > 0) throw new UsageError(problems.join('\n'));
+    return result;
+  };
+  const format = take(() => checkChoice('--log-format', values['log-format'], OPTIONS.logFormat.choices)) ?? OPTIONS.logFormat.default;
   // The admin endpoint's modules (HTTP, metrics) load only when asked for: a plain server's heap stays
   // small, and every garbage collection of a busy server walks it.
   const wantsAdmin = values.admin !== undefined || values['admin-public'] !== undefined || values['admin-token-file'] !== undefined;
-  const adminArg = wantsAdmin ? (await import('./status.js')).parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']) : undefined;
+  const parseAdminArg = wantsAdmin ? (await import('./status.js')).parseAdminArg : undefined;
+  const adminArg = parseAdminArg && take(() => parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']));
   if (values.config !== undefined) {
     const mixed = ['host', 'port', 'exec', 'model', 'max-conns'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {
-      throw new UsageError(`serve: --config FILE names the services and addresses; drop ${[...mixed.map((k) => `--${k}`), ...positionals].join(' ')}`);
+      problems.push(`${command}: --config FILE names the services and addresses; drop ${[...mixed.map((k) => `--${k}`), ...positionals].join(' ')}`);
     }
-    return { values, format, config: values.config, adminArg };
+    return done({ values, format, config: values.config, adminArg });
   }
-  if (positionals.length > 1 && !values.exec) throw new UsageError(`serve: one service expected, got ${positionals.join(' ')}`);
+  if (positionals.length > 1 && !values.exec) problems.push(`${command}: one service expected, got ${positionals.join(' ')}`);
   if (values.handler !== undefined && (positionals.length > 0 || values.exec)) {
-    throw new UsageError(`serve: --handler replaces SERVICE and --exec; give one of them`);
+    problems.push(`${command}: --handler replaces SERVICE and --exec; give one of them`);
   }
-  const maxReply = intOption('max-reply', values['max-reply'], { min: 1, max: 2 ** 40 });
+  // The table's numbers and choices given as flags, each checked as the table says (as config files are).
+  const fromFlags: Record<string, unknown> = {};
+  for (const [name, o] of Object.entries(OPTIONS) as Array<[OptionName, OptionSpec]>) {
+    const text = o.flag === undefined ? undefined : values[o.flag as keyof ServeFlags];
+    if (text === undefined || typeof text !== 'string' || (o.scope !== 'server' && name !== 'maxReply')) continue;
+    if (o.kind === 'integer' || o.kind === 'seconds') fromFlags[name] = take(() => parseFlag(name as NumericOptionName, text));
+    else if (o.kind === 'choice') fromFlags[name] = take(() => checkChoice(`--${o.flag}`, text, choicesOf(o)));
+  }
+  const { maxReply, ...numbers } = fromFlags as Partial<ServerOptions> & { maxReply?: number };
+  const serviceName = positionals[0] ?? OPTIONS.service.default;
   const options: ServerOptions = {
+    ...numbers,
     host: values.host,
-    // Numbers and choices are checked by the option table (src/options.ts), as config files are.
-    port: parseFlag('port', values.port),
-    backlog: parseFlag('backlog', values.backlog),
-    model: choiceOption('model', values.model, modelNames()),
     service:
       values.handler !== undefined
         ? { name: 'handler', handler: values.handler }
         : maxReply !== undefined
-          ? { name: positionals[0] ?? 'echo', options: { maxReply } }
-          : (positionals[0] ?? 'echo'),
-    maxConns: parseFlag('maxConns', values['max-conns']),
-    grace: parseFlag('grace', values.grace),
-    workers: parseFlag('workers', values.workers),
-    spare: parseFlag('spare', values.spare),
-    accept: checkChoice('--accept', values.accept, ACCEPT_MODES),
-    maxConnsPerWorker: parseFlag('maxConnsPerWorker', values['max-conns-per-worker']),
-    fd: parseFlag('fd', values.fd),
-    proxyProtocol: values['proxy-protocol'] ?? false,
-    proxyTimeout: parseFlag('proxyTimeout', values['proxy-timeout']),
-    ...proxyTrustFlags(values['proxy-protocol'], values['proxy-from'] as string[] | undefined, values['proxy-untrusted']),
-    ...superServerOptions(values, argv, positionals),
+          ? { name: serviceName, options: { maxReply } }
+          : serviceName,
+    proxyProtocol: values['proxy-protocol'] ?? OPTIONS.proxyProtocol.default,
+    ...take(() => proxyTrustFlags(values['proxy-protocol'], values['proxy-from'], values['proxy-untrusted'])),
+    ...take(() => superServerOptions(values, argv, positionals)),
   };
-  const serviceName = typeof options.service === 'string' ? options.service : options.service?.handler ? undefined : options.service?.name;
-  if (!values.exec && serviceName !== undefined && !serviceNames().includes(serviceName)) {
-    throw new UsageError(`serve: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
+  if (!values.exec && values.handler === undefined && !serviceNames().includes(serviceName)) {
+    problems.push(`${command}: unknown service ${JSON.stringify(serviceName)} (known: ${serviceNames().join(', ')})`);
   }
-  return { values, format, options, adminArg };
+  return done({ values, format, options, adminArg });
 }
 
 export async function serve(argv: string[]): Promise<number> {
@@ -193,9 +163,10 @@ export async function serve(argv: string[]): Promise<number> {
   if (config !== undefined || !options) {
     return serveConfig(config!, values, {
       printPort: values['print-port'] ?? false,
-      log: eventWriter(format, values.quiet ?? false),
+      log: eventWriter(format, values.quiet ?? false, values['log-timestamps'] ?? false),
       admin: adminArg,
       format,
+      pidFile: values['pid-file'],
     });
   }
   // Inherited sockets first (socket activation, or a restarting tcpkit), then --fd, then --host/--port.
@@ -207,13 +178,28 @@ export async function serve(argv: string[]): Promise<number> {
   const ids = checkUserFlags(values, options.service);
 
   const server = createServer(options);
-  server.on('event', eventWriter(format, values.quiet ?? false));
+  server.on('event', eventWriter(format, values.quiet ?? false, values['log-timestamps'] ?? false));
   // Bind first (a port below 1024 needs root), then run as --user/--group before any
   // worker, spare child or thread starts; the admin endpoint (and its state file) comes after.
   const local = await server.listen({ beforeServe: () => void dropPrivileges(ids.user, ids.group) });
   let admin = adminArg && (await (await import('./status.js')).startAdminFromArg(server, adminArg, format));
+  const pidFile = values['pid-file'];
+  if (pidFile !== undefined) {
+    try {
+      writePidFile(pidFile);
+    } catch (err) {
+      await server.destroy();
+      await admin?.close();
+      throw err;
+    }
+  }
+  const done = (code: number) => {
+    if (pidFile !== undefined) removePidFile(pidFile);
+    return code;
+  };
 
-  return new Promise<number>((resolve) => {
+  return new Promise<number>((resolveExit) => {
+    const resolve = (code: number) => resolveExit(done(code));
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;

@@ -1,7 +1,8 @@
 /**
  * The super-server's part of `tcpkit serve`: `--exec -- PROGRAM ARGS...`, access
  * rules, per-source limits, privilege drop, and `--config FILE` (several services,
- * SIGHUP reloads). argv → library calls, nothing else.
+ * SIGHUP reloads). argv → library calls, nothing else; the flags are the option
+ * table's (src/options.ts).
  */
 import type { AccessRuleSpec } from '../admission/access.js';
 import { formatEndpoint } from '../address.js';
@@ -13,51 +14,12 @@ import { dropPrivileges, resolveIds } from '../super/privileges.js';
 import { checkRunnableBy } from '../services/exec-options.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
-import { parseFlag } from '../options.js';
+import type { ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
-
-/** parseArgs options the super-server adds to `serve`. */
-export const superOptions = {
-  exec: { type: 'boolean' },
-  config: { type: 'string' },
-  allow: { type: 'string', multiple: true },
-  deny: { type: 'string', multiple: true },
-  'per-source': { type: 'string' },
-  rate: { type: 'string' },
-  'idle-timeout': { type: 'string' },
-  'time-limit': { type: 'string' },
-  resolve: { type: 'boolean' },
-  'env-clear': { type: 'boolean' },
-  'env-pass': { type: 'string', multiple: true },
-  user: { type: 'string' },
-  group: { type: 'string' },
-} as const;
-
-/** The lines `serve --help` adds for them. */
-export const superHelp = `  --exec -- PROGRAM ARGS  run PROGRAM for each connection, socket on its fds 0 and 1 (no shell),
-                          UCSPI environment (PROTO=TCP, TCPREMOTEIP, TCPREMOTEPORT, ...)
-  --resolve               exec: also set TCPREMOTEHOST/TCPLOCALHOST by name lookup (tcpserver -h)
-  --env-clear             exec: pass the program none of the server's environment (default: all of it),
-                          only the UCSPI variables, the access rule's and the --env-pass names
-  --env-pass NAME         with --env-clear: pass the server's NAME on as well; repeatable
-  --allow ADDR[/LEN]      access rule; repeatable, in order, first match wins (IPv4, IPv6, "all")
-  --deny ADDR[/LEN]       access rule; with any --allow, unmatched peers are denied
-  --per-source N          concurrent connections from one address (default unlimited)
-  --rate N                new connections per second from one address (default unlimited)
-  --idle-timeout SECONDS  close a connection without traffic this long (default never)
-  --time-limit SECONDS    close a connection open this long (default never)
-  --user USER             after binding, run as USER (name or uid; needs root)
-  --group GROUP           after binding, run as GROUP (default USER's group)
-  --config FILE           run the services of a YAML file (see README); SIGHUP reloads it`;
+import { removePidFile, writePidFile } from './pidfile.js';
 
 /** The parsed flags (--allow/--deny are read from argv, in order, by accessRules). */
-type Values = {
-  [K in keyof typeof superOptions]?: (typeof superOptions)[K]['type'] extends 'boolean'
-    ? boolean
-    : (typeof superOptions)[K] extends { multiple: true }
-      ? string[]
-      : string;
-};
+type Values = ServeFlags;
 
 /** --allow/--deny in the order written (first match wins), from argv before `--`. */
 function accessRules(argv: string[]): AccessRuleSpec[] {
@@ -75,13 +37,8 @@ function accessRules(argv: string[]): AccessRuleSpec[] {
 
 /** The ServerOptions the super-server flags set (the service only with --exec). */
 export function superServerOptions(values: Values, argv: string[], positionals: string[]): Partial<ServerOptions> {
-  const options: Partial<ServerOptions> = {
-    access: accessRules(argv),
-    perSource: parseFlag('perSource', values['per-source']),
-    rate: parseFlag('rate', values.rate),
-    idleTimeout: parseFlag('idleTimeout', values['idle-timeout']),
-    timeLimit: parseFlag('timeLimit', values['time-limit']),
-  };
+  // The numeric limits (--per-source, --rate, ...) are checked with every table option in serve.ts.
+  const options: Partial<ServerOptions> = { access: accessRules(argv) };
   if (values.exec) {
     if (positionals.length === 0) throw new UsageError('serve: --exec needs a program: tcpkit serve --exec -- PROGRAM [ARGS...]');
     // With `--`, everything after it is PROGRAM ARGS; a word before it would silently become the program.
@@ -113,8 +70,8 @@ export function checkUserFlags(values: Values, service: ServerOptions['service']
 }
 
 /** Write events to stderr as `serve` does: a failing stderr drops lines, never stops serving (src/log.ts). */
-export function eventWriter(format: 'text' | 'json', quiet: boolean): (e: ServerEvent) => void {
-  const writer = new LogWriter({ format, quiet });
+export function eventWriter(format: 'text' | 'json', quiet: boolean, timestamps = false): (e: ServerEvent) => void {
+  const writer = new LogWriter({ format, quiet, timestamps });
   return (event) => writer.event(event);
 }
 
@@ -126,12 +83,18 @@ export function eventWriter(format: 'text' | 'json', quiet: boolean): (e: Server
 export async function serveConfig(
   file: string,
   values: Values,
-  { printPort, log, admin: adminArg, format = 'text' }: { printPort: boolean; log: (e: ServerEvent) => void; admin?: AdminArg; format?: 'text' | 'json' },
+  {
+    printPort,
+    log,
+    admin: adminArg,
+    format = 'text',
+    pidFile,
+  }: { printPort: boolean; log: (e: ServerEvent) => void; admin?: AdminArg; format?: 'text' | 'json'; pidFile?: string },
 ): Promise<number> {
   // Loaded here, not at the top: the config schema validator is a few MiB of heap a plain `serve` does without.
   const { loadCheckedConfig } = await import('../super/check.js');
   // Everything start would refuse, before anything is bound: the same check as `tcpkit check` and SIGHUP.
-  const config: Config = loadCheckedConfig(file, { user: values.user, group: values.group });
+  const config: Config = await loadCheckedConfig(file, { user: values.user, group: values.group });
   const user = values.user ?? config.user;
   const group = values.group ?? config.group;
   const supervisor = new Supervisor();
@@ -140,10 +103,19 @@ export async function serveConfig(
   await supervisor.start(config, { beforeServe: () => void dropPrivileges(user, group) });
   // Every service on one admin endpoint: status, metrics (a `binding` label each) and the dashboard.
   const admin = adminArg && (await (await import('./status.js')).startAdminFromArg(supervisor, adminArg, format));
+  if (pidFile !== undefined) {
+    try {
+      writePidFile(pidFile);
+    } catch (err) {
+      await supervisor.destroy();
+      await admin?.close();
+      throw err;
+    }
+  }
   const reload = async () => {
     try {
       // What `tcpkit check --config FILE` accepts, a reload accepts: the same function.
-      const next = loadCheckedConfig(file, { user: values.user, group: values.group });
+      const next = await loadCheckedConfig(file, { user: values.user, group: values.group });
       // The server has already dropped to `user`; a new file cannot ask for another.
       if (String(next.user ?? '') !== String(config.user ?? '') || String(next.group ?? '') !== String(config.group ?? '')) {
         throw new UsageError(`${file}: user, group: cannot change on reload (restart the server)`);
@@ -166,7 +138,15 @@ export async function serveConfig(
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
-      if (signals === 1) void supervisor.close({ signal }).then(() => admin?.close()).then(() => resolve(0));
+      if (signals === 1) {
+        void supervisor
+          .close({ signal })
+          .then(() => admin?.close())
+          .then(() => {
+            if (pidFile !== undefined) removePidFile(pidFile);
+            resolve(0);
+          });
+      }
       else void supervisor.destroy();
     };
     process.on('SIGTERM', onSignal);

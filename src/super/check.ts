@@ -2,15 +2,16 @@
  * Everything `serve --config` would refuse at start, checked without binding or
  * starting anything: the file (size, type, YAML, schema, addresses, access rules,
  * limits within their maxima), the user and group, every exec program (found, and
- * executable by the user it will run as), and each service's options as createServer
- * takes them. `tcpkit check --config FILE` prints the problems; the super-server's
+ * executable by the user it will run as), each service's options as createServer
+ * takes them, and what Server.check refuses (a handler that cannot load, spare
+ * children for a program). Every problem, one line each. `tcpkit check --config FILE` prints the problems; the super-server's
  * start and its SIGHUP reload go through the same function, so what `check` accepts
  * a reload accepts (and the reverse).
  */
 import { ExitCode, TcpkitError } from '../errors.js';
 import { Server } from '../server.js';
 import { checkRunnableBy } from '../services/exec-options.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfigProblems, type Config } from './config.js';
 import { resolveIds, type Principal } from './privileges.js';
 
 /** A user and group given on the command line, which override the file's. */
@@ -30,15 +31,18 @@ function messageOf(err: unknown): string {
 }
 
 /** Check a configuration file; never throws for a problem in it (see the file comment). */
-export function checkConfigFile(file: string, overrides: CheckOverrides = {}): ConfigCheck {
+export async function checkConfigFile(file: string, overrides: CheckOverrides = {}): Promise<ConfigCheck> {
   let config: Config;
-  try {
-    // Size cap, regular file only, YAML, schema, addresses, users, access rules, the option table.
-    config = loadConfig(file);
-  } catch (err) {
-    return { config: undefined, problems: [messageOf(err)] };
-  }
   const problems: string[] = [];
+  try {
+    // Size cap, regular file only, YAML, schema, addresses, users, access rules, the option table;
+    // one line per problem (every service's), not only the first. The services that pass go on.
+    const loaded = loadConfigProblems(file);
+    config = loaded.config;
+    problems.push(...loaded.problems.map((p) => p.message));
+  } catch (err) {
+    return { config: undefined, problems: messageOf(err).split('\n') };
+  }
   const user = overrides.user ?? config.user;
   const group = overrides.group ?? config.group;
   let ids: { uid?: number; gid?: number } = {};
@@ -57,18 +61,14 @@ export function checkConfigFile(file: string, overrides: CheckOverrides = {}): C
       } catch (err) {
         problems.push(`${file}: ${messageOf(err)}`);
       }
-      if ((svc.options.spare ?? 0) > 0) {
-        problems.push(`${file}: services.${svc.name}.spare: does not apply to a service that runs a program per connection`);
-      }
     }
-    // The options as createServer checks them, per listen address (nothing is bound by a constructor).
-    for (const address of svc.listen) {
-      try {
-        new Server({ ...svc.options, host: address.host, port: address.port });
-      } catch (err) {
-        problems.push(`${file}: services.${svc.name}: ${messageOf(err)}`);
-        break;
-      }
+    // The options as createServer checks them, per listen address (nothing is bound by a constructor),
+    // then what listen() refuses before serving: the handler loads, no spare for a program (Server.check).
+    try {
+      const servers = svc.listen.map((address) => new Server({ ...svc.options, host: address.host, port: address.port }));
+      await servers[0]?.check();
+    } catch (err) {
+      problems.push(`${file}: services.${svc.name}: ${messageOf(err)}`);
     }
   }
   return { config, problems };
@@ -78,8 +78,8 @@ export function checkConfigFile(file: string, overrides: CheckOverrides = {}): C
  * The configuration if `checkConfigFile` finds no problem, else a ConfigError with
  * every problem, one per line (TCPKIT_CONFIG, exit 100; start and SIGHUP reload use this).
  */
-export function loadCheckedConfig(file: string, overrides: CheckOverrides = {}): Config {
-  const { config, problems } = checkConfigFile(file, overrides);
+export async function loadCheckedConfig(file: string, overrides: CheckOverrides = {}): Promise<Config> {
+  const { config, problems } = await checkConfigFile(file, overrides);
   if (problems.length > 0 || !config) throw new TcpkitError('TCPKIT_CONFIG', problems.join('\n'), { exitCode: ExitCode.USAGE });
   return config;
 }

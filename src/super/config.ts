@@ -32,9 +32,9 @@ import { parseDocument } from 'yaml';
 import { AccessRules, type AccessRuleSpec } from '../admission/access.js';
 import { proxyTrust } from '../net/proxy-gate.js';
 import { checkHost, parseHostPort } from '../address.js';
-import { ConfigError, InvalidOptionError } from '../errors.js';
-import { modelNames } from '../models/index.js';
-import { checkNumber, numericRule, type NumericOptionName } from '../options.js';
+import { ConfigError, InvalidOptionError, TcpkitError } from '../errors.js';
+import '../models/index.js'; // the model choices of the schema
+import { checkNumber, configOptions, configSchemaProperties, NUMERIC_OPTIONS, numericAtConfigPath, numericRule, OPTIONS, type NumericOptionName } from '../options.js';
 import { lookupGroup, lookupUser, resolveIds, type Principal } from './privileges.js';
 import type { ServerOptions } from '../server.js';
 import { serviceNames, validateServiceSpec } from '../services/index.js';
@@ -69,9 +69,6 @@ export interface Config {
 }
 
 const principal = { type: ['string', 'integer'], minLength: 1, minimum: 0 };
-// Numbers: only their type here; bounds and messages come from the option table (src/options.ts), as on the CLI.
-const integer = { type: 'integer' };
-const seconds = { type: 'number' };
 
 /** The schema; field names are ServerOptions' own. */
 const schema = {
@@ -102,28 +99,8 @@ const schema = {
             required: ['clear'],
             properties: { clear: { type: 'boolean' }, pass: { type: 'array', items: { type: 'string', minLength: 1 } } },
           },
-          model: { type: 'string', enum: modelNames() },
-          workers: integer,
-          spare: integer,
-          backlog: integer,
-          grace: seconds,
-          proxyProtocol: { enum: [true, false, 'v1', 'v2'] },
-          proxyTimeout: seconds,
-          proxyFrom: { type: 'array', items: { type: 'string' } },
-          proxyUntrusted: { enum: ['refuse', 'direct'] },
-          user: principal,
-          group: principal,
-          limits: {
-            type: 'object',
-            additionalProperties: false,
-            properties: {
-              maxConns: integer,
-              perSource: integer,
-              rate: integer,
-              idleTimeout: seconds,
-              timeLimit: seconds,
-            },
-          },
+          // Every option a file may set, typed from the option table (src/options.ts).
+          ...configSchemaProperties(),
           access: {
             type: 'array',
             items: {
@@ -144,21 +121,8 @@ const schema = {
 
 // coerceTypes 'array': `listen: 127.0.0.1:7` and `exec: /bin/cat` mean one-element lists.
 // verbose: a type error carries the value, which the option table's message quotes.
-const validate = new Ajv({ allErrors: false, coerceTypes: 'array', strict: false, verbose: true }).compile(schema);
-
-/** The numeric fields of a service and where they sit: `grace`, `limits.maxConns`, ... */
-const NUMERIC_FIELDS: ReadonlyArray<{ key: NumericOptionName; path: string }> = [
-  { key: 'workers', path: 'workers' },
-  { key: 'spare', path: 'spare' },
-  { key: 'backlog', path: 'backlog' },
-  { key: 'grace', path: 'grace' },
-  { key: 'proxyTimeout', path: 'proxyTimeout' },
-  { key: 'maxConns', path: 'limits.maxConns' },
-  { key: 'perSource', path: 'limits.perSource' },
-  { key: 'rate', path: 'limits.rate' },
-  { key: 'idleTimeout', path: 'limits.idleTimeout' },
-  { key: 'timeLimit', path: 'limits.timeLimit' },
-];
+// allErrors: every problem of the file is reported, not only the first.
+const validate = new Ajv({ allErrors: true, coerceTypes: 'array', strict: false, verbose: true }).compile(schema);
 
 /** `/services/echo/access/0/allow` → `services.echo.access[0].allow`. */
 function fieldPath(pointer: string, extra?: string): string {
@@ -182,8 +146,8 @@ function schemaError(file: string, e: ErrorObject): ConfigError {
     case 'type': {
       // A numeric option of the wrong type: the option table's message, as for a value out of range.
       const pointer = e.instancePath.split('/');
-      const field = NUMERIC_FIELDS.find((f) => pointer.slice(3).join('.') === f.path && pointer[1] === 'services');
-      if (field) return new ConfigError(file, fieldPath(e.instancePath), `${numericRule(field.key)}, got ${JSON.stringify(e.data)}`);
+      const field = pointer[1] === 'services' ? numericAtConfigPath(pointer.slice(3).join('.')) : undefined;
+      if (field) return new ConfigError(file, fieldPath(e.instancePath), `${numericRule(field)}, got ${JSON.stringify(e.data)}`);
       return new ConfigError(file, fieldPath(e.instancePath), e.message ?? 'is invalid');
     }
     case 'propertyNames':
@@ -246,7 +210,7 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
   const listen = s.listen.map((text, i) =>
     at(file, `${base}.listen[${i}]`, () => {
       const where = `${base}.listen[${i}]`;
-      const { host, port } = parseHostPort(text, '0.0.0.0', where);
+      const { host, port } = parseHostPort(text, OPTIONS.host.default, where);
       return { text, host: checkHost(host, where), port };
     }),
   );
@@ -286,35 +250,40 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
     service = { name: s.internal!, options: s.options };
   }
   service = at(file, `${base}.${runs[0]}`, () => validateServiceSpec(service));
-  for (const { key, path: p } of NUMERIC_FIELDS) {
-    const value = p.startsWith('limits.') ? s.limits?.[key as keyof NonNullable<RawService['limits']>] : s[key as keyof RawService];
-    at(file, `${base}.${p}`, () => checkNumber(key, value, `${base}.${p}`));
+  // Every option of the table a file may set, where its path says; numbers checked by the table.
+  const fromTable: Record<string, unknown> = {};
+  for (const [key, p] of configOptions()) {
+    const value = p.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], s);
+    if (key in NUMERIC_OPTIONS) at(file, `${base}.${p}`, () => checkNumber(key as NumericOptionName, value, `${base}.${p}`));
+    if (value !== undefined) fromTable[key] = value;
   }
-  const l = s.limits ?? {};
-  const options: ServerOptions = {
-    model: s.model,
-    service,
-    backlog: s.backlog,
-    grace: s.grace,
-    workers: s.workers,
-    spare: s.spare,
-    proxyProtocol: s.proxyProtocol,
-    proxyTimeout: s.proxyTimeout,
-    ...(s.proxyFrom !== undefined && { proxyFrom: s.proxyFrom }),
-    ...(s.proxyUntrusted !== undefined && { proxyUntrusted: s.proxyUntrusted }),
-    maxConns: l.maxConns,
-    perSource: l.perSource,
-    rate: l.rate,
-    idleTimeout: l.idleTimeout,
-    timeLimit: l.timeLimit,
-    access,
-  };
+  const options: ServerOptions = { ...(fromTable as Partial<ServerOptions>), service, access };
   const { listen: _listen, ...rest } = s;
   return { name, listen, options, fingerprint: JSON.stringify([rest, service]) };
 }
 
-/** Parse and check configuration text; `file` names it in errors. Throws ConfigError. */
+/**
+ * One problem: that ConfigError; several: a ConfigError-coded TcpkitError whose message
+ * has one line per problem (`tcpkit check` and a refused reload show each).
+ */
+function configErrors(problems: ConfigError[]): TcpkitError {
+  if (problems.length === 1) return problems[0]!;
+  return new TcpkitError(problems[0]!.code, problems.map((p) => p.message).join('\n'), { exitCode: problems[0]!.exitCode, cause: problems[0] });
+}
+
+/** Parse and check configuration text; `file` names it in errors. Throws ConfigError (or, for several problems, a TcpkitError listing each). */
 export function parseConfig(text: string, file: string): Config {
+  const { config, problems } = parseConfigProblems(text, file);
+  if (problems.length > 0) throw configErrors(problems);
+  return config;
+}
+
+/**
+ * parseConfig's checks, every problem kept: the services that passed (for the checks
+ * that come after, as `tcpkit check` runs them) and one ConfigError per problem.
+ * Throws ConfigError only when the file has no services to go on with.
+ */
+export function parseConfigProblems(text: string, file: string): { config: Config; problems: ConfigError[] } {
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(file, '', `not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
@@ -326,23 +295,50 @@ export function parseConfig(text: string, file: string): Config {
   } catch (err) {
     throw new ConfigError(file, '', `not valid YAML: ${(err as Error).message.split('\n')[0]}`, err);
   }
-  if (!validate(data)) throw schemaError(file, validate.errors![0]!);
+  // Every problem, one line each: the schema's (all of them), then each service's own checks.
+  const problems: ConfigError[] = [];
+  const badServices = new Set<string>();
+  if (!validate(data)) {
+    const seenLines = new Set<string>();
+    for (const e of validate.errors!) {
+      const err = schemaError(file, e);
+      if (seenLines.has(err.message)) continue;
+      seenLines.add(err.message);
+      problems.push(err);
+      const pointer = e.instancePath.split('/');
+      if (pointer[1] === 'services' && pointer[2] !== undefined) badServices.add(pointer[2].replace(/~1/g, '/').replace(/~0/g, '~'));
+      else badServices.add('');
+    }
+    // A file whose top level is wrong has no services to check further.
+    if (badServices.has('')) throw configErrors(problems);
+  }
   const raw = data as unknown as RawConfig;
-  if (raw.user !== undefined) at(file, 'user', () => lookupUser(raw.user!, 'user'));
-  if (raw.group !== undefined) at(file, 'group', () => lookupGroup(raw.group!, 'group'));
-  const services = Object.entries(raw.services).map(([name, s]) => serviceConfig(file, name, s, raw));
+  const collect = (fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err);
+    }
+  };
+  if (raw.user !== undefined) collect(() => at(file, 'user', () => lookupUser(raw.user!, 'user')));
+  if (raw.group !== undefined) collect(() => at(file, 'group', () => lookupGroup(raw.group!, 'group')));
+  const services: ServiceConfig[] = [];
+  for (const [name, s] of Object.entries(raw.services)) {
+    if (!badServices.has(name)) collect(() => void services.push(serviceConfig(file, name, s, raw)));
+  }
   const seen = new Map<string, string>();
   for (const s of services) {
     s.listen.forEach((a, i) => {
       const key = `${a.host}|${a.port}`;
       const other = seen.get(key);
       if (other !== undefined && a.port !== 0) {
-        throw new ConfigError(file, `services.${s.name}.listen[${i}]`, `${a.text} is also a listen address of ${other}`);
+        problems.push(new ConfigError(file, `services.${s.name}.listen[${i}]`, `${a.text} is also a listen address of ${other}`));
       }
       seen.set(key, `services.${s.name}`);
     });
   }
-  return { file, user: raw.user, group: raw.group, services };
+  return { config: { file, user: raw.user, group: raw.group, services }, problems };
 }
 
 /** Largest configuration file read, in bytes: 1 MiB, far more than any real one. */
@@ -387,4 +383,9 @@ function readConfigText(file: string): string {
 /** Read and check a configuration file. Throws ConfigError (unreadable, not a regular file, or too large, included). */
 export function loadConfig(file: string): Config {
   return parseConfig(readConfigText(file), file);
+}
+
+/** loadConfig with every problem kept (parseConfigProblems); throws ConfigError when there is nothing to go on with. */
+export function loadConfigProblems(file: string): { config: Config; problems: ConfigError[] } {
+  return parseConfigProblems(readConfigText(file), file);
 }
