@@ -46,8 +46,11 @@ export async function checkConfigFile(file: string, overrides: CheckOverrides = 
   const user = overrides.user ?? config.user;
   const group = overrides.group ?? config.group;
   let ids: { uid?: number; gid?: number } = {};
+  // The file's own user and group are checked with the file; a problem there is listed once.
+  const fromFile = overrides.user === undefined && overrides.group === undefined;
+  const listed = fromFile && problems.some((p) => p.startsWith(`${file}: user: `) || p.startsWith(`${file}: group: `));
   try {
-    ids = resolveIds(user, group);
+    if (!listed) ids = resolveIds(user, group);
   } catch (err) {
     problems.push(`${file}: ${overrides.user !== undefined || overrides.group !== undefined ? '--user/--group' : 'user, group'}: ${messageOf(err)}`);
   }

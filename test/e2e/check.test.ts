@@ -15,6 +15,9 @@ after(async () => {
   tmp.cleanup();
 });
 const isRoot = process.getuid?.() === 0;
+/** serve's and check's one message for spare children with a program service (src/options.ts spareWithProgram). */
+const SPARE_PROGRAM = (service: string) =>
+  `spare: does not apply to a service that runs a program per connection (${service}): each program is started when its connection arrives`;
 
 function writeConfig(name: string, text: string): string {
   const file = path.join(tmp.dir, name);
@@ -55,7 +58,7 @@ describe('tcpkit check --config', () => {
     ['program: not found', 'services:\n  e:\n    listen: 127.0.0.1:0\n    exec: [/no/such/program]\n', /services\.e\.exec: program "\/no\/such\/program" not found/],
     ['access rule: not an address', 'services:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n    access:\n      - deny: 1.2.3\n', /services\.e\.access\[0\]\.deny: expected an IP address/],
     ['limit: beyond its maximum', 'services:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n    grace: 1e308\n', /services\.e\.grace: must be a number of seconds >= 0 and <= 2147483/],
-    ['a program service with spares', 'services:\n  e:\n    listen: 127.0.0.1:0\n    exec: [/bin/cat]\n    spare: 2\n', /services\.e\.spare: does not apply to a service that runs a program per connection/],
+    ['a program service with spares', 'services:\n  e:\n    listen: 127.0.0.1:0\n    exec: [/bin/cat]\n    spare: 2\n', /services\.e: spare: does not apply to a service that runs a program per connection \(exec\)/],
   ];
   for (const [name, text, expected] of cases) {
     it(`refuses ${name}, naming the field (exit 100)`, async () => {
@@ -75,7 +78,7 @@ describe('tcpkit check --config', () => {
     assert.equal(r.code, 100);
     assert.deepEqual(
       r.problems.map((p) => p.replace(`tcpkit check: ${file}: `, '')),
-      ['services.a.spare: does not apply to a service that runs a program per connection', 'services.b.spare: does not apply to a service that runs a program per connection'],
+      [`services.a: ${SPARE_PROGRAM('exec')}`, `services.b: ${SPARE_PROGRAM('exec')}`],
     );
   });
 
@@ -138,12 +141,61 @@ describe('SIGHUP reload runs the same check', () => {
     assert.equal(r.code, 100);
     const from = srv.log().length;
     srv.proc.kill('SIGHUP');
-    await srv.waitFor(/reload failed message ".*services\.c\.spare:\\\\x20does\\\\x20not\\\\x20apply\\\\x20to\\\\x20a\\\\x20service\\\\x20that\\\\x20runs\\\\x20a\\\\x20program\\\\x20per\\\\x20connection;\\\\x20the\\\\x20previous\\\\x20configuration\\\\x20stays"/, { from });
-    assert.deepEqual(r.problems, [`tcpkit check: ${file}: services.c.spare: does not apply to a service that runs a program per connection`]);
+    // The same words as check's (the log's escaping of spaces aside).
+    await srv.waitFor(/reload failed message ".*services\.c:(\\+x20| )spare:(\\+x20| )does(\\+x20| )not(\\+x20| )apply.*previous(\\+x20| )configuration(\\+x20| )stays"/, { from });
+    assert.deepEqual(r.problems, [`tcpkit check: ${file}: services.c: ${SPARE_PROGRAM('exec')}`]);
     // And what check accepts, the reload takes.
     fs.writeFileSync(file, 'services:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n  c:\n    listen: 127.0.0.1:0\n    exec: [/bin/cat]\n');
     assert.equal((await check('--config', file)).code, 0);
     srv.proc.kill('SIGHUP');
     await srv.waitFor(/reload ok kept 1 started 1 stopped 0/, { from });
+  });
+});
+
+describe('every problem, and handlers loaded as serve loads them (issue 24 item 5)', () => {
+  it('two bad services in a file: two lines, each naming its service', async () => {
+    const file = writeConfig('two-bad.yaml', 'services:\n  a:\n    listen: 127.0.0.1:0\n    internal: echo\n    limits: { maxConns: 0 }\n  b:\n    listen: 127.0.0.1:0\n    internal: echo\n    grace: -1\n');
+    const r = await check('--config', file);
+    assert.equal(r.code, 100);
+    assert.deepEqual(r.problems.sort(), [
+      `tcpkit check: ${file}: services.a.limits.maxConns: must be an integer from 1 to 1000000, got 0`,
+      `tcpkit check: ${file}: services.b.grace: must be a number of seconds >= 0 and <= 2147483, got -1`,
+    ]);
+  });
+
+  it('a handler that does not exist is refused by check, by serve --config and by a reload alike', async () => {
+    const file = writeConfig('nohandler.yaml', 'services:\n  h:\n    listen: 127.0.0.1:0\n    handler: /nonexistent.mjs\n');
+    const r = await check('--config', file);
+    assert.equal(r.code, 100);
+    assert.equal(r.problems.length, 1);
+    assert.match(r.problems[0]!, new RegExp(`^tcpkit check: ${file}: services\\.h: handler: cannot load file:///nonexistent\\.mjs`));
+    const s = await run(['serve', '--config', file]);
+    assert.equal(s.code, 100);
+    assert.match(s.stderr, /services\.h: handler: cannot load file:\/\/\/nonexistent\.mjs/);
+    const flags = await check('--handler', '/nonexistent.mjs', '--port', '0');
+    assert.equal(flags.code, 100);
+    assert.match(flags.problems.join('\n'), /^tcpkit check: handler: cannot load file:\/\/\/nonexistent\.mjs/);
+  });
+
+  it('spare with a --handler that exports program is refused by capability, as serve refuses it', async () => {
+    const handler = writeConfig('program-handler.mjs', "export const program = () => ({ argv: ['/bin/cat'] });\nexport default () => {};\n");
+    const r = await check('--handler', handler, '--spare', '1', '--port', '0');
+    assert.equal(r.code, 100);
+    assert.deepEqual(r.problems, [`tcpkit check: ${SPARE_PROGRAM('handler')}`]);
+    const s = await run(['serve', '--handler', handler, '--spare', '1', '--port', '0']);
+    assert.equal(s.code, 100);
+    assert.equal(s.stderr.trim(), `tcpkit: ${SPARE_PROGRAM('handler')}`);
+  });
+
+  it('several bad flags: one line each, from check and from serve', async () => {
+    const r = await check('--grace', 'x', '--backlog', '0', '--port', '0');
+    assert.equal(r.code, 100);
+    assert.deepEqual(r.problems.sort(), [
+      'tcpkit check: --backlog: must be an integer from 1 to 65535, got "0"',
+      'tcpkit check: --grace: must be a number of seconds >= 0 and <= 2147483, got "x"',
+    ]);
+    const s = await run(['serve', '--grace', 'x', '--backlog', '0', '--port', '0']);
+    assert.equal(s.code, 100);
+    assert.deepEqual(s.stderr.trim().split('\n').sort(), r.problems.map((p) => p.replace(/^tcpkit check: /, 'tcpkit: ')));
   });
 });

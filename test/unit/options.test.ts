@@ -4,27 +4,20 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { ConfigError, InvalidOptionError } from '../../src/errors.js';
-import { MAX_SECONDS, MAX_TIMER_MS, NUMERIC_OPTIONS, numericRule, parseFlag, type NumericOptionName } from '../../src/options.js';
+import { choicesOf, configSchemaProperties, defaultText, MAX_SECONDS, MAX_TIMER_MS, NUMERIC_OPTIONS, numericRule, OPTIONS, optionHelp, parseArgsOptions, parseFlag, type NumericOptionName, type OptionSpec } from '../../src/options.js';
+import { parseServeArgs, serveHelp } from '../../src/cli/serve.js';
 import { createServer, type ServerOptions } from '../../src/server.js';
 import { parseConfig } from '../../src/super/config.js';
 
-const names = Object.keys(NUMERIC_OPTIONS) as NumericOptionName[];
-/** Where a numeric field sits in a config file's service (those a config file has). */
-const CONFIG_PATH: Partial<Record<NumericOptionName, string>> = {
-  workers: 'workers',
-  spare: 'spare',
-  backlog: 'backlog',
-  grace: 'grace',
-  proxyTimeout: 'proxyTimeout',
-  maxConns: 'limits.maxConns',
-  perSource: 'limits.perSource',
-  rate: 'limits.rate',
-  idleTimeout: 'limits.idleTimeout',
-  timeLimit: 'limits.timeLimit',
-};
+/** The numeric options createServer takes (maxReply is the bench service's, given through --max-reply). */
+const names = (Object.keys(NUMERIC_OPTIONS) as NumericOptionName[]).filter((n) => NUMERIC_OPTIONS[n].scope === 'server') as Exclude<NumericOptionName, 'maxReply'>[];
+/** Where a numeric field sits in a config file's service: the table's own path. */
+const CONFIG_PATH: Partial<Record<NumericOptionName, string>> = Object.fromEntries(
+  names.filter((n) => (NUMERIC_OPTIONS[n] as { config?: string }).config !== undefined).map((n) => [n, (NUMERIC_OPTIONS[n] as { config?: string }).config!]),
+);
 
 /** Values around every boundary that matters, plus anything at all. */
-function values(name: NumericOptionName): fc.Arbitrary<number> {
+function values(name: (typeof names)[number]): fc.Arbitrary<number> {
   const o = NUMERIC_OPTIONS[name];
   return fc.oneof(
     fc.constantFrom(o.min, o.max, o.min - 1, o.max + 1, o.max + 0.5, 2 ** 31 / 1000, 2 ** 31, 2592000, 1e308, -0.5, 0.25, NaN, Infinity),
@@ -35,13 +28,13 @@ function values(name: NumericOptionName): fc.Arbitrary<number> {
 }
 
 /** Library options for one field (proxyTimeout and proxyV2Limit only matter with proxyProtocol). */
-function libraryOptions(name: NumericOptionName, value: number): ServerOptions {
+function libraryOptions(name: (typeof names)[number], value: number): ServerOptions {
   const base: ServerOptions = name === 'proxyTimeout' || name === 'proxyV2Limit' ? { proxyProtocol: true } : {};
   return { ...base, [name]: value };
 }
 
 /** The resolved value createServer keeps for a field, in the option's own unit. */
-function resolved(name: NumericOptionName, options: ReturnType<typeof createServer>['options']): number | undefined {
+function resolved(name: (typeof names)[number], options: ReturnType<typeof createServer>['options']): number | undefined {
   switch (name) {
     case 'idleTimeout':
       return options.limits.idleMs / 1000;
@@ -100,7 +93,7 @@ describe('option table', () => {
       );
     });
 
-    const flag = NUMERIC_OPTIONS[name].flag;
+    const flag = (NUMERIC_OPTIONS[name] as { flag?: string }).flag;
     if (flag !== undefined) {
       it(`CLI: --${flag} is refused naming it, or equal to the value written`, () => {
         const text = fc.oneof(
@@ -169,5 +162,84 @@ describe('option table', () => {
       () => parseConfig('services:\n  s:\n    listen: 127.0.0.1:0\n    internal: echo\n    grace: 2592000\n', 'f.yaml'),
       { message: `f.yaml: services.s.${cli!.replace(/^--/, '').replace('"2592000"', '2592000')}` },
     );
+  });
+});
+
+describe('every option of the table: the CLI, config files and the library derive from it', () => {
+  const entries = Object.entries(OPTIONS) as Array<[string, OptionSpec]>;
+  const flags = parseArgsOptions();
+  const schema = configSchemaProperties();
+  const defaults = createServer({}).options;
+
+  for (const [name, o] of entries) {
+    it(`${name}: flag, help, config schema and default as the table says`, async () => {
+      if (o.flag !== undefined) {
+        // The flag exists with its type, and serve --help shows it with the table's default.
+        assert.equal(flags[o.flag]?.type, o.kind === 'boolean' ? 'boolean' : 'string');
+        assert.equal(flags[o.flag]?.short, o.short);
+        const line = serveHelp.split('\n').findIndex((l) => new RegExp(`^  (-\\w, )?--${o.flag}( |$)`).test(l));
+        assert.ok(line >= 0, `--${o.flag} in serve --help`);
+        const def = defaultText(o);
+        if (def !== undefined) assert.ok(optionHelp().includes(`(default ${def})`), `--${o.flag}'s default ${def} in the help`);
+        // Absent from argv: the server's resolved value is the table's default.
+        if (o.scope === 'server') {
+          const { options } = await parseServeArgs(['--port', '0']);
+          assert.equal((options as Record<string, unknown>)[name] ?? undefined, name === 'port' ? 0 : name === 'proxyProtocol' ? false : undefined);
+        }
+      } else {
+        assert.equal(Object.values(flags).length, entries.filter(([, e]) => e.flag !== undefined).length);
+      }
+      if (o.config !== undefined) {
+        const [first, second] = o.config.split('.') as [string, string | undefined];
+        const at = second === undefined ? schema[first] : (schema[first] as { properties: Record<string, unknown> }).properties[second];
+        assert.ok(at, `config schema has ${o.config}`);
+        if (o.kind === 'choice') assert.deepEqual((at as { enum: string[] }).enum, [...choicesOf(o)]);
+      }
+      // The library's default is the table's.
+      const lib: Record<string, unknown> = {
+        host: defaults.host,
+        port: defaults.port,
+        backlog: defaults.backlog,
+        model: defaults.model,
+        service: defaults.service.name,
+        maxConns: defaults.maxConns,
+        grace: defaults.grace,
+        perSource: defaults.perSource,
+        rate: defaults.rate,
+        idleTimeout: defaults.limits.idleMs / 1000,
+        timeLimit: defaults.limits.maxMs / 1000,
+        spare: defaults.modelOptions.spare,
+        accept: defaults.modelOptions.accept,
+        maxConnsPerWorker: defaults.modelOptions.maxConnsPerWorker,
+        workers: defaults.modelOptions.workers,
+        fd: defaults.fd,
+        proxyTimeout: createServer({ proxyProtocol: true }).options.proxy!.timeoutMs! / 1000,
+        proxyV2Limit: createServer({ proxyProtocol: true }).options.proxy!.v2Limit,
+        proxyProtocol: defaults.proxy !== undefined,
+      };
+      if (o.scope === 'server' && name in lib) assert.equal(lib[name], o.default, `library default of ${name}`);
+    });
+  }
+
+  it('a value refused by the table is refused by the CLI, a config file and the library with the same words', () => {
+    for (const name of names) {
+      const o = NUMERIC_OPTIONS[name] as { flag?: string; config?: string; max: number };
+      const bad = o.max + 1;
+      const lib = (() => {
+        try {
+          createServer(libraryOptions(name, bad));
+        } catch (err) {
+          return (err as Error).message;
+        }
+      })();
+      assert.equal(lib, `${name}: ${numericRule(name)}, got ${bad}`);
+      if (o.flag !== undefined) assert.throws(() => parseFlag(name, String(bad)), { message: `--${o.flag}: ${numericRule(name)}, got "${bad}"` });
+      if (o.config !== undefined) {
+        const field = o.config.startsWith('limits.') ? `    limits: { ${o.config.slice(7)}: ${bad} }\n` : `    ${o.config}: ${bad}\n`;
+        assert.throws(() => parseConfig(`services:\n  s:\n    listen: 127.0.0.1:0\n    internal: echo\n${field}`, 'f.yaml'), {
+          message: `f.yaml: services.s.${o.config}: ${numericRule(name)}, got ${bad}`,
+        });
+      }
+    }
   });
 });
