@@ -2,7 +2,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { run, portOf } from '../helpers.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT, run, portOf, startServer } from '../helpers.js';
 
 const cases: [args: string[], code: number, message: string | RegExp][] = [
   [['serve', '--port', 'abc'], 100, 'tcpkit: --port: must be an integer from 0 to 65535, got "abc"\n'],
@@ -78,5 +81,50 @@ describe('bad arguments', () => {
       assert.equal(r.code, 0);
       assert.match(r.stdout.toString(), new RegExp(`^usage: tcpkit ${cmd}`));
     }
+  });
+});
+
+describe('what people expect of a daemon (issue 24 items 2 and 8)', () => {
+  it('tcpkit --version and -V print the package version', async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = await run([flag]);
+      assert.equal(r.code, 0);
+      assert.equal(r.stdout.toString(), `tcpkit ${version}\n`);
+    }
+  });
+
+  it('--exec without -- says where the program\'s arguments go', async () => {
+    const r = await run(['serve', '--exec', 'cat', '-n']);
+    assert.equal(r.code, 100);
+    assert.match(r.stderr, /unknown option -n .*with --exec, the program and its arguments go after --: tcpkit serve --exec -- PROGRAM \[ARGS\.\.\.\]/);
+  });
+
+  it('--pid-file: written (whole) once listening, removed on exit; an unwritable path is named', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-pid-'));
+    try {
+      const file = path.join(dir, 'tcpkit.pid');
+      const srv = await startServer(['--model', 'event', '--pid-file', file]);
+      assert.equal(fs.readFileSync(file, 'utf8'), `${srv.pid}\n`);
+      assert.deepEqual(fs.readdirSync(dir), ['tcpkit.pid'], 'no temporary file left');
+      const exit = await srv.stop('SIGTERM');
+      assert.equal(exit.code, 0);
+      assert.equal(fs.existsSync(file), false);
+      const bad = path.join(dir, 'missing', 'x.pid');
+      const r = await run(['serve', '--port', '0', '--host', '127.0.0.1', '--model', 'event', '--pid-file', bad]);
+      assert.equal(r.code, 111);
+      assert.match(r.stderr, new RegExp(`--pid-file ${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: cannot write: ENOENT`));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('--log-timestamps starts each text line with an ISO 8601 time', async () => {
+    const srv = await startServer(['--model', 'event', '--log-timestamps']);
+    await srv.waitFor(/listen /);
+    await srv.stop('SIGTERM');
+    const lines = srv.log().split('\n').filter((l) => l !== '');
+    assert.ok(lines.length > 0);
+    for (const l of lines) assert.match(l, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S/, l);
   });
 });
