@@ -40,12 +40,13 @@ import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/messages.js'
 import { describeError, InvalidOptionError, StateError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
 import { TERM_TO_KILL_MS } from '../options.js';
+import { entryArgs } from '../workers/entries.js';
 import { fromChildProcess, launch, type Child } from '../net/launcher.js';
 import { loadService, programOf, type ProgramLauncher } from '../services/index.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 
-const CHILD_ENTRY = fileURLToPath(new URL('../workers/conn.js', import.meta.url));
-const SPARE_ENTRY = fileURLToPath(new URL('../workers/spare.js', import.meta.url));
+const CHILD_ENTRY = entryArgs('conn');
+const SPARE_ENTRY = entryArgs('spare');
 
 /** The backoff slot of the spares: they restart as one. */
 const SPARES = 0;
@@ -163,7 +164,7 @@ export class ForkModel implements Model {
     const spec: SpareSpec = { service: this.#host.service };
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, [SPARE_ENTRY, this.#host.service.name], {
+      child = spawn(process.execPath, [...SPARE_ENTRY, this.#host.service.name], {
         stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
         env: { ...process.env, TCPKIT_SPARE: JSON.stringify(spec) },
         serialization: 'json',
@@ -253,7 +254,7 @@ export class ForkModel implements Model {
       // The native launcher (posix_spawn): the parent's cost no longer grows with its size.
       child = launch({
         file: process.execPath,
-        argv: [process.execPath, CHILD_ENTRY, service.name, formatEndpoint(info.remote)],
+        argv: [process.execPath, ...CHILD_ENTRY, service.name, formatEndpoint(info.remote)],
         env: { ...this.#childEnv, TCPKIT_CHILD: JSON.stringify(spec) },
         socket,
         stderr: 'inherit',

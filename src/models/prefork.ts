@@ -22,11 +22,12 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { DEFAULT_WORKERS, OPTIONS, TERM_TO_KILL_MS } from '../options.js';
+import { entryArgs } from '../workers/entries.js';
 import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
 
-const WORKER_ENTRY = fileURLToPath(new URL('../workers/prefork-worker.js', import.meta.url));
+const WORKER_ENTRY = entryArgs('prefork-worker');
 
 
 /** The prefork model: `workers` (default: the number of CPUs, os.availableParallelism()), `accept` (default `shared`), `maxConnsPerWorker` (default 0, never). */
@@ -46,7 +47,7 @@ export class PreforkModel extends PoolModel {
 
   protected spawn(spec: WorkerSpec, events: MemberEvents): Member {
     const shared = spec.mode === 'shared';
-    const child = spawn(process.execPath, [WORKER_ENTRY, spec.service.name], {
+    const child = spawn(process.execPath, [...WORKER_ENTRY, spec.service.name], {
       // fd 4 is the listening socket in shared mode; libuv dup2()s it into the child only.
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(shared ? [this.host.listener.fd] : [])],
       env: { ...process.env, TCPKIT_WORKER: JSON.stringify(spec) },

@@ -101,6 +101,8 @@ const schema = {
           },
           // Every option a file may set, typed from the option table (src/options.ts).
           ...configSchemaProperties(),
+          user: principal,
+          group: principal,
           access: {
             type: 'array',
             items: {
