@@ -23,11 +23,12 @@ import { Worker } from 'node:worker_threads';
 import { describeError, InvalidOptionError } from '../errors.js';
 import { fdutil } from '../net/fdutil.js';
 import { DEFAULT_WORKERS } from '../options.js';
+import { threadEntry } from '../workers/entries.js';
 import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
 
-const THREAD_ENTRY = new URL('../workers/thread-worker.js', import.meta.url);
+const THREAD_ENTRY = threadEntry('thread-worker');
 
 
 /** The threads model: `workers` (default: the number of CPUs, os.availableParallelism()), `maxConnsPerWorker` (default 0, never); `accept` must be `shared`. */

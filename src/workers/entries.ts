@@ -3,7 +3,7 @@
  * run them: from dist/ (built) `node dist/workers/NAME.js`; from src/ under a TypeScript
  * loader (tsx, the tests) `node --import tsx src/workers/NAME.ts`, with the loader flags
  * this process was started with. So unit tests start pool, fork and worker code without
- * a build. Used by the fork and prefork models (threads still load the built .js).
+ * a build.
  */
 import { fileURLToPath } from 'node:url';
 
@@ -24,6 +24,18 @@ function loaderArgs(): string[] {
 /** The URL of entry `name` (conn, spare, prefork-worker, thread-worker) next to this file. */
 export function entryURL(name: string): URL {
   return new URL(`./${name}.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+}
+
+/**
+ * What `new Worker()` runs for entry `name`: the built .js; from source, a small module
+ * that registers tsx's loader in the thread first (Node 20 does not carry a loader
+ * registered by `--import` into worker threads), then imports the .ts entry.
+ */
+export function threadEntry(name: string): URL {
+  if (!fromSource) return entryURL(name);
+  const api = import.meta.resolve('tsx/esm/api');
+  const code = `import { register } from ${JSON.stringify(api)};\nregister();\nawait import(${JSON.stringify(entryURL(name).href)});\n`;
+  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
 }
 
 /** Node's arguments before the child's own: loader flags (from source only), then the entry's path. */

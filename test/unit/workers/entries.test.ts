@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { createServer } from '../../../src/server.js';
-for (const model of ['prefork', 'fork'] as const) {
+for (const model of ['prefork', 'threads', 'fork'] as const) {
   test(`${model}: its entry point starts from src (no build)`, async () => {
     const s = createServer({ port: 0, host: '127.0.0.1', model, workers: 1 });
     const { port } = await s.listen();
