@@ -248,7 +248,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   async check(): Promise<void> {
     const o = this.options;
     if (o.service.handler) await loadService(o.service);
-    if (o.model === 'fork' && (o.modelOptions.spare ?? 0) > 0 && (await programOf(o.service)) !== undefined) {
+    const spares = (OPTIONS.spare.models as readonly string[]).includes(o.model) && (o.modelOptions.spare ?? OPTIONS.spare.default) > 0;
+    if (spares && (await programOf(o.service)) !== undefined) {
       throw spareWithProgram(o.service.name);
     }
   }

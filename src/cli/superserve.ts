@@ -14,7 +14,7 @@ import { dropPrivileges, resolveIds } from '../super/privileges.js';
 import { checkRunnableBy } from '../services/exec-options.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
-import type { ServeFlags } from '../options.js';
+import { OPTIONS, type ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
 import { removePidFile, writePidFile } from './pidfile.js';
 
@@ -87,7 +87,7 @@ export async function serveConfig(
     printPort,
     log,
     admin: adminArg,
-    format = 'text',
+    format = OPTIONS.logFormat.default,
     pidFile,
   }: { printPort: boolean; log: (e: ServerEvent) => void; admin?: AdminArg; format?: 'text' | 'json'; pidFile?: string },
 ): Promise<number> {

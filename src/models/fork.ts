@@ -39,7 +39,7 @@ import { detachFromServer } from '../net/internals.js';
 import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/messages.js';
 import { describeError, InvalidOptionError, StateError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
-import { TERM_TO_KILL_MS } from '../options.js';
+import { OPTIONS, spareWithProgram, TERM_TO_KILL_MS } from '../options.js';
 import { entryArgs } from '../workers/entries.js';
 import { fromChildProcess, launch, type Child } from '../net/launcher.js';
 import { loadService, programOf, type ProgramLauncher } from '../services/index.js';
@@ -112,7 +112,7 @@ export class ForkModel implements Model {
 
   constructor(host: ModelHost) {
     this.#host = host;
-    this.#spareTarget = host.options.spare ?? 0;
+    this.#spareTarget = host.options.spare ?? OPTIONS.spare.default;
   }
 
   async start(): Promise<void> {
@@ -121,7 +121,7 @@ export class ForkModel implements Model {
     this.#program = await programOf(this.#host.service);
     if (this.#program && this.#spareTarget > 0) {
       // A spare is a Node process waiting to run a service; a program cannot be started before its socket exists.
-      throw new InvalidOptionError('spare', `does not apply to a service that runs a program per connection (${this.#host.service.name}): each program is started when its connection arrives`);
+      throw spareWithProgram(this.#host.service.name);
     }
     if (this.#spareTarget > 0) await this.#sparesReady();
     this.#paced = true;

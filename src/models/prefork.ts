@@ -41,7 +41,7 @@ export class PreforkModel extends PoolModel {
       role: 'worker',
       workers: o.workers ?? DEFAULT_WORKERS,
       accept,
-      maxConnsPerWorker: o.maxConnsPerWorker ?? 0,
+      maxConnsPerWorker: o.maxConnsPerWorker ?? OPTIONS.maxConnsPerWorker.default,
     });
   }
 

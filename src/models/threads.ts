@@ -22,7 +22,7 @@
 import { Worker } from 'node:worker_threads';
 import { describeError, InvalidOptionError } from '../errors.js';
 import { fdutil } from '../net/fdutil.js';
-import { DEFAULT_WORKERS } from '../options.js';
+import { DEFAULT_WORKERS, OPTIONS } from '../options.js';
 import { threadEntry } from '../workers/entries.js';
 import type { FromWorker, WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
@@ -43,7 +43,7 @@ export class ThreadsModel extends PoolModel {
       role: 'thread',
       workers: o.workers ?? DEFAULT_WORKERS,
       accept: 'shared',
-      maxConnsPerWorker: o.maxConnsPerWorker ?? 0,
+      maxConnsPerWorker: o.maxConnsPerWorker ?? OPTIONS.maxConnsPerWorker.default,
     });
   }
 

@@ -243,3 +243,13 @@ describe('every option of the table: the CLI, config files and the library deriv
     }
   });
 });
+
+describe('the docs name every flag of the table', () => {
+  it('each flag appears in README.md or docs/superserver.md', async () => {
+    const fs = await import('node:fs');
+    const text = ['README.md', 'docs/superserver.md'].map((f) => fs.readFileSync(new URL(`../../${f}`, import.meta.url), 'utf8')).join('\n');
+    for (const o of Object.values(OPTIONS) as OptionSpec[]) {
+      if (o.flag !== undefined) assert.match(text, new RegExp(`--${o.flag}\\b`), `--${o.flag} in the docs`);
+    }
+  });
+});
