@@ -8,6 +8,7 @@ import { checkConfigFile } from '../super/check.js';
 import { TcpkitError } from '../errors.js';
 import { parseServeArgs } from './serve.js';
 import { checkUserFlags } from './superserve.js';
+import { checkPidFile } from './pidfile.js';
 
 export const checkHelp = `usage: tcpkit check --config FILE [--user USER] [--group GROUP]
        tcpkit check [SERVICE] [serve options]
@@ -36,6 +37,13 @@ export async function check(argv: string[]): Promise<number> {
   let ok = 'serve options: ok';
   try {
     const { values, config, options } = await parseServeArgs(argv, 'check');
+    if (values['pid-file'] !== undefined) {
+      try {
+        checkPidFile(values['pid-file']);
+      } catch (err) {
+        problems.push(messageOf(err));
+      }
+    }
     if (config !== undefined) {
       const result = await checkConfigFile(config, { user: values.user, group: values.group });
       problems.push(...result.problems);

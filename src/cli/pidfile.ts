@@ -10,6 +10,25 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ExitCode, TcpkitError } from '../errors.js';
 
+/** The error for a pid file that cannot be written: names the path and the errno code. */
+function pidFileError(file: string, err: unknown): TcpkitError {
+  const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+  return new TcpkitError('TCPKIT_PID_FILE', `--pid-file ${file}: cannot write: ${code}`, { exitCode: ExitCode.TEMPORARY, cause: err });
+}
+
+/**
+ * Whether `file` could be written by this process (its directory exists and is writable,
+ * and `file` is not a directory): `tcpkit check` and serve before binding. Throws as writePidFile.
+ */
+export function checkPidFile(file: string): void {
+  try {
+    fs.accessSync(path.dirname(file), fs.constants.W_OK | fs.constants.X_OK);
+    if (fs.statSync(file, { throwIfNoEntry: false })?.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+  } catch (err) {
+    throw pidFileError(file, err);
+  }
+}
+
 /** Write `pid` to `file` atomically. Throws TcpkitError TCPKIT_PID_FILE (exit 111) naming the path. */
 export function writePidFile(file: string, pid = process.pid): void {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${pid}.tmp`);
@@ -18,8 +37,7 @@ export function writePidFile(file: string, pid = process.pid): void {
     fs.renameSync(tmp, file);
   } catch (err) {
     fs.rmSync(tmp, { force: true });
-    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw new TcpkitError('TCPKIT_PID_FILE', `--pid-file ${file}: cannot write: ${code}`, { exitCode: ExitCode.TEMPORARY, cause: err });
+    throw pidFileError(file, err);
   }
 }
 

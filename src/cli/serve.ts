@@ -11,7 +11,7 @@ import { closeOnExecInherited } from '../net/fdutil.js';
 import { proxyTrust } from '../net/proxy-gate.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { parse } from './args.js';
-import { removePidFile, writePidFile } from './pidfile.js';
+import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
 import { checkChoice, choicesOf, MAX_SECONDS, OPTIONS, optionHelp, parseArgsOptions, parseFlag, type NumericOptionName, type OptionName, type OptionSpec, type ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
 import { checkUserFlags, eventWriter, serveConfig, superServerOptions } from './superserve.js';
@@ -155,6 +155,8 @@ export async function serve(argv: string[]): Promise<number> {
     process.stdout.write(`${serveHelp}\n`);
     return 0;
   }
+  // A pid file that cannot be written is refused before anything is bound (as `tcpkit check` refuses it).
+  if (values['pid-file'] !== undefined) checkPidFile(values['pid-file']);
   // A log target that fails (EPIPE, ENOSPC, EAGAIN) drops lines; it never stops the server.
   containStderrErrors();
   // This process is ours (the library's listen() leaves the host's descriptors alone): the descriptors

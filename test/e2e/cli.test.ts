@@ -114,6 +114,11 @@ describe('what people expect of a daemon (issue 24 items 2 and 8)', () => {
       const r = await run(['serve', '--port', '0', '--host', '127.0.0.1', '--model', 'event', '--pid-file', bad]);
       assert.equal(r.code, 111);
       assert.match(r.stderr, new RegExp(`--pid-file ${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: cannot write: ENOENT`));
+      // Refused before binding, and by check with the same words.
+      assert.doesNotMatch(r.stderr, /listen /);
+      const c = await run(['check', '--pid-file', bad]);
+      assert.equal(c.code, 100);
+      assert.equal(c.stderr.trim(), r.stderr.trim().replace(/^tcpkit: /, 'tcpkit check: '));
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
