@@ -69,8 +69,10 @@ interface OptionBase {
   help: string;
   /** The help text's default when the value is computed or absent ("the CPU count", "never"). */
   defaultText?: string;
-  /** The models it applies to (every model when absent): help text and documentation. */
+  /** The models it applies to (every model when absent): help text and documentation; ignored under the others. */
   models?: readonly string[];
+  /** Refuse a value other than the default under a model not in `models`, instead of ignoring it. */
+  strictModels?: boolean;
   /** Which services it applies to (every service when absent): `program` is a service that runs a program per connection. */
   services?: 'program';
 }
@@ -160,7 +162,7 @@ export const OPTIONS = {
   grace: seconds('grace', 10, 'on SIGTERM/SIGINT, let connections finish this long', { config: 'grace' }),
   workers: { kind: 'integer', flag: 'workers', arg: 'N', config: 'workers', scope: 'server', min: 1, max: 1024, default: undefined, defaultText: 'the CPU count', models: POOLS, help: 'workers in the pool' },
   spare: { kind: 'integer', flag: 'spare', arg: 'N', config: 'spare', scope: 'server', min: 0, max: 1024, default: 0, models: ['fork'], help: 'children started ahead of need, each serves one connection\n(not with a service that runs a program per connection)' },
-  accept: { kind: 'choice', flag: 'accept', arg: 'MODE', config: 'accept', scope: 'server', choices: ['shared', 'pass'], default: 'shared', models: ['prefork'], help: 'shared (workers accept) or pass (server accepts, passes the descriptor)' },
+  accept: { kind: 'choice', flag: 'accept', arg: 'MODE', config: 'accept', scope: 'server', choices: ['shared', 'pass'], default: 'shared', models: ['prefork'], strictModels: true, help: 'shared (workers accept) or pass (server accepts, passes the descriptor)' },
   maxConnsPerWorker: { kind: 'integer', flag: 'max-conns-per-worker', arg: 'K', config: 'maxConnsPerWorker', scope: 'server', min: 0, max: 1_000_000_000, default: 0, defaultText: '0: never', models: POOLS, help: 'recycle a worker after K connections' },
   maxReply: { kind: 'integer', flag: 'max-reply', arg: 'BYTES', scope: 'cli', min: 1, max: 2 ** 40, default: 16_777_216, help: 'bench: largest reply a client may ask for' },
   handler: { kind: 'string', flag: 'handler', arg: 'FILE', scope: 'cli', default: undefined, help: "serve with FILE's exported function of a connection instead of SERVICE" },

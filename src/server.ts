@@ -16,7 +16,7 @@ import type { ConnectionLimits, LimitStats } from './admission/limits.js';
 import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { ConnectionPipeline } from './connection/pipeline.js';
 import { Listener } from './net/listener.js';
-import { ACCEPT_MODES, checkChoice, checkNumber, OPTIONS, spareWithProgram, toTimerMs } from './options.js';
+import { ACCEPT_MODES, checkChoice, checkNumber, OPTIONS, spareWithProgram, toTimerMs, type OptionSpec } from './options.js';
 import { ProxyRefusals, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
@@ -144,6 +144,12 @@ function resolveOptions(o: ServerOptions): Resolved {
   const model = o.model ?? OPTIONS.model.default;
   if (!isModelName(model)) {
     throw new InvalidOptionError('model', `unknown model ${JSON.stringify(model)} (known: ${modelNames().join(', ')})`);
+  }
+  // An option the table says applies to some models only (strictly: accept), set to something else than its default under another model.
+  for (const [name, spec] of Object.entries(OPTIONS) as Array<[string, OptionSpec]>) {
+    const value = (o as Record<string, unknown>)[name];
+    if (spec.models === undefined || !spec.strictModels || value === undefined || value === spec.default || spec.models.includes(model)) continue;
+    throw new InvalidOptionError(name, `applies to the ${spec.models.join(' and ')} model${spec.models.length > 1 ? 's' : ''}, not ${model}`);
   }
   const proxyTimeout = checkNumber('proxyTimeout', o.proxyTimeout);
   const proxyProtocol = o.proxyProtocol ?? OPTIONS.proxyProtocol.default;

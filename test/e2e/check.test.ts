@@ -199,3 +199,14 @@ describe('every problem, and handlers loaded as serve loads them (issue 24 item 
     assert.deepEqual(s.stderr.trim().split('\n').sort(), r.problems.map((p) => p.replace(/^tcpkit check: /, 'tcpkit: ')));
   });
 });
+
+describe('an option of another model', () => {
+  it('threads --accept pass: refused by check as by serve (before, check said ok)', async () => {
+    const r = await check('--model', 'threads', '--accept', 'pass', '--port', '0');
+    assert.equal(r.code, 100);
+    assert.deepEqual(r.problems, ['tcpkit check: accept: applies to the prefork model, not threads']);
+    const s = await run(['serve', '--model', 'threads', '--accept', 'pass', '--port', '0']);
+    assert.equal(s.code, 100);
+    assert.equal(s.stderr.trim(), 'tcpkit: accept: applies to the prefork model, not threads');
+  });
+});

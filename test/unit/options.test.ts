@@ -30,6 +30,9 @@ function values(name: (typeof names)[number]): fc.Arbitrary<number> {
 /** Library options for one field (proxyTimeout and proxyV2Limit only matter with proxyProtocol). */
 function libraryOptions(name: (typeof names)[number], value: number): ServerOptions {
   const base: ServerOptions = name === 'proxyTimeout' || name === 'proxyV2Limit' ? { proxyProtocol: true } : {};
+  // An option of some models only (workers, maxConnsPerWorker) is given under one of them.
+  const models = (OPTIONS[name] as { models?: readonly string[] }).models;
+  if (models !== undefined) base.model = models[0] as ServerOptions['model'];
   return { ...base, [name]: value };
 }
 
@@ -252,4 +255,20 @@ describe('the docs name every flag of the table', () => {
       if (o.flag !== undefined) assert.match(text, new RegExp(`--${o.flag}\\b`), `--${o.flag} in the docs`);
     }
   });
+});
+
+describe('options that apply to some models only (the table says which; strictModels: refused elsewhere)', () => {
+  for (const [name, o] of Object.entries(OPTIONS) as Array<[string, OptionSpec]>) {
+    if (o.models === undefined || !o.strictModels) continue;
+    it(`${name}: refused under a model it does not apply to, unless it is the default`, () => {
+      const other = (['fork', 'event', 'iterative', 'prefork', 'threads'] as const).find((m) => !o.models!.includes(m))!;
+      const value = o.kind === 'choice' ? choicesOf(o).find((c) => c !== o.default)! : o.kind === 'boolean' ? true : 2;
+      assert.throws(() => createServer({ model: other, [name]: value } as ServerOptions), {
+        name: 'InvalidOptionError',
+        message: `${name}: applies to the ${o.models!.join(' and ')} model${o.models!.length > 1 ? 's' : ''}, not ${other}`,
+      });
+      if (o.default !== undefined) createServer({ model: other, [name]: o.default } as ServerOptions);
+      for (const m of o.models!) createServer({ model: m as ServerOptions['model'], [name]: value } as ServerOptions);
+    });
+  }
 });

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { createServer } from '../../../src/server.js';
 for (const model of ['prefork', 'threads', 'fork'] as const) {
   test(`${model}: its entry point starts from src (no build)`, async () => {
-    const s = createServer({ port: 0, host: '127.0.0.1', model, workers: 1 });
+    const s = createServer({ port: 0, host: '127.0.0.1', model, ...(model === 'fork' ? {} : { workers: 1 }) });
     const { port } = await s.listen();
     const got = await new Promise<string>((resolve, reject) => {
       const c = net.connect(port, '127.0.0.1', () => c.end('hi'));
