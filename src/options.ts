@@ -1,8 +1,11 @@
 /**
- * The serve options, each stated once: its default, its check and its documented
- * maximum. `Server` (resolveOptions), the `serve` flags and configuration files all
- * check through this table, so the three accept and refuse the same values with
- * the same message; only the name differs, spelled as the user wrote it:
+ * The option table: every option of `tcpkit serve`/`check`, of createServer and of a
+ * configuration file's service, stated once (OPTIONS below) with its flag, config
+ * field, type, default, bounds, help text and the models it applies to. The CLI's
+ * flags and --help, the config schema, Server's defaults and checks (resolveOptions)
+ * and `tcpkit check` are derived from it, so the three ways in accept and refuse the
+ * same values with the same message; only the name differs, spelled as the user
+ * wrote it:
  *
  *     grace: must be a number of seconds >= 0 and <= 2147483, got 1e+308
  *     --grace: must be a number of seconds >= 0 and <= 2147483, got "2592000"
