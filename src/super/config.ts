@@ -32,7 +32,7 @@ import { parseDocument } from 'yaml';
 import { AccessRules, type AccessRuleSpec } from '../admission/access.js';
 import { proxyTrust } from '../net/proxy-gate.js';
 import { checkHost, parseHostPort } from '../address.js';
-import { ConfigError, InvalidOptionError, TcpkitError } from '../errors.js';
+import { ConfigError, InvalidOptionError } from '../errors.js';
 import '../models/index.js'; // the model choices of the schema
 import { checkNumber, configOptions, configSchemaProperties, NUMERIC_OPTIONS, numericAtConfigPath, numericRule, OPTIONS, type NumericOptionName } from '../options.js';
 import { lookupGroup, lookupUser, resolveIds, type Principal } from './privileges.js';
@@ -265,15 +265,18 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
 }
 
 /**
- * One problem: that ConfigError; several: a ConfigError-coded TcpkitError whose message
- * has one line per problem (`tcpkit check` and a refused reload show each).
+ * One problem: that ConfigError; several: one ConfigError (the first's file and path)
+ * whose message has one line per problem (`tcpkit check` and a refused reload show each).
  */
-function configErrors(problems: ConfigError[]): TcpkitError {
-  if (problems.length === 1) return problems[0]!;
-  return new TcpkitError(problems[0]!.code, problems.map((p) => p.message).join('\n'), { exitCode: problems[0]!.exitCode, cause: problems[0] });
+function configErrors(problems: ConfigError[]): ConfigError {
+  const [first, ...rest] = problems as [ConfigError, ...ConfigError[]];
+  if (rest.length === 0) return first;
+  const head = `${first.file}: ${first.path ? `${first.path}: ` : ''}`;
+  const text = [first.message.slice(head.length), ...rest.map((p) => p.message)].join('\n');
+  return new ConfigError(first.file, first.path, text, first);
 }
 
-/** Parse and check configuration text; `file` names it in errors. Throws ConfigError (or, for several problems, a TcpkitError listing each). */
+/** Parse and check configuration text; `file` names it in errors. Throws ConfigError (for several problems, one line each). */
 export function parseConfig(text: string, file: string): Config {
   const { config, problems } = parseConfigProblems(text, file);
   if (problems.length > 0) throw configErrors(problems);
