@@ -4,8 +4,11 @@
  * through, so the handler contract (docs/handlers.md) is kept here and only here:
  *
  * - the connection lives until its socket has closed (both directions ended, or
- *   destroyed) and the promise the service returned, if any, has settled; returning
- *   (or resolving) leaves an open socket open, as a `net.createServer` listener does;
+ *   destroyed), as with `net.createServer`: returning, or resolving, leaves an open
+ *   socket open, and a promise still pending when the socket closes does not hold the
+ *   connection (a promise waiting for an 'end' that a reset never brings would hold it
+ *   forever). A service that says so (`holdsConnection`: exec, whose program keeps its
+ *   own copy of the socket) holds it until its promise settles too;
  * - the socket is handed over in Node's initial state: not flowing, but flowing-capable
  *   (on('data'), pipe(), resume(), read(), 'readable', for await start it), whatever
  *   paused it on the way (pauseOnConnect, a pool or a spare holding it unread);
@@ -61,7 +64,7 @@ function iterateToEnd(this: net.Socket): AsyncGenerator<Buffer | string> {
 
 /**
  * runService with a callback instead of a promise: `done` is called once, when the
- * socket has closed and the service's promise (if it returned one) has settled. The
+ * socket has closed (and, for a service with `holdsConnection`, its promise has settled). The
  * connection path of the in-process models and the pools uses this form: per
  * connection it costs a few listeners, and a promise only if the service returns one.
  * `onError` is called at most once per connection.
@@ -75,8 +78,9 @@ export function serveSocket(
 ): void {
   const { socket } = ctx;
   let timer: NodeJS.Timeout | undefined;
-  /** Service settled and socket closed: both must happen before `done`. */
-  let pending = 2;
+  /** Socket closed, and the service settled if it holds the connection: all must happen before `done`. */
+  const holds = service.holdsConnection === true;
+  let pending = holds ? 2 : 1;
   const settle = () => {
     if (--pending === 0) done();
   };
@@ -122,25 +126,26 @@ export function serveSocket(
   if (socket.readableFlowing === false) (socket as { readableFlowing: boolean | null }).readableFlowing = null;
   Object.defineProperty(socket, Symbol.asyncIterator, { value: iterateToEnd, configurable: true, writable: true });
   let result: void | Promise<void>;
+  const settled = holds ? settle : undefined;
   try {
     result = service(ctx);
   } catch (err) {
     fail(err);
-    settle();
+    settled?.();
     return;
   }
   if (result && typeof (result as Promise<void>).then === 'function') {
-    (result as Promise<void>).then(settle, (err: unknown) => {
+    (result as Promise<void>).then(settled, (err: unknown) => {
       fail(err);
-      settle();
+      settled?.();
     });
-  } else settle();
+  } else settled?.();
 }
 
 /**
  * Run a service on one connection and contain whatever it does: a throw, a rejection
  * or an 'error' event destroys this socket only. Resolves when the socket is closed
- * and the service's promise, if any, has settled. `onError` receives the failure for
+ * (see serveSocket for `holdsConnection`). `onError` receives the failure for
  * the log (once at most). `limits` (default none): a connection with no traffic for
  * `idleMs` or open longer than `maxMs` is destroyed and reported with ctx.log (code
  * `idle` or `time-limit`).

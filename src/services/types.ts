@@ -42,7 +42,14 @@ export interface ServiceContext {
  * as it is; throwing, rejecting or an 'error' event on the socket is one service error
  * in the log and destroys this socket only. A peer's reset is not a service error.
  */
-export type Service = (ctx: ServiceContext) => void | Promise<void>;
+export type Service = ((ctx: ServiceContext) => void | Promise<void>) & {
+  /**
+   * The connection lasts until the returned promise settles, even after the socket has
+   * closed (default: until the socket closes). For a service whose work outlives its copy
+   * of the socket: exec, whose program holds a copy of its own.
+   */
+  readonly holdsConnection?: boolean;
+};
 
 /** A user's handler (`--handler FILE`, registerService, createServer's `service`): the Service type, by the name the docs use. */
 export type Handler = Service;
