@@ -5,6 +5,7 @@
 // once without touching its socket is ended by --idle-timeout. One server per model and handler.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { ROOT, connectTo, eventually, exchange, random, sha256, startServer, waitClose, type StartedServer } from '../helpers.js';
 
@@ -138,5 +139,32 @@ function exchangeSome(socket: import('node:net').Socket, text: string): Promise<
     socket.once('data', resolve);
     socket.once('error', reject);
     socket.write(text);
+  });
+}
+
+for (const model of ['event', 'prefork']) {
+  test(`examples/server.mjs, the library program, under ${model}: registers by URL, serves, closes on SIGTERM`, { timeout: 60_000 }, async () => {
+    const proc = spawn(process.execPath, [path.join(EXAMPLES, 'server.mjs'), model, '0'], { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    proc.stderr.setEncoding('utf8').on('data', (c: string) => (log += c));
+    const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        proc.stdout.setEncoding('utf8').on('data', (c: string) => {
+          out += c;
+          const m = /^(\d+)\n/.exec(out);
+          if (m) resolve(Number(m[1]));
+        });
+        void exited.then((code) => reject(new Error(`exited ${code} before printing its port:\n${log}`)));
+      });
+      const data = random(64 * 1024);
+      assert.equal(sha256(await exchange(await connectTo(port), data)), sha256(upper(data)));
+      await eventually(() => /(^|\n)end /.test(log), { message: 'an end line' });
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0, log);
+    assert.doesNotMatch(log, /(^|\n)error /);
   });
 }
