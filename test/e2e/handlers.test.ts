@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ROOT, connectTo, eventually, exchange, random, sha256, startServer, waitClose, type StartedServer } from '../helpers.js';
 
@@ -166,5 +167,36 @@ for (const model of ['event', 'prefork']) {
     }
     assert.equal(await exited, 0, log);
     assert.doesNotMatch(log, /(^|\n)error /);
+  });
+}
+
+test('docs/handlers.md: its "Testing a handler" example runs and passes', { timeout: 60_000 }, async () => {
+  const doc = readFileSync(path.join(ROOT, 'docs', 'handlers.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('## Testing a handler'));
+  const code = /```js\n([^]*?)```/.exec(section)?.[1];
+  assert.ok(code, 'a js block under "Testing a handler"');
+  // Where a test of the reader's would sit (one directory below the package), so that its imports resolve as shown.
+  const file = path.join(ROOT, 'test', `.handlers-doc-${process.pid}.test.mjs`);
+  writeFileSync(file, code);
+  try {
+    const r = await runNodeTest(file);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /# pass 1\b/);
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
+
+/** Run `node --test FILE` and collect its output. */
+function runNodeTest(file: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    // Without this runner's NODE_TEST_CONTEXT, which would make the child's runner skip the file as a recursion.
+    const env = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    const proc = spawn(process.execPath, ['--test', '--test-reporter=tap', file], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    proc.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+    proc.once('exit', (code) => resolve({ code, out }));
   });
 }
