@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Handler, ServiceContext } from '../../dist/index.js';
 import { ROOT, connectTo, eventually, exchange, random, sha256, startServer, waitClose, type StartedServer } from '../helpers.js';
 
 const EXAMPLES = path.join(ROOT, 'examples');
@@ -200,3 +201,13 @@ function runNodeTest(file: string): Promise<{ code: number | null; out: string }
     proc.once('exit', (code) => resolve({ code, out }));
   });
 }
+
+test('the public types: a handler typed with Handler and ServiceContext from the package', () => {
+  // Checked by tsc (npm test type-checks the tests): the names a handler's author imports exist and fit.
+  const typed: Handler = async ({ socket, info, options, log }: ServiceContext) => {
+    if (options.greeting === undefined) log(`no greeting for ${info.remote.address}`, 'NO_GREETING');
+    for await (const chunk of socket) socket.write(chunk as Buffer);
+    socket.end();
+  };
+  assert.equal(typeof typed, 'function');
+});
