@@ -15,8 +15,9 @@
  * - `for await` over it ends cleanly at the peer's FIN: the loop does not destroy the
  *   socket (Node's default iterator would, with ABORT_ERR, before the handler's end());
  * - a throw, a rejection or an 'error' event is one service error, and the socket is
- *   destroyed; a peer's reset, and a closing the handler did not cause (the peer, a
- *   limit, the server's shutdown), are not service errors;
+ *   destroyed; a peer's reset, a closing the handler did not cause (the peer, a limit,
+ *   the server's shutdown), and a failure after the connection has ended (a fork child
+ *   has exited by then, a pool has forgotten the id) are not service errors;
  * - the idle and time limits are enforced on it.
  */
 import { Readable } from 'node:stream';
@@ -81,15 +82,19 @@ export function serveSocket(
   /** Socket closed, and the service settled if it holds the connection: all must happen before `done`. */
   const holds = service.holdsConnection === true;
   let pending = holds ? 2 : 1;
+  /** The connection has ended (done called): a failure after that has no connection to be reported on. */
+  let over = false;
   const settle = () => {
-    if (--pending === 0) done();
+    if (--pending > 0) return;
+    over = true;
+    done();
   };
   /** The runner closed it (a limit): what the handler sees after that is not its failure. */
   let closedByUs = false;
   /** One error per connection: a handler that rejects with its socket's error is not counted twice. */
   let reported = false;
   const fail = (err: unknown) => {
-    if (!reported && !closedByUs && !isPeerGone(err)) {
+    if (!reported && !over && !closedByUs && !isPeerGone(err)) {
       reported = true;
       onError(err);
     }
@@ -105,7 +110,7 @@ export function serveSocket(
       socket.destroy();
     });
   }
-  if (limits?.maxMs) {
+  if (limits?.maxMs && !socket.destroyed) {
     timer = setTimeout(() => {
       closedByUs = true;
       ctx.log(`open longer than ${limits.maxMs} ms`, 'time-limit');

@@ -224,3 +224,15 @@ test('runService: the promise form resolves when the socket is closed', async ()
   await ran;
   assert.equal(accepted.destroyed, true);
 });
+
+test('serveSocket: a rejection after the socket has closed is not reported, the connection is over', async () => {
+  const { accepted, client } = await acceptedPair();
+  let fail!: (err: Error) => void;
+  const r = serve(() => new Promise<void>((_resolve, reject) => (fail = reject)), accepted);
+  accepted.destroy();
+  client.destroy();
+  await r.done;
+  fail(new Error('too late'));
+  await new Promise((res) => setTimeout(res, 20));
+  assert.deepEqual(r.errors, []);
+});
