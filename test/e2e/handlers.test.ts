@@ -1,5 +1,5 @@
 // The handler contract (docs/handlers.md) under every model, through the CLI's --handler: the idioms a Node
-// developer writes (the examples/ handlers, and a promise resolving on 'end') echo 1 B, 64 KiB and 4 MiB exactly,
+// developer writes (the examples/ handlers, a promise resolving on 'end', pipe()) echo 1 B, 64 KiB and 4 MiB exactly,
 // answer a half-close before closing, and log a clean `end` and no `error`; a throw, a rejection and an 'error'
 // event each give exactly one `error where service` line; a peer's reset gives none; a handler that returns at
 // once without touching its socket is ended by --idle-timeout. One server per model and handler.
@@ -36,6 +36,7 @@ function upper(data: Buffer): Buffer {
 const ECHOES: ReadonlyArray<readonly [string, string, (data: Buffer) => Buffer]> = [
   ['listener idiom', path.join(EXAMPLES, 'listener.mjs'), (d) => d],
   ['promise resolving on end', path.join(FIXTURES, 'promise.mjs'), (d) => d],
+  ['pipe to itself', path.join(FIXTURES, 'pipe.mjs'), (d) => d],
   ['for await', path.join(EXAMPLES, 'iterator.mjs'), (d) => d],
   ['pipeline with a Transform', path.join(EXAMPLES, 'pipeline.mjs'), upper],
 ];
