@@ -23,7 +23,7 @@ export type { Model, ModelHost, ModelName, ModelOptions, ModelProcess, ModelStat
 import * as servicesModule from './services/index.js';
 /** The service registry: `services.serviceNames()`, `services.loadService(spec)`, `services.registerService(...)`. */
 export const services = servicesModule;
-export type { Service, ServiceContext, ServiceSpec } from './services/types.js';
+export type { Handler, Service, ServiceContext, ServiceSpec } from './services/types.js';
 export { startAdmin } from './status/admin.js';
 export type { AdminEndpoint, AdminOptions } from './status/admin.js';
 export { collectStatus } from './status/snapshot.js';

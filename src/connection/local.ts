@@ -56,7 +56,10 @@ export class LocalConnections {
     return [...this.#sockets.keys()];
   }
 
-  /** Serve `socket` (paused, as the acceptor hands it over) with the service; `env` from the server's admission. */
+  /**
+   * Serve `socket` (paused, as the acceptor hands it over; serveSocket gives it to the service
+   * flowing-capable) with the service; `env` from the server's admission.
+   */
   serve(socket: net.Socket, info: ConnectionInfo, env: Readonly<Record<string, string>> | undefined, hooks: ServedHooks): void {
     const id = info.id;
     this.#sockets.set(id, socket);

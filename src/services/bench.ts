@@ -76,9 +76,9 @@ export default function bench({ socket, options, log }: ServiceContext): Promise
       line += chunk.toString('latin1', start);
       if (line.length > maxLine) refuse(`count line longer than ${maxLine} bytes`);
     };
-    /** At the peer's FIN with every request answered, the service is done: runService sends our FIN. */
+    /** At the peer's FIN with every request answered: our FIN (the socket then closes, ending the connection). */
     const finishIfDone = () => {
-      if (ended && !draining && !held) resolve();
+      if (ended && !draining && !held) socket.end();
     };
     // Reading stops while a reply waits for 'drain': a client that asks and never reads holds one chunk of ours.
     socket.on('data', take);
@@ -97,7 +97,7 @@ export default function bench({ socket, options, log }: ServiceContext): Promise
       ended = true;
       finishIfDone();
     });
-    // Accepted sockets arrive paused (the model decides who reads): start reading.
+    // on('data') starts the flow; resume() also restarts it after a pause of our own.
     socket.resume();
   });
 }

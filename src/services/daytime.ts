@@ -31,6 +31,7 @@ export default function daytime({ socket }: ServiceContext): Promise<void> {
     // Input is ignored but read, so a talkative peer cannot stall our close.
     socket.on('data', () => {});
     socket.resume();
-    socket.end(daytimeLine(), 'latin1', () => resolve());
+    // The RFC's server closes once the line is sent; a peer still sending would otherwise keep the socket open.
+    socket.end(daytimeLine(), 'latin1', () => socket.destroy());
   });
 }

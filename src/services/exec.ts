@@ -282,3 +282,5 @@ export default async function exec(ctx: ServiceContext): Promise<void> {
   if (signal) ctx.log(`pid ${child.pid} ended by signal ${signal}`, 'exit');
   else if (code !== 0) ctx.log(`pid ${child.pid} exitcode ${code}`, 'exit');
 }
+/** The program holds its own copy of the socket: the connection lasts until it has exited (connection/run.ts). */
+exec.holdsConnection = true;

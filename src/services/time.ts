@@ -21,6 +21,7 @@ export default function time({ socket }: ServiceContext): Promise<void> {
     socket.once('close', () => resolve());
     socket.on('data', () => {});
     socket.resume();
-    socket.end(timeBytes(), () => resolve());
+    // Closed once the 4 bytes are sent, as the RFC says, whether or not the peer has closed its side.
+    socket.end(timeBytes(), () => socket.destroy());
   });
 }

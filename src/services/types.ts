@@ -1,7 +1,11 @@
 /**
- * The service contract: a service is a function of one connection. It reads and
- * writes `socket` and resolves when it is done with it. The same function runs
- * under every model: in the server process, in a child, in a worker or a thread.
+ * The service contract (docs/handlers.md): a service, or a user's handler, is a
+ * function of one connection, called once with its ServiceContext, as a
+ * `net.createServer` listener is called with its socket. The connection lives until
+ * the socket has closed (both directions ended, or destroyed) and the promise the
+ * function returned, if any, has settled: returning does not close the socket. The
+ * same function runs under every model: in the server process, in a child, in a
+ * worker or a thread (connection/run.ts keeps the contract for all of them).
  */
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
@@ -9,13 +13,22 @@ import type { Child } from '../net/launcher.js';
 
 /** What a service gets for one connection. */
 export interface ServiceContext {
-  /** The connected socket, half-open allowed (a FIN from the peer ends only its readable side). */
+  /**
+   * The connected socket: a plain net.Socket, half-open allowed (a FIN from the peer
+   * ends only its readable side: end() yours). Not flowing yet and flowing-capable, as
+   * a `net.createServer` listener gets it: on('data'), pipe(), resume(), read() or
+   * `for await` start reading. `for await` ends at the peer's FIN without destroying it.
+   */
   socket: net.Socket;
   /** Both ends of the connection, its id and accept time. */
   info: ConnectionInfo;
   /** Options for the service, from the command line or config (`maxReply`, ...). */
   options: Readonly<Record<string, unknown>>;
-  /** Report a service-level event (a protocol error, ...) to the server's log. */
+  /**
+   * Report a service-level event (a protocol error, ...) to the server's log, as an
+   * `error where service code CODE ... reason REASON` line (code default `TCPKIT_SERVICE`).
+   * It does not close the connection.
+   */
   log(reason: string, code?: string): void;
   /**
    * Variables the server's admission added for this connection (the access
@@ -24,8 +37,22 @@ export interface ServiceContext {
   env?: Readonly<Record<string, string>>;
 }
 
-/** A service. Throwing or rejecting closes only this connection. */
-export type Service = (ctx: ServiceContext) => void | Promise<void>;
+/**
+ * A service: a function of one connection. Returning (or resolving) leaves the socket
+ * as it is; throwing, rejecting or an 'error' event on the socket is one service error
+ * in the log and destroys this socket only. A peer's reset is not a service error.
+ */
+export type Service = ((ctx: ServiceContext) => void | Promise<void>) & {
+  /**
+   * The connection lasts until the returned promise settles, even after the socket has
+   * closed (default: until the socket closes). For a service whose work outlives its copy
+   * of the socket: exec, whose program holds a copy of its own.
+   */
+  readonly holdsConnection?: boolean;
+};
+
+/** A user's handler (`--handler FILE`, registerService, createServer's `service`): the Service type, by the name the docs use. */
+export type Handler = Service;
 
 /**
  * Which service to run, as plain data so it can cross to a child process or a thread:

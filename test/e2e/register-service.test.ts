@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createServer, services } from '../../dist/index.js';
 import { ROOT } from '../helpers.js';
 
@@ -53,3 +54,35 @@ for (const [model, extra] of [
     assert.ok(lines.includes('accept') && lines.includes('end'), lines.join(' '));
   });
 }
+
+test('registerService resolves a relative path against the calling module, not the working directory', { timeout: 60_000 }, async () => {
+  // From test/e2e/ this is test/fixtures/upper-handler.js; from the working directory (the repository) it is nothing.
+  await services.registerService('upper-relative', '../fixtures/upper-handler.js');
+  await services.registerService('upper-url', new URL('../fixtures/upper-handler.js', import.meta.url));
+  await services.registerService('upper-href', new URL('../fixtures/upper-handler.js', import.meta.url).href);
+  for (const service of ['upper-relative', 'upper-url', 'upper-href']) {
+    const server = createServer({ host: '127.0.0.1', port: 0, model: 'event', service });
+    const { port } = await server.listen();
+    try {
+      assert.equal(await roundTrip(port, 'relative'), 'RELATIVE');
+    } finally {
+      await server.close({ grace: 5 });
+    }
+  }
+});
+
+test('registerService checks the module at registration and names the file it could not load', async () => {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  assert.throws(() => services.registerService('missing', './no-such-handler.mjs'), {
+    code: 'TCPKIT_INVALID_OPTION',
+    message: `handler: cannot load ${path.join(here, 'no-such-handler.mjs')}: no such file`,
+  });
+  await assert.rejects(services.registerService('broken', '../fixtures/handlers/broken.mjs'), {
+    code: 'TCPKIT_INVALID_OPTION',
+    message: new RegExp(`^handler: cannot load ${path.join(ROOT, 'test', 'fixtures', 'handlers', 'broken.mjs')}: `),
+  });
+  await assert.rejects(services.registerService('no-function', '../fixtures/handlers/no-function.mjs'), {
+    code: 'TCPKIT_INVALID_OPTION',
+    message: `handler: ${path.join(ROOT, 'test', 'fixtures', 'handlers', 'no-function.mjs')} exports no function (default export or "handler")`,
+  });
+});
