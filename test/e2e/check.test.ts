@@ -138,7 +138,7 @@ describe('SIGHUP reload runs the same check', () => {
     assert.equal(r.code, 100);
     const from = srv.log().length;
     srv.proc.kill('SIGHUP');
-    await srv.waitFor(/reload failed message ".*services\.c\.spare:\\\\x20does\\\\x20not\\\\x20apply\\\\x20to\\\\x20a\\\\x20service\\\\x20that\\\\x20runs\\\\x20a\\\\x20program\\\\x20per\\\\x20connection;\\\\x20the\\\\x20previous\\\\x20configuration\\\\x20stays"/, { from });
+    await srv.waitFor(/reload failed message ".*services\.c\.spare:\\x20does\\x20not\\x20apply\\x20to\\x20a\\x20service\\x20that\\x20runs\\x20a\\x20program\\x20per\\x20connection;\\x20the\\x20previous\\x20configuration\\x20stays"/, { from });
     assert.deepEqual(r.problems, [`tcpkit check: ${file}: services.c.spare: does not apply to a service that runs a program per connection`]);
     // And what check accepts, the reload takes.
     fs.writeFileSync(file, 'services:\n  e:\n    listen: 127.0.0.1:0\n    internal: echo\n  c:\n    listen: 127.0.0.1:0\n    exec: [/bin/cat]\n');

@@ -71,7 +71,7 @@ describe('launcher (CLI)', () => {
         s.destroy();
         const line = (await server.waitFor(new RegExp(`^.*code ${code}.*\\n`, 'm'), { from }))[0];
         // `error where spawn code ENOENT id N message "spawn ENOENT PATH"` (fork), `... message "cannot run PATH: ..."` (in-process).
-        assert.ok(line.startsWith('error where ') && line.includes(`spawn\\\\x20${code}\\\\x20${prog}`), line);
+        assert.ok(line.startsWith('error where ') && line.includes(`spawn\\x20${code}\\x20${prog}`), line);
         // Repair it: the very same server serves the next connection.
         if (code === 'ENOENT') fs.copyFileSync('/bin/cat', prog);
         fs.chmodSync(prog, 0o755);
