@@ -3,6 +3,7 @@
  */
 import { createServer, type ServerOptions } from '../server.js';
 import { containStderrErrors } from '../log.js';
+import { setProcessTitle } from '../process-title.js';
 import { modelNames } from '../models/index.js';
 import { serviceNames } from '../services/index.js';
 import { UsageError } from '../errors.js';
@@ -187,6 +188,8 @@ export async function serve(argv: string[]): Promise<number> {
   }
   // A log target that fails (EPIPE, ENOSPC, EAGAIN) drops lines; it never stops the server.
   containStderrErrors();
+  // `pidof tcpkit`, `pgrep -x tcpkit` and ps name the server, not `node` (src/process-title.ts).
+  setProcessTitle('serve', argv);
   // This process is ours (the library's listen() leaves the host's descriptors alone): the descriptors
   // it inherited (a shell's or supervisor's pipes) must not reach a child or an exec'd program.
   closeOnExecInherited();
