@@ -64,7 +64,11 @@ export async function client(argv: string[]): Promise<number> {
   try {
     socket = await connect({ host, port, source: values.source, timeout: timeout === undefined ? undefined : timeout * 1000, proxy });
   } catch (err) {
-    if (err instanceof InvalidOptionError) throw new UsageError(`client: --${err.option}: ${err.message.slice(err.option.length + 2)}`);
+    if (err instanceof InvalidOptionError) {
+      // The library's `proxy` option is what --proxy-source (and --proxy-protocol) gave it.
+      const flag = err.option === 'proxy' ? 'proxy-source' : err.option;
+      throw new UsageError(`client: --${flag}: ${err.message.slice(err.option.length + 2)}`);
+    }
     throw err;
   }
   if (values.verbose) {
