@@ -81,6 +81,26 @@ describe('launcher (CLI)', () => {
     });
   }
 
+  for (const model of ['fork', 'event']) {
+    it(`${model}: a script without #! runs under /bin/sh, as execvp runs it, by path and by name on PATH (it failed ENOEXEC)`, { timeout: 120_000 }, async () => {
+      const bin = path.join(dir, `bin-${model}`);
+      fs.mkdirSync(bin);
+      const script = path.join(bin, 'no-shebang');
+      fs.writeFileSync(script, 'printf "%s %s\\n" "$0" "$1"\nexec cat\n', { mode: 0o755 });
+      for (const [prog, env] of [
+        [script, undefined],
+        ['no-shebang', { PATH: `${bin}:${process.env.PATH}` }],
+      ] as const) {
+        const server = await startServer(['--model', model, '--exec', '--', prog, 'first-arg'], { env });
+        servers.push(server);
+        // $0 is the script's path (sh was handed it, as execvp does), $1 the program's own argument.
+        assert.equal((await echoOnce(server.port, 'hello\n')).toString(), `${script} first-arg\nhello\n`);
+        assert.doesNotMatch(server.log(), /ENOEXEC/);
+        assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
+      }
+    });
+  }
+
   it('a program that ignores SIGTERM at shutdown is killed after --grace', { timeout: 120_000 }, async () => {
     const server = await startServer(['--grace', '1', '--exec', '--', '/bin/sh', '-c', 'trap "" TERM; exec sleep 60']);
     servers.push(server);
