@@ -36,6 +36,11 @@ function instructions(text: string): [string, string][] {
     });
 }
 
+/** This environment without npm's own `npm_*` variables (set when the suite runs under `npm test`), as a build would have it. */
+function buildEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+}
+
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-container-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
@@ -80,7 +85,7 @@ describe('Dockerfile', () => {
             break;
           }
           {
-            const r = spawnSync('sh', ['-c', arg], { cwd: inStage('.'), encoding: 'utf8', timeout: 480_000, env: { ...process.env, npm_config_loglevel: 'error' } });
+            const r = spawnSync('sh', ['-c', arg], { cwd: inStage('.'), encoding: 'utf8', timeout: 480_000, env: { ...buildEnv(), npm_config_loglevel: 'error' } });
             assert.equal(r.status, 0, `RUN ${arg}\n${r.stdout}\n${r.stderr}`);
           }
           break;
