@@ -94,6 +94,9 @@ interface Target {
   threads: boolean;
 }
 
+/** Other tcpkit servers the default view names in notes; the rest are counted. 20. */
+const MAX_OTHER_SERVERS = 20;
+
 /** The same caps as the admin endpoint's snapshot: a busy host has hundreds of thousands of TIME_WAIT sockets. */
 const BOUNDS = { maxTimeWait: SNAPSHOT_MAX_TIME_WAIT, maxSockets: SNAPSHOT_MAX_SOCKETS };
 
@@ -136,7 +139,8 @@ async function view(t: Target): Promise<StatusSnapshot> {
     }
   }
   const snap = await viewOf({ ...t, pid });
-  for (const o of others) snap.notes.push(`another tcpkit server: pid ${o} (tcpkit status --pid ${o})`);
+  for (const o of others.slice(0, MAX_OTHER_SERVERS)) snap.notes.push(`another tcpkit server: pid ${o} (tcpkit status --pid ${o})`);
+  if (others.length > MAX_OTHER_SERVERS) snap.notes.push(`and ${others.length - MAX_OTHER_SERVERS} more tcpkit servers`);
   return snap;
 }
 
