@@ -33,7 +33,8 @@ export interface ConnectOptions {
  * rejects with `connect ECONNREFUSED 127.0.0.1:9877` (SystemCallError) or ConnectTimeoutError.
  */
 export function connect(options: ConnectOptions = {}): Promise<net.Socket> {
-  const host = options.host ?? '127.0.0.1';
+  // `[::1]` as a URL or `serve --host` writes it: the brackets are not part of the address.
+  const host = (options.host ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1');
   const port = options.port ?? SERV_PORT;
   const timeout = options.timeout ?? 10_000;
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -73,8 +74,19 @@ export function connect(options: ConnectOptions = {}): Promise<net.Socket> {
           fail(new PrematureCloseError('reset before the PROXY header was sent'));
           return;
         }
+        const source = options.proxy.source ?? ends.local;
+        // A header names two addresses of one family; the server's family is known only now.
+        if (net.isIP(source.address) !== net.isIP(ends.remote.address)) {
+          fail(
+            new InvalidOptionError(
+              'proxy',
+              `source ${source.address} is ${ends.remote.family === 'IPv4' ? 'IPv6' : 'IPv4'} but the server ${where} is ${ends.remote.family}: a PROXY header names two addresses of one family`,
+            ),
+          );
+          return;
+        }
         // Written before anything else, in one write, as the specification asks of senders.
-        socket.write(encodeProxyHeader({ version: options.proxy.version, source: options.proxy.source ?? ends.local, destination: ends.remote }));
+        socket.write(encodeProxyHeader({ version: options.proxy.version, source, destination: ends.remote }));
       }
       resolve(socket);
     });

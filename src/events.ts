@@ -69,6 +69,15 @@ function field(key: string, value: unknown): string {
 }
 
 /**
+ * A free-text value (`message "..."`): sanitized once, as every value, and put in double quotes so a person sees
+ * where it starts and ends. Not JSON-quoted: that doubled every backslash the sanitizing wrote (`\\x20`), and a
+ * parser following docs/log-grammar.md decoded `\x20` instead of a space.
+ */
+function quoted(text: string, max: number): string {
+  return `"${sanitize(text, max)}"`;
+}
+
+/**
  * Render an event as one log line. The grammar: the event name, then for
  * connection events `REMOTE -> LOCAL FAMILY`, then `key value` pairs.
  * Every value is sanitized: no spaces, no control characters, bounded length.
@@ -94,7 +103,7 @@ export function formatEvent(e: ServerEvent): string {
       return `${e.type} count ${e.count}/${e.max}`;
     case 'deny':
     case 'refuse':
-      return `${e.type} ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} ${field('reason', e.reason)}${e.type === 'deny' && e.rule ? ` ${field('rule', e.rule)}` : ''}${e.type === 'refuse' && e.message ? ` message ${JSON.stringify(sanitize(e.message, 512))}` : ''}`;
+      return `${e.type} ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} ${field('reason', e.reason)}${e.type === 'deny' && e.rule ? ` ${field('rule', e.rule)}` : ''}${e.type === 'refuse' && e.message ? ` message ${quoted(e.message, 512)}` : ''}`;
     case 'spawn':
       return `spawn pid ${e.pid} ${field('role', e.role)}`;
     case 'exit': {
@@ -102,7 +111,7 @@ export function formatEvent(e: ServerEvent): string {
       return `exit pid ${e.pid} ${field('role', e.role)} ${how}`;
     }
     case 'error':
-      return `error ${field('where', e.where)} ${field('code', e.code)}${e.id !== undefined ? ` id ${e.id}` : ''}${e.pid !== undefined ? ` pid ${e.pid}` : ''}${e.suppressed !== undefined ? ` suppressed ${e.suppressed}` : ''} message ${JSON.stringify(sanitize(e.message, 512))}`;
+      return `error ${field('where', e.where)} ${field('code', e.code)}${e.id !== undefined ? ` id ${e.id}` : ''}${e.pid !== undefined ? ` pid ${e.pid}` : ''}${e.suppressed !== undefined ? ` suppressed ${e.suppressed}` : ''} message ${quoted(e.message, 512)}`;
     case 'shutdown':
       return `shutdown ${field('signal', e.signal)} active ${e.active} grace ${e.grace}`;
     case 'kill':
@@ -114,9 +123,9 @@ export function formatEvent(e: ServerEvent): string {
     case 'reload':
       return e.ok
         ? `reload ok kept ${e.kept} started ${e.started} stopped ${e.stopped}`
-        : `reload failed message ${JSON.stringify(sanitize(e.message ?? '', 1024))}`;
+        : `reload failed message ${quoted(e.message ?? '', 1024)}`;
     case 'restart':
-      return `restart state ${e.state} pid ${e.pid}${e.message ? ` message ${JSON.stringify(sanitize(e.message, 512))}` : ''}`;
+      return `restart state ${e.state} pid ${e.pid}${e.message ? ` message ${quoted(e.message, 512)}` : ''}`;
   }
 }
 

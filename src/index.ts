@@ -17,6 +17,8 @@ export type { ListenOptions, ListenerState } from './net/listener.js';
 export * from './errors.js';
 export * from './address.js';
 export { eventChannel, formatEvent, formatEventJson } from './events.js';
+export { parseLogLine, unescapeLogValue } from './log-parse.js';
+export type { LogLine } from './log-parse.js';
 export type { ServerEvent, ServerEventType } from './events.js';
 export { modelNames } from './models/index.js';
 export type { Model, ModelHost, ModelName, ModelOptions, ModelProcess, ModelStats } from './models/types.js';

@@ -38,6 +38,8 @@ export interface BenchReport {
   elapsedSeconds: number;
   /** True when the duration cap stopped the run before its work was done. */
   truncated: boolean;
+  /** True when a signal (SIGINT/SIGTERM) or the caller's AbortSignal ended the run early. */
+  interrupted: boolean;
   connections: {
     attempted: number;
     completed: number;
@@ -107,7 +109,9 @@ export function buildReport(run: LoadRun, startedAt: Date, idle: IdleResult | nu
     },
     startedAt: startedAt.toISOString(),
     elapsedSeconds: round(seconds),
-    truncated: run.state === 'stopped',
+    // A run ended by a signal is interrupted, not truncated by --duration.
+    truncated: run.state === 'stopped' && !run.interrupted,
+    interrupted: run.interrupted,
     connections: {
       attempted: run.attempted,
       completed: run.completed,
@@ -147,7 +151,7 @@ function describe(r: BenchReport): string {
 
 /** The report as a few aligned lines for a terminal. */
 export function formatReport(r: BenchReport): string {
-  const lines = [`tcpkit bench ${r.mode} ${r.target}: ${describe(r)}${r.truncated ? ' (truncated by --duration)' : ''}`];
+  const lines = [`tcpkit bench ${r.mode} ${r.target}: ${describe(r)}${r.truncated ? ' (truncated by --duration)' : r.interrupted ? ' (interrupted)' : ''}`];
   const c = r.connections;
   lines.push(
     `connections  ${c.completed} completed, ${c.failed} failed${c.aborted ? `, ${c.aborted} aborted` : ''} in ${r.elapsedSeconds.toFixed(2)} s: ${c.perSecond} /s`,

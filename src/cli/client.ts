@@ -17,7 +17,8 @@ server to finish, so nothing in flight is lost.
   --source ADDR             local address to bind (e.g. 127.0.0.2)
   --connect-timeout SECONDS give up connecting after this long (default 10)
   --proxy-protocol v1|v2    send a PROXY protocol header first, as a load balancer would
-  --proxy-source ADDR:PORT  the client the header claims (default: this connection's own address)
+  --proxy-source ADDR:PORT  the client the header claims, of the server's address family
+                            (default: this connection's own address)
   -v, --verbose             print the local and peer addresses (getsockname/getpeername) to stderr
   -h, --help                this text
 
@@ -64,7 +65,11 @@ export async function client(argv: string[]): Promise<number> {
   try {
     socket = await connect({ host, port, source: values.source, timeout: timeout === undefined ? undefined : timeout * 1000, proxy });
   } catch (err) {
-    if (err instanceof InvalidOptionError) throw new UsageError(`client: --${err.option}: ${err.message.slice(err.option.length + 2)}`);
+    if (err instanceof InvalidOptionError) {
+      // The library's `proxy` option is what --proxy-source (and --proxy-protocol) gave it.
+      const flag = err.option === 'proxy' ? 'proxy-source' : err.option;
+      throw new UsageError(`client: --${flag}: ${err.message.slice(err.option.length + 2)}`);
+    }
     throw err;
   }
   if (values.verbose) {

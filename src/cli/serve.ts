@@ -4,6 +4,7 @@
 import { createServer, type ServerOptions } from '../server.js';
 import { containStderrErrors } from '../log.js';
 import '../models/index.js'; // the --model choices
+import { setProcessTitle } from '../process-title.js';
 import { serviceNames } from '../services/index.js';
 import { ExitCode, TcpkitError, UsageError } from '../errors.js';
 import { chooseSocket, listenFds } from '../net/activation.js';
@@ -159,6 +160,8 @@ export async function serve(argv: string[]): Promise<number> {
   if (values['pid-file'] !== undefined) checkPidFile(values['pid-file']);
   // A log target that fails (EPIPE, ENOSPC, EAGAIN) drops lines; it never stops the server.
   containStderrErrors();
+  // `pidof tcpkit`, `pgrep -x tcpkit` and ps name the server, not `node` (src/process-title.ts).
+  setProcessTitle('serve', argv);
   // This process is ours (the library's listen() leaves the host's descriptors alone): the descriptors
   // it inherited (a shell's or supervisor's pipes) must not reach a child or an exec'd program.
   closeOnExecInherited();

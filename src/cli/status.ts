@@ -7,10 +7,10 @@ import { parseHostPort } from '../address.js';
 import { InvalidOptionError, NotFoundError, UsageError } from '../errors.js';
 import fs from 'node:fs';
 import type { StatusSource } from '../status/source.js';
-import { isLoopback, startAdmin, type AdminEndpoint } from '../status/admin.js';
+import { isLoopback, startAdmin, SNAPSHOT_MAX_SOCKETS, SNAPSHOT_MAX_TIME_WAIT, type AdminEndpoint } from '../status/admin.js';
 import { listStates, readState } from '../status/discovery.js';
 import { formatStatus } from '../status/format.js';
-import { procAvailability, readProcess } from '../status/procfs.js';
+import { listPids, procAvailability, readProcess } from '../status/procfs.js';
 import { collectStatus, listenerOf, type StatusSnapshot } from '../status/snapshot.js';
 import { attachBytes, readSocketBytes } from '../status/tcpinfo.js';
 import { intOption, parse } from './args.js';
@@ -26,16 +26,22 @@ age, bytes in and out when the server reports them).
   --pid PID           this process and its descendants, and every socket on the
                       ports it listens on (TIME_WAIT included: those have no owner)
   --port PORT         every socket on PORT, and the processes of whoever listens on it
-                      (without --pid or --port: every TCP socket, and the tcpkit
-                      servers that have an admin endpoint)
+                      (without --pid or --port: the tcpkit server running on this
+                      host, found by its process name; the others are named below it)
+  --all               every TCP socket on this host (netstat -a), not only tcpkit's
   --admin ADDR        ask this admin endpoint (HOST:PORT or URL); by default a
                       tcpkit server started with --admin is found from its pid
+  --admin-token-file FILE
+                      the bearer token of an admin endpoint started with
+                      --admin-token-file (FILE's first line)
   --json              print the snapshot as JSON
   --watch [SECONDS]   print again every SECONDS (default 1, at least 0.2)
   --count N           with --watch: stop after N views (default: until interrupted)
   --threads           list each process's kernel threads (/proc/PID/task)
   -h, --help          this text
 
+At most ${SNAPSHOT_MAX_SOCKETS} sockets are listed (${SNAPSHOT_MAX_TIME_WAIT} in TIME_WAIT), as the admin
+endpoint's snapshot; a note says how many more there are.
 Linux only for sockets and processes (/proc); elsewhere only what an admin
 endpoint reports is shown, and the output says so.
 Exit codes: 0 success, 100 usage error, 111 no such process or admin endpoint failure.`;
@@ -69,8 +75,10 @@ function adminUrl(text: string): string {
   }
 }
 
-async function fetchSnapshot(url: string): Promise<StatusSnapshot> {
-  const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+async function fetchSnapshot(url: string, token: string | undefined): Promise<StatusSnapshot> {
+  const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
+  const res = await fetch(`${url}/status`, { signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers });
+  if (res.status === 401) throw new Error(`HTTP 401: ${token === undefined ? 'it wants a token: give --admin-token-file FILE' : 'the token was refused'}`);
   if (!res.ok) throw new Error(`HTTP ${res.status}`);
   return (await res.json()) as StatusSnapshot;
 }
@@ -79,7 +87,32 @@ interface Target {
   pid?: number;
   port?: number;
   admin?: string;
+  /** --admin-token-file's token. */
+  token?: string;
+  /** --all: every TCP socket, not only tcpkit servers'. */
+  all: boolean;
   threads: boolean;
+}
+
+/** Other tcpkit servers the default view names in notes; the rest are counted. 20. */
+const MAX_OTHER_SERVERS = 20;
+
+/** The same caps as the admin endpoint's snapshot: a busy host has hundreds of thousands of TIME_WAIT sockets. */
+const BOUNDS = { maxTimeWait: SNAPSHOT_MAX_TIME_WAIT, maxSockets: SNAPSHOT_MAX_SOCKETS };
+
+/** A `tcpkit serve` process: named `tcpkit` (src/process-title.ts), or an older one by its command line. */
+function isServer(pid: number): boolean {
+  const p = readProcess(pid);
+  return p !== undefined && (p.comm === 'tcpkit' || /(^|\/)tcpkit(\.js)? serve\b/.test(p.cmdline));
+}
+
+/** Every tcpkit server on this host (not its children), oldest first: by process name and by state file. */
+function findServers(): number[] {
+  const found = new Set(listPids().filter(isServer));
+  for (const s of listStates()) if (readProcess(s.pid)) found.add(s.pid);
+  // A server's own descendants (a successor during SIGUSR2, a `serve` run by --exec) are shown in its tree.
+  const top = [...found].filter((pid) => !found.has(readProcess(pid)?.ppid ?? -1));
+  return top.sort((a, b) => (readProcess(a)?.startedAt ?? 0) - (readProcess(b)?.startedAt ?? 0) || a - b);
 }
 
 /** One view, with the kernel's byte counts of each connection. */
@@ -94,27 +127,47 @@ async function take(t: Target): Promise<StatusSnapshot> {
 async function view(t: Target): Promise<StatusSnapshot> {
   let pid = t.pid;
   if (pid === undefined && t.port !== undefined) pid = listenerOf(t.port);
+  let others: number[] = [];
+  if (pid === undefined && t.port === undefined && t.admin === undefined && !t.all && procAvailability().available) {
+    // By default, tcpkit's own sockets: the server on this host (netstat -a's every socket is --all).
+    [pid, ...others] = findServers();
+    if (pid === undefined) {
+      const snap = collectStatus({ threads: t.threads, maxSockets: 0, maxTimeWait: 0 });
+      snap.omitted = undefined;
+      snap.notes = ['no tcpkit server is running on this host (tcpkit status --all lists every TCP socket)'];
+      return snap;
+    }
+  }
+  const snap = await viewOf({ ...t, pid });
+  for (const o of others.slice(0, MAX_OTHER_SERVERS)) snap.notes.push(`another tcpkit server: pid ${o} (tcpkit status --pid ${o})`);
+  if (others.length > MAX_OTHER_SERVERS) snap.notes.push(`and ${others.length - MAX_OTHER_SERVERS} more tcpkit servers`);
+  return snap;
+}
+
+/** The view of one target: its admin endpoint's snapshot if there is one, else /proc. */
+async function viewOf(t: Target): Promise<StatusSnapshot> {
+  const pid = t.pid;
   let admin = t.admin;
   if (admin === undefined && pid !== undefined) {
     admin = readState(pid, { startedAt: readProcess(pid)?.startedAt })?.admin;
   }
   if (admin !== undefined) {
     try {
-      const snap = await fetchSnapshot(admin);
+      const snap = await fetchSnapshot(admin, t.token);
       // Read /proc here rather than take the server's reading: inside the server the
       // parent is always running (it is answering us), not waiting as it otherwise would.
       if (!procAvailability().available || !snap.server) return snap;
-      return collectStatus({ port: t.port, pid: pid ?? snap.server.pid, threads: t.threads, server: snap.server });
+      return collectStatus({ port: t.port, pid: pid ?? snap.server.pid, threads: t.threads, server: snap.server, ...BOUNDS });
     } catch (err) {
       if (t.admin !== undefined && t.pid === undefined && t.port === undefined) {
         throw new NotFoundError(`status: admin endpoint ${admin} did not answer (${(err as Error).message})`);
       }
-      const snap = collectStatus({ pid, port: t.port, threads: t.threads });
+      const snap = collectStatus({ pid, port: t.port, threads: t.threads, ...BOUNDS });
       snap.notes.unshift(`admin endpoint ${admin} did not answer (${(err as Error).message}); showing /proc only`);
       return snap;
     }
   }
-  const snap = collectStatus({ pid, port: t.port, threads: t.threads });
+  const snap = collectStatus({ pid, port: t.port, threads: t.threads, ...BOUNDS });
   if (t.pid === undefined && t.port === undefined) {
     for (const s of listStates()) snap.notes.push(`tcpkit server pid ${s.pid} on ${s.listen}, admin ${s.admin}: tcpkit status --pid ${s.pid}`);
   }
@@ -127,6 +180,8 @@ export async function status(argv: string[]): Promise<number> {
     pid: { type: 'string' },
     port: { type: 'string' },
     admin: { type: 'string' },
+    'admin-token-file': { type: 'string' },
+    all: { type: 'boolean' },
     json: { type: 'boolean' },
     watch: { type: 'string' },
     count: { type: 'string' },
@@ -139,10 +194,13 @@ export async function status(argv: string[]): Promise<number> {
   }
   if (positionals.length > 0) throw new UsageError(`status: unexpected argument ${positionals[0]} (see tcpkit status --help)`);
   if (values.pid !== undefined && values.port !== undefined) throw new UsageError('status: give --pid or --port, not both');
+  if (values.all && (values.pid !== undefined || values.port !== undefined)) throw new UsageError('status: --all is every socket: give it without --pid or --port');
   const t: Target = {
     pid: intOption('pid', values.pid, { min: 1, max: 2 ** 22 }),
     port: intOption('port', values.port, { min: 1, max: 65535 }),
     admin: values.admin === undefined ? undefined : adminUrl(values.admin),
+    token: values['admin-token-file'] === undefined ? undefined : readTokenFile(values['admin-token-file'], 'status'),
+    all: values.all ?? false,
     threads: values.threads ?? false,
   };
   let watch: number | undefined;
@@ -212,25 +270,25 @@ export interface AdminArg {
 const TOKEN_FILE_MAX = 4096;
 
 /** Read --admin-token-file: its first line, trimmed; a usage error if missing, empty or too long. */
-function readTokenFile(file: string): string {
+function readTokenFile(file: string, command = 'serve'): string {
   let text: string;
   try {
     const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
-      if (!fs.fstatSync(fd).isFile()) throw new UsageError(`serve: --admin-token-file: ${file} is not a regular file`);
+      if (!fs.fstatSync(fd).isFile()) throw new UsageError(`${command}: --admin-token-file: ${file} is not a regular file`);
       const buf = Buffer.alloc(TOKEN_FILE_MAX + 1);
       const n = fs.readSync(fd, buf, 0, buf.length, 0);
-      if (n > TOKEN_FILE_MAX) throw new UsageError(`serve: --admin-token-file: ${file} is longer than ${TOKEN_FILE_MAX} bytes`);
+      if (n > TOKEN_FILE_MAX) throw new UsageError(`${command}: --admin-token-file: ${file} is longer than ${TOKEN_FILE_MAX} bytes`);
       text = buf.subarray(0, n).toString('utf8');
     } finally {
       fs.closeSync(fd);
     }
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(`serve: --admin-token-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new UsageError(`${command}: --admin-token-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   const token = text.split('\n')[0]!.trim();
-  if (token === '' || /\s/.test(token)) throw new UsageError(`serve: --admin-token-file: ${file} must hold one token (a line without spaces)`);
+  if (token === '' || /\s/.test(token)) throw new UsageError(`${command}: --admin-token-file: ${file} must hold one token (a line without spaces)`);
   return token;
 }
 

@@ -411,7 +411,8 @@ export class ForkModel implements Model {
       role: 'child',
       state: r.state,
       connections: [r.conn.info.id],
-      served: 0,
+      // A child per connection: the one it serves (it was reported as 0 served while serving it).
+      served: 1,
       startedAt: r.conn.info.acceptedAt,
     }));
     for (const r of this.#spares.values()) {

@@ -96,7 +96,8 @@ function socketFd(socket: net.Socket): number | undefined {
 
 /** The peer went away (or the socket was destroyed) before the header was complete. */
 function truncated(got: number, why: string): ProxyProtocolError {
-  return new ProxyProtocolError('truncated', `${why} after ${got} byte${got === 1 ? '' : 's'}, before the PROXY header was complete`);
+  const err = new ProxyProtocolError('truncated', `${why} after ${got} byte${got === 1 ? '' : 's'}, before the PROXY header was complete`);
+  return Object.assign(err, { bytes: got });
 }
 
 /**
@@ -332,7 +333,17 @@ export class ProxyGate {
   }
 }
 
-type ProxyErrorLike = { reason: string; code: string; message: string };
+/** `bytes`: what the peer had sent when it went away (a truncated header), when known. */
+type ProxyErrorLike = { reason: string; code: string; message: string; bytes?: number };
+
+/**
+ * A peer that connected and went away without sending a byte: a TCP health check (HAProxy's `check`
+ * connects, then resets at once, header or not) or a port scan. Nothing was refused and nobody acts
+ * on it, so it is not logged: behind a balancer it was a line a second forever, even with `-q`.
+ */
+function isProbe(error: ProxyErrorLike): boolean {
+  return error.reason === 'truncated' && error.bytes === 0;
+}
 
 /**
  * The one log line for a refused header: `refuse REAL -> LOCAL ... reason proxy-REASON
@@ -351,7 +362,8 @@ export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnd
  * ENOTCONN; libuv's accept keeps no address) has no peer to name, and a flood of
  * resets would otherwise flood the log whatever `-q` says: those are folded into
  * at most one `error where proxy ... suppressed N` line a second (N: the others
- * since the last line), as descriptor exhaustion is. `close()` ends the pending report.
+ * since the last line), as descriptor exhaustion is. A peer that sent nothing at all
+ * (a health check, isProbe) is not logged. `close()` ends the pending report.
  */
 export class ProxyRefusals {
   readonly #emit: (event: ServerEvent) => void;
@@ -365,6 +377,7 @@ export class ProxyRefusals {
   }
 
   refuse(error: ProxyErrorLike, real: Parameters<ProxyGateHandlers['refuse']>[1]): void {
+    if (isProbe(error)) return;
     if (real) {
       this.#emit(proxyRefusal(error, real));
       return;

@@ -69,6 +69,11 @@ export const SNAPSHOT_TTL_MS = 250;
 export const SNAPSHOT_MAX_TIME_WAIT = 64;
 /** Sockets a snapshot lists in all: 2000. */
 export const SNAPSHOT_MAX_SOCKETS = 2000;
+/** Recent events a new /events stream gets first, so the dashboard's Events panel does not open empty: 100. */
+export const EVENT_BACKLOG = 100;
+
+/** Where the page's first snapshot goes (inlined, so it draws at once instead of "connecting…"). */
+const INITIAL_MARK = '<!--tcpkit:initial-->';
 
 /** A running admin endpoint. */
 export interface AdminEndpoint {
@@ -147,7 +152,7 @@ export async function startAdmin(source: StatusSource, options: AdminOptions = {
   if (!allowPublic && !isLoopback(host)) {
     throw new InvalidOptionError('admin', `${host} is not a loopback address; the admin endpoint has no authentication (allow it with --admin-public)`);
   }
-  const page = fs.readFileSync(DASHBOARD);
+  const page = fs.readFileSync(DASHBOARD, 'utf8');
   const metrics = createMetrics(source);
   const streams = new Set<http.ServerResponse>();
   const take = async (options: CollectOptions): Promise<StatusSnapshot> => {
@@ -219,10 +224,14 @@ export async function startAdmin(source: StatusSource, options: AdminOptions = {
     pushTimer = setTimeout(push, Math.max(0, lastPush + MIN_PUSH_MS - Date.now()));
   };
   const ticker = setInterval(push, intervalMs);
+  /** The last EVENT_BACKLOG events as stream messages, oldest first: what a new stream is sent first. */
+  const backlog: string[] = [];
   const onEvent = (e: ServerEvent) => {
-    if (streams.size === 0) return;
     // The record and its log line: the dashboard prints the same grammar as the server's stderr.
     const data = `event: log\ndata: ${JSON.stringify({ time: Date.now(), line: formatEvent(e), event: e })}\n\n`;
+    backlog.push(data);
+    if (backlog.length > EVENT_BACKLOG) backlog.shift();
+    if (streams.size === 0) return;
     for (const res of streams) send(res, data);
     schedule();
   };
@@ -250,15 +259,20 @@ export async function startAdmin(source: StatusSource, options: AdminOptions = {
     }
     switch (url.pathname) {
       case '/':
-      case '/index.html':
+      case '/index.html': {
+        // The current snapshot inlined: the page draws the server at once, before its event stream opens.
+        // `<` escaped so no text of the snapshot (a peer's address, a command line) can end the script element.
+        const initial = req.method === 'HEAD' ? 'null' : JSON.stringify(await snapshot().catch(() => null)).replace(/</g, '\\u003c');
+        const body = page.replace(INITIAL_MARK, `<script id="initial" type="application/json">${initial}</script>`);
         res.writeHead(200, {
           'content-type': 'text/html; charset=utf-8',
           'cache-control': 'no-store',
           // Everything is inline and same-origin: no CDN, nothing else may load.
           'content-security-policy': "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:",
         });
-        res.end(req.method === 'HEAD' ? undefined : page);
+        res.end(req.method === 'HEAD' ? undefined : body);
         return;
+      }
       case '/status': {
         const body = `${JSON.stringify(await snapshot({ threads: url.searchParams.has('threads') }), null, 2)}\n`;
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -286,6 +300,8 @@ export async function startAdmin(source: StatusSource, options: AdminOptions = {
         streams.add(res);
         res.on('close', () => streams.delete(res));
         res.write('retry: 1000\n\n');
+        // The recent events first: the Events panel opens with what just happened, not empty.
+        if (backlog.length > 0) send(res, backlog.join(''));
         push();
         return;
       default:

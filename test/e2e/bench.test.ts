@@ -3,7 +3,7 @@
 // tcpkit's own echo server, and a plain Node server process for the CPU/memory probe.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import net from 'node:net';
 import fs from 'node:fs';
@@ -257,7 +257,7 @@ describe('tcpkit bench CLI', () => {
     assert.equal(r.code, 0, r.stderr);
     const report = JSON.parse(r.stdout.toString());
     assert.deepEqual(Object.keys(report).sort(), [
-      'bytes', 'connections', 'elapsedSeconds', 'errors', 'exchanges', 'firstError', 'idle', 'latencyMs', 'mode',
+      'bytes', 'connections', 'elapsedSeconds', 'errors', 'exchanges', 'firstError', 'idle', 'interrupted', 'latencyMs', 'mode',
       'options', 'server', 'startedAt', 'target', 'throughput', 'truncated',
     ]);
     assert.equal(report.target, `127.0.0.1:${floorPort}`);
@@ -298,6 +298,55 @@ describe('tcpkit bench CLI', () => {
     } finally {
       await srv.close();
     }
+  });
+
+  it('the default mode against an echo server names the mismatch at once (it timed out every connection)', async () => {
+    const echo = await startServer(['--model', 'event']);
+    try {
+      const t0 = Date.now();
+      const r = await run(['bench', '127.0.0.1', String(echo.port), '--conns', '5', '--json']);
+      assert.equal(r.code, 111, r.stderr);
+      const report = JSON.parse(r.stdout.toString());
+      assert.deepEqual(report.errors, { TCPKIT_BENCH_MISMATCH: 5 });
+      assert.match(report.firstError, /sent the request line "4000\\n" back: it is an echo server\. --mode requests \(the default\) needs the bench service \(tcpkit serve bench\); for an echo server use --mode echo$/);
+      // Five connections of 10 s each before; now well under one --timeout.
+      assert.ok(Date.now() - t0 < 10_000, `${Date.now() - t0} ms`);
+    } finally {
+      await echo.stop();
+    }
+  });
+
+  it('SIGTERM ends a requests run early: the text report says interrupted, not truncated by --duration', async () => {
+    const srv = await tinyServer((socket: net.Socket) => socket.resume());
+    try {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'tcpkit.js'), 'bench', '127.0.0.1', String(srv.port), '--timeout', '60'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const out: Buffer[] = [];
+      child.stdout.on('data', (c: Buffer) => out.push(c));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      try {
+        await eventually(() => srv.sockets.size === 1, { message: 'the bench connected' });
+        child.kill('SIGTERM');
+        await exited;
+      } finally {
+        child.kill('SIGKILL');
+      }
+      const first = Buffer.concat(out).toString().split('\n')[0]!;
+      assert.match(first, /^tcpkit bench requests 127\.0\.0\.1:\d+: 1 clients x 100 connections x 4000 bytes \(interrupted\)$/);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('npm run bench -- --help: the usage, exit 0 (it was a stack trace); an unknown option: one line, exit 100', () => {
+    const help = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), '--help'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /^`npm run bench`: measure tcpkit's designs/);
+    assert.match(help.stdout, /node bench\/run\.js \[--quick\]/);
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), '--bogus'], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(bad.status, 100);
+    assert.match(bad.stderr, /^bench\/run\.js: Unknown option '--bogus'\n/);
   });
 
   it('prints a text report without --json', async () => {

@@ -84,9 +84,31 @@ async function scenario(page: Page, url: string): Promise<void> {
     // The event stream is cut when the test ends; anything else failing is a defect (no CDN, no other host).
     if (!req.url().endsWith('/events')) failures.push(`${req.url()} ${req.failure()?.errorText}`);
   });
+  // A connection served and gone before the page opens: its lines are in the Events panel's backlog.
+  const early = await connectTo(server.port);
+  const earlyKey = `127.0.0.1:${early.localPort}`;
+  early.write('early\n');
+  assert.equal((await readBytes(early, 6)).toString(), 'early\n');
+  early.end();
+  await waitClose(early);
+  early.destroy();
+  await server.waitFor(/^end pid \d+ exitcode 0 /m);
+
+  // Without its event stream the page still shows the server at once (it used to say "connecting…" until the first event).
+  const still = await page.context().newPage();
+  await still.route('**/events*', (route) => route.abort());
+  await still.goto(url);
+  await still.waitForSelector('#server .sock.listen[data-state="LISTEN"]', { timeout: 5_000 });
+  assert.match((await still.locator('#summary').textContent()) ?? '', /^pid \d+ · 127\.0\.0\.1:\d+ · model fork · service echo/);
+  await still.close();
+
   await page.goto(url);
   await page.waitForSelector('#live.on', { timeout: 15_000 });
   await page.waitForSelector('#server .sock.listen[data-state="LISTEN"]', { timeout: 20_000 });
+  // The backlog: the early connection's accept and end, sent as the stream opened, with nothing new since.
+  await page.waitForFunction((key: string) => new RegExp(`accept ${key.replace(/\./g, '\\.')} -> `).test(document.getElementById('log')?.textContent ?? ''), earlyKey, {
+    timeout: 5_000,
+  });
 
   for (let i = 0; i < 3; i++) {
     const c = await connectTo(server.port);
@@ -98,7 +120,10 @@ async function scenario(page: Page, url: string): Promise<void> {
   const established = '#server .sock.conn[data-state="ESTABLISHED"]';
   await page.waitForFunction((sel: string) => document.querySelectorAll(sel).length === 3, established, { timeout: 20_000 });
   assert.equal(await page.locator('#server .proc[data-role="child"]').count(), 3);
-  assert.equal(await page.locator('#counter-accepted .n').textContent(), '3');
+  // Each child serves its one connection: served 1 (it said 0).
+  const childText = await page.locator('#server .proc[data-role="child"] .head').allTextContents();
+  for (const t of childText) assert.match(t, /· served 1\b/, t);
+  assert.equal(await page.locator('#counter-accepted .n').textContent(), '4', 'the early connection and these three');
   assert.equal(await page.locator('#counter-active .n').textContent(), '3 / 40');
   const remotes = await page.locator(established).evaluateAll((els: HTMLElement[]) => els.map((e) => e.dataset.remote).sort());
   const expected = clients.map((c) => `127.0.0.1:${c.localPort}`).sort();

@@ -124,6 +124,17 @@ describe('behind a real HAProxy', { skip: haproxy ? false : 'haproxy is not inst
     assert.doesNotMatch(a.log() + b.log(), /^refuse /m);
   });
 
+  it('health checks are silent at the default level: no error or refuse line, ever (3 s of checks)', async () => {
+    // `check inter 500ms` on both servers: six checks each in 3 s. Each used to log
+    // `error where proxy code TCPKIT_PROXY_TRUNCATED ...` (a connect reset before its address could be read).
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    for (const s of [a, b]) {
+      // `stderr` lines are the exec'd program's own (printf into a check's reset connection), not tcpkit's.
+      const other = s.log().split('\n').filter((l) => l && !/^(listen|accept|end|stderr) /.test(l));
+      assert.deepEqual(other, [], 'only listen, accept and end lines');
+    }
+  });
+
   it('tcpkit client --source 127.0.0.7 through HAProxy', async () => {
     const r = await run(['client', '127.0.0.1', String(frontend), '--source', '127.0.0.7', '-v'], { input: 'via the CLI\n' });
     assert.equal(r.code, 0, r.stderr);

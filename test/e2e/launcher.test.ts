@@ -71,13 +71,33 @@ describe('launcher (CLI)', () => {
         s.destroy();
         const line = (await server.waitFor(new RegExp(`^.*code ${code}.*\\n`, 'm'), { from }))[0];
         // `error where spawn code ENOENT id N message "spawn ENOENT PATH"` (fork), `... message "cannot run PATH: ..."` (in-process).
-        assert.ok(line.startsWith('error where ') && line.includes(`spawn\\\\x20${code}\\\\x20${prog}`), line);
+        assert.ok(line.startsWith('error where ') && line.includes(`spawn\\x20${code}\\x20${prog}`), line);
         // Repair it: the very same server serves the next connection.
         if (code === 'ENOENT') fs.copyFileSync('/bin/cat', prog);
         fs.chmodSync(prog, 0o755);
         assert.ok((await echoOnce(server.port, hello)).equals(hello));
       }
       assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
+    });
+  }
+
+  for (const model of ['fork', 'event']) {
+    it(`${model}: a script without #! runs under /bin/sh, as execvp runs it, by path and by name on PATH (it failed ENOEXEC)`, { timeout: 120_000 }, async () => {
+      const bin = path.join(dir, `bin-${model}`);
+      fs.mkdirSync(bin);
+      const script = path.join(bin, 'no-shebang');
+      fs.writeFileSync(script, 'printf "%s %s\\n" "$0" "$1"\nexec cat\n', { mode: 0o755 });
+      for (const [prog, env] of [
+        [script, undefined],
+        ['no-shebang', { PATH: `${bin}:${process.env.PATH}` }],
+      ] as const) {
+        const server = await startServer(['--model', model, '--exec', '--', prog, 'first-arg'], { env });
+        servers.push(server);
+        // $0 is the script's path (sh was handed it, as execvp does), $1 the program's own argument.
+        assert.equal((await echoOnce(server.port, 'hello\n')).toString(), `${script} first-arg\nhello\n`);
+        assert.doesNotMatch(server.log(), /ENOEXEC/);
+        assert.deepEqual(await server.stop('SIGTERM'), { code: 0, signal: null });
+      }
     });
   }
 

@@ -12,7 +12,7 @@ import { sanitize } from '../../dist/address.js';
 import { connectTo, exchange, random, readBytes, run, sha256, sleep, startServer, waitClose, type StartedServer } from '../helpers.js';
 
 /** A regex source matching `text` as a log line's message value renders it (sanitized, then JSON). */
-const logged = (text: string): string => JSON.stringify(sanitize(text)).slice(0, -1).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const logged = (text: string): string => `"${sanitize(text)}`.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('tcpkit serve --proxy-protocol (fork model, echo)', () => {
   let server: StartedServer;

@@ -34,6 +34,18 @@ describe('ProxyRefusals', () => {
     r.close();
   });
 
+  it('a peer that sent nothing (a TCP health check, a port scan) is not logged, known or peerless', () => {
+    const events: ServerEvent[] = [];
+    const r = new ProxyRefusals((e) => events.push(e));
+    const probe = { ...truncated, bytes: 0 };
+    for (let i = 0; i < 5; i++) r.refuse(probe, i % 2 ? real : undefined);
+    r.close();
+    assert.deepEqual(events, []);
+    // One byte of a header is a peer that started and broke off: still logged.
+    r.refuse({ ...truncated, bytes: 1, message: 'peer closed after 1 byte, before the PROXY header was complete' }, real);
+    assert.equal(events.length, 1);
+  });
+
   it('close() reports what is still counted and leaves no timer', () => {
     const events: ServerEvent[] = [];
     const r = new ProxyRefusals((e) => events.push(e));
