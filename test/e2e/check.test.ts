@@ -168,13 +168,13 @@ describe('every problem, and handlers loaded as serve loads them (issue 24 item 
     const r = await check('--config', file);
     assert.equal(r.code, 100);
     assert.equal(r.problems.length, 1);
-    assert.match(r.problems[0]!, new RegExp(`^tcpkit check: ${file}: services\\.h: handler: cannot load file:///nonexistent\\.mjs`));
+    assert.match(r.problems[0]!, new RegExp(`^tcpkit check: ${file}: services\\.h: handler: cannot load (file://)?/nonexistent\\.mjs`));
     const s = await run(['serve', '--config', file]);
     assert.equal(s.code, 100);
-    assert.match(s.stderr, /services\.h: handler: cannot load file:\/\/\/nonexistent\.mjs/);
+    assert.match(s.stderr, /services\.h: handler: cannot load (file:\/\/)?\/nonexistent\.mjs/);
     const flags = await check('--handler', '/nonexistent.mjs', '--port', '0');
     assert.equal(flags.code, 100);
-    assert.match(flags.problems.join('\n'), /^tcpkit check: handler: cannot load file:\/\/\/nonexistent\.mjs/);
+    assert.match(flags.problems.join('\n'), /^tcpkit check: handler: cannot load (file:\/\/)?\/nonexistent\.mjs/);
   });
 
   it('spare with a --handler that exports program is refused by capability, as serve refuses it', async () => {

@@ -10,6 +10,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Handler, ServiceContext } from '../../dist/index.js';
 import { ROOT, connectTo, eventually, exchange, random, sha256, startServer, waitClose, type StartedServer } from '../helpers.js';
+import { parseLogLine } from '../../src/log-parse.js';
 
 const EXAMPLES = path.join(ROOT, 'examples');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'handlers');
@@ -123,8 +124,8 @@ for (const [model, args] of MODELS) {
       await eventually(() => linesOf(server, 'end').length >= 6, { timeoutMs: 20_000, message: `6 end lines in\n${server.log()}` });
       const errors = linesOf(server, 'error');
       for (const message of ['thrown on purpose', 'rejected on purpose', 'destroyed on purpose', 'emitted on purpose']) {
-        // The log line writes a space in a message as \x20, in a JSON string: \\x20.
-        const mine = errors.filter((l) => l.includes(message.replaceAll(' ', '\\\\x20')));
+        // Decoded once, as docs/log-grammar.md says (a space is written \x20).
+        const mine = errors.filter((l) => parseLogLine(l).fields.message === message);
         assert.equal(mine.length, 1, `one line for "${message}":\n${server.log()}`);
         assert.match(mine[0]!, /^error where service code \S+ id \d+ pid \d+ message /);
       }
