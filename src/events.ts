@@ -29,7 +29,8 @@ export type ServerEvent =
   | { type: 'refuse'; remote: Endpoint; local: Endpoint; reason: string; message?: string }
   | { type: 'spawn'; pid: number; role: string }
   | { type: 'exit'; pid: number; role: string; exitcode: number | null; signal: string | null }
-  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number; suppressed?: number }
+  /** `stack`: where a service failed, for the JSON log only (a text line leaves it out). */
+  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number; suppressed?: number; stack?: string }
   | { type: 'shutdown'; signal: string; active: number; grace: number }
   | { type: 'kill'; pid: number; signal: string; reason: string }
   | { type: 'closed'; accepted: number; served: number }
@@ -51,14 +52,26 @@ export const STDERR_CODE = 'stderr';
 /** How an in-process exec service reports a line of its program's stderr through ctx.log. */
 export const stderrReason = (pid: number, line: string): string => `pid ${pid}: ${line}`;
 
+/** The code prefix with which a service's ctx.log says its program could not be started (spawnFailedCode). */
+const SPAWN_CODE_PREFIX = 'spawn:';
+
+/**
+ * The ctx.log code for "the program could not be started" with system error `code` (ENOENT, EACCES...): logged
+ * as `error where spawn code CODE`, under every model (the exec service in a process or worker, the fork model).
+ */
+export const spawnFailedCode = (code: string): string => `${SPAWN_CODE_PREFIX}${code}`;
+
 /**
  * What a service's ctx.log(reason, code) for connection `id` served by `pid` is in the log: a connection closed
  * for a limit is `kill ... signal close reason idle|time-limit` (as the fork model logs a child it signals); a
- * program's stderr line is `stderr pid P id I text T` under every model, as under fork; anything else is
- * `error where service`.
+ * program's stderr line is `stderr pid P id I text T` under every model, as under fork; a program that could not
+ * be started (spawnFailedCode) is `error where spawn`; anything else is `error where service`.
  */
 export function serviceLogEvent(id: number, pid: number, reason: string, code: string): ServerEvent {
   if (code === 'idle' || code === 'time-limit') return { type: 'kill', pid, signal: 'close', reason: code };
+  if (code.startsWith(SPAWN_CODE_PREFIX) && code.length > SPAWN_CODE_PREFIX.length) {
+    return { type: 'error', where: 'spawn', code: code.slice(SPAWN_CODE_PREFIX.length), message: reason, id, pid };
+  }
   const m = code === STDERR_CODE ? /^pid (\d+): ([^]*)$/.exec(reason) : null;
   if (m) return { type: 'stderr', pid: Number(m[1]), id, text: m[2]! };
   return { type: 'error', where: 'service', code, message: reason, id, pid };

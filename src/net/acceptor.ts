@@ -21,6 +21,16 @@
  * BACKOFF_MS (connections wait in the backlog, as with pause), and one `EMFILE`
  * error is reported per REPORT_MS with the count of backoffs it stands for.
  *
+ * What the fd number does not show. A model that hands each connection on to a
+ * process keeps descriptors in the server for it after the socket is closed here
+ * (the fork model: a child's pidfd and its stderr pipe; a spare's IPC channel and
+ * pipe), and the socket's number is then reused, so accepted numbers stay low while
+ * those descriptors pile up above them (under `ulimit -n 64` the fork model reset
+ * connections with `spawn EMFILE`). Such an owner declares what it holds and what it
+ * is about to open (countDescriptors): the estimate is the accepted number plus that,
+ * summed over every owner in this process (serve --config runs several servers in
+ * one); near the limit the estimate is checked against the real count.
+ *
  * The owner's wish (pause/resume) and the backoff are separate: the acceptor
  * accepts only while it is wanted and not backing off, so an owner that resumes
  * often (a pool worker does after every connection) cannot cut a backoff short.
@@ -56,6 +66,29 @@ export function openDescriptors(): number {
   } catch {
     return 0;
   }
+}
+
+/** Descriptors a connection's owner keeps in this process beyond the accepted sockets still open here. */
+export interface DescriptorUse {
+  /** Open now for connections being served (a child's pidfd and pipe, a spare's channel), sockets not included. */
+  held: number;
+  /** Still to be opened for connections already accepted (a program started once its environment is known). */
+  reserved: number;
+}
+
+/** Every owner's declared use in this process: one descriptor table, whoever's acceptor fills it. */
+const owners = new Set<() => DescriptorUse>();
+
+/** The sum of what every owner declared. */
+function declared(): DescriptorUse {
+  let held = 0;
+  let reserved = 0;
+  for (const use of owners) {
+    const u = use();
+    held += u.held;
+    reserved += u.reserved;
+  }
+  return { held, reserved };
 }
 
 /** An accept-side error: EMFILE backoffs carry how many were folded into this one report. */
@@ -127,6 +160,7 @@ export class Acceptor {
   #onError: (err: AcceptError) => void = () => {};
   #onAccept: () => void = () => {};
   #gate: ProxyGate | undefined;
+  #use: (() => DescriptorUse) | undefined;
 
   constructor(fd: number, options: AcceptorOptions = {}) {
     this.#fd = fd;
@@ -162,6 +196,17 @@ export class Acceptor {
    */
   onAccept(handler: () => void): void {
     this.#onAccept = handler;
+  }
+
+  /**
+   * Count what the receiver of the connections keeps open for them beyond their
+   * sockets (see the file comment), so accepting backs off before a launch would run
+   * out of descriptors. Until close(); `undefined` stops counting. Default: nothing.
+   */
+  countDescriptors(use: (() => DescriptorUse) | undefined): void {
+    if (this.#use) owners.delete(this.#use);
+    this.#use = use;
+    if (use && !this.#closed) owners.add(use);
   }
 
   /** Accept errors (EMFILE, ...): accepting goes on; the owner decides what to log. */
@@ -203,8 +248,8 @@ export class Acceptor {
     this.#wanted = true;
     if (this.#backingOff || this.#server) return;
     // Resumed right after a connection near the limit: check the real count before accepting into EMFILE.
-    if (this.#lastFd >= this.#limit - 2 * DESCRIPTOR_HEADROOM) {
-      const open = openDescriptors();
+    if (this.#estimate(this.#lastFd) >= this.#limit - 2 * DESCRIPTOR_HEADROOM) {
+      const open = this.#counted();
       if (open >= this.#limit - DESCRIPTOR_HEADROOM) return this.#backoff(open);
     }
     this.#listen();
@@ -215,6 +260,7 @@ export class Acceptor {
     if (this.#closed) return;
     this.pause();
     this.#closed = true;
+    if (this.#use) owners.delete(this.#use);
     this.#backingOff = false;
     clearTimeout(this.#backoffTimer);
     if (this.#ownsFd) fdutil.close(this.#fd);
@@ -227,7 +273,11 @@ export class Acceptor {
     server.on('connection', (socket: net.Socket) => {
       const fd = socketFd(socket);
       this.#lastFd = fd;
-      if (fd >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(fd + 1);
+      if (this.#estimate(fd) >= this.#limit - DESCRIPTOR_HEADROOM) {
+        // Declared descriptors may sit below `fd` too: only the real count decides.
+        const open = owners.size === 0 ? fd + 1 : this.#counted();
+        if (open >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(open);
+      }
       if (this.#gate) this.#gate.take(socket);
       else this.#onConnection(socket);
       this.#onAccept();
@@ -241,6 +291,22 @@ export class Acceptor {
     // socket); it cannot fail with EADDRINUSE. Node reads the backlog of the `{ fd }` form only positionally.
     server.listen({ fd: fdutil.dup(this.#fd) } as net.ListenOptions, this.backlog);
     this.#server = server;
+  }
+
+  /**
+   * The descriptor number in use once `fd` is, as if what owners hold elsewhere and are
+   * about to open sat above it: every number below `fd` is taken (they are handed out
+   * lowest-first). An upper bound when some of those sit below `fd`.
+   */
+  #estimate(fd: number): number {
+    if (owners.size === 0) return fd;
+    const { held, reserved } = declared();
+    return fd + held + reserved;
+  }
+
+  /** The real count of open descriptors, plus those owners are about to open. */
+  #counted(): number {
+    return openDescriptors() + (owners.size === 0 ? 0 : declared().reserved);
   }
 
   #stopListening(): void {
@@ -266,7 +332,7 @@ export class Acceptor {
   /** After a backoff: accept again only once descriptors are free again, else wait another BACKOFF_MS (counted, not reported). */
   #retry(): void {
     if (this.#closed) return;
-    if (openDescriptors() >= this.#limit - DESCRIPTOR_HEADROOM) {
+    if (this.#counted() >= this.#limit - DESCRIPTOR_HEADROOM) {
       this.#reports.count();
       this.#backoffTimer = setTimeout(() => this.#retry(), BACKOFF_MS);
       return;

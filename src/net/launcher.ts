@@ -19,6 +19,12 @@ import { type ChildProcess } from 'node:child_process';
 import { SystemCallError } from '../errors.js';
 import { fdutil } from './fdutil.js';
 
+/**
+ * After a child exits, how long its connection's `end` waits for the rest of its
+ * stderr (a descendant may hold the pipe open). 1 s.
+ */
+export const STDERR_DRAIN_MS = 1000;
+
 /** How a child ended: `code` when it exited, `signal` (a name) when a signal ended it. */
 export interface Exit {
   code: number | null;
