@@ -7,8 +7,16 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { formatEndpoint, sanitize, type Endpoint } from './address.js';
 
-/** Every event a server reports. Field names are the log grammar's keys. */
-export type ServerEvent =
+/**
+ * Every event a server reports. Field names are the log grammar's keys. `service`:
+ * under `serve --config`, the name (config key) of the service the event concerns,
+ * set by the Supervisor on every event of its servers (`listen` names the service
+ * in every case: its kind, or under --config its name).
+ */
+export type ServerEvent = EventRecord & { service?: string };
+
+/** The events themselves, without the service's name. */
+type EventRecord =
   | { type: 'listen'; local: Endpoint; model: string; service: string; pid: number; max: number }
   /** `via`: the real peer (the balancer) when a PROXY header named `remote`. */
   | { type: 'accept'; id: number; local: Endpoint; remote: Endpoint; pid: number; count: number; max: number; via?: Endpoint }
@@ -91,8 +99,15 @@ function field(key: string, value: unknown): string {
  *     deny 127.0.0.2:40000 -> 127.0.0.1:9877 IPv4 reason access rule deny:127.0.0.2/32
  *     refuse 127.0.0.1:40002 -> 127.0.0.1:9877 IPv4 reason per-source
  *     stderr pid 4243 id 4 text cat:\x20write\x20error
+ *     end pid 4242 exitcode 0 count 2/40 id 3 ms 12 service web        (serve --config)
  */
 export function formatEvent(e: ServerEvent): string {
+  const line = formatRecord(e);
+  // Under --config: every line names its service (listen's own field already does).
+  return e.service !== undefined && e.type !== 'listen' ? `${line} ${field('service', e.service)}` : line;
+}
+
+function formatRecord(e: ServerEvent): string {
   switch (e.type) {
     case 'listen':
       return `listen ${sanitize(formatEndpoint(e.local))} ${e.local.family} ${field('model', e.model)} ${field('service', e.service)} pid ${e.pid} max ${e.max}`;

@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, startServer, type StartedServer } from '../helpers.js';
+import { startConfigServer } from '../exec-helpers.js';
 
 const HANDLER = path.join(ROOT, 'test', 'fixtures', 'report-handler.js');
 const INJECTION = 'x\nINJECT end pid 1';
@@ -138,3 +139,35 @@ for (const model of [['fork'], ['event'], ['prefork', '--workers', '1'], ['threa
     });
   }
 }
+
+// Under `serve --config`, every line about a service names it (its config key), `shutdown` and `closed` included,
+// and its errors and stderr lines too: two exec services are told apart. On the old code both said `service exec`
+// on `listen` and nothing after.
+test('serve --config, two exec services: every line names its service', { timeout: 60_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-names-'));
+  const file = path.join(dir, 'two.yaml');
+  // `loud` writes a line on its stderr, then echoes; `quiet` only echoes.
+  fs.writeFileSync(
+    file,
+    'services:\n  loud:\n    listen: 127.0.0.1:0\n    exec: [/bin/sh, -c, "echo noise >&2; exec cat"]\n  quiet:\n    listen: 127.0.0.1:0\n    exec: /bin/cat\n',
+  );
+  const server = await startConfigServer(file, 2);
+  try {
+    assert.equal(await ask(server.ports['loud 127.0.0.1:0']!, 'one'), 'one');
+    assert.equal(await ask(server.ports['quiet 127.0.0.1:0']!, 'two'), 'two');
+    await server.waitFor(/(^end .*\n[^]*){2}/m);
+    await server.waitFor(/^stderr .*$/m);
+  } finally {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const lines = server.log().split('\n').filter(Boolean);
+  const about = (service: string) => lines.filter((l) => new RegExp(`(^listen .* service ${service} |[ ]service ${service}$)`).test(l));
+  for (const service of ['loud', 'quiet']) {
+    const mine = about(service).map((l) => l.split(' ')[0]);
+    assert.deepEqual(mine.filter((e) => e !== 'stderr'), ['listen', 'accept', 'end', 'shutdown', 'closed'], `${service}:\n${server.log()}`);
+  }
+  assert.match(server.log(), /^stderr pid \d+ id \d+ text noise service loud$/m);
+  // Nothing about a service goes unnamed: only the admin and reload lines are the supervisor's own.
+  for (const l of lines) assert.match(l, /(service (loud|quiet)( |$))/, `a line that names its service: ${l}`);
+});
