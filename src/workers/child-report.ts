@@ -136,6 +136,11 @@ export class ReportReader {
 export interface ChildReporter {
   log(reason: string, code?: string): void;
   failed(err: unknown): void;
+  /**
+   * An error nothing caught (an 'uncaughtException' handler): reported as the failure, then
+   * exit 1, so that even a crash outside the service's promise is one event, not a stack on stderr.
+   */
+  fatal(err: unknown): never;
   /** Whether the service failed (the child then exits 1). */
   readonly hasFailed: boolean;
 }
@@ -154,13 +159,18 @@ export function reportOnStderr(): ChildReporter {
   const write = stderr.write.bind(stderr) as (chunk: string | Uint8Array, ...rest: unknown[]) => boolean;
   stderr.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => write(escapeStderr(chunk), ...rest)) as typeof stderr.write;
   let failed = false;
+  const fail = (err: unknown): void => {
+    failed = true;
+    const { code, message } = describeError(err, 'TCPKIT_HANDLER');
+    const stack = (err as Error | undefined)?.stack;
+    write(encodeReport({ type: 'failed', code, message, ...(typeof stack === 'string' && { stack }) }));
+  };
   return {
     log: (reason, code) => void write(encodeReport({ type: 'log', reason: String(reason), code: code ?? 'TCPKIT_SERVICE' })),
-    failed(err) {
-      failed = true;
-      const { code, message } = describeError(err, 'TCPKIT_HANDLER');
-      const stack = (err as Error | undefined)?.stack;
-      write(encodeReport({ type: 'failed', code, message, ...(typeof stack === 'string' && { stack }) }));
+    failed: fail,
+    fatal(err) {
+      fail(err);
+      process.exit(1);
     },
     get hasFailed() {
       return failed;

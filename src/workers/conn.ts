@@ -17,6 +17,7 @@ import { reportOnStderr } from './child-report.js';
 import { specFromEnv } from './messages.js';
 
 const report = reportOnStderr();
+process.on('uncaughtException', report.fatal);
 const spec = specFromEnv('child', 'tcpkit child');
 
 // A ^C in the terminal signals the whole process group; the parent decides when a
@@ -25,14 +26,8 @@ process.on('SIGINT', () => {});
 
 // Load the service before opening the socket: a socket on a descriptor starts reading at
 // once, and a peer's reset while the service loads would be an 'error' nobody listens to.
-let service: Awaited<ReturnType<typeof loadService>>;
-try {
-  service = await loadService(spec.service);
-} catch (err) {
-  // Reported as the connection's failure, like a throw of the service, not as a raw stack on stderr.
-  report.failed(err);
-  process.exit(1);
-}
+// A service that cannot load is the connection's failure, like a throw of the service, not a raw stack on stderr.
+const service = await loadService(spec.service).catch(report.fatal);
 const socket = new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
 await runService(service, { socket, info: spec.info, options: spec.service.options ?? {}, log: report.log }, report.failed);
 process.exit(report.hasFailed ? 1 : 0);

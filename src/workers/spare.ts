@@ -17,6 +17,7 @@ import { reportOnStderr } from './child-report.js';
 import { specFromEnv, type SpareMessage } from './messages.js';
 
 const report = reportOnStderr();
+process.on('uncaughtException', report.fatal);
 const spec = specFromEnv('spare', 'tcpkit spare');
 if (!process.send) {
   process.stderr.write('tcpkit spare: the IPC channel is missing; this program is started by tcpkit serve\n');
@@ -30,7 +31,7 @@ process.once('disconnect', () => {
 });
 
 let serving = false;
-const service = await loadService(spec.service);
+const service = await loadService(spec.service).catch(report.fatal);
 
 process.on('message', (msg: SpareMessage, socket?: net.Socket) => {
   if (msg.type !== 'connection' || !socket || serving) return;

@@ -88,6 +88,19 @@ for (const { name, args } of models.slice(0, 2)) {
     }
   });
 
+  test(`${name}: an uncaught exception in the child is one error line, not a stack on stderr`, { timeout: 60_000 }, async () => {
+    const server = await startServer([...args, '--handler', HANDLER]);
+    try {
+      await ask(server.port, 'CRASH');
+      const lines = await linesAfter(server, 1);
+      assert.equal(lines.filter((l) => /^error where service code TCPKIT_HANDLER id \d+ pid \d+ message "handler.*crashed.*on.*purpose"$/.test(l)).length, 1, server.log());
+      assert.ok(!lines.some((l) => l.startsWith('stderr ')), `no stack on stderr:\n${server.log()}`);
+      assert.match(server.log(), /^end pid \d+ exitcode 1 /m);
+    } finally {
+      await server.stop();
+    }
+  });
+
   test(`${name}: the child's own stderr is stderr text, and cannot forge a record`, { timeout: 60_000 }, async () => {
     const server = await startServer([...args, '--handler', HANDLER]);
     try {
