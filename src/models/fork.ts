@@ -36,12 +36,13 @@
  * stderr is. Nothing a child writes reaches the server's stderr raw. A connection's
  * `end` waits (at most STDERR_DRAIN_MS) for its child's last lines.
  *
- * Descriptors. Each child costs this process CHILD_DESCRIPTORS descriptors while it
- * lives (a launched child: its pidfd and its stderr pipe; a spare: its IPC channel
- * and its stderr pipe), after the socket itself is closed here. The model declares
- * them to the listener's acceptor (countDescriptors), so that near the descriptor
- * limit accepting backs off (connections wait in the backlog, one EMFILE line per
- * burst) instead of a launch failing with EMFILE and the connection being reset.
+ * Descriptors. Each child costs this process two descriptors while it lives, after
+ * the socket itself is closed here: a launched child its pidfd and stderr pipe (the
+ * launcher counts those), a spare its IPC channel and stderr pipe (SPARE_DESCRIPTORS,
+ * declared to the listener's acceptor with those of programs about to start:
+ * countDescriptors). So near the descriptor limit accepting backs off (connections
+ * wait in the backlog, one EMFILE line per burst) instead of a launch failing with
+ * EMFILE and the connection being reset.
  *
  * A program that cannot be started (ENOENT, EACCES, EMFILE...) is logged as under
  * every model: `accept` (pid: this process), `error where spawn code C`, `end`.
@@ -73,10 +74,12 @@ const SPARES = 0;
 const SPARE_STARTS_AT_ONCE = Math.max(1, os.availableParallelism());
 
 /**
- * Descriptors a child keeps open in this process once its socket is closed here: a
- * launched child's pidfd and stderr pipe; a spare's IPC channel and stderr pipe.
+ * Descriptors a spare (child_process) keeps open in this process, waiting or serving:
+ * its IPC channel and its stderr pipe. A launched child's (pidfd, pipe) the launcher counts.
  */
-const CHILD_DESCRIPTORS = 2;
+const SPARE_DESCRIPTORS = 2;
+/** What a program about to be started will hold here: its pidfd and its stderr pipe. */
+const PROGRAM_DESCRIPTORS = 2;
 
 /** How often the parent reads /proc/PID/io of each child, at most, when an idle timeout is set. */
 const IDLE_POLL_MS = 1000;
@@ -93,6 +96,8 @@ interface ChildRecord {
   activeAt: number;
   /** Resolves once the child's stderr (its reports) has been read to the end. */
   reported: Promise<void>;
+  /** It was a spare (counted in #spareServing while it lives). */
+  wasSpare: boolean;
 }
 
 interface SpareRecord {
@@ -142,6 +147,8 @@ export class ForkModel implements Model {
   readonly #childEnv = definedEnv();
   /** Programs admitted and not yet started (their environment is being assembled). */
   #starting = 0;
+  /** Children that were spares, serving now (their descriptors are SPARE_DESCRIPTORS, not the launcher's). */
+  #spareServing = 0;
 
   constructor(host: ModelHost) {
     this.#host = host;
@@ -151,8 +158,8 @@ export class ForkModel implements Model {
   async start(): Promise<void> {
     // What each child keeps open here, so that accepting backs off before a launch runs out of descriptors.
     this.#host.listener.countDescriptors(() => ({
-      held: CHILD_DESCRIPTORS * (this.#children.size + this.#spares.size),
-      reserved: CHILD_DESCRIPTORS * this.#starting,
+      held: SPARE_DESCRIPTORS * (this.#spares.size + this.#spareServing),
+      reserved: PROGRAM_DESCRIPTORS * this.#starting,
     }));
     // Fail at start, not in every child, when the service (a --handler module) cannot load.
     if (this.#host.service.handler) await loadService(this.#host.service);
@@ -263,7 +270,8 @@ export class ForkModel implements Model {
       // The child died before it got the socket: its exit is reported as the connection's end.
       if (err) child.kill('SIGKILL');
     });
-    this.#adopt(fromChildProcess(child), pid, conn, spare.reported);
+    this.#spareServing++;
+    this.#adopt(fromChildProcess(child), pid, conn, spare.reported, true);
     return true;
   }
 
@@ -310,7 +318,7 @@ export class ForkModel implements Model {
   /** inetd's fork + exec: the program itself is the child; its stderr lines go to the log. */
   async #serveProgram(program: ProgramLauncher, socket: net.Socket, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
     const info = conn.info;
-    // Counted as about to open its descriptors until it has (see CHILD_DESCRIPTORS).
+    // Counted as about to open its descriptors until it has (then the launcher counts them).
     this.#starting++;
     let child: Child & { stderrDone?: Promise<void> };
     try {
@@ -368,8 +376,8 @@ export class ForkModel implements Model {
   }
 
   /** A child now serves `conn`: count it, and enforce the limits on it from here. */
-  #adopt(child: Child, pid: number, conn: Connection, reported: Promise<void>): void {
-    const record: ChildRecord = { child, pid, conn, state: 'serving', timer: undefined, io: -1, activeAt: Date.now(), reported };
+  #adopt(child: Child, pid: number, conn: Connection, reported: Promise<void>, wasSpare = false): void {
+    const record: ChildRecord = { child, pid, conn, state: 'serving', timer: undefined, io: -1, activeAt: Date.now(), reported, wasSpare };
     this.#children.set(pid, record);
     conn.opened(pid);
     const { maxMs, idleMs } = this.#host.limits;
@@ -388,6 +396,7 @@ export class ForkModel implements Model {
       const drained = new Promise<void>((resolve) => (timer = setTimeout(resolve, STDERR_DRAIN_MS)));
       void Promise.race([record.reported, drained]).then(() => {
         clearTimeout(timer);
+        if (record.wasSpare) this.#spareServing--;
         this.#children.delete(pid);
         if (this.#children.size === 0) this.#stopIdlePoll();
         record.conn.closed(code, signal);

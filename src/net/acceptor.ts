@@ -21,15 +21,16 @@
  * BACKOFF_MS (connections wait in the backlog, as with pause), and one `EMFILE`
  * error is reported per REPORT_MS with the count of backoffs it stands for.
  *
- * What the fd number does not show. A model that hands each connection on to a
- * process keeps descriptors in the server for it after the socket is closed here
- * (the fork model: a child's pidfd and its stderr pipe; a spare's IPC channel and
- * pipe), and the socket's number is then reused, so accepted numbers stay low while
- * those descriptors pile up above them (under `ulimit -n 64` the fork model reset
- * connections with `spawn EMFILE`). Such an owner declares what it holds and what it
- * is about to open (countDescriptors): the estimate is the accepted number plus that,
- * summed over every owner in this process (serve --config runs several servers in
- * one); near the limit the estimate is checked against the real count.
+ * What the fd number does not show. A connection handed on to a process keeps
+ * descriptors here after its socket is closed (a launched child's pidfd and stderr
+ * pipe; a fork spare's IPC channel and pipe), and the socket's number is then reused,
+ * so accepted numbers stay low while those descriptors pile up above them (under
+ * `ulimit -n 64` the fork model and `--exec` under every model reset connections with
+ * `spawn EMFILE`). So the estimate is the accepted number plus what launched children
+ * hold (the launcher counts them: ../net/launcher.ts launchedDescriptors) plus what
+ * owners declare they hold or are about to open (countDescriptors: the fork model's
+ * spares and programs being started), summed over the process (serve --config runs
+ * several servers in one); near the limit it is checked against the real count.
  *
  * The owner's wish (pause/resume) and the backoff are separate: the acceptor
  * accepts only while it is wanted and not backing off, so an owner that resumes
@@ -39,6 +40,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { REPORT_MS } from '../options.js';
 import { fdutil } from './fdutil.js';
+import { launchedDescriptors } from './launcher.js';
 import { socketFd } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 
@@ -79,9 +81,9 @@ export interface DescriptorUse {
 /** Every owner's declared use in this process: one descriptor table, whoever's acceptor fills it. */
 const owners = new Set<() => DescriptorUse>();
 
-/** The sum of what every owner declared. */
+/** The sum of what every owner declared, and what launched children hold (../net/launcher.ts). */
 function declared(): DescriptorUse {
-  let held = 0;
+  let held = launchedDescriptors();
   let reserved = 0;
   for (const use of owners) {
     const u = use();
@@ -273,9 +275,10 @@ export class Acceptor {
     server.on('connection', (socket: net.Socket) => {
       const fd = socketFd(socket);
       this.#lastFd = fd;
-      if (this.#estimate(fd) >= this.#limit - DESCRIPTOR_HEADROOM) {
+      const { held, reserved } = declared();
+      if (fd + held + reserved >= this.#limit - DESCRIPTOR_HEADROOM) {
         // Declared descriptors may sit below `fd` too: only the real count decides.
-        const open = owners.size === 0 ? fd + 1 : this.#counted();
+        const open = held + reserved === 0 ? fd + 1 : openDescriptors() + reserved;
         if (open >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(open);
       }
       if (this.#gate) this.#gate.take(socket);
@@ -299,14 +302,13 @@ export class Acceptor {
    * lowest-first). An upper bound when some of those sit below `fd`.
    */
   #estimate(fd: number): number {
-    if (owners.size === 0) return fd;
     const { held, reserved } = declared();
     return fd + held + reserved;
   }
 
   /** The real count of open descriptors, plus those owners are about to open. */
   #counted(): number {
-    return openDescriptors() + (owners.size === 0 ? 0 : declared().reserved);
+    return openDescriptors() + declared().reserved;
   }
 
   #stopListening(): void {

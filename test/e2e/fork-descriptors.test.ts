@@ -1,6 +1,7 @@
-// Descriptor exhaustion under the fork model, as test/e2e/hostile-descriptors.test.ts and descriptors-pools.test.ts
-// check it for the others: each live child keeps descriptors in the server after its socket is closed there (a
-// launched child's pidfd and stderr pipe, a spare's IPC channel and pipe), so the acceptor must count them. With
+// Descriptor exhaustion under the fork model and for `--exec`, as test/e2e/hostile-descriptors.test.ts and
+// descriptors-pools.test.ts check it for the others: each live child keeps descriptors in the process that started it
+// after its socket is closed there (a launched child's pidfd and stderr pipe, a spare's IPC channel and pipe), so the
+// acceptor must count them. With
 // far more held clients than descriptors allow, no connection is reset (the old code reset most of them with
 // `error where spawn code EMFILE`): the excess waits in the backlog, EMFILE is logged once per burst, and every
 // client is served once the others leave.
@@ -14,6 +15,9 @@ const cases: Array<{ name: string; args: string[]; limit: number; clients: numbe
   { name: 'fork --spare 2', args: ['--model', 'fork', '--spare', '2'], limit: 64, clients: 100 },
   { name: 'fork --exec cat', args: ['--model', 'fork', '--exec', 'cat'], limit: 64, clients: 100 },
   { name: 'fork -c 1000 --exec cat', args: ['--model', 'fork', '-c', '1000', '--exec', 'cat'], limit: 1024, clients: 700 },
+  // A program started from a process that serves in-process holds the same two descriptors there (the launcher counts them).
+  { name: 'event --exec cat', args: ['--model', 'event', '--exec', 'cat'], limit: 64, clients: 100 },
+  { name: 'threads --exec cat', args: ['--model', 'threads', '--workers', '2', '--exec', 'cat'], limit: 64, clients: 100 },
 ];
 
 for (const { name, args, limit, clients: n } of cases) {
