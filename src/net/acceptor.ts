@@ -38,9 +38,10 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { REPORT_MS } from '../options.js';
 import { fdutil } from './fdutil.js';
-import { launchedDescriptors } from './launcher.js';
+import { hasLaunched, launchedDescriptors } from './launcher.js';
 import { socketFd } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 
@@ -80,6 +81,14 @@ export interface DescriptorUse {
 
 /** Every owner's declared use in this process: one descriptor table, whoever's acceptor fills it. */
 const owners = new Set<() => DescriptorUse>();
+
+/**
+ * In a worker thread the descriptor table is the process's, but the launcher's count is
+ * this thread's alone (each thread loads its own): once this thread's service launches
+ * programs, the other threads' children may be there too, unseen, so only the real
+ * count tells (a readdir of /proc/self/fd per accept, in that case only).
+ */
+const unseenChildren = (): boolean => !isMainThread && hasLaunched();
 
 /** The sum of what every owner declared, and what launched children hold (../net/launcher.ts). */
 function declared(): DescriptorUse {
@@ -250,7 +259,7 @@ export class Acceptor {
     this.#wanted = true;
     if (this.#backingOff || this.#server) return;
     // Resumed right after a connection near the limit: check the real count before accepting into EMFILE.
-    if (this.#estimate(this.#lastFd) >= this.#limit - 2 * DESCRIPTOR_HEADROOM) {
+    if (this.#estimate(this.#lastFd) >= this.#limit - 2 * DESCRIPTOR_HEADROOM || unseenChildren()) {
       const open = this.#counted();
       if (open >= this.#limit - DESCRIPTOR_HEADROOM) return this.#backoff(open);
     }
@@ -276,9 +285,10 @@ export class Acceptor {
       const fd = socketFd(socket);
       this.#lastFd = fd;
       const { held, reserved } = declared();
-      if (fd + held + reserved >= this.#limit - DESCRIPTOR_HEADROOM) {
+      const unseen = unseenChildren();
+      if (fd + held + reserved >= this.#limit - DESCRIPTOR_HEADROOM || unseen) {
         // Declared descriptors may sit below `fd` too: only the real count decides.
-        const open = held + reserved === 0 ? fd + 1 : openDescriptors() + reserved;
+        const open = held + reserved === 0 && !unseen ? fd + 1 : openDescriptors() + reserved;
         if (open >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(open);
       }
       if (this.#gate) this.#gate.take(socket);

@@ -78,6 +78,8 @@ const waiting = new Map<number, (exit: Exit) => void>();
  * reaped (the native side's), a stderr pipe each until it is read to its end.
  */
 let heldDescriptors = 0;
+/** Whether this thread has launched anything yet. */
+let launchedAny = false;
 let listening = false;
 
 function reaped(pid: number, code: number | null, signo: number): void {
@@ -120,6 +122,7 @@ export function launch(o: LaunchOptions): Launched {
   const { pid } = started;
   const exited = new Promise<Exit>((resolve) => waiting.set(pid, resolve));
   heldDescriptors++;
+  launchedAny = true;
   let stderr: net.Socket | null = null;
   if (started.stderr >= 0) {
     stderr = new net.Socket({ fd: started.stderr, readable: true, writable: false });
@@ -151,6 +154,11 @@ export function fromChildProcess(child: ChildProcess): Child {
  */
 export function launchedDescriptors(): number {
   return heldDescriptors;
+}
+
+/** Whether this thread has launched a child yet (its service starts programs). */
+export function hasLaunched(): boolean {
+  return launchedAny;
 }
 
 /** How many launched children this thread has not yet seen reaped (for tests and status). */
