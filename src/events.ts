@@ -7,8 +7,16 @@
 import diagnostics_channel from 'node:diagnostics_channel';
 import { formatEndpoint, sanitize, type Endpoint } from './address.js';
 
-/** Every event a server reports. Field names are the log grammar's keys. */
-export type ServerEvent =
+/**
+ * Every event a server reports. Field names are the log grammar's keys. `service`:
+ * under `serve --config`, the name (config key) of the service the event concerns,
+ * set by the Supervisor on every event of its servers (`listen` names the service
+ * in every case: its kind, or under --config its name).
+ */
+export type ServerEvent = EventRecord & { service?: string };
+
+/** The events themselves, without the service's name. */
+type EventRecord =
   | { type: 'listen'; local: Endpoint; model: string; service: string; pid: number; max: number }
   /** `via`: the real peer (the balancer) when a PROXY header named `remote`. */
   | { type: 'accept'; id: number; local: Endpoint; remote: Endpoint; pid: number; count: number; max: number; via?: Endpoint }
@@ -29,7 +37,8 @@ export type ServerEvent =
   | { type: 'refuse'; remote: Endpoint; local: Endpoint; reason: string; message?: string }
   | { type: 'spawn'; pid: number; role: string }
   | { type: 'exit'; pid: number; role: string; exitcode: number | null; signal: string | null }
-  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number; suppressed?: number }
+  /** `stack`: where a service failed, for the JSON log only (a text line leaves it out). */
+  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number; suppressed?: number; stack?: string }
   | { type: 'shutdown'; signal: string; active: number; grace: number }
   | { type: 'kill'; pid: number; signal: string; reason: string }
   | { type: 'closed'; accepted: number; served: number }
@@ -51,14 +60,26 @@ export const STDERR_CODE = 'stderr';
 /** How an in-process exec service reports a line of its program's stderr through ctx.log. */
 export const stderrReason = (pid: number, line: string): string => `pid ${pid}: ${line}`;
 
+/** The code prefix with which a service's ctx.log says its program could not be started (spawnFailedCode). */
+const SPAWN_CODE_PREFIX = 'spawn:';
+
+/**
+ * The ctx.log code for "the program could not be started" with system error `code` (ENOENT, EACCES...): logged
+ * as `error where spawn code CODE`, under every model (the exec service in a process or worker, the fork model).
+ */
+export const spawnFailedCode = (code: string): string => `${SPAWN_CODE_PREFIX}${code}`;
+
 /**
  * What a service's ctx.log(reason, code) for connection `id` served by `pid` is in the log: a connection closed
  * for a limit is `kill ... signal close reason idle|time-limit` (as the fork model logs a child it signals); a
- * program's stderr line is `stderr pid P id I text T` under every model, as under fork; anything else is
- * `error where service`.
+ * program's stderr line is `stderr pid P id I text T` under every model, as under fork; a program that could not
+ * be started (spawnFailedCode) is `error where spawn`; anything else is `error where service`.
  */
 export function serviceLogEvent(id: number, pid: number, reason: string, code: string): ServerEvent {
   if (code === 'idle' || code === 'time-limit') return { type: 'kill', pid, signal: 'close', reason: code };
+  if (code.startsWith(SPAWN_CODE_PREFIX) && code.length > SPAWN_CODE_PREFIX.length) {
+    return { type: 'error', where: 'spawn', code: code.slice(SPAWN_CODE_PREFIX.length), message: reason, id, pid };
+  }
   const m = code === STDERR_CODE ? /^pid (\d+): ([^]*)$/.exec(reason) : null;
   if (m) return { type: 'stderr', pid: Number(m[1]), id, text: m[2]! };
   return { type: 'error', where: 'service', code, message: reason, id, pid };
@@ -87,8 +108,15 @@ function quoted(text: string, max: number): string {
  *     deny 127.0.0.2:40000 -> 127.0.0.1:9877 IPv4 reason access rule deny:127.0.0.2/32
  *     refuse 127.0.0.1:40002 -> 127.0.0.1:9877 IPv4 reason per-source
  *     stderr pid 4243 id 4 text cat:\x20write\x20error
+ *     end pid 4242 exitcode 0 count 2/40 id 3 ms 12 service web        (serve --config)
  */
 export function formatEvent(e: ServerEvent): string {
+  const line = formatRecord(e);
+  // Under --config: every line names its service (listen's own field already does).
+  return e.service !== undefined && e.type !== 'listen' ? `${line} ${field('service', e.service)}` : line;
+}
+
+function formatRecord(e: ServerEvent): string {
   switch (e.type) {
     case 'listen':
       return `listen ${sanitize(formatEndpoint(e.local))} ${e.local.family} ${field('model', e.model)} ${field('service', e.service)} pid ${e.pid} max ${e.max}`;

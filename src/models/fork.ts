@@ -27,6 +27,25 @@
  * and exits like any child. With no spare ready, a child is started as above. Spares
  * are started with child_process.spawn: they need Node's IPC channel to receive the
  * socket. `--spare` with a program service is refused at start (nothing to start ahead).
+ *
+ * Reports. A Node child's or spare's descriptor 2 is a pipe this process reads: the
+ * service's ctx.log and failures arrive there as records (../workers/child-report.ts)
+ * and become the connection's events (`error where service ...`, sanitized by the
+ * log grammar, JSON under --log-format json, counted as for every model); any other
+ * line it writes there is logged as `stderr pid P id I text T`, as a program's own
+ * stderr is. Nothing a child writes reaches the server's stderr raw. A connection's
+ * `end` waits (at most STDERR_DRAIN_MS) for its child's last lines.
+ *
+ * Descriptors. Each child costs this process two descriptors while it lives, after
+ * the socket itself is closed here: a launched child its pidfd and stderr pipe (the
+ * launcher counts those), a spare its IPC channel and stderr pipe (SPARE_DESCRIPTORS,
+ * declared to the listener's acceptor with those of programs about to start:
+ * countDescriptors). So near the descriptor limit accepting backs off (connections
+ * wait in the backlog, one EMFILE line per burst) instead of a launch failing with
+ * EMFILE and the connection being reset.
+ *
+ * A program that cannot be started (ENOENT, EACCES, EMFILE...) is logged as under
+ * every model: `accept` (pid: this process), `error where spawn code C`, `end`.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -41,8 +60,10 @@ import { describeError, InvalidOptionError, StateError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
 import { OPTIONS, spareWithProgram, TERM_TO_KILL_MS } from '../options.js';
 import { entryArgs } from '../workers/entries.js';
-import { fromChildProcess, launch, type Child } from '../net/launcher.js';
+import { fromChildProcess, launch, STDERR_DRAIN_MS, type Child, type Launched } from '../net/launcher.js';
 import { loadService, programOf, type ProgramLauncher } from '../services/index.js';
+import { ReportReader, type ChildReport } from '../workers/child-report.js';
+import { spawnFailedCode } from '../events.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 
 const CHILD_ENTRY = entryArgs('conn');
@@ -52,6 +73,14 @@ const SPARE_ENTRY = entryArgs('spare');
 const SPARES = 0;
 /** Replacement spares starting at once, once serving: one per CPU. */
 const SPARE_STARTS_AT_ONCE = Math.max(1, os.availableParallelism());
+
+/**
+ * Descriptors a spare (child_process) keeps open in this process, waiting or serving:
+ * its IPC channel and its stderr pipe. A launched child's (pidfd, pipe) the launcher counts.
+ */
+const SPARE_DESCRIPTORS = 2;
+/** What a program about to be started will hold here: its pidfd and its stderr pipe. */
+const PROGRAM_DESCRIPTORS = 2;
 
 /** How often the parent reads /proc/PID/io of each child, at most, when an idle timeout is set. */
 const IDLE_POLL_MS = 1000;
@@ -66,6 +95,10 @@ interface ChildRecord {
   /** rchar + wchar at the last poll, and when it last changed. */
   io: number;
   activeAt: number;
+  /** Resolves once the child's stderr (its reports) has been read to the end. */
+  reported: Promise<void>;
+  /** It was a spare (counted in #spareServing while it lives). */
+  wasSpare: boolean;
 }
 
 interface SpareRecord {
@@ -73,6 +106,10 @@ interface SpareRecord {
   pid: number;
   state: 'starting' | 'ready';
   startedAt: number;
+  /** Its stderr read to the end (its reports: ../workers/child-report.ts). */
+  reported: Promise<void>;
+  /** The connection it was given, once given one. */
+  conn?: Connection;
 }
 
 /** Bytes a process has read and written by system calls (any descriptor); -1 if unreadable. */
@@ -109,6 +146,10 @@ export class ForkModel implements Model {
   #program: ProgramLauncher | undefined;
   /** The Node children's environment (the server's), read once: process.env is a getenv() per key. */
   readonly #childEnv = definedEnv();
+  /** Programs admitted and not yet started (their environment is being assembled). */
+  #starting = 0;
+  /** Children that were spares, serving now (their descriptors are SPARE_DESCRIPTORS, not the launcher's). */
+  #spareServing = 0;
 
   constructor(host: ModelHost) {
     this.#host = host;
@@ -116,6 +157,11 @@ export class ForkModel implements Model {
   }
 
   async start(): Promise<void> {
+    // What each child keeps open here, so that accepting backs off before a launch runs out of descriptors.
+    this.#host.listener.countDescriptors(() => ({
+      held: SPARE_DESCRIPTORS * (this.#spares.size + this.#spareServing),
+      reserved: PROGRAM_DESCRIPTORS * this.#starting,
+    }));
     // Fail at start, not in every child, when the service (a --handler module) cannot load.
     if (this.#host.service.handler) await loadService(this.#host.service);
     this.#program = await programOf(this.#host.service);
@@ -165,7 +211,7 @@ export class ForkModel implements Model {
     let child: ChildProcess;
     try {
       child = spawn(process.execPath, [...SPARE_ENTRY, this.#host.service.name], {
-        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
         env: { ...process.env, TCPKIT_SPARE: JSON.stringify(spec) },
         serialization: 'json',
       });
@@ -181,7 +227,8 @@ export class ForkModel implements Model {
       return false;
     }
     this.#spawned++;
-    const record: SpareRecord = { child, pid, state: 'starting', startedAt: Date.now() };
+    const record: SpareRecord = { child, pid, state: 'starting', startedAt: Date.now(), reported: Promise.resolve() };
+    record.reported = this.#readReports(child.stderr, pid, () => record.conn);
     this.#spares.set(pid, record);
     this.#host.emit({ type: 'spawn', pid, role: 'spare' });
     child.on('error', () => {});
@@ -216,6 +263,7 @@ export class ForkModel implements Model {
     if (!spare) return false;
     const { child, pid } = spare;
     this.#spares.delete(pid);
+    spare.conn = conn;
     // Send a copy (keepOpen) and close ours once it is on its way.
     detachFromServer(socket);
     child.send({ type: 'connection', info: conn.info } satisfies SpareMessage, socket, { keepOpen: true }, (err) => {
@@ -223,7 +271,8 @@ export class ForkModel implements Model {
       // The child died before it got the socket: its exit is reported as the connection's end.
       if (err) child.kill('SIGKILL');
     });
-    this.#adopt(fromChildProcess(child), pid, conn);
+    this.#spareServing++;
+    this.#adopt(fromChildProcess(child), pid, conn, spare.reported, true);
     return true;
   }
 
@@ -249,7 +298,7 @@ export class ForkModel implements Model {
       if (handed) return;
     }
     const spec: ChildSpec = { service, info };
-    let child: Child;
+    let child: Launched;
     try {
       // The native launcher (posix_spawn): the parent's cost no longer grows with its size.
       child = launch({
@@ -257,50 +306,79 @@ export class ForkModel implements Model {
         argv: [process.execPath, ...CHILD_ENTRY, service.name, formatEndpoint(info.remote)],
         env: { ...this.#childEnv, TCPKIT_CHILD: JSON.stringify(spec) },
         socket,
-        stderr: 'inherit',
+        stderr: 'pipe',
       });
     } catch (err) {
       socket.destroy();
       this.#spawnFailed(conn, err);
       return;
     }
-    this.#track(child, socket, conn);
+    this.#track(child, socket, conn, this.#readReports(child.stderr, child.pid, () => conn));
   }
 
   /** inetd's fork + exec: the program itself is the child; its stderr lines go to the log. */
   async #serveProgram(program: ProgramLauncher, socket: net.Socket, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
     const info = conn.info;
-    // The socket stays paused (unread) while the environment (names) is looked up.
-    const env = await program.environment(info, extra);
-    if (this.#closing) {
-      socket.destroy();
-      conn.closed();
-      return;
-    }
-    let child: Child;
+    // Counted as about to open its descriptors until it has (then the launcher counts them).
+    this.#starting++;
+    let child: Child & { stderrDone?: Promise<void> };
     try {
+      // The socket stays paused (unread) while the environment (names) is looked up.
+      const env = await program.environment(info, extra);
+      if (this.#closing) {
+        socket.destroy();
+        conn.closed();
+        return;
+      }
       child = await program.start(socket, env, (text, pid) => this.#host.emit({ type: 'stderr', pid, id: info.id, text }));
     } catch (err) {
       socket.destroy();
       this.#spawnFailed(conn, err);
       return;
+    } finally {
+      this.#starting--;
     }
-    this.#track(child, socket, conn);
+    this.#track(child, socket, conn, child.stderrDone ?? Promise.resolve());
+  }
+
+  /**
+   * Read a Node child's or spare's stderr: its records become its connection's events,
+   * other lines `stderr` lines (../workers/child-report.ts). Resolves at its end.
+   */
+  #readReports(stream: NodeJS.ReadableStream | null, pid: number, connOf: () => Connection | undefined): Promise<void> {
+    if (!stream) return Promise.resolve();
+    const reader = new ReportReader(
+      (report) => {
+        const conn = connOf();
+        if (conn) this.#reported(conn, pid, report);
+        // A spare reports nothing before it has a connection; a record then is text like any other line.
+        else this.#host.emit({ type: 'stderr', pid, text: report.type === 'log' ? report.reason : report.message });
+      },
+      (text) => this.#host.emit({ type: 'stderr', pid, id: connOf()?.info.id, text }),
+    );
+    return reader.read(stream);
+  }
+
+  /** A child's record, as the in-process models report the same call (connection/local.ts). */
+  #reported(conn: Connection, pid: number, r: ChildReport): void {
+    if (r.type === 'log') conn.log(r.reason, r.code);
+    // conn.failed's event, with the stack for the JSON log (text lines leave it out).
+    else this.#host.emit({ type: 'error', where: 'service', code: r.code, message: r.message, id: conn.info.id, pid, ...(r.stack !== undefined && { stack: r.stack }) });
   }
 
   /** After spawn: the parent closes its copy of the socket and watches the child until it is reaped. */
-  #track(child: Child, socket: net.Socket, conn: Connection): void {
+  #track(child: Child, socket: net.Socket, conn: Connection, reported: Promise<void>): void {
     // The child has its own copy of connfd now; the parent closes its copy (the seed's Close(connfd)).
     socket.destroy();
     const pid = child.pid;
     this.#spawned++;
     void child.exited.then(({ code, signal }) => this.#exited(pid, code, signal));
-    this.#adopt(child, pid, conn);
+    this.#adopt(child, pid, conn, reported);
   }
 
   /** A child now serves `conn`: count it, and enforce the limits on it from here. */
-  #adopt(child: Child, pid: number, conn: Connection): void {
-    const record: ChildRecord = { child, pid, conn, state: 'serving', timer: undefined, io: -1, activeAt: Date.now() };
+  #adopt(child: Child, pid: number, conn: Connection, reported: Promise<void>, wasSpare = false): void {
+    const record: ChildRecord = { child, pid, conn, state: 'serving', timer: undefined, io: -1, activeAt: Date.now(), reported, wasSpare };
     this.#children.set(pid, record);
     conn.opened(pid);
     const { maxMs, idleMs } = this.#host.limits;
@@ -313,10 +391,19 @@ export class ForkModel implements Model {
     const record = this.#children.get(pid);
     if (record) {
       clearTimeout(record.timer);
-      this.#children.delete(pid);
-      if (this.#children.size === 0) this.#stopIdlePoll();
       if (signal !== null || code !== 0) this.#crashed++;
-      record.conn.closed(code, signal);
+      // Its last reports and stderr lines come before its `end`; a descendant holding the pipe delays it at most STDERR_DRAIN_MS.
+      let timer: NodeJS.Timeout | undefined;
+      const drained = new Promise<void>((resolve) => (timer = setTimeout(resolve, STDERR_DRAIN_MS)));
+      void Promise.race([record.reported, drained]).then(() => {
+        clearTimeout(timer);
+        if (record.wasSpare) this.#spareServing--;
+        this.#children.delete(pid);
+        if (this.#children.size === 0) this.#stopIdlePoll();
+        record.conn.closed(code, signal);
+        if (this.#closing && this.#children.size === 0 && this.#spares.size === 0) this.#drained?.();
+      });
+      return;
     } else if (this.#spares.has(pid)) {
       this.#spares.delete(pid);
       this.#host.emit({ type: 'exit', pid, role: 'spare', exitcode: code, signal });
@@ -328,10 +415,19 @@ export class ForkModel implements Model {
     if (this.#closing && this.#children.size === 0 && this.#spares.size === 0) this.#drained?.();
   }
 
+  /**
+   * Nothing could be started for `conn` (or for a spare, without one): logged as under
+   * every model, `accept` (served by this process), `error where spawn`, `end`.
+   */
   #spawnFailed(conn: Connection | undefined, err: unknown): void {
-    this.#host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO'), id: conn?.info.id });
-    // Give back the connection's admission place; it never opened, so no `end` is logged.
-    conn?.closed();
+    if (!conn) {
+      this.#host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
+      return;
+    }
+    conn.opened(process.pid);
+    const { code, message } = describeError(err, 'EIO');
+    conn.log(message, spawnFailedCode(code));
+    conn.closed();
   }
 
   /** A limit is reached: SIGTERM now, SIGKILL if it is still there after TERM_TO_KILL_MS. */

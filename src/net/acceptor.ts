@@ -21,14 +21,27 @@
  * BACKOFF_MS (connections wait in the backlog, as with pause), and one `EMFILE`
  * error is reported per REPORT_MS with the count of backoffs it stands for.
  *
+ * What the fd number does not show. A connection handed on to a process keeps
+ * descriptors here after its socket is closed (a launched child's pidfd and stderr
+ * pipe; a fork spare's IPC channel and pipe), and the socket's number is then reused,
+ * so accepted numbers stay low while those descriptors pile up above them (under
+ * `ulimit -n 64` the fork model and `--exec` under every model reset connections with
+ * `spawn EMFILE`). So the estimate is the accepted number plus what launched children
+ * hold (the launcher counts them: ../net/launcher.ts launchedDescriptors) plus what
+ * owners declare they hold or are about to open (countDescriptors: the fork model's
+ * spares and programs being started), summed over the process (serve --config runs
+ * several servers in one); near the limit it is checked against the real count.
+ *
  * The owner's wish (pause/resume) and the backoff are separate: the acceptor
  * accepts only while it is wanted and not backing off, so an owner that resumes
  * often (a pool worker does after every connection) cannot cut a backoff short.
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import { isMainThread } from 'node:worker_threads';
 import { DEFAULT_BACKLOG, REPORT_MS } from '../options.js';
 import { fdutil } from './fdutil.js';
+import { hasLaunched, launchedDescriptors } from './launcher.js';
 import { socketFd } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 
@@ -56,6 +69,37 @@ export function openDescriptors(): number {
   } catch {
     return 0;
   }
+}
+
+/** Descriptors a connection's owner keeps in this process beyond the accepted sockets still open here. */
+export interface DescriptorUse {
+  /** Open now for connections being served (a child's pidfd and pipe, a spare's channel), sockets not included. */
+  held: number;
+  /** Still to be opened for connections already accepted (a program started once its environment is known). */
+  reserved: number;
+}
+
+/** Every owner's declared use in this process: one descriptor table, whoever's acceptor fills it. */
+const owners = new Set<() => DescriptorUse>();
+
+/**
+ * In a worker thread the descriptor table is the process's, but the launcher's count is
+ * this thread's alone (each thread loads its own): once this thread's service launches
+ * programs, the other threads' children may be there too, unseen, so only the real
+ * count tells (a readdir of /proc/self/fd per accept, in that case only).
+ */
+const unseenChildren = (): boolean => !isMainThread && hasLaunched();
+
+/** The sum of what every owner declared, and what launched children hold (../net/launcher.ts). */
+function declared(): DescriptorUse {
+  let held = launchedDescriptors();
+  let reserved = 0;
+  for (const use of owners) {
+    const u = use();
+    held += u.held;
+    reserved += u.reserved;
+  }
+  return { held, reserved };
 }
 
 /** An accept-side error: EMFILE backoffs carry how many were folded into this one report. */
@@ -127,6 +171,7 @@ export class Acceptor {
   #onError: (err: AcceptError) => void = () => {};
   #onAccept: () => void = () => {};
   #gate: ProxyGate | undefined;
+  #use: (() => DescriptorUse) | undefined;
 
   constructor(fd: number, options: AcceptorOptions = {}) {
     this.#fd = fd;
@@ -162,6 +207,17 @@ export class Acceptor {
    */
   onAccept(handler: () => void): void {
     this.#onAccept = handler;
+  }
+
+  /**
+   * Count what the receiver of the connections keeps open for them beyond their
+   * sockets (see the file comment), so accepting backs off before a launch would run
+   * out of descriptors. Until close(); `undefined` stops counting. Default: nothing.
+   */
+  countDescriptors(use: (() => DescriptorUse) | undefined): void {
+    if (this.#use) owners.delete(this.#use);
+    this.#use = use;
+    if (use && !this.#closed) owners.add(use);
   }
 
   /** Accept errors (EMFILE, ...): accepting goes on; the owner decides what to log. */
@@ -203,8 +259,8 @@ export class Acceptor {
     this.#wanted = true;
     if (this.#backingOff || this.#server) return;
     // Resumed right after a connection near the limit: check the real count before accepting into EMFILE.
-    if (this.#lastFd >= this.#limit - 2 * DESCRIPTOR_HEADROOM) {
-      const open = openDescriptors();
+    if (this.#estimate(this.#lastFd) >= this.#limit - 2 * DESCRIPTOR_HEADROOM || unseenChildren()) {
+      const open = this.#counted();
       if (open >= this.#limit - DESCRIPTOR_HEADROOM) return this.#backoff(open);
     }
     this.#listen();
@@ -215,6 +271,7 @@ export class Acceptor {
     if (this.#closed) return;
     this.pause();
     this.#closed = true;
+    if (this.#use) owners.delete(this.#use);
     this.#backingOff = false;
     clearTimeout(this.#backoffTimer);
     if (this.#ownsFd) fdutil.close(this.#fd);
@@ -227,7 +284,13 @@ export class Acceptor {
     server.on('connection', (socket: net.Socket) => {
       const fd = socketFd(socket);
       this.#lastFd = fd;
-      if (fd >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(fd + 1);
+      const { held, reserved } = declared();
+      const unseen = unseenChildren();
+      if (fd + held + reserved >= this.#limit - DESCRIPTOR_HEADROOM || unseen) {
+        // Declared descriptors may sit below `fd` too: only the real count decides.
+        const open = held + reserved === 0 && !unseen ? fd + 1 : openDescriptors() + reserved;
+        if (open >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(open);
+      }
       if (this.#gate) this.#gate.take(socket);
       else this.#onConnection(socket);
       this.#onAccept();
@@ -241,6 +304,21 @@ export class Acceptor {
     // socket); it cannot fail with EADDRINUSE. Node reads the backlog of the `{ fd }` form only positionally.
     server.listen({ fd: fdutil.dup(this.#fd) } as net.ListenOptions, this.backlog);
     this.#server = server;
+  }
+
+  /**
+   * The descriptor number in use once `fd` is, as if what owners hold elsewhere and are
+   * about to open sat above it: every number below `fd` is taken (they are handed out
+   * lowest-first). An upper bound when some of those sit below `fd`.
+   */
+  #estimate(fd: number): number {
+    const { held, reserved } = declared();
+    return fd + held + reserved;
+  }
+
+  /** The real count of open descriptors, plus those owners are about to open. */
+  #counted(): number {
+    return openDescriptors() + declared().reserved;
   }
 
   #stopListening(): void {
@@ -266,7 +344,7 @@ export class Acceptor {
   /** After a backoff: accept again only once descriptors are free again, else wait another BACKOFF_MS (counted, not reported). */
   #retry(): void {
     if (this.#closed) return;
-    if (openDescriptors() >= this.#limit - DESCRIPTOR_HEADROOM) {
+    if (this.#counted() >= this.#limit - DESCRIPTOR_HEADROOM) {
       this.#reports.count();
       this.#backoffTimer = setTimeout(() => this.#retry(), BACKOFF_MS);
       return;

@@ -21,6 +21,12 @@ import { type ChildProcess } from 'node:child_process';
 import { SystemCallError } from '../errors.js';
 import { fdutil } from './fdutil.js';
 
+/**
+ * After a child exits, how long its connection's `end` waits for the rest of its
+ * stderr (a descendant may hold the pipe open). 1 s.
+ */
+export const STDERR_DRAIN_MS = 1000;
+
 /** How a child ended: `code` when it exited, `signal` (a name) when a signal ended it. */
 export interface Exit {
   code: number | null;
@@ -69,10 +75,18 @@ const signalNames = new Map<number, NodeJS.Signals>(Object.entries(os.constants.
 
 /** Children started from this thread and not yet reaped: pid -> how to report its exit. */
 const waiting = new Map<number, (exit: Exit) => void>();
+/**
+ * Descriptors this thread's launched children hold in this process: a pidfd each until
+ * reaped (the native side's), a stderr pipe each until it is read to its end.
+ */
+let heldDescriptors = 0;
+/** Whether this thread has launched anything yet. */
+let launchedAny = false;
 let listening = false;
 
 function reaped(pid: number, code: number | null, signo: number): void {
   const done = waiting.get(pid);
+  if (done) heldDescriptors--; // its pidfd, closed by the reaper
   waiting.delete(pid);
   done?.({ code: signo ? null : code, signal: signo ? (signalNames.get(signo) ?? null) : null });
 }
@@ -137,9 +151,13 @@ export function launch(o: LaunchOptions): Launched {
   }
   const { pid } = started;
   const exited = new Promise<Exit>((resolve) => waiting.set(pid, resolve));
+  heldDescriptors++;
+  launchedAny = true;
   let stderr: net.Socket | null = null;
   if (started.stderr >= 0) {
     stderr = new net.Socket({ fd: started.stderr, readable: true, writable: false });
+    heldDescriptors++;
+    stderr.once('close', () => heldDescriptors--);
     // Its end of stream (every writer gone) is where the descriptor is released.
     stderr.on('end', () => stderr?.destroy());
     stderr.on('error', () => stderr?.destroy());
@@ -157,6 +175,20 @@ export function fromChildProcess(child: ChildProcess): Child {
     else child.once('exit', (code, signal) => resolve({ code, signal }));
   });
   return { pid, exited, kill: (signal) => child.kill(signal) };
+}
+
+/**
+ * Descriptors launched children hold in this process now (their pidfds and stderr
+ * pipes), for the acceptor's headroom check (./acceptor.ts): a child costs them after
+ * its socket is closed here, where the socket's number no longer shows them.
+ */
+export function launchedDescriptors(): number {
+  return heldDescriptors;
+}
+
+/** Whether this thread has launched a child yet (its service starts programs). */
+export function hasLaunched(): boolean {
+  return launchedAny;
 }
 
 /** How many launched children this thread has not yet seen reaped (for tests and status). */

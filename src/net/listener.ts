@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { formatAddress, type Endpoint, type Family, familyOf } from '../address.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
-import { Acceptor, type AcceptError } from './acceptor.js';
+import { Acceptor, type AcceptError, type DescriptorUse } from './acceptor.js';
 import { fdutil } from './fdutil.js';
 import { checkNumber, OPTIONS } from '../options.js';
 import { serverFd } from './internals.js';
@@ -148,6 +148,11 @@ export class Listener {
   /** Accept errors (EMFILE, ...): the listener keeps listening; the server decides what to log. */
   onError(handler: (err: AcceptError) => void): void {
     this.#acceptor.onError(handler);
+  }
+
+  /** See Acceptor.countDescriptors: what the model keeps open per connection beyond the socket. */
+  countDescriptors(use: (() => DescriptorUse) | undefined): void {
+    this.#acceptor.countDescriptors(use);
   }
 
   /** See Acceptor.acceptProxyProtocol. */

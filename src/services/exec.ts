@@ -37,9 +37,9 @@ import dns from 'node:dns/promises';
 import type net from 'node:net';
 import type { ConnectionInfo } from '../address.js';
 import { unmapIPv4 } from '../admission/access.js';
-import { SystemCallError } from '../errors.js';
-import { STDERR_CODE, stderrReason } from '../events.js';
-import { fromChildProcess, launch, type Child } from '../net/launcher.js';
+import { describeError, SystemCallError } from '../errors.js';
+import { spawnFailedCode, STDERR_CODE, stderrReason } from '../events.js';
+import { fromChildProcess, launch, STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
 import { checkExecOptions, type EnvPolicy, type ExecOptions } from './exec-options.js';
 import type { ProgramLauncher, ServiceContext } from './types.js';
 
@@ -248,9 +248,6 @@ export function program(options: Readonly<Record<string, unknown>>): ProgramLaun
   };
 }
 
-/** After a program exits, how long its connection's end waits for the rest of its stderr. 1 s. */
-const STDERR_DRAIN_MS = 1000;
-
 /**
  * The exec service for in-process models (iterative, event, prefork, threads):
  * spawn the program, close this process's copy of the socket, wait for the exit.
@@ -266,8 +263,9 @@ export default async function exec(ctx: ServiceContext): Promise<void> {
   try {
     child = await startProgram({ ...options, socket: ctx.socket, env, onStderr: (line, pid) => ctx.log(stderrReason(pid, line), STDERR_CODE) });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    ctx.log(`cannot run ${options.argv[0]}: ${e.message}`, e.code ?? 'spawn');
+    // `error where spawn code ENOENT ...`, as the fork model logs the same failure (describeError's code and message).
+    const { code, message } = describeError(err, 'EIO');
+    ctx.log(message, spawnFailedCode(code));
     ctx.socket.destroy();
     return;
   }

@@ -142,7 +142,9 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
         if (old && old.fingerprint === svc.fingerprint) continue;
         const socket = this.#sockets.get(socketKey(svc.name, address))!;
         const server = createServer({ ...svc.options, fd: socket.dup(), budget: this.#budgetOf(svc) });
-        server.on('event', (e) => this.emit('event', e, key));
+        // Every event names its service (the config key), `listen` included: two exec services are told apart.
+        const service = svc.name;
+        server.on('event', (e) => this.emit('event', { ...e, service }, key));
         started.push({ key, service: svc.name, address, fingerprint: svc.fingerprint, server });
         await server.listen();
       }

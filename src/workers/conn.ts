@@ -5,12 +5,19 @@
  * other client's socket, because every descriptor tcpkit opens is close-on-exec.
  *
  * argv: SERVICE PEER, for ps. The spec comes in TCPKIT_CHILD (JSON).
+ *
+ * Its descriptor 2 is a pipe the server reads: the service's ctx.log and its
+ * failure go there as records (./child-report.ts), anything else it writes there is
+ * logged as its stderr text. Nothing of it reaches the server's stderr raw.
  */
 import net from 'node:net';
 import { runService } from '../connection/run.js';
 import { loadService } from '../services/index.js';
+import { reportOnStderr } from './child-report.js';
 import { specFromEnv } from './messages.js';
 
+const report = reportOnStderr();
+process.on('uncaughtException', report.fatal);
 const spec = specFromEnv('child', 'tcpkit child');
 
 // A ^C in the terminal signals the whole process group; the parent decides when a
@@ -19,13 +26,8 @@ process.on('SIGINT', () => {});
 
 // Load the service before opening the socket: a socket on a descriptor starts reading at
 // once, and a peer's reset while the service loads would be an 'error' nobody listens to.
-const service = await loadService(spec.service);
+// A service that cannot load is the connection's failure, like a throw of the service, not a raw stack on stderr.
+const service = await loadService(spec.service).catch(report.fatal);
 const socket = new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
-let failed = false;
-await runService(service, { socket, info: spec.info, options: spec.service.options ?? {}, log: (reason, code) => {
-  process.stderr.write(`tcpkit child ${process.pid}: ${code ?? 'service'} ${reason}\n`);
-} }, (err) => {
-  failed = true;
-  process.stderr.write(`tcpkit child ${process.pid}: ${(err as Error)?.stack ?? String(err)}\n`);
-});
-process.exit(failed ? 1 : 0);
+await runService(service, { socket, info: spec.info, options: spec.service.options ?? {}, log: report.log }, report.failed);
+process.exit(report.hasFailed ? 1 : 0);

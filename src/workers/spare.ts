@@ -6,12 +6,18 @@
  *
  * It holds no listening socket and no other client's socket (tcpkit's descriptors
  * are close-on-exec; the server closes its copy of the socket once sent).
+ *
+ * It reports as a fork child does (./conn.ts): ctx.log and failures as records on
+ * its descriptor 2, a pipe the server reads (./child-report.ts).
  */
 import type net from 'node:net';
 import { runService } from '../connection/run.js';
 import { loadService } from '../services/index.js';
+import { reportOnStderr } from './child-report.js';
 import { specFromEnv, type SpareMessage } from './messages.js';
 
+const report = reportOnStderr();
+process.on('uncaughtException', report.fatal);
 const spec = specFromEnv('spare', 'tcpkit spare');
 if (!process.send) {
   process.stderr.write('tcpkit spare: the IPC channel is missing; this program is started by tcpkit serve\n');
@@ -25,7 +31,7 @@ process.once('disconnect', () => {
 });
 
 let serving = false;
-const service = await loadService(spec.service);
+const service = await loadService(spec.service).catch(report.fatal);
 
 process.on('message', (msg: SpareMessage, socket?: net.Socket) => {
   if (msg.type !== 'connection' || !socket || serving) return;
@@ -35,11 +41,8 @@ process.on('message', (msg: SpareMessage, socket?: net.Socket) => {
   socket.pause();
   // The channel has done its work; it must not keep this process alive.
   process.channel?.unref();
-  let failed = false;
-  const log = (reason: string, code?: string) => process.stderr.write(`tcpkit child ${process.pid}: ${code ?? 'service'} ${reason}\n`);
-  void runService(service, { socket, info: msg.info, options: spec.service.options ?? {}, log }, (err) => {
-    failed = true;
-    process.stderr.write(`tcpkit child ${process.pid}: ${(err as Error)?.stack ?? String(err)}\n`);
-  }).then(() => process.exit(failed ? 1 : 0));
+  void runService(service, { socket, info: msg.info, options: spec.service.options ?? {}, log: report.log }, report.failed).then(() =>
+    process.exit(report.hasFailed ? 1 : 0),
+  );
 });
 process.send({ type: 'ready' } satisfies SpareMessage);

@@ -70,7 +70,7 @@ describe('launcher (CLI)', () => {
         assert.ok(['end', 'ECONNRESET'].includes(await waitClose(s)), 'the connection is closed');
         s.destroy();
         const line = (await server.waitFor(new RegExp(`^.*code ${code}.*\\n`, 'm'), { from }))[0];
-        // `error where spawn code ENOENT id N message "spawn ENOENT PATH"` (fork), `... message "cannot run PATH: ..."` (in-process).
+        // `error where spawn code ENOENT id N pid P message "spawn ENOENT PATH"`, under every model.
         assert.ok(line.startsWith('error where ') && line.includes(`spawn\\x20${code}\\x20${prog}`), line);
         // Repair it: the very same server serves the next connection.
         if (code === 'ENOENT') fs.copyFileSync('/bin/cat', prog);

@@ -103,6 +103,39 @@ test('near the descriptor limit: backs off, reports EMFILE once, accepts again o
   }
 });
 
+test('descriptors an owner declares (a fork child\'s pidfd and pipe) count: backs off before they run out', async () => {
+  const { fd, port } = await listening();
+  const clients: net.Socket[] = [];
+  for (let i = 0; i < 8; i++) clients.push(await connect(port));
+  // Room for many sockets by number alone, but the owner holds (and will open) nearly all of it elsewhere.
+  const limit = openDescriptors() + 2 * DESCRIPTOR_HEADROOM + 8;
+  const acceptor = new Acceptor(fd, { ownsFd: true, limit });
+  const accepted: net.Socket[] = [];
+  const errors: AcceptError[] = [];
+  // What the owner is about to open per connection (declared, not opened here): 10, so the fourth connection
+  // brings the count within the headroom although the socket numbers alone stay far below it.
+  const kept: number[] = [];
+  acceptor.countDescriptors(() => ({ held: 0, reserved: kept.length * 10 }));
+  try {
+    acceptor.onConnection((s) => {
+      accepted.push(s);
+      kept.push(1);
+    });
+    acceptor.onError((e) => errors.push(e));
+    acceptor.resume();
+    await until(() => errors.length === 1 && acceptor.state === 'backoff', 'one EMFILE report, backing off');
+    assert.match(errors[0]!.message, new RegExp(`of ${limit} descriptors open`));
+    assert.ok(accepted.length < 8, `the rest wait in the backlog (accepted ${accepted.length})`);
+    // The owner lets go: accepting resumes and takes the rest.
+    kept.length = 0;
+    acceptor.countDescriptors(undefined);
+    await until(() => accepted.length === 8, 'every connection accepted once the owner holds nothing');
+  } finally {
+    for (const s of [...accepted, ...clients]) s.destroy();
+    acceptor.close();
+  }
+});
+
 test('BurstReporter: one report per second, the rest folded into the next report', () => {
   const r = new BurstReporter();
   const e = () => Object.assign(new Error('x'), { code: 'EMFILE' }) as AcceptError;

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { launch, liveChildren, type Launched } from '../../../src/net/launcher.js';
+import { launch, launchedDescriptors, liveChildren, type Launched } from '../../../src/net/launcher.js';
 import { SystemCallError } from '../../../src/errors.js';
 
 const fdCount = () => fs.readdirSync('/proc/self/fd').length;
@@ -52,12 +52,14 @@ describe('launcher', () => {
   it('runs a program on the socket: bytes back exactly, exit code reported, only fds 0-2, exact env', async () => {
     const fds = fdCount();
     let child: Launched | undefined;
-    const seen: { fds?: string[]; env?: string } = {};
+    const seen: { fds?: string[]; env?: string; held?: number } = {};
     const srv = await withServer((socket) => {
       // The program reports its own descriptors (ls's) and the environment it was started with (its
       // /proc/$$/environ, read by the program itself: no race with the exec from out here).
       child = launch({ file: '/bin/sh', argv: ['sh', '-c', 'ls /proc/self/fd >&2; echo ENV >&2; cat /proc/$$/environ >&2; cat'], env: { ONLY: 'this' }, socket });
       socket.destroy();
+      // Its pidfd and its stderr pipe, counted for the acceptor's headroom check.
+      seen.held = launchedDescriptors();
       const stderr: Buffer[] = [];
       child.stderr!.on('data', (c: Buffer) => stderr.push(c));
       child.stderr!.on('end', () => {
@@ -79,6 +81,9 @@ describe('launcher', () => {
       await srv.close();
     }
     assert.equal(liveChildren(), 0);
+    assert.equal(seen.held, 2, 'a live child holds its pidfd and its stderr pipe here');
+    for (let i = 0; i < 100 && launchedDescriptors() > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(launchedDescriptors(), 0, 'both released once it is reaped and its pipe read to the end');
     // The reaper thread and its descriptors end after a second with no child.
     for (let i = 0; i < 100 && fdCount() > fds; i++) await new Promise((r) => setTimeout(r, 50));
     assert.ok(fdCount() <= fds, `descriptors back to ${fds} (now ${fdCount()})`);
