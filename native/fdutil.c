@@ -22,6 +22,7 @@
  * close-on-exec, and tcpkit checks they are listening TCP sockets before serving.
  *
  * onExit / launch / kill: the per-connection process launcher, in launch.c.
+ * shmCreate / shmMap: memory shared with pool workers, in shm.c.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -36,6 +37,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "launch.h"
+#include "shm.h"
 
 static const char *errno_name(int err) {
   switch (err) {
@@ -343,6 +345,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_create_function(env, "watchClose", NAPI_AUTO_LENGTH, WatchClose, NULL, &fn);
   napi_set_named_property(env, exports, "watchClose", fn);
   launch_init(env, exports);
+  shm_init(env, exports);
   return exports;
 }
 

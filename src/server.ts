@@ -273,10 +273,10 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         maxConns: this.#budget.maxConns,
         limits: o.limits,
         proxy: o.proxy,
-        admit: (info) => pipeline.admit(info),
-        sharedAdmission: this.#budget.sources.perSource > 0 || this.#budget.sources.rate > 0,
+        sources: this.#budget.sources,
         access: o.access.specs,
         adopt: (info, env) => pipeline.adopt(info, env),
+        unreported: (count) => pipeline.unreported(count),
         emit: (event) => pipeline.emit(event),
       });
       this.#model = model;

@@ -334,12 +334,15 @@ export class ProxyGate {
 
 type ProxyErrorLike = { reason: string; code: string; message: string };
 
+/** What a refused header is logged as. */
+export type ProxyRefusalEvent = Extract<ServerEvent, { type: 'refuse' | 'error' }>;
+
 /**
  * The one log line for a refused header: `refuse REAL -> LOCAL ... reason proxy-REASON
  * message "..."`, or `error where proxy ...` when the peer was gone before its
  * address could be read. Prefer ProxyRefusals, which rate-limits the second kind.
  */
-export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): ServerEvent {
+export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): ProxyRefusalEvent {
   if (real) return { type: 'refuse', remote: real.remote, local: real.local, reason: `proxy-${error.reason}`, message: error.message };
   return { type: 'error', where: 'proxy', code: error.code, message: error.message };
 }
@@ -354,13 +357,13 @@ export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnd
  * since the last line), as descriptor exhaustion is. `close()` ends the pending report.
  */
 export class ProxyRefusals {
-  readonly #emit: (event: ServerEvent) => void;
+  readonly #emit: (event: ProxyRefusalEvent) => void;
   #lastReport = -Infinity;
   #suppressed = 0;
   #last: ProxyErrorLike | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(emit: (event: ServerEvent) => void) {
+  constructor(emit: (event: ProxyRefusalEvent) => void) {
     this.#emit = emit;
   }
 
