@@ -29,7 +29,8 @@ export type ServerEvent =
   | { type: 'refuse'; remote: Endpoint; local: Endpoint; reason: string; message?: string }
   | { type: 'spawn'; pid: number; role: string }
   | { type: 'exit'; pid: number; role: string; exitcode: number | null; signal: string | null }
-  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number; suppressed?: number }
+  /** `unreported`: connections a dead pool worker served but never reported (TCPKIT_WORKER_LOST), counted as accepted and ended. */
+  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number; suppressed?: number; unreported?: number }
   | { type: 'shutdown'; signal: string; active: number; grace: number }
   | { type: 'kill'; pid: number; signal: string; reason: string }
   | { type: 'closed'; accepted: number; served: number }
@@ -102,7 +103,7 @@ export function formatEvent(e: ServerEvent): string {
       return `exit pid ${e.pid} ${field('role', e.role)} ${how}`;
     }
     case 'error':
-      return `error ${field('where', e.where)} ${field('code', e.code)}${e.id !== undefined ? ` id ${e.id}` : ''}${e.pid !== undefined ? ` pid ${e.pid}` : ''}${e.suppressed !== undefined ? ` suppressed ${e.suppressed}` : ''} message ${JSON.stringify(sanitize(e.message, 512))}`;
+      return `error ${field('where', e.where)} ${field('code', e.code)}${e.id !== undefined ? ` id ${e.id}` : ''}${e.pid !== undefined ? ` pid ${e.pid}` : ''}${e.suppressed !== undefined ? ` suppressed ${e.suppressed}` : ''}${e.unreported !== undefined ? ` unreported ${e.unreported}` : ''} message ${JSON.stringify(sanitize(e.message, 512))}`;
     case 'shutdown':
       return `shutdown ${field('signal', e.signal)} active ${e.active} grace ${e.grace}`;
     case 'kill':

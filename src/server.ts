@@ -276,7 +276,6 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         sources: this.#budget.sources,
         access: o.access.specs,
         adopt: (info, env) => pipeline.adopt(info, env),
-        unreported: (count) => pipeline.unreported(count),
         emit: (event) => pipeline.emit(event),
       });
       this.#model = model;

@@ -231,16 +231,6 @@ export class ConnectionPipeline implements BudgetMember {
     return new AdmittedConnection(this.#owner, info, env, -1);
   }
 
-  /**
-   * Connections a worker that died had served but not reported (its count in shared
-   * memory, ../net/shared-counts.ts WorkerLedger): they were accepted and have ended,
-   * with nothing else known of them. Counted, so that the totals hold.
-   */
-  unreported(count: number): void {
-    this.#accepted += count;
-    this.#ended += count;
-  }
-
   #opened(conn: AdmittedConnection): void {
     const { info, servedBy: pid } = conn;
     this.#accepted++;
@@ -275,9 +265,16 @@ export class ConnectionPipeline implements BudgetMember {
     this.emit({ type: 'resume', count: this.#budget.active, max: this.#budget.maxConns });
   }
 
-  /** Publish an event (and count the closings by a limit and the denials, whoever reports them). */
+  /**
+   * Publish an event (and count the closings by a limit and the denials, whoever reports
+   * them, and the connections a dead worker served unreported: accepted and ended).
+   */
   emit(event: ServerEvent): void {
     if (event.type === 'deny') this.#denied++;
+    if (event.type === 'error' && event.unreported) {
+      this.#accepted += event.unreported;
+      this.#ended += event.unreported;
+    }
     if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#budget.sources.closedBy(event.reason);
     if (eventChannel.hasSubscribers) eventChannel.publish(event);
     this.#hooks.emit(event);

@@ -377,9 +377,9 @@ export abstract class PoolModel implements Model {
     for (const place of places) this.host.sources.release(place);
     const lost = accepted - w.accepted;
     if (lost <= 0) return;
-    this.host.unreported(lost);
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
-    this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, message: `${this.#roleName(w)} ended (${how}) with ${lost} connection${lost === 1 ? '' : 's'} unreported (accepted since its last report); counted as accepted and ended` });
+    // `unreported` makes the pipeline, the metrics and the log count them (see ServerEvent).
+    this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, unreported: lost, message: `${this.#roleName(w)} ended (${how}) with ${lost} connection${lost === 1 ? '' : 's'} unreported (accepted since its last report); counted as accepted and ended` });
   }
 
   /** pass mode: the server accepted and admitted it; hand the socket to the least busy ready worker. */

@@ -57,8 +57,6 @@ export interface ModelHost {
    * reserveConnectionIds in connection/pipeline.ts), reported after the fact.
    */
   adopt(info: ConnectionInfo, env?: Readonly<Record<string, string>>): Connection;
-  /** Connections a worker served but could not report before it died: counted as accepted and ended. */
-  unreported(count: number): void;
   /** Report any other event (spawn, exit, error, kill). */
   emit(event: ServerEvent): void;
 }
