@@ -287,8 +287,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         listener.pause();
         // Bound to one address: every connection's local end is known (no getsockname per connection).
         const local = acceptedLocal(listener.endpoint);
-        listener.onConnection((socket) => {
-          const conn = pipeline.take(socket, local);
+        listener.onConnection((socket, announced) => {
+          const conn = pipeline.take(socket, local, announced);
           if (conn) model.dispatch(conn);
         });
       }

@@ -12,7 +12,7 @@
  * release() when the connection ends.
  */
 import type net from 'node:net';
-import { announcedEnds, realEndpointsOf, type ConnectionInfo, type Endpoint } from '../address.js';
+import { realEndpointsOf, type ConnectionEnds, type ConnectionInfo, type Endpoint } from '../address.js';
 import type { ServerEvent } from '../events.js';
 import type { AccessRules } from './access.js';
 import type { SourceLimits } from './limits.js';
@@ -34,11 +34,11 @@ export interface NotAdmitted {
 /**
  * Both ends of an accepted socket, or undefined when the peer is already gone (reset
  * before getpeername). `local`: the local end when the listening socket fixes it
- * (acceptedLocal in address.ts; default: getsockname). A PROXY header's ends win over both.
- * The id is 0 until admitted.
+ * (acceptedLocal in address.ts; default: getsockname). `announced`: the ends a PROXY
+ * header named (the acceptor's handler gets them), which win over both. The id is 0
+ * until admitted.
  */
-export function identify(socket: net.Socket, local?: Endpoint): ConnectionInfo | undefined {
-  const announced = announcedEnds(socket);
+export function identify(socket: net.Socket, local?: Endpoint, announced?: ConnectionEnds): ConnectionInfo | undefined {
   const ends = announced ?? realEndpointsOf(socket, local);
   if (!ends) return undefined;
   const info: ConnectionInfo = { id: 0, local: ends.local, remote: ends.remote, acceptedAt: Date.now() };

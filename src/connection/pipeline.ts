@@ -16,7 +16,7 @@
  * wait in the kernel's backlog) and to resume below it.
  */
 import type net from 'node:net';
-import type { ConnectionInfo, Endpoint } from '../address.js';
+import type { ConnectionEnds, ConnectionInfo, Endpoint } from '../address.js';
 import type { AccessRules } from '../admission/access.js';
 import { Admission, identify } from '../admission/admission.js';
 import type { LimitStats } from '../admission/limits.js';
@@ -200,10 +200,10 @@ export class ConnectionPipeline implements BudgetMember {
   /**
    * A socket accepted in this process: identify and admit it. Undefined when it is
    * not to be served (gone, denied, refused: logged, and the socket destroyed).
-   * `local`: see identify (default: getsockname).
+   * `local`, `announced`: see identify (default: getsockname, no PROXY header).
    */
-  take(socket: net.Socket, local?: Endpoint): IncomingConnection | undefined {
-    const info = identify(socket, local);
+  take(socket: net.Socket, local?: Endpoint, announced?: ConnectionEnds): IncomingConnection | undefined {
+    const info = identify(socket, local, announced);
     const conn = info && this.admit(info);
     if (!conn) {
       socket.destroy();

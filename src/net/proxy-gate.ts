@@ -24,7 +24,7 @@
  *                          invalid    ─► refuse: log, close this connection only
  */
 import type net from 'node:net';
-import { announceEnds, realEndpointsOf, type ConnectionEnds } from '../address.js';
+import { realEndpointsOf, type ConnectionEnds } from '../address.js';
 import { AccessRules, unmapIPv4 } from '../admission/access.js';
 import { InvalidOptionError, ProxyProtocolError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
@@ -210,8 +210,11 @@ export function endsFromHeader(real: { local: ConnectionEnds['local']; remote: C
 
 /** Handlers of ProxyGate. */
 export interface ProxyGateHandlers {
-  /** The header was consumed; endpointsOf(socket) now gives the header's ends. */
-  pass(socket: net.Socket): void;
+  /**
+   * The connection goes on: with the ends its header named (the real ones under `via`),
+   * or with none when it is served as itself (an untrusted peer under `direct`).
+   */
+  pass(socket: net.Socket, announced?: ConnectionEnds): void;
   /** The header was refused (the gate then destroys the socket); `real` is undefined if the peer was already gone. */
   refuse(error: ProxyProtocolError, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): void;
 }
@@ -297,8 +300,7 @@ export class ProxyGate {
       (header) => {
         this.#done(socket, source);
         if (socket.destroyed) return;
-        announceEnds(socket, endsFromHeader(real, header));
-        this.#handlers.pass(socket);
+        this.#handlers.pass(socket, endsFromHeader(real, header));
       },
       (err: ProxyProtocolError) => {
         this.#done(socket, source);

@@ -13,7 +13,7 @@
  */
 import type net from 'node:net';
 import { loadService } from '../services/index.js';
-import type { ConnectionInfo } from '../address.js';
+import type { ConnectionEnds, ConnectionInfo } from '../address.js';
 import { LocalConnections } from '../connection/local.js';
 import { AccessRules } from '../admission/access.js';
 import { Admission, identify } from '../admission/admission.js';
@@ -136,8 +136,8 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   };
 
   /** A connection this worker accepted (its PROXY header already taken, if one is expected). */
-  const take = (socket: net.Socket) => {
-    const info = identify(socket);
+  const take = (socket: net.Socket, announced?: ConnectionEnds) => {
+    const info = identify(socket, undefined, announced);
     if (!info || !admission) {
       socket.destroy();
       settled();
