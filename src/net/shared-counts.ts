@@ -54,8 +54,11 @@ const E_OPEN = 5;
 const E_TOKENS = 8;
 /** Probes for an address before the table counts as full for it (a flood of addresses: refused as per-source). */
 export const PROBE_LIMIT = 64;
-/** A lock held longer than this is taken over: its holder died inside it (SIGKILL, a terminated thread). */
-const LOCK_STALE_MS = 200;
+/**
+ * A lock held longer than this is taken over: its holder died inside it (SIGKILL, a terminated
+ * thread). Far above any live holder's time in it (a few instructions, even descheduled).
+ */
+const LOCK_STALE_MS = 1000;
 /** Entries in a service's table: enough for every source of a busy service within a second (bounded memory: 768 KiB). */
 export const TABLE_CAPACITY = 16384;
 
@@ -70,17 +73,26 @@ function create(bytes: number): { fd: number; buffer: ArrayBuffer } {
   }
 }
 
-/** Spin until the segment's lock is ours; returns our token. A stale lock is taken over (see LOCK_STALE_MS). */
+/** Spin until the segment's lock is ours. One holder keeping it past LOCK_STALE_MS loses it. */
 function lock(words: Int32Array, token: number): void {
   if (Atomics.compareExchange(words, H_LOCK, 0, token) === 0) return;
+  let holder = 0;
   let since = 0;
   for (let spins = 1; ; spins++) {
-    const holder = Atomics.load(words, H_LOCK);
-    if (holder === 0 && Atomics.compareExchange(words, H_LOCK, 0, token) === 0) return;
+    const now = Atomics.load(words, H_LOCK);
+    if (now === 0) {
+      if (Atomics.compareExchange(words, H_LOCK, 0, token) === 0) return;
+      continue;
+    }
+    if (now !== holder) {
+      // Another holder: the lock moves, nobody is stuck in it.
+      holder = now;
+      since = 0;
+    }
     if ((spins & 1023) === 0) {
-      const now = Date.now();
-      if (since === 0) since = now;
-      else if (now - since > LOCK_STALE_MS && Atomics.compareExchange(words, H_LOCK, holder, token) === holder) return;
+      const t = Date.now();
+      if (since === 0) since = t;
+      else if (t - since > LOCK_STALE_MS && Atomics.compareExchange(words, H_LOCK, holder, token) === holder) return;
     }
   }
 }

@@ -71,8 +71,10 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   const ids = shared && spec.ids ? new IdBlocks(spec.ids, () => send({ type: 'need-ids' })) : undefined;
   const admission = shared && ids ? new Admission(new AccessRules(spec.access ?? []), SourceLimits.attached(shared, shared.table), () => ids.take()!) : undefined;
   const ledger = shared ? WorkerLedger.attach(shared.ledger) : undefined;
-  /** Cells of our ledger slot not holding a place now (a connection beyond them is served, not recorded). */
-  const freeCells = Array.from({ length: ledger?.cells ?? 0 }, (_, i) => i).reverse();
+  /** Cells of our ledger slot given back; cells from `fresh` on were never used (beyond them: served, not recorded). */
+  const freeCells: number[] = [];
+  let fresh = 0;
+  const takeCell = () => freeCells.pop() ?? (fresh < (ledger?.cells ?? 0) ? fresh++ : undefined);
   /** PROXY refusals with no peer to name are folded into one line a second (sent as events to the server). */
   const refusals = new ProxyRefusals((event) => send({ type: 'event', event }));
   /**
@@ -119,7 +121,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     accepted++;
     // Counted where the server finds it should this worker die before its next batch.
     ledger!.accepted(shared!.slot);
-    const cell = freeCells.pop();
+    const cell = takeCell();
     if (cell !== undefined) ledger!.hold(shared!.slot, cell, place);
     batch.add({ k: 'open', info });
     // Recycling starts as soon as the server knows: the replacement takes over the backlog.
