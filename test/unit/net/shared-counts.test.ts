@@ -117,3 +117,18 @@ test('WorkerLedger: a slot per worker; settle gives what it accepted and the pla
     ledger.close();
   }
 });
+
+test('a lock left held by a holder that died inside it is taken over (after a second), and the table goes on', () => {
+  const table = SourceTable.create(64);
+  const ref = table.share();
+  try {
+    // The header's first word is the lock: held by a token no live mapping has, as a SIGKILLed worker would leave it.
+    const words = new Int32Array(fdutil.shmMap(ref.fd, 4));
+    Atomics.store(words, 0, 999_999);
+    const r = table.take('127.0.0.1', 0, 0, Date.now());
+    assert.deepEqual(r.ok && r.count, 1);
+    assert.equal(Atomics.load(words, 0), 0, 'released after use');
+  } finally {
+    table.close();
+  }
+});
