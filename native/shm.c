@@ -9,7 +9,7 @@
  * the server creates an anonymous file (memfd_create), sizes it, and maps it; a prefork
  * worker inherits the descriptor in a stdio slot and maps the same pages; a worker thread
  * maps it again from the same descriptor. Both get an ArrayBuffer over the mapping, on
- * which the counting code (src/net/shared-counts.ts) uses Atomics: V8 compiles
+ * which the counting code (src/admission/source-table.ts, src/net/shared-counts.ts) uses Atomics: V8 compiles
  * Atomics.compareExchange/add/store to the same locked instructions on any integer
  * typed array, so the operations are atomic across processes on these pages.
  *

@@ -6,7 +6,7 @@
  *   (ends)      `deny`          `refuse per-source`  `refuse rate`  (TCPCONNNUM, the rule's variables)
  *
  * The per-source and rate counts are a SourceLimits, whose table a pool shares with its
- * workers (../net/shared-counts.ts), so TCPCONNNUM and the limits count every
+ * workers (./source-table.ts), so TCPCONNNUM and the limits count every
  * connection of the service whichever process or thread admits it. The caller logs
  * the refusal it gets back and, for an admitted connection, gives the place back with
  * release() when the connection ends.

@@ -9,7 +9,7 @@
  * dual-stack listener (`::ffff:1.2.3.4`) is the same source as `1.2.3.4`.
  */
 import { checkNumber } from '../options.js';
-import { SourceTable, type SegmentRef } from '../net/shared-counts.js';
+import { SourceTable, type SegmentRef, type SharedMemory } from './source-table.js';
 
 /** Why a connection was refused, as logged (`refuse ... reason per-source`). */
 export type RefuseReason = 'per-source' | 'rate';
@@ -47,9 +47,9 @@ export interface LimitStats {
 
 /**
  * Per-source counters and token buckets for one service, in a SourceTable
- * (../net/shared-counts.ts): in this process's memory for models that serve here,
- * moved into shared memory when a pool's workers admit on their own (share()), so
- * that the server and every worker count the same places. A worker attaches to it
+ * (./source-table.ts): in this process's memory for models that serve here, moved
+ * into shared memory when a pool's workers admit on their own (share()), so that the
+ * server and every worker count the same places. A worker attaches to it
  * (SourceLimits.attached) with the same limits.
  */
 export class SourceLimits {
@@ -65,13 +65,13 @@ export class SourceLimits {
   }
 
   /** A worker's view of the server's limits: the same table, mapped from `ref`. */
-  static attached(options: SourceLimitOptions, ref: SegmentRef): SourceLimits {
-    return new SourceLimits(options, SourceTable.attach(ref));
+  static attached(options: SourceLimitOptions, ref: SegmentRef, memory: Pick<SharedMemory, 'map'>): SourceLimits {
+    return new SourceLimits(options, SourceTable.attach(ref, memory));
   }
 
-  /** The table in shared memory, for workers to attach (see SourceTable.share). */
-  share(): SegmentRef {
-    return this.#table.share();
+  /** The table in shared `memory`, for workers to attach (see SourceTable.share). */
+  share(memory: SharedMemory): SegmentRef {
+    return this.#table.share(memory);
   }
 
   /** No worker will attach again: close the table's descriptor (see SourceTable.close). */

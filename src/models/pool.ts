@@ -27,7 +27,7 @@ import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import { reserveConnectionIds } from '../connection/pipeline.js';
 import { decodeFromWorker, type BatchEntry, type FromWorker, type ToWorker, type WorkerSpec } from '../workers/messages.js';
 import { ID_BLOCK } from '../workers/reports.js';
-import { WorkerLedger } from '../net/shared-counts.js';
+import { sharedMemory, WorkerLedger } from '../net/shared-counts.js';
 import { describeError, ExitCode, TcpkitError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
@@ -185,7 +185,7 @@ export abstract class PoolModel implements Model {
         ledgerSlot !== undefined && {
           access: [...this.host.access],
           ids: { from: reserveConnectionIds(ID_BLOCK), count: ID_BLOCK },
-          counts: { table: sources.share(), ledger: this.#ledger.ref!, slot: ledgerSlot, perSource: sources.perSource, rate: sources.rate },
+          counts: { table: sources.share(sharedMemory), ledger: this.#ledger.ref!, slot: ledgerSlot, perSource: sources.perSource, rate: sources.rate },
         }),
       backlog: this.host.listener.backlog,
       limit: this.#share(slot),

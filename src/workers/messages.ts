@@ -41,7 +41,7 @@ import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ConnectionLimits } from '../admission/limits.js';
 import type { AccessRuleSpec } from '../admission/access.js';
 import type { ServiceSpec } from '../services/types.js';
-import type { SegmentRef } from '../net/shared-counts.js';
+import type { SegmentRef } from '../admission/source-table.js';
 
 /** What the server sends a worker. */
 export type ToWorker =
@@ -80,7 +80,7 @@ export type BatchEntry =
   | { k: 'end'; id: number; at: number }
   | { k: 'refused'; event: Extract<ServerEvent, { type: 'deny' | 'refuse' }> };
 
-/** Where a worker finds the counts it shares (shared mode): see ../net/shared-counts.ts. */
+/** Where a worker finds the counts it shares (shared mode): see ../admission/source-table.ts and ../net/shared-counts.ts. */
 export interface SharedCountsSpec {
   /** The service's per-source table. */
   table: SegmentRef;

@@ -21,7 +21,7 @@ import { SourceLimits } from '../admission/limits.js';
 import { describeError } from '../errors.js';
 import { Acceptor, DESCRIPTOR_HEADROOM, descriptorLimit, openDescriptors } from '../net/acceptor.js';
 import { ProxyRefusals } from '../net/proxy-gate.js';
-import { WorkerLedger } from '../net/shared-counts.js';
+import { sharedMemory, WorkerLedger } from '../net/shared-counts.js';
 import { DEFAULT_BACKLOG } from '../options.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 import { IdBlocks, ReportBatch } from './reports.js';
@@ -69,7 +69,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   /** Shared mode: admission here, on the counts every worker of the service shares. */
   const shared = spec.mode === 'shared' && spec.counts !== undefined && spec.ids !== undefined ? spec.counts : undefined;
   const ids = shared && spec.ids ? new IdBlocks(spec.ids, () => send({ type: 'need-ids' })) : undefined;
-  const admission = shared && ids ? new Admission(new AccessRules(spec.access ?? []), SourceLimits.attached(shared, shared.table), () => ids.take()!) : undefined;
+  const admission = shared && ids ? new Admission(new AccessRules(spec.access ?? []), SourceLimits.attached(shared, shared.table, sharedMemory), () => ids.take()!) : undefined;
   const ledger = shared ? WorkerLedger.attach(shared.ledger) : undefined;
   /** Cells of our ledger slot given back; cells from `fresh` on were never used (beyond them: served, not recorded). */
   const freeCells: number[] = [];

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SourceLimits } from '../../../src/admission/limits.js';
+import { sharedMemory } from '../../../src/net/shared-counts.js';
 
 const counted = (r: ReturnType<SourceLimits['take']>) => (r.ok ? { ok: true, count: r.count } : r);
 
@@ -24,7 +25,7 @@ describe('SourceLimits', () => {
 
   it('a worker attached to the shared table counts the same places (TCPCONNNUM across processes)', () => {
     const server = new SourceLimits({ perSource: 3 });
-    const worker = SourceLimits.attached({ perSource: 3 }, server.share());
+    const worker = SourceLimits.attached({ perSource: 3 }, server.share(sharedMemory), sharedMemory);
     try {
       assert.deepEqual(counted(server.take('127.0.0.1')), { ok: true, count: 1 });
       const w = worker.take('127.0.0.1');
