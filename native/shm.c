@@ -23,27 +23,12 @@
 #include <node_api.h>
 #include <errno.h>
 #include <stdlib.h>
-#include <string.h>
-#include <stdio.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include "shm.h"
 
 /* A limit on what may be asked for: the counts of one service fit in a few MiB. */
 #define SHM_MAX_BYTES (256u * 1024u * 1024u)
-
-static napi_value shm_throw(napi_env env, const char *syscall, int err) {
-  char text[160];
-  snprintf(text, sizeof text, "%s: %s", syscall, strerror(err));
-  napi_value code, msg, error, sys;
-  napi_create_string_utf8(env, err == ENOMEM ? "ENOMEM" : err == EMFILE ? "EMFILE" : err == EBADF ? "EBADF" : err == EINVAL ? "EINVAL" : "EIO", NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
-  napi_set_named_property(env, error, "syscall", sys);
-  napi_throw(env, error);
-  return NULL;
-}
 
 static int bytes_arg(napi_env env, napi_value v, uint32_t *bytes) {
   return napi_get_value_uint32(env, v, bytes) == napi_ok && *bytes > 0 && *bytes <= SHM_MAX_BYTES;
@@ -58,11 +43,11 @@ static napi_value ShmCreate(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int fd = memfd_create("tcpkit-counts", MFD_CLOEXEC);
-  if (fd < 0) return shm_throw(env, "memfd_create", errno);
+  if (fd < 0) return fdutil_throw_errno(env, "memfd_create", errno);
   if (ftruncate(fd, (off_t)bytes) < 0) {
     int err = errno;
     close(fd);
-    return shm_throw(env, "ftruncate", err);
+    return fdutil_throw_errno(env, "ftruncate", err);
   }
   napi_value result;
   napi_create_int32(env, fd, &result);
@@ -93,11 +78,11 @@ static napi_value ShmMap(napi_env env, napi_callback_info info) {
     return NULL;
   }
   void *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) return shm_throw(env, "mmap", errno);
+  if (base == MAP_FAILED) return fdutil_throw_errno(env, "mmap", errno);
   Mapping *m = malloc(sizeof *m);
   if (m == NULL) {
     munmap(base, bytes);
-    return shm_throw(env, "malloc", ENOMEM);
+    return fdutil_throw_errno(env, "malloc", ENOMEM);
   }
   m->base = base;
   m->bytes = bytes;

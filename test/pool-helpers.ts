@@ -25,29 +25,32 @@ export async function status(admin: string): Promise<Snapshot> {
   return (await (await fetch(`${admin}/status`)).json()) as Snapshot;
 }
 
+/** One echo of `ping\n` on a new connection; resolves whether it came back exact (30 s at most). */
+export function echoPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: '127.0.0.1' });
+    let got = '';
+    const timer = setTimeout(() => s.destroy(), 30_000);
+    s.setEncoding('utf8');
+    s.on('data', (c: string) => (got += c));
+    s.on('error', () => {});
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(got === 'ping\n');
+    });
+    s.end('ping\n');
+  });
+}
+
 /** `count` echoes, `lanes` at a time; resolves how many came back exact. */
 export async function echoes(port: number, count: number, lanes: number): Promise<number> {
   let next = 0;
   let exact = 0;
-  const one = (): Promise<boolean> =>
-    new Promise((resolve) => {
-      const s = net.connect({ port, host: '127.0.0.1' });
-      let got = '';
-      const timer = setTimeout(() => s.destroy(), 30_000);
-      s.setEncoding('utf8');
-      s.on('data', (c: string) => (got += c));
-      s.on('error', () => {});
-      s.on('close', () => {
-        clearTimeout(timer);
-        resolve(got === 'ping\n');
-      });
-      s.end('ping\n');
-    });
   await Promise.all(
     Array.from({ length: lanes }, async () => {
       while (next < count) {
         next++;
-        if (await one()) exact++;
+        if (await echoPing(port)) exact++;
       }
     }),
   );

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { eventually, startServer } from '../helpers.js';
-import { adminOf, echoes, hold, lines, startLogged, status, type Held } from '../pool-helpers.js';
+import { adminOf, echoes, echoPing, hold, lines, startLogged, status, type Held } from '../pool-helpers.js';
 
 /** Open `n` connections from 127.0.0.1, one after another, each kept open; resolves the first line each one read. */
 async function firstLines(port: number, n: number): Promise<{ values: string[]; sockets: net.Socket[] }> {
@@ -122,23 +122,9 @@ test('prefork shared: a worker killed by SIGKILL mid-burst: accepted and ended i
     let stop = false;
     let exact = 0;
     let failed = 0;
-    const one = (): Promise<boolean> =>
-      new Promise((resolve) => {
-        const s = net.connect({ port: server.port, host: '127.0.0.1' });
-        let got = '';
-        const timer = setTimeout(() => s.destroy(), 30_000);
-        s.setEncoding('utf8');
-        s.on('data', (c: string) => (got += c));
-        s.on('error', () => {});
-        s.on('close', () => {
-          clearTimeout(timer);
-          resolve(got === 'ping\n');
-        });
-        s.end('ping\n');
-      });
     const lanes = Array.from({ length: 8 }, async () => {
       while (!stop) {
-        if (await one()) exact++;
+        if (await echoPing(server.port)) exact++;
         else failed++;
       }
     });
