@@ -8,7 +8,10 @@
  *   WorkerLedger  one per pool: a slot per live worker holding what the server must
  *                 know should the worker die without reporting: how many connections
  *                 it accepted (counted before it serves one), and the table places it
- *                 holds now (given back by the server for a dead worker).
+ *                 holds now (given back by the server for a dead worker). A worker
+ *                 records a place just after taking it and clears it just after giving
+ *                 it back: killed between the two, it leaves one place counted once too
+ *                 many or too few, never more.
  */
 import { fdutil } from './fdutil.js';
 import type { SegmentRef, SharedMemory } from '../admission/source-table.js';
