@@ -22,6 +22,7 @@
  * close-on-exec, and tcpkit checks they are listening TCP sockets before serving.
  *
  * onExit / launch / kill: the per-connection process launcher, in launch.c.
+ * shmCreate / shmMap: memory shared with pool workers, in shm.c.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -36,6 +37,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "launch.h"
+#include "shm.h"
 
 static const char *errno_name(int err) {
   switch (err) {
@@ -52,7 +54,7 @@ static const char *errno_name(int err) {
   }
 }
 
-static napi_value throw_errno(napi_env env, const char *syscall, int err) {
+napi_value fdutil_throw_errno(napi_env env, const char *syscall, int err) {
   napi_value code, msg, error, sys;
   const char *name = errno_name(err);
   char text[128];
@@ -82,7 +84,7 @@ static napi_value Dup(napi_env env, napi_callback_info info) {
   int32_t fd = fd_arg(env, info, &ok);
   if (!ok) return NULL;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) return throw_errno(env, "dup", errno);
+  if (copy < 0) return fdutil_throw_errno(env, "dup", errno);
   napi_value result;
   napi_create_int32(env, copy, &result);
   return result;
@@ -92,7 +94,7 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   int ok;
   int32_t fd = fd_arg(env, info, &ok);
   if (!ok) return NULL;
-  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, "close", errno);
+  if (close(fd) < 0 && errno != EINTR) return fdutil_throw_errno(env, "close", errno);
   return NULL;
 }
 
@@ -128,7 +130,7 @@ static napi_value Recv(napi_env env, napi_callback_info info) {
       napi_get_null(env, &result);
       return result;
     }
-    return throw_errno(env, "recv", errno);
+    return fdutil_throw_errno(env, "recv", errno);
   }
   void *data;
   napi_create_buffer_copy(env, (size_t)n, buf, &data, &result);
@@ -149,7 +151,7 @@ static napi_value Rdhup(napi_env env, napi_callback_info info) {
   do {
     n = poll(&p, 1, 0);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return throw_errno(env, "poll", errno);
+  if (n < 0) return fdutil_throw_errno(env, "poll", errno);
   napi_value result;
   napi_get_boolean(env, (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0, &result);
   return result;
@@ -161,7 +163,7 @@ static napi_value Cloexec(napi_env env, napi_callback_info info) {
   int32_t fd = fd_arg(env, info, &ok);
   if (!ok) return NULL;
   int flags = fcntl(fd, F_GETFD);
-  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return throw_errno(env, "fcntl", errno);
+  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return fdutil_throw_errno(env, "fcntl", errno);
   return NULL;
 }
 
@@ -176,13 +178,13 @@ static napi_value SocketInfo(napi_env env, napi_callback_info info) {
   if (!ok) return NULL;
   int type = 0, listening = 0;
   socklen_t len = sizeof type;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return fdutil_throw_errno(env, "getsockopt", errno);
   len = sizeof listening;
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) return fdutil_throw_errno(env, "getsockopt", errno);
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof ss;
   memset(&ss, 0, sizeof ss);
-  if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) return throw_errno(env, "getsockname", errno);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) return fdutil_throw_errno(env, "getsockname", errno);
   const char *family = ss.ss_family == AF_INET ? "IPv4" : ss.ss_family == AF_INET6 ? "IPv6" : ss.ss_family == AF_UNIX ? "unix" : "other";
   const char *kind = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other";
   napi_value result, v;
@@ -256,11 +258,11 @@ static napi_value WatchNew(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) return throw_errno(env, "dup", errno);
+  if (copy < 0) return fdutil_throw_errno(env, "dup", errno);
   Watch *w = calloc(1, sizeof *w);
   if (w == NULL) {
     close(copy);
-    return throw_errno(env, "watch", ENOMEM);
+    return fdutil_throw_errno(env, "watch", ENOMEM);
   }
   w->env = env;
   w->fd = copy;
@@ -268,7 +270,7 @@ static napi_value WatchNew(napi_env env, napi_callback_info info) {
   if (rc != 0) {
     close(copy);
     free(w);
-    return throw_errno(env, "uv_poll_init", -rc);
+    return fdutil_throw_errno(env, "uv_poll_init", -rc);
   }
   w->poll.data = w;
   napi_value name;
@@ -293,9 +295,9 @@ static napi_value WatchArm(napi_env env, napi_callback_info info) {
   Watch *w = watch_arg(env, argv[0]);
   if (w == NULL) return NULL;
   if (w->closing) return NULL;
-  if (setsockopt(w->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) < 0) return throw_errno(env, "setsockopt", errno);
+  if (setsockopt(w->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) < 0) return fdutil_throw_errno(env, "setsockopt", errno);
   int rc = uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, watch_event);
-  if (rc != 0) return throw_errno(env, "uv_poll_start", -rc);
+  if (rc != 0) return fdutil_throw_errno(env, "uv_poll_start", -rc);
   return NULL;
 }
 
@@ -343,6 +345,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_create_function(env, "watchClose", NAPI_AUTO_LENGTH, WatchClose, NULL, &fn);
   napi_set_named_property(env, exports, "watchClose", fn);
   launch_init(env, exports);
+  shm_init(env, exports);
   return exports;
 }
 

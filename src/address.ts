@@ -160,18 +160,6 @@ export function parseHostPort(text: string, defaultHost: string, option = 'addre
   return { host, port: parsePort(port, option) };
 }
 
-/** Ends announced for accepted sockets by a PROXY protocol header (src/proxy-reader.ts). */
-const announced = new WeakMap<net.Socket, ConnectionEnds>();
-
-/**
- * Record what a PROXY header said about `socket`, so that endpointsOf (and so every
- * model, log line, access rule and UCSPI variable) sees the client, not the balancer.
- * The entry goes away with the socket.
- */
-export function announceEnds(socket: net.Socket, ends: ConnectionEnds): void {
-  announced.set(socket, ends);
-}
-
 /**
  * Both ends of a connected socket as getsockname + getpeername report them, ignoring any
  * PROXY header: one system call each (Node caches both on the socket). With `local` (what
@@ -205,16 +193,11 @@ export function acceptedLocal(listening: Endpoint): Endpoint | undefined {
 
 /**
  * Both ends of a connected socket (getsockname + getpeername), or undefined if it is
- * already gone. For a connection that arrived with a PROXY protocol header, the ends
- * the header named, with the real ones under `via`.
+ * already gone. What a PROXY header named is not here: it travels with the connection
+ * (the acceptor's handler gets it, admission puts it in the ConnectionInfo).
  */
 export function endpointsOf(socket: net.Socket): ConnectionEnds | undefined {
-  return announced.get(socket) ?? realEndpointsOf(socket);
-}
-
-/** What a PROXY header said about `socket` (announceEnds), if anything. */
-export function announcedEnds(socket: net.Socket): ConnectionEnds | undefined {
-  return announced.get(socket);
+  return realEndpointsOf(socket);
 }
 
 /**

@@ -37,8 +37,11 @@ type EventRecord =
   | { type: 'refuse'; remote: Endpoint; local: Endpoint; reason: string; message?: string }
   | { type: 'spawn'; pid: number; role: string }
   | { type: 'exit'; pid: number; role: string; exitcode: number | null; signal: string | null }
-  /** `stack`: where a service failed, for the JSON log only (a text line leaves it out). */
-  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number; suppressed?: number; stack?: string }
+  /**
+   * `stack`: where a service failed, for the JSON log only (a text line leaves it out). `unreported`: connections a
+   * dead pool worker served but never reported (TCPKIT_WORKER_LOST), counted as accepted and ended.
+   */
+  | { type: 'error'; where: string; code: string; message: string; id?: number; pid?: number; suppressed?: number; unreported?: number; stack?: string }
   | { type: 'shutdown'; signal: string; active: number; grace: number }
   | { type: 'kill'; pid: number; signal: string; reason: string }
   | { type: 'closed'; accepted: number; served: number }
@@ -139,7 +142,7 @@ function formatRecord(e: ServerEvent): string {
       return `exit pid ${e.pid} ${field('role', e.role)} ${how}`;
     }
     case 'error':
-      return `error ${field('where', e.where)} ${field('code', e.code)}${e.id !== undefined ? ` id ${e.id}` : ''}${e.pid !== undefined ? ` pid ${e.pid}` : ''}${e.suppressed !== undefined ? ` suppressed ${e.suppressed}` : ''} message ${quoted(e.message, 512)}`;
+      return `error ${field('where', e.where)} ${field('code', e.code)}${e.id !== undefined ? ` id ${e.id}` : ''}${e.pid !== undefined ? ` pid ${e.pid}` : ''}${e.suppressed !== undefined ? ` suppressed ${e.suppressed}` : ''}${e.unreported !== undefined ? ` unreported ${e.unreported}` : ''} message ${quoted(e.message, 512)}`;
     case 'shutdown':
       return `shutdown ${field('signal', e.signal)} active ${e.active} grace ${e.grace}`;
     case 'kill':

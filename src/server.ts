@@ -295,8 +295,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         maxConns: this.#budget.maxConns,
         limits: o.limits,
         proxy: o.proxy,
-        admit: (info) => pipeline.admit(info),
-        sharedAdmission: this.#budget.sources.perSource > 0 || this.#budget.sources.rate > 0,
+        sources: this.#budget.sources,
         access: o.access.specs,
         adopt: (info, env) => pipeline.adopt(info, env),
         emit: (event) => pipeline.emit(event),
@@ -310,8 +309,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         listener.pause();
         // Bound to one address: every connection's local end is known (no getsockname per connection).
         const local = acceptedLocal(listener.endpoint);
-        listener.onConnection((socket) => {
-          const conn = pipeline.take(socket, local);
+        listener.onConnection((socket, announced) => {
+          const conn = pipeline.take(socket, local, announced);
           if (conn) model.dispatch(conn);
         });
       }

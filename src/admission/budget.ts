@@ -50,8 +50,10 @@ export class ServiceBudget {
     if (this.#active >= this.maxConns) member.pause();
   }
 
+  /** The last member to leave closes the per-source table's shared descriptor (its workers are stopping). */
   leave(member: BudgetMember): void {
     this.#members.delete(member);
+    if (this.#members.size === 0) this.sources.unshare();
   }
 
   /** Count a connection opened; at the limit every member pauses. Returns the count now. */

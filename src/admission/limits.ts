@@ -8,8 +8,8 @@
  * Addresses are counted in their canonical form: an IPv4 peer seen through a
  * dual-stack listener (`::ffff:1.2.3.4`) is the same source as `1.2.3.4`.
  */
-import { unmapIPv4 } from './access.js';
 import { checkNumber } from '../options.js';
+import { SourceTable, type SegmentRef, type SharedMemory } from './source-table.js';
 
 /** Why a connection was refused, as logged (`refuse ... reason per-source`). */
 export type RefuseReason = 'per-source' | 'rate';
@@ -45,58 +45,56 @@ export interface LimitStats {
   sources: number;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
-/** Sweep the token buckets once the map holds this many sources (bounds memory against address floods). */
-const SWEEP_AT = 4096;
-
-/** Per-source counters and token buckets for one server. */
+/**
+ * Per-source counters and token buckets for one service, in a SourceTable
+ * (./source-table.ts): in this process's memory for models that serve here, moved
+ * into shared memory when a pool's workers admit on their own (share()), so that the
+ * server and every worker count the same places. A worker attaches to it
+ * (SourceLimits.attached) with the same limits.
+ */
 export class SourceLimits {
   readonly perSource: number;
   readonly rate: number;
-  readonly #open = new Map<string, number>();
-  readonly #buckets = new Map<string, Bucket>();
-  readonly #refused: Record<RefuseReason, number> = { 'per-source': 0, rate: 0 };
+  readonly #table: SourceTable;
   readonly #closed = { idle: 0, 'time-limit': 0 };
 
-  constructor(options: SourceLimitOptions = {}) {
+  constructor(options: SourceLimitOptions = {}, table?: SourceTable) {
     this.perSource = checkNumber('perSource', options.perSource);
     this.rate = checkNumber('rate', options.rate);
+    this.#table = table ?? SourceTable.create();
+  }
+
+  /** A worker's view of the server's limits: the same table, mapped from `ref`. */
+  static attached(options: SourceLimitOptions, ref: SegmentRef, memory: Pick<SharedMemory, 'map'>): SourceLimits {
+    return new SourceLimits(options, SourceTable.attach(ref, memory));
+  }
+
+  /** The table in shared `memory`, for workers to attach (see SourceTable.share). */
+  share(memory: SharedMemory): SegmentRef {
+    return this.#table.share(memory);
+  }
+
+  /** No worker will attach again: close the table's descriptor (see SourceTable.close). */
+  unshare(): void {
+    this.#table.close();
   }
 
   /** Open connections from `address` now. */
   count(address: string): number {
-    return this.#open.get(unmapIPv4(address)) ?? 0;
+    return this.#table.count(address);
   }
 
   /**
    * Take a place for a new connection from `address`, or say why not. A place
-   * taken must be given back with release(); a refusal takes nothing.
+   * taken must be given back with release(place); a refusal takes nothing.
    */
-  take(address: string, now = Date.now()): { ok: true; count: number } | { ok: false; reason: RefuseReason } {
-    const source = unmapIPv4(address);
-    const open = this.#open.get(source) ?? 0;
-    if (this.perSource > 0 && open >= this.perSource) {
-      this.#refused['per-source']++;
-      return { ok: false, reason: 'per-source' };
-    }
-    if (this.rate > 0 && !this.#spend(source, now)) {
-      this.#refused.rate++;
-      return { ok: false, reason: 'rate' };
-    }
-    this.#open.set(source, open + 1);
-    return { ok: true, count: open + 1 };
+  take(address: string, now = Date.now()): { ok: true; count: number; place: number } | { ok: false; reason: RefuseReason } {
+    return this.#table.take(address, this.perSource, this.rate, now);
   }
 
-  /** Give back the place of a connection from `address`. */
-  release(address: string): void {
-    const source = unmapIPv4(address);
-    const open = this.#open.get(source) ?? 0;
-    if (open <= 1) this.#open.delete(source);
-    else this.#open.set(source, open - 1);
+  /** Give back a place from take(), in whichever process took it. */
+  release(place: number): void {
+    this.#table.release(place);
   }
 
   /** Count a connection closed by a limit while it was served. */
@@ -104,26 +102,8 @@ export class SourceLimits {
     this.#closed[reason]++;
   }
 
-  /** A token bucket per source: `rate` tokens a second, at most `rate` saved up. */
-  #spend(source: string, now: number): boolean {
-    if (this.#buckets.size >= SWEEP_AT) this.#sweep(now);
-    const b = this.#buckets.get(source) ?? { tokens: this.rate, at: now };
-    b.tokens = Math.min(this.rate, b.tokens + ((now - b.at) / 1000) * this.rate);
-    b.at = now;
-    this.#buckets.set(source, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
-  }
-
-  /** Forget buckets that have refilled: they hold nothing a new bucket would not. */
-  #sweep(now: number): void {
-    for (const [source, b] of this.#buckets) {
-      if (b.tokens + ((now - b.at) / 1000) * this.rate >= this.rate) this.#buckets.delete(source);
-    }
-  }
-
   stats(): LimitStats {
-    return { refused: { ...this.#refused }, closed: { ...this.#closed }, sources: this.#open.size };
+    const { refused, sources } = this.#table.stats();
+    return { refused, closed: { ...this.#closed }, sources };
   }
 }

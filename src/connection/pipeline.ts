@@ -6,19 +6,19 @@
  *          ─► model.dispatch(connection) ─► connection.opened(pid)  `accept`, counted
  *          ─► connection.closed(exitcode, signal)                   `end`, place released
  *
- * The pipeline is the only caller of the access rules and the limits, and owns the
- * counters (accepted, active, ended, denied) and the connection limit: at `maxConns`
- * active connections it asks the model to stop accepting (new connections wait in the
- * kernel's backlog) and to resume below it. A model that accepts on its own (prefork
- * and threads in shared mode) identifies the connection in the worker and brings the
- * ConnectionInfo here through admit(): the same steps, the same events. A worker
- * that admits by itself (no limit needing counts across workers) numbers its
- * connections from blocks of ids (reserveConnectionIds) and reports them, later and
- * in batches, through adopt(): counted and logged as every other connection.
+ * Identify and admit are the admission unit (../admission/admission.ts), which a pool
+ * worker that accepts on its own (prefork and threads in shared mode) runs too, with
+ * the same rules and the same per-source table (shared memory), numbering its
+ * connections from blocks of ids (reserveConnectionIds); it reports them, later and in
+ * batches, through adopt(): counted and logged as every other connection. The pipeline
+ * owns the counters (accepted, active, ended, denied) and the connection limit: at
+ * `maxConns` active connections it asks the model to stop accepting (new connections
+ * wait in the kernel's backlog) and to resume below it.
  */
 import type net from 'node:net';
-import { announcedEnds, realEndpointsOf, type ConnectionInfo, type Endpoint } from '../address.js';
+import type { ConnectionEnds, ConnectionInfo, Endpoint } from '../address.js';
 import type { AccessRules } from '../admission/access.js';
+import { Admission, identify } from '../admission/admission.js';
 import type { LimitStats } from '../admission/limits.js';
 import type { BudgetMember, ServiceBudget } from '../admission/budget.js';
 import { eventChannel, serviceLogEvent, type ServerEvent } from '../events.js';
@@ -84,20 +84,6 @@ export interface PipelineHooks {
   resume(): boolean;
 }
 
-/**
- * Both ends of an accepted socket, or undefined when the peer is already gone (reset
- * before getpeername). `local`: the local end when the listening socket fixes it
- * (acceptedLocal in address.ts; default: getsockname). A PROXY header's ends win over both.
- */
-export function identify(socket: net.Socket, id: number, local?: Endpoint): ConnectionInfo | undefined {
-  const announced = announcedEnds(socket);
-  const ends = announced ?? realEndpointsOf(socket, local);
-  if (!ends) return undefined;
-  const info: ConnectionInfo = { id, local: ends.local, remote: ends.remote, acceptedAt: Date.now() };
-  if (announced?.via) info.via = announced.via;
-  return info;
-}
-
 /** What an AdmittedConnection reports to its pipeline: one object per pipeline, not per connection. */
 interface ConnectionOwner {
   opened(conn: AdmittedConnection): void;
@@ -113,15 +99,18 @@ interface ConnectionOwner {
 class AdmittedConnection implements Connection {
   readonly info: ConnectionInfo;
   readonly env: Readonly<Record<string, string>>;
+  /** Its per-source place, given back when it ends; -1 when a worker holds it (adopted). */
+  readonly place: number;
   state: 'admitted' | 'open' | 'ended' = 'admitted';
   /** The pid that serves it, once opened. */
   servedBy = 0;
   readonly #owner: ConnectionOwner;
 
-  constructor(owner: ConnectionOwner, info: ConnectionInfo, env: Readonly<Record<string, string>>) {
+  constructor(owner: ConnectionOwner, info: ConnectionInfo, env: Readonly<Record<string, string>>, place: number) {
     this.#owner = owner;
     this.info = info;
     this.env = env;
+    this.place = place;
   }
 
   opened(pid: number): void {
@@ -165,7 +154,7 @@ export function reserveConnectionIds(count: number): number {
 
 /** See the file comment. A BudgetMember: its service's budget pauses and resumes it. */
 export class ConnectionPipeline implements BudgetMember {
-  readonly #options: PipelineOptions;
+  readonly #admission: Admission;
   readonly #hooks: PipelineHooks;
   readonly #budget: ServiceBudget;
   readonly #active = new Map<number, AdmittedConnection>();
@@ -176,13 +165,13 @@ export class ConnectionPipeline implements BudgetMember {
   #paused = false;
 
   constructor(options: PipelineOptions, hooks: PipelineHooks) {
-    this.#options = options;
     this.#hooks = hooks;
     this.#budget = options.budget;
+    this.#admission = new Admission(options.access, options.budget.sources, () => nextConnectionId++);
     this.#owner = {
       opened: (conn) => this.#opened(conn),
       closed: (conn, wasOpen, exitcode, signal, at) => {
-        this.#budget.sources.release(conn.info.remote.address);
+        if (conn.place >= 0) this.#admission.release(conn.place);
         // A connection that never opened logs no `end`.
         if (wasOpen) this.#closed(conn, exitcode, signal, at);
       },
@@ -211,10 +200,10 @@ export class ConnectionPipeline implements BudgetMember {
   /**
    * A socket accepted in this process: identify and admit it. Undefined when it is
    * not to be served (gone, denied, refused: logged, and the socket destroyed).
-   * `local`: see identify (default: getsockname).
+   * `local`, `announced`: see identify (default: getsockname, no PROXY header).
    */
-  take(socket: net.Socket, local?: Endpoint): IncomingConnection | undefined {
-    const info = identify(socket, 0, local);
+  take(socket: net.Socket, local?: Endpoint, announced?: ConnectionEnds): IncomingConnection | undefined {
+    const info = identify(socket, local, announced);
     const conn = info && this.admit(info);
     if (!conn) {
       socket.destroy();
@@ -223,38 +212,23 @@ export class ConnectionPipeline implements BudgetMember {
     return Object.assign(conn, { socket });
   }
 
-  /**
-   * A connection identified elsewhere (a pool worker accepted it and holds it unread):
-   * admit it under a new id. Undefined when denied or refused (already logged).
-   */
+  /** An identified connection: admit it under a new id. Undefined when denied or refused (logged). */
   admit(identified: ConnectionInfo): Connection | undefined {
-    const info: ConnectionInfo = { id: nextConnectionId++, local: identified.local, remote: identified.remote, acceptedAt: identified.acceptedAt };
-    if (identified.via) info.via = identified.via;
-    const { remote, local } = info;
-    const decision = this.#options.access.check(remote.address);
-    if (!decision.ok) {
-      this.emit({ type: 'deny', remote, local, reason: 'access', rule: decision.rule });
+    const verdict = this.#admission.admit(identified);
+    if (!verdict.ok) {
+      this.emit(verdict.event);
       return undefined;
     }
-    const place = this.#budget.sources.take(remote.address);
-    if (!place.ok) {
-      this.emit({ type: 'refuse', remote, local, reason: place.reason });
-      return undefined;
-    }
-    return new AdmittedConnection(this.#owner, info, { TCPCONNNUM: String(place.count), ...decision.env });
+    return new AdmittedConnection(this.#owner, verdict.info, verdict.env, verdict.place);
   }
 
   /**
-   * A connection a pool worker admitted by itself (its access rules, its share of
-   * --max-conns) under an id from reserveConnectionIds(), already served there and
-   * reported now: counted and logged like any other. Only for a budget with no
-   * per-source or rate limit (those need every connection asked for here); its
-   * per-source count is kept all the same, for the stats.
+   * A connection a pool worker admitted (the same admission, its place in the shared
+   * table, an id from reserveConnectionIds()), already served there and reported now:
+   * counted and logged like any other. The worker gives its place back.
    */
   adopt(info: ConnectionInfo, env: Readonly<Record<string, string>> = {}): Connection {
-    // Never refuses without a per-source or rate limit; the count is only for the stats.
-    this.#budget.sources.take(info.remote.address);
-    return new AdmittedConnection(this.#owner, info, env);
+    return new AdmittedConnection(this.#owner, info, env, -1);
   }
 
   #opened(conn: AdmittedConnection): void {
@@ -291,9 +265,16 @@ export class ConnectionPipeline implements BudgetMember {
     this.emit({ type: 'resume', count: this.#budget.active, max: this.#budget.maxConns });
   }
 
-  /** Publish an event (and count the closings by a limit and the denials, whoever reports them). */
+  /**
+   * Publish an event (and count the closings by a limit and the denials, whoever reports
+   * them, and the connections a dead worker served unreported: accepted and ended).
+   */
   emit(event: ServerEvent): void {
     if (event.type === 'deny') this.#denied++;
+    if (event.type === 'error' && event.unreported) {
+      this.#accepted += event.unreported;
+      this.#ended += event.unreported;
+    }
     if (event.type === 'kill' && (event.reason === 'idle' || event.reason === 'time-limit')) this.#budget.sources.closedBy(event.reason);
     if (eventChannel.hasSubscribers) eventChannel.publish(event);
     this.#hooks.emit(event);

@@ -8,13 +8,16 @@
  * A worker's states: starting → ready → draining → (exit). `stopping` is a worker
  * told to leave because the server is closing.
  *
- * Shared accept, admission local (no --per-source, no --rate): a worker admits by
- * itself (access rules from its spec, its share of --max-conns, ids from the blocks
- * handed out here) and reports accepts and ends in batches; the pool replays each
- * batch into the pipeline in order (adopt, opened, closed), so the log, the counters
- * and the per-worker counts are those of a round trip, a batch later. Admission
- * server (--per-source or --rate): the round trip per connection, `accepted` →
- * `admit`/`refuse`, where every connection of the service is counted.
+ * Shared accept: a worker admits by itself with the server's admission unit (access
+ * rules from its spec, the service's per-source table in shared memory, ids from the
+ * blocks handed out here), keeps to its share of --max-conns, and reports accepts and
+ * ends in batches; the pool replays each batch into the pipeline in order (adopt,
+ * opened, closed), so the log, the counters and the per-worker counts are those of a
+ * round trip, a batch later, with no message per connection. Each worker has a slot in
+ * the pool's ledger (shared memory, ../net/shared-counts.ts) where it counts each
+ * connection before serving it and records the per-source places it holds: when a
+ * worker dies, the connections it had not reported are counted (host.unreported) and
+ * its places given back.
  */
 import type net from 'node:net';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
@@ -22,12 +25,16 @@ import { serviceLogEvent } from '../events.js';
 import { detachFromServer } from '../net/internals.js';
 import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import { reserveConnectionIds } from '../connection/pipeline.js';
-import type { BatchEntry, FromWorker, ToWorker, WorkerSpec } from '../workers/messages.js';
-import { BATCH_MAX_DELAY_MS, ID_BLOCK } from '../workers/reports.js';
+import { decodeFromWorker, type BatchEntry, type FromWorker, type ToWorker, type WorkerSpec } from '../workers/messages.js';
+import { ID_BLOCK } from '../workers/reports.js';
+import { sharedMemory, WorkerLedger } from '../net/shared-counts.js';
 import { describeError, ExitCode, TcpkitError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
 import { TERM_TO_KILL_MS } from '../options.js';
 import type { Model, ModelHost, ModelName, ModelProcess, ModelStats } from './types.js';
+
+/** Ledger cells (places a worker records) beyond its share of --max-conns: a burst libuv accepted past the share. */
+const LEDGER_SLACK = 64;
 
 /** One started worker, as the pool sees it: a process or a thread. */
 export interface Member {
@@ -43,7 +50,8 @@ export interface Member {
 
 /** What a pool model's member factory is told about the worker it starts. */
 export interface MemberEvents {
-  message(msg: FromWorker): void;
+  /** A message as it arrived; the pool decodes it. */
+  message(msg: unknown): void;
   exit(code: number | null, signal: string | null): void;
 }
 
@@ -67,8 +75,8 @@ interface WorkerRecord {
   fatal: { code: string; message: string } | undefined;
   /** pass mode: connections it can hold at once (its descriptor room, from `ready`). */
   room: number;
-  /** Threads, admission local: what the thread counted (slot 0: accepted), readable after it is gone. */
-  counters: Int32Array | undefined;
+  /** shared: its slot in the ledger, settled once it is gone. */
+  ledgerSlot: number | undefined;
   /** Whether it said `drained` (it left when asked, with nothing unreported). */
   drained: boolean;
 }
@@ -99,6 +107,8 @@ export abstract class PoolModel implements Model {
   /** start() waiting: called on every worker state change. */
   #recheck: (() => void) | undefined;
   readonly #acceptReports = new BurstReporter();
+  /** shared: the workers' ledger (see the file comment); its descriptor closes once the pool is closed and empty. */
+  #ledger: WorkerLedger | undefined;
   /** Messages from and to workers, for stats (see ModelStats.messages). */
   #fromWorkers = 0;
   #toWorkers = 0;
@@ -109,11 +119,8 @@ export abstract class PoolModel implements Model {
     this.pool = pool;
   }
 
-  /**
-   * Start one worker with `spec`, reporting through `events`. A threads model may
-   * return the thread's shared counters (`counters`) for the pool to read after the exit.
-   */
-  protected abstract spawn(spec: WorkerSpec, events: MemberEvents): Member & { counters?: Int32Array };
+  /** Start one worker with `spec`, reporting through `events` (every message it sent arrives before `exit`). */
+  protected abstract spawn(spec: WorkerSpec, events: MemberEvents): Member;
 
   /** Release what the model holds for a worker once it has exited (a thread's descriptor). */
   protected abstract released(spec: WorkerSpec): void;
@@ -124,7 +131,11 @@ export abstract class PoolModel implements Model {
   }
 
   async start(): Promise<void> {
-    if (this.pool.accept === 'shared') this.host.listener.pause();
+    if (this.pool.accept === 'shared') {
+      this.host.listener.pause();
+      // A slot for each worker and for each replacement started while its predecessor drains.
+      this.#ledger = WorkerLedger.create(2 * this.pool.workers, Math.ceil(this.host.maxConns / this.pool.workers) + LEDGER_SLACK);
+    }
     for (let slot = 0; slot < this.pool.workers; slot++) this.#start(slot);
     await this.#allReady();
   }
@@ -155,22 +166,28 @@ export abstract class PoolModel implements Model {
     return Math.floor(max / workers) + (slot < max % workers ? 1 : 0);
   }
 
-  /** Whether shared-accept workers admit by themselves (nothing configured needs counts across them). */
-  get #local(): boolean {
-    return this.pool.accept === 'shared' && !this.host.sharedAdmission;
-  }
-
   #send(w: WorkerRecord, msg: ToWorker, socket?: net.Socket, done?: (err: Error | null) => void): void {
     this.#toWorkers++;
     w.member.send(msg, socket, done);
   }
 
   #start(slot: number): void {
-    const local = this.#local;
+    const ledgerSlot = this.#ledger?.claim();
+    if (this.#ledger && ledgerSlot === undefined) {
+      // Every slot belongs to a worker not yet gone: try again once one has exited.
+      this.#restarts.retry(slot, () => this.#start(slot));
+      return;
+    }
+    const { sources } = this.host;
     const spec: WorkerSpec = {
       service: this.host.service,
       mode: this.pool.accept,
-      ...(local && { admission: 'local' as const, access: [...this.host.access], ids: { from: reserveConnectionIds(ID_BLOCK), count: ID_BLOCK } }),
+      ...(this.#ledger &&
+        ledgerSlot !== undefined && {
+          access: [...this.host.access],
+          ids: { from: reserveConnectionIds(ID_BLOCK), count: ID_BLOCK },
+          counts: { table: sources.share(sharedMemory), ledger: this.#ledger.ref!, slot: ledgerSlot, perSource: sources.perSource, rate: sources.rate },
+        }),
       backlog: this.host.listener.backlog,
       limit: this.#share(slot),
       maxConns: this.pool.maxConnsPerWorker,
@@ -188,7 +205,7 @@ export abstract class PoolModel implements Model {
       startedAt: Date.now(),
       fatal: undefined,
       room: Infinity,
-      counters: undefined,
+      ledgerSlot,
       drained: false,
     };
     try {
@@ -200,10 +217,10 @@ export abstract class PoolModel implements Model {
         },
       });
       record.member = member;
-      record.counters = member.counters;
     } catch (err) {
       this.host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
       this.released(spec);
+      if (ledgerSlot !== undefined) this.#ledger?.settle(ledgerSlot);
       this.#restarts.retry(slot, () => this.#start(slot));
       return;
     }
@@ -216,10 +233,18 @@ export abstract class PoolModel implements Model {
     return this.pool.role === 'thread' ? `thread${w.member.threadId}` : 'worker';
   }
 
-  #message(w: WorkerRecord, msg: FromWorker): void {
+  #message(w: WorkerRecord, raw: unknown): void {
     const host = this.host;
     const pid = w.member.pid;
     this.#fromWorkers++;
+    let msg: FromWorker;
+    try {
+      msg = decodeFromWorker(raw);
+    } catch (err) {
+      // Not what a worker of this version sends: dropped, said once per message.
+      host.emit({ type: 'error', where: 'worker', ...describeError(err, 'TCPKIT_SPEC'), pid });
+      return;
+    }
     switch (msg.type) {
       case 'ready':
         if (w.state !== 'starting') return;
@@ -233,21 +258,6 @@ export abstract class PoolModel implements Model {
         this.#recheck?.();
         this.#flushPending();
         return;
-      case 'accepted': {
-        // The worker holds the socket unread until we answer: access rules and
-        // per-source limits are decided by the pipeline, where every connection is counted.
-        w.accepted++;
-        const conn = host.admit(msg.info);
-        if (!conn) {
-          this.#send(w, { type: 'refuse', ref: msg.ref });
-        } else {
-          w.refs.set(conn.info.id, conn);
-          conn.opened(pid);
-          this.#send(w, { type: 'admit', ref: msg.ref, id: conn.info.id, env: conn.env });
-        }
-        this.#maybeRecycle(w);
-        return;
-      }
       case 'batch':
         for (const entry of msg.entries) this.#replay(w, entry);
         this.#maybeRecycle(w);
@@ -310,8 +320,8 @@ export abstract class PoolModel implements Model {
       case 'end':
         this.#ended(w, entry.id, entry.at);
         return;
-      case 'deny':
-        this.host.emit({ type: 'deny', remote: entry.remote, local: entry.local, reason: 'access', rule: entry.rule });
+      case 'refused':
+        this.host.emit(entry.event);
         return;
     }
   }
@@ -339,7 +349,7 @@ export abstract class PoolModel implements Model {
     // Its connections ended with it (killed, or it crashed): report each.
     for (const conn of w.refs.values()) conn.closed(code, signal);
     w.refs.clear();
-    this.#unreported(w, code, signal);
+    this.#settle(w, code, signal);
     for (const socket of w.unsent) socket.destroy();
     w.unsent.clear();
     const failed = signal !== null || code !== 0;
@@ -349,28 +359,28 @@ export abstract class PoolModel implements Model {
       // Died unasked: keep the pool at N, backing off when the slot keeps dying.
       this.#restarts.retry(w.slot, () => this.#start(w.slot), Date.now() - w.startedAt);
     }
-    if (this.#workers.size === 0) for (const resolve of this.#gone.splice(0)) resolve();
+    if (this.#workers.size === 0) {
+      if (this.#closing) this.#ledger?.close();
+      for (const resolve of this.#gone.splice(0)) resolve();
+    }
   }
 
   /**
-   * Admission local: a worker that died unasked may have served connections it had
-   * not yet reported (at most one batch, 50 ms of them). They ended with it; say so,
-   * with their number where it is known (a thread's shared counter), never silently.
+   * shared: what the worker's ledger slot says once it is gone. The places it still
+   * held are given back; connections it counted but never reported (a worker killed
+   * between two batches: at most a batch's worth) are counted as accepted and ended,
+   * and said in one line with their number, never silently.
    */
-  #unreported(w: WorkerRecord, code: number | null, signal: string | null): void {
-    if (!this.#local || w.drained) return;
+  #settle(w: WorkerRecord, code: number | null, signal: string | null): void {
+    if (w.ledgerSlot === undefined || !this.#ledger) return;
+    const { accepted, places } = this.#ledger.settle(w.ledgerSlot);
+    w.ledgerSlot = undefined;
+    for (const place of places) this.host.sources.release(place);
+    const lost = accepted - w.accepted;
+    if (lost <= 0) return;
     const how = signal ? `signal ${signal}` : `exit code ${code}`;
-    if (w.counters) {
-      const lost = Atomics.load(w.counters, 0) - w.accepted;
-      if (lost <= 0) return;
-      this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, message: `${this.#roleName(w)} ended (${how}) with ${lost} connection${lost === 1 ? '' : 's'} accepted since its last report; they ended with it` });
-      return;
-    }
-    // A process that exited by itself, or by SIGTERM, sent its last batch on the way out
-    // (prefork-worker.ts); one killed otherwise (SIGKILL, a crash) could not, and how many
-    // it held back, if any, is not known here.
-    if (signal === null || signal === 'SIGTERM') return;
-    this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, message: `${this.#roleName(w)} ended (${how}); any connections it accepted since its last report (at most ${BATCH_MAX_DELAY_MS} ms' worth) ended with it, unlogged` });
+    // `unreported` makes the pipeline, the metrics and the log count them (see ServerEvent).
+    this.host.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: w.member.pid, unreported: lost, message: `${this.#roleName(w)} ended (${how}) with ${lost} connection${lost === 1 ? '' : 's'} unreported (accepted since its last report); counted as accepted and ended` });
   }
 
   /** pass mode: the server accepted and admitted it; hand the socket to the least busy ready worker. */

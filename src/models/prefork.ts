@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
 import { DEFAULT_WORKERS, OPTIONS, TERM_TO_KILL_MS } from '../options.js';
 import { entryArgs } from '../workers/entries.js';
-import type { FromWorker, WorkerSpec } from '../workers/messages.js';
+import { WORKER_SLOTS, type WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
 
@@ -47,10 +47,13 @@ export class PreforkModel extends PoolModel {
 
   protected spawn(spec: WorkerSpec, events: MemberEvents): Member {
     const shared = spec.mode === 'shared';
+    // Shared mode: the listening socket and the shared counts (the per-source table, the ledger) in
+    // the stdio slots of WORKER_SLOTS; libuv dup2()s them into the child only, and the spec names them there.
+    const counts = spec.counts;
+    const childSpec: WorkerSpec = counts ? { ...spec, counts: { ...counts, table: { ...counts.table, fd: WORKER_SLOTS.table }, ledger: { ...counts.ledger, fd: WORKER_SLOTS.ledger } } } : spec;
     const child = spawn(process.execPath, [...WORKER_ENTRY, spec.service.name], {
-      // fd 4 is the listening socket in shared mode; libuv dup2()s it into the child only.
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(shared ? [this.host.listener.fd] : [])],
-      env: { ...process.env, TCPKIT_WORKER: JSON.stringify(spec) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(shared ? [this.host.listener.fd] : []), ...(counts ? [counts.table.fd, counts.ledger.fd] : [])],
+      env: { ...process.env, TCPKIT_WORKER: JSON.stringify(childSpec) },
       serialization: 'json',
     });
     const pid = child.pid;
@@ -60,8 +63,9 @@ export class PreforkModel extends PoolModel {
       throw Object.assign(new Error('spawn failed: no pid'), { code: 'EAGAIN' });
     }
     child.on('error', () => {}); // send() on a dead worker; 'exit' is what counts
-    child.on('message', (msg: FromWorker) => events.message(msg));
-    child.once('exit', (code, signal) => events.exit(code, signal));
+    child.on('message', (msg: unknown) => events.message(msg));
+    // 'close', not 'exit': after the IPC channel is closed too, so every message the worker sent has arrived.
+    child.once('close', (code, signal) => events.exit(code, signal));
     let killTimer: NodeJS.Timeout | undefined;
     child.once('exit', () => clearTimeout(killTimer));
     return {

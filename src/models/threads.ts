@@ -24,7 +24,7 @@ import { describeError, InvalidOptionError } from '../errors.js';
 import { fdutil } from '../net/fdutil.js';
 import { DEFAULT_WORKERS, OPTIONS } from '../options.js';
 import { threadEntry } from '../workers/entries.js';
-import type { FromWorker, WorkerSpec } from '../workers/messages.js';
+import type { WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
 
@@ -47,14 +47,12 @@ export class ThreadsModel extends PoolModel {
     });
   }
 
-  protected spawn(spec: WorkerSpec, events: MemberEvents): Member & { counters: Int32Array } {
+  protected spawn(spec: WorkerSpec, events: MemberEvents): Member {
     spec.fd = this.host.listener.dup();
-    // What the thread counts where the main thread can still read it once the thread is
-    // gone: a thread that dies before its last batch leaves its count of connections here.
-    const shared = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
     let worker: Worker;
     try {
-      worker = new Worker(THREAD_ENTRY, { workerData: { spec, counters: shared }, stdout: false, stderr: false });
+      // The shared counts' descriptors in the spec are the pool's, valid in this process: the thread maps them.
+      worker = new Worker(THREAD_ENTRY, { workerData: { spec }, stdout: false, stderr: false });
     } catch (err) {
       fdutil.close(spec.fd);
       spec.fd = undefined;
@@ -62,8 +60,8 @@ export class ThreadsModel extends PoolModel {
     }
     // terminate() after `drained` is the normal end of a thread; it exits with 1 all the same.
     let drained = false;
-    worker.on('message', (msg: FromWorker) => {
-      if (msg.type === 'drained') drained = true;
+    worker.on('message', (msg: unknown) => {
+      if ((msg as { type?: unknown } | null)?.type === 'drained') drained = true;
       events.message(msg);
     });
     let error: Error | undefined;
@@ -74,7 +72,6 @@ export class ThreadsModel extends PoolModel {
     });
     worker.once('exit', (code) => events.exit(error ? (code || 1) : drained ? 0 : code, null));
     return {
-      counters: new Int32Array(shared),
       pid: process.pid,
       threadId: worker.threadId,
       send(msg) {

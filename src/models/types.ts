@@ -7,7 +7,7 @@
  */
 import type { ConnectionInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
-import type { ConnectionLimits } from '../admission/limits.js';
+import type { ConnectionLimits, SourceLimits } from '../admission/limits.js';
 import type { Listener } from '../net/listener.js';
 import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ServiceSpec } from '../services/types.js';
@@ -46,18 +46,10 @@ export interface ModelHost {
    */
   readonly proxy?: ProxyGateOptions;
   /**
-   * Admission for a connection a worker accepted on its own (shared accept) and
-   * identified there: access rules, per-source and rate limits, a new id. Undefined
-   * when refused (already logged and counted): the worker closes the socket.
-   * Connections from `listener` come through the pipeline to `dispatch` instead.
+   * The service's per-source and rate counts: shared with workers that admit on their
+   * own (sources.share()); the places a dead worker held are given back here.
    */
-  admit(info: ConnectionInfo): Connection | undefined;
-  /**
-   * Whether admission needs counts kept across every connection of the service
-   * (--per-source or --rate): then a worker must ask admit() for each connection;
-   * otherwise it may admit by itself with `access` and report through adopt().
-   */
-  readonly sharedAdmission: boolean;
+  readonly sources: SourceLimits;
   /** The access rules as written, for workers that check them themselves. */
   readonly access: readonly AccessRuleSpec[];
   /**
@@ -104,7 +96,7 @@ export interface Model {
   /**
    * Who accepts: `server` (the server's listener, through the connection pipeline,
    * hands each admitted connection to dispatch) or `own` (the model's workers accept
-   * on their own descriptors and bring each connection to host.admit).
+   * on their own descriptors, admit there and report through host.adopt).
    */
   readonly accepts: 'server' | 'own';
   /** Load what serving needs (the service, workers, spares); resolves once ready. */

@@ -44,6 +44,14 @@ import { fdutil } from './fdutil.js';
 import { hasLaunched, launchedDescriptors } from './launcher.js';
 import { socketFd } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
+import type { ConnectionEnds } from '../address.js';
+
+/**
+ * Receives each accepted connection, paused: with `announced`, the ends a PROXY header
+ * named (the connection's identity from here on, carried by the ConnectionInfo it is
+ * admitted with); without, the socket's own ends stand.
+ */
+export type ConnectionHandler = (socket: net.Socket, announced?: ConnectionEnds) => void;
 
 /** Descriptors kept free below the limit: a fork child's pipes, a log file, the admin server. Fixed at 16. */
 export const DESCRIPTOR_HEADROOM = 16;
@@ -167,7 +175,7 @@ export class Acceptor {
   /** The highest descriptor number accepted lately: resume() checks headroom only when it was near the limit. */
   #lastFd = -1;
   readonly #reports = new BurstReporter();
-  #onConnection: (socket: net.Socket) => void = (s) => s.destroy();
+  #onConnection: ConnectionHandler = (s) => s.destroy();
   #onError: (err: AcceptError) => void = () => {};
   #onAccept: () => void = () => {};
   #gate: ProxyGate | undefined;
@@ -196,8 +204,8 @@ export class Acceptor {
     return this.#gate?.pending ?? 0;
   }
 
-  /** Who receives accepted connections (after the PROXY gate, if any). */
-  onConnection(handler: (socket: net.Socket) => void): void {
+  /** Who receives accepted connections (after the PROXY gate, if any, with the ends its header named). */
+  onConnection(handler: ConnectionHandler): void {
     this.#onConnection = handler;
   }
 
@@ -228,13 +236,13 @@ export class Acceptor {
   /**
    * Read a PROXY protocol header from every connection before handing it on: the
    * handler then gets the socket with the header consumed (and only the header) and
-   * endpointsOf(socket) giving the client the balancer named. A missing, bad or
+   * the ends the balancer named, as its second argument. A missing, bad or
    * late header closes that connection and is reported to `onRefuse`. Call before
    * connections arrive; `undefined` turns it off.
    */
   acceptProxyProtocol(options: ProxyGateOptions | undefined, onRefuse: ProxyGateHandlers['refuse'] = () => {}): void {
     this.#gate?.destroy();
-    this.#gate = options && new ProxyGate(options, { pass: (socket) => this.#onConnection(socket), refuse: onRefuse });
+    this.#gate = options && new ProxyGate(options, { pass: (socket, announced) => this.#onConnection(socket, announced), refuse: onRefuse });
   }
 
   /** Resolves once no accepted connection is still waiting for its PROXY header. */

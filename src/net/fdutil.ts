@@ -28,6 +28,10 @@ export interface FdUtil {
   cloexec(fd: number): void;
   /** What a descriptor is: its socket type, whether it listens, its address family. Throws ENOTSOCK. */
   socketInfo(fd: number): { type: 'stream' | 'dgram' | 'other'; listening: boolean; family: 'IPv4' | 'IPv6' | 'unix' | 'other' };
+  /** A close-on-exec memfd of `bytes` (1..256 MiB), zero-filled (native/shm.c). */
+  shmCreate(bytes: number): number;
+  /** An ArrayBuffer over `bytes` of `fd` mapped MAP_SHARED; unmapped when collected. The descriptor may be closed after. */
+  shmMap(fd: number, bytes: number): ArrayBuffer;
 }
 
 /** An opaque watcher made by fdutil.watch. */

@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { formatAddress, type Endpoint, type Family, familyOf } from '../address.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
-import { Acceptor, type AcceptError, type DescriptorUse } from './acceptor.js';
+import { Acceptor, type AcceptError, type ConnectionHandler, type DescriptorUse } from './acceptor.js';
 import { fdutil } from './fdutil.js';
 import { checkNumber, OPTIONS } from '../options.js';
 import { serverFd } from './internals.js';
@@ -30,7 +30,6 @@ export interface ListenOptions {
 /** Listener states, printable by status views. A new listener is `paused` until a connection handler is set; `backoff` while descriptors run short. */
 export type ListenerState = 'accepting' | 'backoff' | 'paused' | 'closed';
 
-type ConnectionHandler = (socket: net.Socket) => void;
 
 /**
  * `{ fd }` is Node's documented handle form of listen(). Node reads the backlog of

@@ -24,7 +24,7 @@
  *                          invalid    ─► refuse: log, close this connection only
  */
 import type net from 'node:net';
-import { announceEnds, realEndpointsOf, type ConnectionEnds } from '../address.js';
+import { realEndpointsOf, type ConnectionEnds } from '../address.js';
 import { AccessRules, unmapIPv4 } from '../admission/access.js';
 import { InvalidOptionError, ProxyProtocolError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
@@ -211,8 +211,11 @@ export function endsFromHeader(real: { local: ConnectionEnds['local']; remote: C
 
 /** Handlers of ProxyGate. */
 export interface ProxyGateHandlers {
-  /** The header was consumed; endpointsOf(socket) now gives the header's ends. */
-  pass(socket: net.Socket): void;
+  /**
+   * The connection goes on: with the ends its header named (the real ones under `via`),
+   * or with none when it is served as itself (an untrusted peer under `direct`).
+   */
+  pass(socket: net.Socket, announced?: ConnectionEnds): void;
   /** The header was refused (the gate then destroys the socket); `real` is undefined if the peer was already gone. */
   refuse(error: ProxyProtocolError, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): void;
 }
@@ -298,8 +301,7 @@ export class ProxyGate {
       (header) => {
         this.#done(socket, source);
         if (socket.destroyed) return;
-        announceEnds(socket, endsFromHeader(real, header));
-        this.#handlers.pass(socket);
+        this.#handlers.pass(socket, endsFromHeader(real, header));
       },
       (err: ProxyProtocolError) => {
         this.#done(socket, source);
@@ -345,12 +347,15 @@ function isProbe(error: ProxyErrorLike): boolean {
   return error.reason === 'truncated' && error.bytes === 0;
 }
 
+/** What a refused header is logged as. */
+export type ProxyRefusalEvent = Extract<ServerEvent, { type: 'refuse' | 'error' }>;
+
 /**
  * The one log line for a refused header: `refuse REAL -> LOCAL ... reason proxy-REASON
  * message "..."`, or `error where proxy ...` when the peer was gone before its
  * address could be read. Prefer ProxyRefusals, which rate-limits the second kind.
  */
-export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): ServerEvent {
+export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnds['local']; remote: ConnectionEnds['remote'] } | undefined): ProxyRefusalEvent {
   if (real) return { type: 'refuse', remote: real.remote, local: real.local, reason: `proxy-${error.reason}`, message: error.message };
   return { type: 'error', where: 'proxy', code: error.code, message: error.message };
 }
@@ -366,13 +371,13 @@ export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnd
  * (a health check, isProbe) is not logged. `close()` ends the pending report.
  */
 export class ProxyRefusals {
-  readonly #emit: (event: ServerEvent) => void;
+  readonly #emit: (event: ProxyRefusalEvent) => void;
   #lastReport = -Infinity;
   #suppressed = 0;
   #last: ProxyErrorLike | undefined;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(emit: (event: ServerEvent) => void) {
+  constructor(emit: (event: ProxyRefusalEvent) => void) {
     this.#emit = emit;
   }
 

@@ -227,6 +227,11 @@ export function createMetrics(source: StatusSource): ServerMetrics {
         break;
       case 'error':
         errors.inc(at(b, { where: e.where, code: e.code }));
+        // Connections a dead worker never reported: accepted and ended all the same.
+        if (e.unreported) {
+          accepted.inc(at(b, {}), e.unreported);
+          ended.inc(at(b, {}), e.unreported);
+        }
         break;
       case 'kill':
         kills.inc(at(b, { signal: e.signal, reason: e.reason }));

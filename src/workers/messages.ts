@@ -11,32 +11,29 @@
  *
  *   server → worker                               worker → server
  *   ───────────────                               ───────────────
- *   connection {info, env} + the socket (pass)    ready                  service loaded, accepting
- *   admit {ref, id, env}   serve it (shared,      accepted {ref, info}   took a connection (shared, admission
- *                          admission server)                             server), holds it unread
- *   refuse {ref}           close it (idem)        batch {entries}        accepts, ends, denials (admission local)
- *   ids {from, count}      a block of ids         need-ids               half its ids are used (admission local)
- *                          (admission local)      closed {id}            a connection ended (admission server, pass)
- *   pause                  stop accepting         log {id, reason, code} the service's ctx.log
- *   resume                 accept again           failed {id, code, message} the service threw
- *   drain                  stop accepting, exit   fatal {code, message}  cannot start (bad handler, ...)
- *                          when idle              drained                idle after drain, about to exit
- *                                                 event {event}          log it as it is (a refused PROXY header)
+ *   connection {info, env} + the socket (pass)    ready {room?}          service loaded, accepting
+ *   ids {from, count}      a block of ids         batch {entries}        accepts, ends, refusals (shared)
+ *                          (shared)               need-ids               half its ids are used (shared)
+ *   pause                  stop accepting         closed {id}            a connection ended (pass)
+ *   resume                 accept again           log {id, reason, code} the service's ctx.log
+ *   drain                  stop accepting, exit   failed {id, code, message} the service threw
+ *                          when idle              fatal {code, message}  cannot start (bad handler, ...)
+ *                                                 drained                idle after drain, about to exit
+ *                                                 event {event}          log it as it is (accept errors,
+ *                                                                        a refused PROXY header)
  *
- * Shared mode admits in one of two ways (the spec's `admission`):
- *   local   nothing configured needs state shared across workers (no --per-source,
- *           no --rate): the worker applies the access rules itself (the same
- *           AccessRules, from the spec), keeps to its share of --max-conns, numbers
- *           the connection from its blocks of ids, serves it, and reports the accept
- *           and the end later in a `batch` (./reports.ts). No message per connection.
- *   server  --per-source or --rate: the worker numbers the connection itself (`ref`)
- *           and asks the server, which applies its access rules and per-source limits
- *           where every connection is counted, and answers `admit` with the
- *           connection's id or `refuse`; the end comes back in `closed` at once, so
- *           a source's place is free again as soon as it can be.
- * From then on, and in pass mode from the start, a connection is named by the
- * server's id. Messages from a worker keep their order: a `log` or `failed` about a
- * connection comes after the batch that reported its accept.
+ * Shared mode: the worker admits each connection itself, with the admission unit the
+ * server runs (../admission/admission.ts): the access rules from the spec, the
+ * service's per-source table and the pool's ledger in shared memory (the spec's
+ * `counts`), ids from its blocks; it serves the connection and reports the accept and
+ * the end later in a `batch` (./reports.ts). No message per connection. Pass mode:
+ * the server admits, the connection is named by the server's id from the start. Messages
+ * from a worker keep their order: a `log` or `failed` about a connection comes after
+ * the batch that reported its accept.
+ *
+ * Both directions are decoded and checked (decodeToWorker, decodeFromWorker) before
+ * use, as specs are: a message that is not one of these is dropped with its reason,
+ * never acted on halfway.
  */
 import type { ConnectionInfo, Endpoint } from '../address.js';
 import type { ServerEvent } from '../events.js';
@@ -44,13 +41,12 @@ import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ConnectionLimits } from '../admission/limits.js';
 import type { AccessRuleSpec } from '../admission/access.js';
 import type { ServiceSpec } from '../services/types.js';
+import type { SegmentRef } from '../admission/source-table.js';
 
 /** What the server sends a worker. */
 export type ToWorker =
   | { type: 'connection'; info: ConnectionInfo; env: Readonly<Record<string, string>> }
-  | { type: 'admit'; ref: number; id: number; env: Readonly<Record<string, string>> }
-  | { type: 'refuse'; ref: number }
-  /** A block of connection ids, `from` to `from + count - 1` (admission local). */
+  /** A block of connection ids, `from` to `from + count - 1` (shared mode). */
   | { type: 'ids'; from: number; count: number }
   | { type: 'pause' }
   | { type: 'resume' }
@@ -60,7 +56,6 @@ export type ToWorker =
 export type FromWorker =
   /** `room`: descriptors the worker can still take (pass mode sends no more at once); absent when unlimited. */
   | { type: 'ready'; room?: number }
-  | { type: 'accepted'; ref: number; info: ConnectionInfo }
   | { type: 'batch'; entries: BatchEntry[] }
   | { type: 'need-ids' }
   | { type: 'closed'; id: number }
@@ -68,19 +63,34 @@ export type FromWorker =
   | { type: 'failed'; id: number; code: string; message: string }
   | { type: 'fatal'; code: string; message: string }
   | { type: 'drained' }
-  /** An event to log as it is (a connection whose PROXY header was refused). */
-  | { type: 'event'; event: ServerEvent };
+  /** An event to log as it is: an accept error, a refused PROXY header. */
+  | { type: 'event'; event: WorkerEvent };
+
+/** The events a worker sends as they are. */
+export type WorkerEvent = Extract<ServerEvent, { type: 'error' | 'refuse' | 'deny' }>;
 
 /**
- * What a worker admitting locally reports in a `batch`, in the order it happened:
+ * What a worker in shared mode reports in a `batch`, in the order it happened:
  * `open` a connection it serves (its `info.id` from the worker's blocks), `end` one
- * that ended (`at`: when, so the `end` line's duration is the worker's), `deny` a
- * peer its access rules closed.
+ * that ended (`at`: when, so the `end` line's duration is the worker's), `refused` a
+ * connection admission closed (its `deny` or `refuse` event).
  */
 export type BatchEntry =
   | { k: 'open'; info: ConnectionInfo }
   | { k: 'end'; id: number; at: number }
-  | { k: 'deny'; remote: Endpoint; local: Endpoint; rule: string };
+  | { k: 'refused'; event: Extract<ServerEvent, { type: 'deny' | 'refuse' }> };
+
+/** Where a worker finds the counts it shares (shared mode): see ../admission/source-table.ts and ../net/shared-counts.ts. */
+export interface SharedCountsSpec {
+  /** The service's per-source table. */
+  table: SegmentRef;
+  /** The pool's ledger, and this worker's slot in it. */
+  ledger: SegmentRef;
+  slot: number;
+  /** The service's limits on the table (0: none). */
+  perSource: number;
+  rate: number;
+}
 
 /** How a worker is set up (TCPKIT_WORKER in a process, workerData in a thread). */
 export interface WorkerSpec {
@@ -101,16 +111,12 @@ export interface WorkerSpec {
    * every holder has let go. Default false.
    */
   ownsFd?: boolean;
-  /**
-   * shared: `local`, the worker admits by itself and reports in batches (needs `ids`);
-   * `server`, it asks the server for each connection (--per-source or --rate need
-   * counts across workers). Default `server`.
-   */
-  admission?: 'local' | 'server';
-  /** admission local: the access rules, checked in the worker as the server would. Default none. */
+  /** shared: the access rules, checked in the worker as the server would. Default none. */
   access?: AccessRuleSpec[];
-  /** admission local: the first block of connection ids. */
+  /** shared: the first block of connection ids. */
   ids?: { from: number; count: number };
+  /** shared: the shared counts (descriptors: the server's for a thread, the stdio slots for a process). */
+  counts?: SharedCountsSpec;
   /** shared: at most this many connections at once in this worker (its share of --max-conns). */
   limit: number;
   /** Stop accepting after this many connections (--max-conns-per-worker); 0 = never. */
@@ -138,6 +144,9 @@ export interface SpareSpec {
  * socket attached, and the spare serves it and exits.
  */
 export type SpareMessage = { type: 'ready' } | { type: 'connection'; info: ConnectionInfo };
+
+/** A prefork worker's stdio slots in shared mode: the listening socket, the per-source table, the ledger. */
+export const WORKER_SLOTS = { listen: 4, table: 5, ledger: 6 } as const;
 
 /** The environment variable each kind of spec comes in. */
 export const SPEC_VARIABLES = { worker: 'TCPKIT_WORKER', child: 'TCPKIT_CHILD', spare: 'TCPKIT_SPARE' } as const;
@@ -198,6 +207,14 @@ function info(v: unknown, at: string): ConnectionInfo {
   return o as unknown as ConnectionInfo;
 }
 
+function segment(v: unknown, at: string): SegmentRef {
+  const o = object(v, at);
+  int(o.fd, `${at}.fd`);
+  int(o.size, `${at}.size`, 1);
+  optional(o, 'cells', at, int);
+  return o as unknown as SegmentRef;
+}
+
 function worker(v: unknown, at: string): WorkerSpec {
   const o = object(v, at);
   service(o.service, `${at}.service`);
@@ -207,10 +224,6 @@ function worker(v: unknown, at: string): WorkerSpec {
   optional(o, 'ownsFd', at, (x, a) => {
     if (typeof x !== 'boolean') throw new SpecError(`${a}: expected true or false, got ${JSON.stringify(x)}`);
   });
-  const admission = o.admission;
-  if (admission !== undefined && admission !== 'local' && admission !== 'server') {
-    throw new SpecError(`${at}.admission: expected local or server, got ${JSON.stringify(admission)}`);
-  }
   const access = o.access;
   if (access !== undefined) {
     if (!Array.isArray(access)) throw new SpecError(`${at}.access: expected an array, got ${JSON.stringify(access)}`);
@@ -227,7 +240,15 @@ function worker(v: unknown, at: string): WorkerSpec {
     int(ids.from, `${at}.ids.from`, 1);
     int(ids.count, `${at}.ids.count`, 1);
   }
-  if (admission === 'local' && !ids) throw new SpecError(`${at}.ids: expected a block of ids with admission local, got undefined`);
+  const counts = optional(o, 'counts', at, object);
+  if (counts) {
+    segment(counts.table, `${at}.counts.table`);
+    segment(counts.ledger, `${at}.counts.ledger`);
+    int(counts.slot, `${at}.counts.slot`);
+    int(counts.perSource, `${at}.counts.perSource`);
+    int(counts.rate, `${at}.counts.rate`);
+  }
+  if (o.mode === 'shared' && (!ids || !counts)) throw new SpecError(`${at}: shared mode needs ids and counts, got ${ids ? 'ids' : 'no ids'} and ${counts ? 'counts' : 'no counts'}`);
   int(o.limit, `${at}.limit`);
   int(o.maxConns, `${at}.maxConns`);
   const limits = object(o.limits, `${at}.limits`);
@@ -290,4 +311,112 @@ export function specFromEnv<K extends keyof Specs>(kind: K, program: string): Sp
     process.stderr.write(`${program}: ${(err as Error).message}; this program is started by tcpkit serve\n`);
     process.exit(100);
   }
+}
+
+function env(v: unknown, at: string): Readonly<Record<string, string>> {
+  const o = object(v, at);
+  for (const [k, x] of Object.entries(o)) string(x, `${at}.${k}`);
+  return o as Record<string, string>;
+}
+
+function oneOf<T extends string>(v: unknown, at: string, values: readonly T[]): T {
+  if (!values.includes(v as T)) throw new SpecError(`${at}: expected ${values.join(', ')}, got ${JSON.stringify(v)}`);
+  return v as T;
+}
+
+function event(v: unknown, at: string): WorkerEvent {
+  const o = object(v, at);
+  const type = oneOf(o.type, `${at}.type`, ['error', 'refuse', 'deny'] as const);
+  if (type === 'error') {
+    string(o.where, `${at}.where`);
+    string(o.code, `${at}.code`);
+    string(o.message, `${at}.message`);
+    optional(o, 'suppressed', at, int);
+    optional(o, 'id', at, int);
+    optional(o, 'pid', at, int);
+  } else {
+    endpoint(o.remote, `${at}.remote`);
+    endpoint(o.local, `${at}.local`);
+    string(o.reason, `${at}.reason`);
+    optional(o, 'rule', at, string);
+    optional(o, 'message', at, string);
+  }
+  return o as unknown as WorkerEvent;
+}
+
+function entry(v: unknown, at: string): BatchEntry {
+  const o = object(v, at);
+  switch (oneOf(o.k, `${at}.k`, ['open', 'end', 'refused'] as const)) {
+    case 'open':
+      info(o.info, `${at}.info`);
+      break;
+    case 'end':
+      int(o.id, `${at}.id`);
+      if (typeof o.at !== 'number') throw new SpecError(`${at}.at: expected a number, got ${JSON.stringify(o.at)}`);
+      break;
+    case 'refused':
+      if (event(o.event, `${at}.event`).type === 'error') throw new SpecError(`${at}.event.type: expected refuse or deny, got "error"`);
+      break;
+  }
+  return o as unknown as BatchEntry;
+}
+
+/**
+ * Check a message from the server, as a worker receives it; throws SpecError naming the
+ * field (`message to worker.info.remote.port: expected an integer >= 0, got "x"`).
+ */
+export function decodeToWorker(v: unknown): ToWorker {
+  const at = 'message to worker';
+  const o = object(v, at);
+  switch (oneOf(o.type, `${at}.type`, ['connection', 'ids', 'pause', 'resume', 'drain'] as const)) {
+    case 'connection':
+      info(o.info, `${at}.info`);
+      env(o.env, `${at}.env`);
+      break;
+    case 'ids':
+      int(o.from, `${at}.from`, 1);
+      int(o.count, `${at}.count`, 1);
+      break;
+    default:
+      break;
+  }
+  return o as unknown as ToWorker;
+}
+
+/** Check a message from a worker, as the server receives it; throws SpecError naming the field. */
+export function decodeFromWorker(v: unknown): FromWorker {
+  const at = 'message from worker';
+  const o = object(v, at);
+  switch (oneOf(o.type, `${at}.type`, ['ready', 'batch', 'need-ids', 'closed', 'log', 'failed', 'fatal', 'drained', 'event'] as const)) {
+    case 'ready':
+      optional(o, 'room', at, int);
+      break;
+    case 'batch':
+      if (!Array.isArray(o.entries)) throw new SpecError(`${at}.entries: expected an array, got ${JSON.stringify(o.entries)}`);
+      o.entries.forEach((e: unknown, i) => entry(e, `${at}.entries[${i}]`));
+      break;
+    case 'closed':
+      int(o.id, `${at}.id`);
+      break;
+    case 'log':
+      int(o.id, `${at}.id`);
+      string(o.reason, `${at}.reason`);
+      string(o.code, `${at}.code`);
+      break;
+    case 'failed':
+      int(o.id, `${at}.id`);
+      string(o.code, `${at}.code`);
+      string(o.message, `${at}.message`);
+      break;
+    case 'fatal':
+      string(o.code, `${at}.code`);
+      string(o.message, `${at}.message`);
+      break;
+    case 'event':
+      event(o.event, `${at}.event`);
+      break;
+    default:
+      break;
+  }
+  return o as unknown as FromWorker;
 }

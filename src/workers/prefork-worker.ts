@@ -1,16 +1,20 @@
 /**
  * Entry point of a prefork worker process. The spec comes in TCPKIT_WORKER (JSON);
- * in shared mode the listening socket is descriptor 4 (stdio slot 4 of the spawn),
- * which the worker moves to a close-on-exec descriptor at once, so nothing the
- * service execs inherits the listening socket.
+ * in shared mode the listening socket and the shared counts are in the stdio slots of
+ * WORKER_SLOTS, which the worker moves to close-on-exec descriptors at once, so
+ * nothing the service execs inherits them.
  */
 import type net from 'node:net';
 import { fdutil } from '../net/fdutil.js';
-import { specFromEnv, type FromWorker, type ToWorker } from './messages.js';
+import { decodeToWorker, specFromEnv, WORKER_SLOTS, type FromWorker } from './messages.js';
 import { runWorker } from './worker.js';
 
-/** The stdio slot the server puts the listening socket in. */
-export const LISTEN_SLOT = 4;
+/** A descriptor inherited in a stdio slot, moved to a close-on-exec one. */
+function keep(slot: number): number {
+  const fd = fdutil.dup(slot);
+  fdutil.close(slot);
+  return fd;
+}
 
 const spec = specFromEnv('worker', 'tcpkit worker');
 if (!process.send) {
@@ -18,9 +22,12 @@ if (!process.send) {
   process.exit(100);
 }
 if (spec.mode === 'shared') {
-  spec.fd = fdutil.dup(LISTEN_SLOT);
+  spec.fd = keep(WORKER_SLOTS.listen);
   spec.ownsFd = true;
-  fdutil.close(LISTEN_SLOT);
+}
+if (spec.counts) {
+  spec.counts.table.fd = keep(spec.counts.table.fd);
+  spec.counts.ledger.fd = keep(spec.counts.ledger.fd);
 }
 // ^C reaches the whole process group; the server decides when workers stop.
 process.on('SIGINT', () => {});
@@ -50,7 +57,15 @@ await runWorker(spec, {
   },
   onMessage(handler) {
     draining = () => handler({ type: 'drain' }, undefined);
-    process.on('message', (msg: ToWorker, socket?: net.Socket) => handler(msg, socket));
+    process.on('message', (msg: unknown, socket?: net.Socket) => {
+      try {
+        handler(decodeToWorker(msg), socket);
+      } catch (err) {
+        // Not what this version of tcpkit sends: said on stderr, not acted on.
+        process.stderr.write(`tcpkit worker ${process.pid}: ${(err as Error).message}\n`);
+        socket?.destroy();
+      }
+    });
   },
   exit(code) {
     process.exit(code);

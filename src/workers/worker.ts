@@ -2,19 +2,26 @@
  * The body of a pool worker, the same in a prefork process and in a thread: load
  * the service, then serve connections that it accepts itself on its own duplicate
  * of the listening socket (shared mode) or that the server passes it (pass mode),
- * reporting each to the server with the messages of ./messages.ts: in shared mode
- * with admission `local`, in batches (./reports.ts), with no message per connection;
- * with admission `server`, by asking the server for each one.
+ * reporting each to the server with the messages of ./messages.ts.
+ *
+ * Shared mode admits here, with the server's admission unit (../admission/admission.ts):
+ * the same access rules, the service's per-source table in shared memory, ids from
+ * the blocks the server hands out. Each connection is counted in the pool's ledger
+ * (shared memory) before it is served, so the server knows how many it missed should
+ * this worker die before its next report; accepts and ends go to the server in
+ * batches (./reports.ts). No message per connection.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { loadService } from '../services/index.js';
-import type { ConnectionInfo } from '../address.js';
+import type { ConnectionEnds, ConnectionInfo } from '../address.js';
 import { LocalConnections } from '../connection/local.js';
-import { identify } from '../connection/pipeline.js';
-import { AccessRules, unmapIPv4 } from '../admission/access.js';
+import { AccessRules } from '../admission/access.js';
+import { Admission, identify } from '../admission/admission.js';
+import { SourceLimits } from '../admission/limits.js';
 import { describeError } from '../errors.js';
 import { Acceptor, DESCRIPTOR_HEADROOM, descriptorLimit, openDescriptors } from '../net/acceptor.js';
 import { ProxyRefusals } from '../net/proxy-gate.js';
+import { sharedMemory, WorkerLedger } from '../net/shared-counts.js';
 import { DEFAULT_BACKLOG } from '../options.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 import { IdBlocks, ReportBatch } from './reports.js';
@@ -24,8 +31,6 @@ export interface WorkerChannel {
   send(msg: FromWorker, done?: () => void): void;
   /** Called once, before the worker is known to be alive: flush what waits before the process exits (prefork). */
   onExit?(flush: () => void): void;
-  /** Threads: shared counters the server reads after the thread is gone (slot 0: connections accepted). */
-  counters?: Int32Array;
   onMessage(handler: (msg: ToWorker, socket: net.Socket | undefined) => void): void;
   /** Leave: the process or thread ends (after what was sent is on its way). */
   exit(code: number): void;
@@ -41,9 +46,6 @@ function room(): number | undefined {
   return limit === Infinity ? undefined : Math.max(1, limit - DESCRIPTOR_HEADROOM - openDescriptors());
 }
 
-/** What an empty rule list decides for every peer (AccessRules.check's default-allow). */
-const ALLOW_ALL = { ok: true, env: {}, rule: 'default-allow' } as const;
-
 /** Run a worker until it is drained (or killed). */
 export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promise<void> {
   let service;
@@ -53,13 +55,10 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     channel.send({ type: 'fatal', ...describeError(err, 'TCPKIT_WORKER') }, () => channel.exit(1));
     return;
   }
-  const local = spec.mode === 'shared' && spec.admission === 'local';
   let accepted = 0;
   let held = false;
   let draining = false;
-  /** Accepted (shared mode, admission server), held unread until the server admits or refuses them. */
-  const waiting = new Map<number, { socket: net.Socket; info: ConnectionInfo }>();
-  /** Admission local: accepts, ends and denials on their way to the server, in order. */
+  /** Accepts, ends and refusals on their way to the server, in order. */
   const batch = new ReportBatch((entries) => channel.send({ type: 'batch', entries }));
   /** Everything else goes after what the batch holds, so the server sees one order. */
   const send = (msg: FromWorker, done?: () => void) => {
@@ -67,18 +66,23 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     channel.send(msg, done);
   };
   channel.onExit?.(() => batch.flush());
-  const ids = local && spec.ids ? new IdBlocks(spec.ids, () => send({ type: 'need-ids' })) : undefined;
-  const access = local ? new AccessRules(spec.access ?? []) : undefined;
-  /** Admission local: this worker's connections per source address, for TCPCONNNUM. */
-  const perSource = new Map<string, number>();
+  /** Shared mode: admission here, on the counts every worker of the service shares. */
+  const shared = spec.mode === 'shared' && spec.counts !== undefined && spec.ids !== undefined ? spec.counts : undefined;
+  const ids = shared && spec.ids ? new IdBlocks(spec.ids, () => send({ type: 'need-ids' })) : undefined;
+  const admission = shared && ids ? new Admission(new AccessRules(spec.access ?? []), SourceLimits.attached(shared, shared.table, sharedMemory), () => ids.take()!) : undefined;
+  const ledger = shared ? WorkerLedger.attach(shared.ledger) : undefined;
+  /** Cells of our ledger slot given back; cells from `fresh` on were never used (beyond them: served, not recorded). */
+  const freeCells: number[] = [];
+  let fresh = 0;
+  const takeCell = () => freeCells.pop() ?? (fresh < (ledger?.cells ?? 0) ? fresh++ : undefined);
   /** PROXY refusals with no peer to name are folded into one line a second (sent as events to the server). */
   const refusals = new ProxyRefusals((event) => send({ type: 'event', event }));
   /**
-   * Admission local: accepted when no id was left (adjust() stops accepting before that;
-   * this only catches a burst libuv had already accepted), served when a block arrives.
+   * Accepted when no id was left (adjust() stops accepting before that; this only
+   * catches a burst libuv had already accepted), admitted when a block arrives.
    */
   const unnumbered: Array<{ socket: net.Socket; info: ConnectionInfo }> = [];
-  const idle = () => conns.size === 0 && waiting.size === 0 && unnumbered.length === 0 && (acceptor?.pending ?? 0) === 0;
+  const idle = () => conns.size === 0 && unnumbered.length === 0 && (acceptor?.pending ?? 0) === 0;
   const conns = new LocalConnections(service, spec.service, spec.limits);
   /** Serve an admitted connection here; what becomes of it goes to the server, which accounts for it. */
   const serve = (socket: net.Socket, info: ConnectionInfo, env: Readonly<Record<string, string>>, ended: () => void) =>
@@ -90,8 +94,6 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
       log: (reason, code) => send({ type: 'log', id: info.id, reason, code }),
       failed: (code, message) => send({ type: 'failed', id: info.id, code, message }),
     });
-  /** Ended, reported at once (the server admitted it, or passed it): its per-source place is freed now. */
-  const closedNow = (id: number) => () => send({ type: 'closed', id });
 
   /** A connection left (or was refused): accept more, or leave if draining. */
   function settled(): void {
@@ -106,56 +108,45 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
 
   const retiring = () => spec.maxConns > 0 && accepted >= spec.maxConns;
 
-  /** Admission local: the access rules decide here; the connection is served and reported in the next batch. */
-  const admitHere = (socket: net.Socket, info: ConnectionInfo) => {
-    const { remote, local: ours } = info;
-    // No rules (the common case): nothing to parse per connection.
-    const decision = access!.empty ? ALLOW_ALL : access!.check(remote.address);
-    if (!decision.ok) {
+  /** Shared mode: admitted here (see the file comment), served, reported in the next batch. */
+  const admitHere = (socket: net.Socket, identified: ConnectionInfo) => {
+    const verdict = admission!.admit(identified);
+    if (!verdict.ok) {
       socket.destroy();
-      batch.add({ k: 'deny', remote, local: ours, rule: decision.rule });
+      batch.add({ k: 'refused', event: verdict.event });
       settled();
       return;
     }
-    const id = ids!.take();
-    if (id === undefined) {
-      unnumbered.push({ socket, info });
-      return;
-    }
+    const { info, place } = verdict;
     accepted++;
-    if (channel.counters) Atomics.add(channel.counters, 0, 1);
-    const source = unmapIPv4(remote.address);
-    const count = (perSource.get(source) ?? 0) + 1;
-    perSource.set(source, count);
-    const admitted = { ...info, id };
-    batch.add({ k: 'open', info: admitted });
+    // Counted where the server finds it should this worker die before its next batch.
+    ledger!.accepted(shared!.slot);
+    const cell = takeCell();
+    if (cell !== undefined) ledger!.hold(shared!.slot, cell, place);
+    batch.add({ k: 'open', info });
     // Recycling starts as soon as the server knows: the replacement takes over the backlog.
     if (retiring()) batch.flush();
-    serve(socket, admitted, { TCPCONNNUM: String(count), ...decision.env }, () => {
-      const left = (perSource.get(source) ?? 1) - 1;
-      if (left > 0) perSource.set(source, left);
-      else perSource.delete(source);
-      batch.add({ k: 'end', id, at: Date.now() });
+    serve(socket, info, verdict.env, () => {
+      admission!.release(place);
+      if (cell !== undefined) {
+        ledger!.unhold(shared!.slot, cell);
+        freeCells.push(cell);
+      }
+      batch.add({ k: 'end', id: info.id, at: Date.now() });
     });
     adjust();
   };
 
   /** A connection this worker accepted (its PROXY header already taken, if one is expected). */
-  const take = (socket: net.Socket) => {
-    const info = identify(socket, local ? 0 : ++accepted);
-    if (!info) {
+  const take = (socket: net.Socket, announced?: ConnectionEnds) => {
+    const info = identify(socket, undefined, announced);
+    if (!info || !admission) {
       socket.destroy();
       settled();
       return;
     }
-    if (local) {
-      admitHere(socket, info);
-      return;
-    }
-    // Admission server: ask, and hold the socket unread until the answer.
-    waiting.set(info.id, { socket, info });
-    send({ type: 'accepted', ref: info.id, info });
-    adjust();
+    if (ids!.available === 0) unnumbered.push({ socket, info });
+    else admitHere(socket, info);
   };
   // Shared mode: the same accept loop as the server's (descriptor headroom, EMFILE backoff, PROXY gate).
   const acceptor =
@@ -178,12 +169,12 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
 
   /**
    * Accept only while under our share, not held by the server, not retiring or
-   * draining, and (admission local) with an id for every connection that may be
+   * draining, and with an id for every connection that may be
    * accepted before more arrive (those still in the PROXY gate included).
    */
   function adjust(): void {
     if (!acceptor) return;
-    const inFlight = conns.size + waiting.size + unnumbered.length + acceptor.pending;
+    const inFlight = conns.size + unnumbered.length + acceptor.pending;
     const numbered = !ids || ids.available > acceptor.pending;
     const want = !held && !draining && !retiring() && numbered && inFlight < spec.limit;
     if (want) acceptor.resume();
@@ -199,26 +190,15 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
         socket.allowHalfOpen = true;
         socket.pause();
         accepted++;
-        serve(socket, msg.info, msg.env, closedNow(msg.info.id));
+        // Admitted by the server, which gives its place back: the end goes at once.
+        serve(socket, msg.info, msg.env, () => send({ type: 'closed', id: msg.info.id }));
         return;
-      case 'admit': {
-        const w = waiting.get(msg.ref);
-        if (!w) return;
-        waiting.delete(msg.ref);
-        serve(w.socket, { ...w.info, id: msg.id }, msg.env, closedNow(msg.id));
-        return;
-      }
-      case 'refuse': {
-        const w = waiting.get(msg.ref);
-        if (!w) return;
-        waiting.delete(msg.ref);
-        w.socket.destroy();
-        settled();
-        return;
-      }
       case 'ids':
         ids?.add(msg.from, msg.count);
-        for (const u of unnumbered.splice(0)) admitHere(u.socket, u.info);
+        while (unnumbered.length > 0 && ids!.available > 0) {
+          const u = unnumbered.shift()!;
+          admitHere(u.socket, u.info);
+        }
         adjust();
         return;
       case 'pause':

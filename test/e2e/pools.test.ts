@@ -6,117 +6,14 @@
 // leaves no connection unaccounted for.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, eventually, ROOT, sleep, startServer } from '../helpers.js';
+import { eventually, ROOT, sleep, startServer } from '../helpers.js';
+import { adminOf, echoes, hold, lines, startLogged, status, type Held } from '../pool-helpers.js';
 
 const CONNECTIONS = 1000;
 const LANES = 8;
-
-/** The admin endpoint's URL, from the server's log. */
-async function adminOf(server: { log(): string }): Promise<string> {
-  return (await eventually(() => /admin (http:\/\/\S+)\/ pid \d+/.exec(server.log())?.[1], { timeoutMs: 20_000, message: 'the admin line' }));
-}
-
-interface Snapshot {
-  server: {
-    accepted: number;
-    ended: number;
-    active: number;
-    models: { processes: Array<{ pid: number; threadId: number; role: string; served: number; connections: number[] }>; messages: { fromWorkers: number; toWorkers: number } };
-  };
-}
-
-async function status(admin: string): Promise<Snapshot> {
-  return (await (await fetch(`${admin}/status`)).json()) as Snapshot;
-}
-
-/** `count` echoes, `lanes` at a time; resolves how many came back exact. */
-async function echoes(port: number, count: number, lanes: number): Promise<number> {
-  let next = 0;
-  let exact = 0;
-  const one = (): Promise<boolean> =>
-    new Promise((resolve) => {
-      const s = net.connect({ port, host: '127.0.0.1' });
-      let got = '';
-      const timer = setTimeout(() => s.destroy(), 30_000);
-      s.setEncoding('utf8');
-      s.on('data', (c: string) => (got += c));
-      s.on('error', () => {});
-      s.on('close', () => {
-        clearTimeout(timer);
-        resolve(got === 'ping\n');
-      });
-      s.end('ping\n');
-    });
-  await Promise.all(
-    Array.from({ length: lanes }, async () => {
-      while (next < count) {
-        next++;
-        if (await one()) exact++;
-      }
-    }),
-  );
-  return exact;
-}
-
-/** A client that sends a line and keeps its connection open; `served` once the echo is back, `closed` when the server closes it. */
-interface Held {
-  socket: net.Socket;
-  served: boolean;
-  closed: boolean;
-  port: number;
-}
-
-async function hold(port: number): Promise<Held> {
-  const socket = net.connect({ port, host: '127.0.0.1' });
-  const h: Held = { socket, served: false, closed: false, port: 0 };
-  socket.on('data', () => (h.served = true));
-  socket.on('error', () => {});
-  socket.on('close', () => (h.closed = true));
-  await new Promise((resolve) => socket.once('connect', resolve));
-  h.port = socket.localPort ?? 0;
-  socket.write('x\n');
-  return h;
-}
-
-const lines = (log: string, re: RegExp): RegExpMatchArray[] => [...log.matchAll(re)];
-
-/**
- * `tcpkit serve` with its log in a file: a burst of lines into a pipe the test reads
- * between hundreds of clients can fill it, and the server then drops lines (EAGAIN,
- * counted in the log); a file takes every line, which the tests below count.
- */
-async function startLogged(args: string[]): Promise<{ port: number; log(): string; stop(): Promise<void> }> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-pools-'));
-  const file = path.join(dir, 'log');
-  const fd = fs.openSync(file, 'w');
-  const proc = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--print-port', ...args], { stdio: ['ignore', 'pipe', fd] });
-  fs.closeSync(fd);
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  const log = (): string => fs.readFileSync(file, 'utf8');
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no port; log:\n${log()}`)), 20_000);
-    proc.stdout!.once('data', (c) => {
-      clearTimeout(timer);
-      resolve(Number(String(c).trim()));
-    });
-  });
-  return {
-    port,
-    log,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(timer);
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 for (const model of ['prefork', 'threads'] as const) {
   test(`${model}: ${CONNECTIONS} connections, no message per connection; log, /status and /metrics see each one`, async () => {
@@ -164,22 +61,6 @@ for (const model of ['prefork', 'threads'] as const) {
     }
   });
 }
-
-test('prefork with --per-source: the round trip, where every connection is counted (messages per connection)', async () => {
-  const server = await startServer(['--model', 'prefork', '--workers', '2', '--per-source', '100', '--admin', '127.0.0.1:0']);
-  try {
-    const admin = await adminOf(server);
-    assert.equal(await echoes(server.port, 100, 4), 100);
-    const snap = await eventually(async () => {
-      const s = await status(admin);
-      return s.server.ended === 100 ? s : undefined;
-    });
-    assert.ok(snap.server.models.messages.fromWorkers >= 200, 'accepted and closed for each');
-    assert.ok(snap.server.models.messages.toWorkers >= 100, 'admit for each');
-  } finally {
-    await server.stop();
-  }
-});
 
 for (const model of ['prefork', 'threads'] as const) {
   test(`${model}: --max-conns 3 across 2 workers holds exactly; the rest wait in the backlog, then are served`, async () => {
@@ -309,10 +190,9 @@ for (const model of ['prefork', 'threads'] as const) {
       await server.waitFor(/^exit pid \d+ role (?:worker|thread\d+) exitcode 3$/m);
       await eventually(() => held.every((h) => h.closed), { timeoutMs: 10_000, message: 'every client closed' });
       const log = server.log();
-      const lost = /^error where worker code TCPKIT_WORKER_LOST pid \d+ message ".*with\W+x20(\d+)\W+x20connection/m.exec(log);
+      const lost = /^error where worker code TCPKIT_WORKER_LOST pid \d+ unreported (\d+) /m.exec(log);
       const reported = held.filter((h) => new RegExp(`^accept 127\\.0\\.0\\.1:${h.port} `, 'm').test(log)).length;
-      // Each one either reported (accept, then end with the thread's exit code) or counted in the lost line
-      // (the message is escaped: spaces are \x20).
+      // Each one either reported (accept, then end with the thread's exit code) or counted in the lost line.
       assert.equal(reported + Number(lost?.[1] ?? 0), held.length, log);
       assert.equal(lines(log, /^end pid \d+ exitcode 3 /gm).length, reported, log);
       // A process sends its last batch on its way out; a thread cannot, and its shared counter says how many.

@@ -95,3 +95,16 @@ test('adopt: a connection a worker admitted and numbered itself is counted and l
   assert.deepEqual([end.id, end.pid, end.ms], [from1, 77, 250], 'the duration is the worker\'s');
   assert.equal(p.stats().denied, 1, 'a deny reported by a worker is counted');
 });
+
+test('adopt holds no place (the worker gave its own back); a dead worker\'s unreported connections count as accepted and ended', () => {
+  const { p } = pipeline({ perSource: 1 });
+  const conn = p.adopt({ ...from('127.0.0.1'), id: reserveConnectionIds(1) });
+  conn.opened(77);
+  conn.closed();
+  assert.equal(p.stats().limits.sources, 0);
+  const held = p.admit(from('127.0.0.1'))!;
+  assert.ok(held, 'the source still has its one place: adopt took none and its end gave none back');
+  p.emit({ type: 'error', where: 'worker', code: 'TCPKIT_WORKER_LOST', pid: 77, unreported: 3, message: 'worker ended (signal SIGKILL) with 3 connections unreported' });
+  assert.deepEqual([p.stats().accepted, p.stats().ended, p.stats().active], [4, 4, 0]);
+  held.closed();
+});

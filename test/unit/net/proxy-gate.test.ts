@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import { after, describe, it } from 'node:test';
-import { endpointsOf } from '../../../src/address.js';
+import { endpointsOf, type ConnectionEnds } from '../../../src/address.js';
 import { ProxyGate, type ProxyGateOptions } from '../../../src/net/proxy-gate.js';
 import { encodeProxyHeader } from '../../../src/net/proxy-protocol.js';
 import { connectTo as connectToJs, eventually, readBytes, sleep, waitClose } from '../../helpers.js';
@@ -22,9 +22,14 @@ interface Refusal {
 /** A paused-accepting server whose connections all go through a ProxyGate. */
 async function gated(options: ProxyGateOptions) {
   const passed: net.Socket[] = [];
+  /** The identity each passed connection goes on with: the header's ends, or its own. */
+  const ends = new Map<net.Socket, ConnectionEnds | undefined>();
   const refused: Refusal[] = [];
   const gate = new ProxyGate(options, {
-    pass: (socket) => passed.push(socket),
+    pass: (socket, announced) => {
+      passed.push(socket);
+      ends.set(socket, announced ?? endpointsOf(socket));
+    },
     refuse: (err, real) => refused.push({ reason: err.reason, message: err.message, remote: real?.remote.address }),
   });
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => gate.take(socket));
@@ -44,7 +49,7 @@ async function gated(options: ProxyGateOptions) {
     for (const s of passed) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   };
-  return { gate, passed, refused, connect, close, port };
+  return { gate, passed, ends: (s: net.Socket) => ends.get(s), refused, connect, close, port };
 }
 
 describe('ProxyGate: from (trusted balancers)', () => {
@@ -70,7 +75,7 @@ describe('ProxyGate: from (trusted balancers)', () => {
     const s = await g.connect('127.0.0.2');
     s.write(Buffer.concat([encodeProxyHeader({ version: 2, source: { address: '192.0.2.9', port: 9 }, destination: { address: '192.0.2.1', port: 80 } }), Buffer.from('data')]));
     await eventually(() => g.passed.length === 1, { message: 'trusted connection passed' });
-    const ends = endpointsOf(g.passed[0]!);
+    const ends = g.ends(g.passed[0]!);
     assert.equal(ends?.remote.address, '192.0.2.9');
     g.passed[0]!.resume();
     assert.equal((await readBytes(g.passed[0]!, 4)).toString(), 'data');
@@ -83,7 +88,7 @@ describe('ProxyGate: from (trusted balancers)', () => {
     const forged = encodeProxyHeader({ version: 1, source: { address: '192.0.2.66', port: 66 }, destination: { address: '192.0.2.1', port: 80 } });
     s.write(forged);
     await eventually(() => g.passed.length === 1, { message: 'untrusted connection passed directly' });
-    assert.equal(endpointsOf(g.passed[0]!)?.remote.address, '127.0.0.3');
+    assert.equal(g.ends(g.passed[0]!)?.remote.address, '127.0.0.3');
     g.passed[0]!.resume();
     assert.equal((await readBytes(g.passed[0]!, forged.length)).toString('latin1'), forged.toString('latin1'));
     assert.equal(g.refused.length, 0);
@@ -120,7 +125,7 @@ describe('ProxyGate: pending headers capped per source', () => {
       const lb = await g.connect('127.0.0.6');
       lb.write(encodeProxyHeader({ version: 1, source: { address: '192.0.2.5', port: 5 }, destination: { address: '192.0.2.1', port: 80 } }));
       await eventually(() => g.passed.length === 1, { message: 'balancer passed' });
-      assert.equal(endpointsOf(g.passed[0]!)?.remote.address, '192.0.2.5');
+      assert.equal(g.ends(g.passed[0]!)?.remote.address, '192.0.2.5');
       // A place freed by one silent connection goes back to its source.
       silent[0]!.destroy();
       await eventually(() => g.gate.pending === 7, { message: 'pending down to 7' });
@@ -167,7 +172,7 @@ describe('ProxyGate: waiting costs nothing', () => {
       assert.equal(g.passed.length, 0);
       late.write(header.subarray(10));
       await eventually(() => g.passed.length === 1, { message: 'late header read' });
-      assert.equal(endpointsOf(g.passed[0]!)?.remote.address, '192.0.2.8');
+      assert.equal(g.ends(g.passed[0]!)?.remote.address, '192.0.2.8');
       assert.equal(g.gate.pending, 399);
     } finally {
       await g.close();

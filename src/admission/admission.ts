@@ -1,0 +1,77 @@
+/**
+ * Admission: the one decision on a new connection, the same wherever it is served
+ * (the server's pipeline, a pool worker that accepts on its own):
+ *
+ *   identify ─► access rules ─► per-source place ─► rate ─► id ─► environment
+ *   (ends)      `deny`          `refuse per-source`  `refuse rate`  (TCPCONNNUM, the rule's variables)
+ *
+ * The per-source and rate counts are a SourceLimits, whose table a pool shares with its
+ * workers (./source-table.ts), so TCPCONNNUM and the limits count every
+ * connection of the service whichever process or thread admits it. The caller logs
+ * the refusal it gets back and, for an admitted connection, gives the place back with
+ * release() when the connection ends.
+ */
+import type net from 'node:net';
+import { realEndpointsOf, type ConnectionEnds, type ConnectionInfo, type Endpoint } from '../address.js';
+import type { ServerEvent } from '../events.js';
+import type { AccessRules } from './access.js';
+import type { SourceLimits } from './limits.js';
+
+/** An admitted connection: its numbered info, its environment, and its place (give it back with release()). */
+export interface Admitted {
+  ok: true;
+  info: ConnectionInfo;
+  env: Readonly<Record<string, string>>;
+  place: number;
+}
+
+/** A connection not to be served, and the event that says why (`deny` or `refuse`). */
+export interface NotAdmitted {
+  ok: false;
+  event: Extract<ServerEvent, { type: 'deny' | 'refuse' }>;
+}
+
+/**
+ * Both ends of an accepted socket, or undefined when the peer is already gone (reset
+ * before getpeername). `local`: the local end when the listening socket fixes it
+ * (acceptedLocal in address.ts; default: getsockname). `announced`: the ends a PROXY
+ * header named (the acceptor's handler gets them), which win over both. The id is 0
+ * until admitted.
+ */
+export function identify(socket: net.Socket, local?: Endpoint, announced?: ConnectionEnds): ConnectionInfo | undefined {
+  const ends = announced ?? realEndpointsOf(socket, local);
+  if (!ends) return undefined;
+  const info: ConnectionInfo = { id: 0, local: ends.local, remote: ends.remote, acceptedAt: Date.now() };
+  if (announced?.via) info.via = announced.via;
+  return info;
+}
+
+/** See the file comment. `nextId`: the connection ids of the place that serves (the process's sequence, a worker's blocks). */
+export class Admission {
+  readonly #access: AccessRules;
+  readonly #sources: SourceLimits;
+  readonly #nextId: () => number;
+
+  constructor(access: AccessRules, sources: SourceLimits, nextId: () => number) {
+    this.#access = access;
+    this.#sources = sources;
+    this.#nextId = nextId;
+  }
+
+  /** Decide on an identified connection (its id is ignored: an admitted one gets the next). */
+  admit(identified: ConnectionInfo, now = Date.now()): Admitted | NotAdmitted {
+    const { remote, local } = identified;
+    const decision = this.#access.check(remote.address);
+    if (!decision.ok) return { ok: false, event: { type: 'deny', remote, local, reason: 'access', rule: decision.rule } };
+    const place = this.#sources.take(remote.address, now);
+    if (!place.ok) return { ok: false, event: { type: 'refuse', remote, local, reason: place.reason } };
+    const info: ConnectionInfo = { id: this.#nextId(), local, remote, acceptedAt: identified.acceptedAt };
+    if (identified.via) info.via = identified.via;
+    return { ok: true, info, env: { TCPCONNNUM: String(place.count), ...decision.env }, place: place.place };
+  }
+
+  /** The connection ended (or was never served): give its place back. */
+  release(place: number): void {
+    this.#sources.release(place);
+  }
+}
