@@ -126,8 +126,17 @@ describe('launcher (CLI)', () => {
     servers.push(server);
     const data = randomBytes(5000);
     for (let i = 0; i < 10; i++) assert.ok((await echoOnce(server.port, data)).equals(data));
-    // A spare waiting now: kill it; its exit is logged from Node's own reaping, and another spare starts.
-    const spare = Number((await eventually(() => /^spawn pid (\d+) role spare$/m.exec(server.log().split('\n').filter((l) => /^spawn pid \d+ role spare$/.test(l)).at(-1) ?? ''), { message: 'a spare' }))[1]);
+    // A spare waiting now (every connection ended, and a spare started that has served none): kill it; its exit
+    // is logged from Node's own reaping, and another spare starts. The spare that served the last echo may still
+    // be on its way out, so the one picked must have no `accept` line.
+    await eventually(() => server.log().split('\n').filter((l) => l.startsWith('end ')).length >= 10, { message: '10 connections ended' });
+    const idleSpare = (): RegExpExecArray | null => {
+      const log = server.log();
+      const last = log.split('\n').filter((l) => /^spawn pid \d+ role spare$/.test(l)).at(-1) ?? '';
+      const m = /^spawn pid (\d+) role spare$/.exec(last);
+      return m && !new RegExp(`^accept .* pid ${m[1]} `, 'm').test(log) ? m : null;
+    };
+    const spare = Number((await eventually(idleSpare, { message: 'an idle spare' }))[1]);
     await eventually(() => childrenOf(server.pid).some((c: { pid: number }) => c.pid === spare), { message: 'the spare running' });
     const from = server.log().length;
     process.kill(spare, 'SIGKILL');
