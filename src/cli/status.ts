@@ -47,7 +47,7 @@ endpoint reports is shown, and the output says so.
 Exit codes: 0 success, 100 usage error, 111 no such process or admin endpoint failure.`;
 
 /** Where admin endpoints are asked, and how long we wait. */
-const FETCH_TIMEOUT_MS = 3000;
+const FETCH_TIMEOUT_MS = 10_000;
 
 /** util.parseArgs has no optional values: `--watch` alone means `--watch 1`. */
 function normalizeWatch(argv: string[]): string[] {

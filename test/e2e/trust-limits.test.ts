@@ -120,7 +120,7 @@ describe('9: service limits hold per service across all its addresses; ids are u
     const second: net.Socket = await connectTo(ports['echo 127.0.0.2:0']!, { host: '127.0.0.2', source: '127.0.0.1' });
     sockets.push(second);
     await waitClose(second, 10_000);
-    await srv.waitFor(/^refuse 127\.0\.0\.1:\d+ -> 127\.0\.0\.2:\d+ IPv4 reason per-source$/m);
+    await srv.waitFor(/^refuse 127\.0\.0\.1:\d+ -> 127\.0\.0\.2:\d+ IPv4 reason per-source( service \S+)?$/m);
     first.destroy();
     second.destroy();
   });
