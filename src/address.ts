@@ -160,7 +160,7 @@ export function parseHostPort(text: string, defaultHost: string, option = 'addre
   return { host, port: parsePort(port, option) };
 }
 
-/** Ends announced for accepted sockets by a PROXY protocol header (src/proxy-reader.ts). */
+/** Ends announced for accepted sockets by a PROXY protocol header (net/proxy-gate.ts). */
 const announced = new WeakMap<net.Socket, ConnectionEnds>();
 
 /**
