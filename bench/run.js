@@ -36,18 +36,19 @@ import * as peers from './lib/peers.js';
 let flags;
 try {
   ({ values: flags } = parseArgs({
-  options: {
-    quick: { type: 'boolean' },
-    only: { type: 'string' },
-    out: { type: 'string' },
-    'no-install': { type: 'boolean' },
-    from: { type: 'string' },
-    rows: { type: 'string' },
-    rounds: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  },
+    options: {
+      quick: { type: 'boolean' },
+      only: { type: 'string' },
+      out: { type: 'string' },
+      'no-install': { type: 'boolean' },
+      from: { type: 'string' },
+      rows: { type: 'string' },
+      rounds: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
   }));
 } catch (err) {
+  // An unknown option or a missing value: one line and the usage exit code, not a stack trace.
   usage(`${err.message} (node bench/run.js --help)`);
 }
 if (flags.help) {
