@@ -1,7 +1,7 @@
 // docs/benchmarks.md is generated whole by one `npm run bench` run (bench/run.js): every table stamped with that run's
 // time and load, each goal once, and the hand-written reading (bench/reading.md) quoting no figure the tables lack.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -86,5 +86,17 @@ describe('docs/benchmarks.md', () => {
       }
     }
     assert.deepEqual(missing, [], 'figures quoted in the reading but in no table');
+  });
+});
+
+describe('bench/run.js options', () => {
+  it('--help prints the usage (exit 0); an unknown option is one line and exit 100, not a stack trace', () => {
+    const run = (...args: string[]) => spawnSync(process.execPath, [path.join(ROOT, 'bench', 'run.js'), ...args], { encoding: 'utf8', timeout: 60_000 });
+    const help = run('--help');
+    assert.equal(help.status, 0, help.stderr);
+    assert.match(help.stdout, /--only cpu-per-conn/);
+    const bad = run('--nope');
+    assert.equal(bad.status, 100);
+    assert.equal(bad.stderr, "bench: Unknown option '--nope' (node bench/run.js --help)\n");
   });
 });
