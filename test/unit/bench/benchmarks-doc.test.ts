@@ -69,10 +69,14 @@ describe('docs/benchmarks.md', () => {
       .slice(2)
       .map((l) => l.split('|')[1].trim());
     assert.ok(goals.length > 0);
-    const seen = new Set<string>();
+    // The same goal twice with two thresholds ("event: CPU ≤ 1.1x" and "event: CPU ... within 1.5x") counts as twice:
+    // a goal is its subject (up to the first colon) and the first word of what it asks.
+    const seen = new Map<string, string>();
     for (const g of goals) {
-      assert.ok(!seen.has(g), `goal listed twice: ${g}`);
-      seen.add(g);
+      const m = /^(.*?): (\S+)/.exec(g.replace(/\s*\(earlier run\)/g, ''));
+      const key = m ? `${m[1]}: ${m[2]}` : g;
+      assert.ok(!seen.has(key), `goal listed twice: "${seen.get(key)}" and "${g}"`);
+      seen.set(key, g);
     }
   });
 
