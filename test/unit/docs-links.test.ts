@@ -1,6 +1,7 @@
 // Every file a doc names exists: each relative link in README.md and docs/*.md, and each repository path written in
 // their text (src/…, test/…, bench/…, native/…, systemd/…, docs/…; in docs/architecture.md also the paths under src/
-// it writes without the prefix, e.g. net/acceptor.ts).
+// it writes without the prefix, e.g. net/acceptor.ts). The same for the comments of src/ and native/: a comment
+// naming a file names one that exists.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,6 +29,7 @@ function globExists(pattern: string): boolean {
 
 function problems(doc: string): string[] {
   const text = fs.readFileSync(path.join(ROOT, doc), 'utf8');
+  if (!doc.endsWith('.md')) return pathProblems(doc, text, true);
   const out: string[] = [];
   const exists = (p: string) => fs.existsSync(p);
   const lineOf = (index: number) => text.slice(0, index).split('\n').length;
@@ -38,18 +40,39 @@ function problems(doc: string): string[] {
     const resolved = path.resolve(path.dirname(path.join(ROOT, doc)), file);
     if (!exists(resolved)) out.push(`${doc}:${lineOf(m.index)}: link ${target}: no such file`);
   }
+  out.push(...pathProblems(doc, text, doc === 'docs/architecture.md'));
+  return out;
+}
+
+/** Repository paths in `text` that name nothing; `underSrc`: also paths under src/ written without the prefix. */
+function pathProblems(file: string, text: string, underSrc: boolean): string[] {
+  const out: string[] = [];
+  const lineOf = (index: number) => text.slice(0, index).split('\n').length;
   for (const m of text.matchAll(REPO_PATH)) {
     const p = m[0].replace(/\.$/, '');
     if (GENERATED.test(p)) continue;
-    if (!(p.includes('*') ? globExists(p) : exists(path.join(ROOT, p)))) out.push(`${doc}:${lineOf(m.index)}: ${p}: no such file or directory`);
+    if (!(p.includes('*') ? globExists(p) : fs.existsSync(path.join(ROOT, p)))) out.push(`${file}:${lineOf(m.index)}: ${p}: no such file or directory`);
   }
-  if (doc === 'docs/architecture.md') {
+  if (underSrc) {
     for (const m of text.matchAll(SRC_PATH)) {
-      if (!exists(path.join(ROOT, 'src', m[0]))) out.push(`${doc}:${lineOf(m.index)}: src/${m[0]}: no such file`);
+      if (!fs.existsSync(path.join(ROOT, 'src', m[0]))) out.push(`${file}:${lineOf(m.index)}: src/${m[0]}: no such file`);
     }
   }
   return out;
 }
+
+/** The source files whose comments are checked (code too: a path in a string names a file as well). */
+function sources(dir: string): string[] {
+  return fs
+    .readdirSync(path.join(ROOT, dir), { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? sources(`${dir}/${e.name}`) : /\.(ts|c|h)$/.test(e.name) ? [`${dir}/${e.name}`] : []));
+}
+
+describe('comments in src/ and native/ name only files that exist', () => {
+  it('every path they name exists', () => {
+    assert.deepEqual([...sources('src'), ...sources('native')].flatMap((f) => problems(f)), []);
+  });
+});
 
 describe('docs name only files that exist', () => {
   for (const doc of DOCS) {
