@@ -33,10 +33,19 @@ import { barChart, lineChart } from './lib/svg.js';
 import { ROOT, descriptorLimit, descriptorsOf, firstLine, killAll, runLoad, sleep, spawnTracked, BIN } from './lib/procs.js';
 import * as peers from './lib/peers.js';
 
-let flags;
+/** The usage text: this file's header comment, from `npm run bench` on. */
+function usageText() {
+  const text = fs.readFileSync(new URL(import.meta.url), 'utf8').split('\n');
+  const start = text.findIndex((l) => l.startsWith('// `npm run bench`'));
+  const end = text.findIndex((l, i) => i > start && !l.startsWith('//'));
+  return text.slice(start, end).map((l) => l.replace(/^\/\/ ?/, '')).join('\n');
+}
+
+let parsed;
 try {
-  ({ values: flags } = parseArgs({
+  parsed = parseArgs({
     options: {
+      help: { type: 'boolean', short: 'h' },
       quick: { type: 'boolean' },
       only: { type: 'string' },
       out: { type: 'string' },
@@ -44,19 +53,18 @@ try {
       from: { type: 'string' },
       rows: { type: 'string' },
       rounds: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-  }));
+  });
 } catch (err) {
-  // An unknown option or a missing value: one line and the usage exit code, not a stack trace.
-  usage(`${err.message} (node bench/run.js --help)`);
+  // An unknown or malformed option: one line and the usage, not a stack trace.
+  process.stderr.write(`bench/run.js: ${err.message}\n\n${usageText()}\n`);
+  process.exit(100);
 }
-if (flags.help) {
-  // The usage is the comment at the top of this file.
-  const text = fs.readFileSync(new URL(import.meta.url), 'utf8').split('\nimport ')[0].replace(/^#!.*\n/, '').replace(/^\/\/ ?/gm, '');
-  process.stdout.write(text);
+if (parsed.values.help) {
+  process.stdout.write(`${usageText()}\n`);
   process.exit(0);
 }
+const flags = parsed.values;
 const QUICK = Boolean(flags.quick);
 const PARTS = ['cpu-per-conn', 'designs', 'exec', 'bulk', 'capacity', 'growth', 'launcher'];
 const ONLY = new Set((flags.only ?? PARTS.join(',')).split(','));
