@@ -793,7 +793,7 @@ function capacitySection({ limit, workers, rows }, stamp) {
       lines.push(`| ${r.label} | ${int(r.target)} | ${reasonCell(r)} | | | | | | |`);
       continue;
     }
-    const perConn = serverHeld(r) > 0 ? (r.held.pssBytes - r.before.pssBytes) / serverHeld(r) : null;
+    const perConn = serverHeld(r) > 0 && r.held && r.before ? (r.held.pssBytes - r.before.pssBytes) / serverHeld(r) : null;
     lines.push(
       `| ${r.label} | ${int(r.target)} | ${int(r.clientHeld)} | ${int(r.serverFds)} | ${mib(r.held?.rssBytes)} | ${mib(r.held?.pssBytes)} | ${mib(r.before?.rssBytes)} | ` +
         `${int(perConn)} | ${Object.entries(r.errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'} |`,
@@ -894,13 +894,13 @@ function goalsSection(all) {
     else if (!r.report || !ts) row(text, r.reason ?? 'no tcpserver row', undefined);
     else {
       const rate = r.report.connections.perSecond / ts.connections.perSecond;
-      const cpu = cpuMsPerConn(r) / ts.server.cpu.perConnectionMs;
-      const p50 = r.report.latencyMs.p50 <= ts.latencyMs.p50;
-      const p99 = r.report.latencyMs.p99 <= ts.latencyMs.p99;
+      const cpu = cpuMsPerConn(r) / (ts.server?.cpu.perConnectionMs ?? NaN);
+      const [mine, theirs] = [r.report.latencyMs ?? {}, ts.latencyMs ?? {}];
+      const measured = [rate, cpu, mine.p50, theirs.p50, mine.p99, theirs.p99].every((v) => typeof v === 'number' && Number.isFinite(v));
       row(
         text,
-        `${fixed(rate)}x conn/s, ${fixed(cpu)}x CPU/conn, p50 ${fixed(r.report.latencyMs.p50)} vs ${fixed(ts.latencyMs.p50)} ms, p99 ${fixed(r.report.latencyMs.p99)} vs ${fixed(ts.latencyMs.p99)} ms (table 2)`,
-        rate >= 1.2 && cpu <= 0.9 && p50 && p99,
+        `${fixed(rate)}x conn/s, ${fixed(cpu)}x CPU/conn, p50 ${fixed(mine.p50)} vs ${fixed(theirs.p50)} ms, p99 ${fixed(mine.p99)} vs ${fixed(theirs.p99)} ms (table 2)`,
+        measured ? rate >= 1.2 && cpu <= 0.9 && mine.p50 <= theirs.p50 && mine.p99 <= theirs.p99 : undefined,
       );
     }
   }
@@ -944,7 +944,7 @@ function goalsSection(all) {
     const text = `${label}: 100,000 idle connections within 1 GiB (PSS)`;
     const r = cap?.rows.find((x) => x.label === label || x.label.startsWith(`${label} `));
     if (!cap || !r) row(text, notRun('capacity'), undefined);
-    else if (r.reason) row(text, r.reason, undefined);
+    else if (r.reason || !r.held || !r.before) row(text, r.reason ?? 'no memory reading of the server', undefined);
     else {
       const held = serverHeld(r);
       let measured = `${r.label}: ${int(held)} held by the server, PSS ${mib(r.held.pssBytes)} MiB`;
@@ -1036,8 +1036,23 @@ async function main() {
     options = OPTIONS;
   }
 
+  if (!flags.from) {
+    // Saved before the document is rendered: a rendering that fails can be done again from it (--from), no re-run.
+    fs.mkdirSync(CHART_DIR, { recursive: true });
+    const saved = { machine: { before, after }, minutes, generatedAt, build, options, counts: COUNTS, quick, ...all };
+    fs.writeFileSync(path.join(CHART_DIR, 'results.json'), `${JSON.stringify(saved, null, 2)}\n`);
+  }
   const reading = fs.existsSync(path.join(ROOT, 'bench', 'reading.md')) ? fs.readFileSync(path.join(ROOT, 'bench', 'reading.md'), 'utf8').trim() : '';
   const stamp = (key) => stampLine(all.stamps?.[key], options);
+  /** A section whose rendering throws says so (and the run goes on): its figures stay in results.json. */
+  const safe = (what, render) => {
+    try {
+      return render();
+    } catch (err) {
+      log(`rendering ${what}: ${err.stack ?? err}`);
+      return `**${what}: not rendered** (${String(err.message).replace(/\|/g, '/')}); the figures are in docs/benchmarks/results.json.`;
+    }
+  };
   const left = PART_KEYS.filter((k) => all[k] === undefined);
   const load1 = Number(before.load.split(' ')[0]);
   const doc = [
@@ -1060,21 +1075,21 @@ async function main() {
     `- Load average (1, 5, 15 min) at start: ${before.load}; at end: ${after.load}`,
     `- tcpkit servers measured: ${build}; models ${(all.models ?? models).join(', ') || 'none'}. The load generators (the C clients of tables 0 and 3, \`tcpkit bench\` for the rest, itself Node) run on the same machine: they share its ${before.cores} cores with the server, and so does whatever else runs there.`,
     '',
-    goalsSection(all),
+    safe('Goals', () => goalsSection(all)),
     '',
-    all.cpuPerConn ? cpuPerConnSection(all.cpuPerConn, stamp('cpuPerConn')) : '',
+    all.cpuPerConn ? safe('table 0', () => cpuPerConnSection(all.cpuPerConn, stamp('cpuPerConn'))) : '',
     '',
-    all.designs ? designsSection(all.designs, all.nodeStartMs, stamp('designs'), all.cpuPerConn) : '',
+    all.designs ? safe('table 1', () => designsSection(all.designs, all.nodeStartMs, stamp('designs'), all.cpuPerConn)) : '',
     '',
-    all.exec ? execSection(all.exec, stamp('exec')) : '',
+    all.exec ? safe('table 2', () => execSection(all.exec, stamp('exec'))) : '',
     '',
-    all.bulk ? bulkSection(all.bulk, stamp('bulk')) : '',
+    all.bulk ? safe('table 3', () => bulkSection(all.bulk, stamp('bulk'))) : '',
     '',
-    all.capacity ? capacitySection(all.capacity, stamp('capacity')) : '',
+    all.capacity ? safe('table 4', () => capacitySection(all.capacity, stamp('capacity'))) : '',
     '',
-    all.growth ? growthSection(all.growth, stamp('growth'), all.cpuPerConn) : '',
+    all.growth ? safe('table 5', () => growthSection(all.growth, stamp('growth'), all.cpuPerConn)) : '',
     '',
-    all.launcher ? launcherSection(all.launcher, stamp('launcher')) : '',
+    all.launcher ? safe('section 6', () => launcherSection(all.launcher, stamp('launcher'))) : '',
     '',
     reading ? `## Reading\n\n${reading}` : '',
     '',
@@ -1082,11 +1097,6 @@ async function main() {
     .join('\n')
     .replace(/\n{3,}/g, '\n\n');
   fs.writeFileSync(OUT, doc);
-  fs.mkdirSync(CHART_DIR, { recursive: true });
-  if (!flags.from) {
-    const saved = { machine: { before, after }, minutes, generatedAt, build, options, counts: COUNTS, quick, ...all };
-    fs.writeFileSync(path.join(CHART_DIR, 'results.json'), `${JSON.stringify(saved, null, 2)}\n`);
-  }
   log(`wrote ${path.relative(process.cwd(), OUT)} in ${minutes} minutes`);
 }
 
