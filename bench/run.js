@@ -560,9 +560,9 @@ const reasonCell = (r) => (r.reason ? r.reason.replace(/\|/g, '/') : '');
 function whyNotTable0(row, cell, table0) {
   const t0row = table0?.rows?.find((r) => r.label === 'event' && !r.reason);
   const text =
-    "CPU per connection here does not compare with table 0's: the load generator is `tcpkit bench` (Node) rather than table 0's C client, " +
-    'so connections arrive far more slowly and the server wakes up for nearly every one instead of for a batch, and there is no warm-up ' +
-    "(the count includes the server's first, unoptimised connections); how much each of the two accounts for was not measured. ";
+    "CPU per connection here is measured differently from table 0's, so compare rows within a table, not figures across tables: " +
+    "the load generator is `tcpkit bench` (Node) rather than table 0's C client, the server has no warm-up (the count includes its first, " +
+    'unoptimised connections), and connections arrive at another rate, which changes how many the server handles per wake-up. ';
   if (!t0row || !row?.report) return text;
   return `${text}The event model, here: ${cell} at ${int(row.report.connections.perSecond)} conn/s; in table 0: ${fixed(t0row.cpuMsPerConn, 3)} ms per connection at ${int(t0row.perSecond)} conn/s. `;
 }
