@@ -10,10 +10,12 @@
 //    parent's own utime+stime from /proc/PID/stat, children excluded), for this build and, with
 //    `--before DIR` (a checkout of an earlier commit with dist/ built), for that one.
 //
-//   node bench/launcher.js [--conns N] [--fork-conns N] [--rounds R] [--before DIR [--before-label TEXT]] [--write]
+//   node bench/launcher.js [--conns N] [--fork-conns N] [--rounds R] [--before DIR [--before-label TEXT]] [--json]
 //
-// --write puts the tables into docs/benchmarks.md between the launcher markers. Every
-// process started here is killed by pid when the script ends (bench/lib/procs.js).
+// It prints its tables (markdown) on stdout; --json prints { meta, exec, fork, markdown } instead,
+// which `npm run bench` (bench/run.js) reads to put section 6 and its goals into docs/benchmarks.md.
+// It never edits docs/benchmarks.md itself: that document holds the figures of one run only.
+// Every process started here is killed by pid when the script ends (bench/lib/procs.js).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -30,14 +32,13 @@ const { values } = parseArgs({
     bytes: { type: 'string', default: '100' },
     before: { type: 'string' },
     'before-label': { type: 'string' },
-    write: { type: 'boolean', default: false },
+    json: { type: 'boolean', default: false },
   },
 });
 const CONNS = Number(values.conns);
 const FORK_CONNS = Number(values['fork-conns']);
 const ROUNDS = Number(values.rounds);
 const BYTES = Number(values.bytes);
-const DOC = path.join(ROOT, 'docs', 'benchmarks.md');
 const TICKS = 100; // USER_HZ: /proc/PID/stat counts CPU in 1/100 s.
 const IDLE_SECONDS = 5;
 const BEFORE_LABEL = values['before-label'] ?? (values.before ? path.resolve(values.before) : '');
@@ -158,7 +159,7 @@ async function forkParent() {
 function render(exec, fork, meta) {
   const ts = exec.find((r) => r.label.startsWith('tcpserver'));
   const lines = [
-    `Measured ${meta.date} by \`node bench/launcher.js${meta.args}\` (\`npm run bench:launcher\`), tcpkit ${meta.build}; ` +
+    `Measured ${meta.date} by \`node bench/launcher.js${meta.args}\`, tcpkit ${meta.build}; ` +
       `${meta.machine}; load average before the run ${meta.load}. One client process (\`tcpkit bench --mode echo --clients 1\`), ` +
       `${CONNS} connections per round (${BYTES} bytes echoed each), ${ROUNDS} rounds interleaved across the servers, medians. ` +
       'CPU is the server\'s whole process tree (user+sys, reaped children included). Only ratios within this run compare.',
@@ -195,7 +196,7 @@ function build() {
 async function main() {
   const meta = {
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
-    args: process.argv.slice(2).map((a) => (/[\s()]/.test(a) ? ` '${a}'` : ` ${a}`)).join(''),
+    args: process.argv.slice(2).filter((a) => a !== '--json').map((a) => (/[\s()]/.test(a) ? ` '${a}'` : ` ${a}`)).join(''),
     build: build(),
     machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, ${os.type()} ${os.release()}`,
     load: os.loadavg().map((l) => l.toFixed(2)).join(' '),
@@ -203,16 +204,7 @@ async function main() {
   const exec = await execComparison();
   const fork = await forkParent();
   const table = render(exec, fork, { ...meta, load: `${meta.load} (after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})` });
-  process.stdout.write(`${table}\n`);
-  if (values.write) {
-    const doc = fs.readFileSync(DOC, 'utf8');
-    const begin = '<!-- launcher:begin -->';
-    const end = '<!-- launcher:end -->';
-    const i = doc.indexOf(begin);
-    const j = doc.indexOf(end);
-    if (i < 0 || j < i) throw new Error(`${DOC}: no ${begin} ... ${end} markers`);
-    fs.writeFileSync(DOC, `${doc.slice(0, i + begin.length)}\n${table}\n${doc.slice(j)}`);
-  }
+  process.stdout.write(values.json ? `${JSON.stringify({ meta, conns: CONNS, forkConns: FORK_CONNS, rounds: ROUNDS, exec, fork, markdown: table })}\n` : `${table}\n`);
 }
 
 try {

@@ -103,7 +103,7 @@ export class ProtocolError extends TcpkitError {
 }
 
 /**
- * Why a PROXY protocol header was refused (src/proxy-protocol.ts):
+ * Why a PROXY protocol header was refused (src/net/proxy-protocol.ts):
  * `missing` the connection does not start with a PROXY header; `malformed` it breaks
  * the specification; `version` a version that is not accepted; `oversized` longer
  * than the limit (v1: no CRLF in 107 bytes; v2: 16 + length over the cap);

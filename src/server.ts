@@ -365,7 +365,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   }
 
   /**
-   * Zero-downtime restart (src/restart.ts): start a successor process on this
+   * Zero-downtime restart (src/net/restart.ts): start a successor process on this
    * server's listening socket, wait until it accepts, then close gracefully (this
    * server stops accepting and drains; the socket stays open in the successor).
    * Resolves with the successor's pid once this server is closed. On failure the

@@ -42,7 +42,7 @@ export interface ModelHost {
    * PROXY protocol options when the server expects headers, else undefined (the
    * default). Connections from `listener` have been through its gate already; a
    * worker that accepts on its own descriptor must read them with a ProxyGate
-   * (src/proxy-reader.ts) before anything else.
+   * (src/net/proxy-gate.ts) before anything else.
    */
   readonly proxy?: ProxyGateOptions;
   /**

@@ -1,7 +1,7 @@
 /**
  * Socket activation: listening sockets handed to tcpkit already bound, by a
  * service manager (systemd's `LISTEN_FDS` protocol, `systemd-socket-activate`) or
- * by a tcpkit that is restarting (src/restart.ts uses the same protocol).
+ * by a tcpkit that is restarting (src/net/restart.ts uses the same protocol).
  *
  * The protocol (sd_listen_fds(3)): descriptors 3, 4, ... 3+LISTEN_FDS-1 are
  * listening sockets; LISTEN_PID names the process they are meant for (a child

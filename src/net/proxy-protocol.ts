@@ -9,7 +9,7 @@
  * the header's limit (v1: 107 bytes; v2: 16 + its length, at most `v2Limit`).
  * Malformed input never throws: it comes back as a ProxyProtocolError naming what
  * was wrong. Reading the bytes off a socket without taking the client's data is
- * src/proxy-reader.ts.
+ * src/net/proxy-gate.ts.
  *
  *   v1   "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n"          (text, <= 107 bytes)
  *   v2   \r\n\r\n\0\r\nQUIT\n | ver<<4|cmd | fam<<4|proto | len (u16) | addresses | TLVs

@@ -30,7 +30,7 @@
  * connection id); lines are cut at 4096 characters and logged sanitized.
  *
  * Descriptors: every descriptor tcpkit and Node open is close-on-exec, so the
- * program holds exactly 0, 1 and 2 (checked in test/exec.test.js).
+ * program holds exactly 0, 1 and 2 (checked in test/e2e/exec.test.ts).
  */
 import { spawn } from 'node:child_process';
 import dns from 'node:dns/promises';
