@@ -1,7 +1,7 @@
 /**
  * Where the entry points of children and threads are, and how Node must be started to
- * run them: from dist/ (built) `node dist/workers/NAME.js`; from src/ under a TypeScript
- * loader (tsx, the tests) `node --import tsx src/workers/NAME.ts`, with the loader flags
+ * run them: from dist/ (built) `node dist/workers/<name>.js`; from src/ under a TypeScript
+ * loader (tsx, the tests) `node --import tsx src/workers/<name>.ts`, with the loader flags
  * this process was started with. So unit tests start pool, fork and worker code without
  * a build.
  */
