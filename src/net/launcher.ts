@@ -20,6 +20,7 @@ import path from 'node:path';
 import { type ChildProcess } from 'node:child_process';
 import { SystemCallError } from '../errors.js';
 import { fdutil } from './fdutil.js';
+import { socketFd } from './internals.js';
 
 /**
  * After a child exits, how long its connection's `end` waits for the rest of its
@@ -91,13 +92,10 @@ function reaped(pid: number, code: number | null, signo: number): void {
   done?.({ code: signo ? null : code, signal: signo ? (signalNames.get(signo) ?? null) : null });
 }
 
-/**
- * The descriptor under a net.Socket. Node does not expose it; libuv's stream
- * handles have `fd` on Linux. Kept here, the one place that reads it.
- */
-export function socketFd(socket: net.Socket): number {
-  const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new SystemCallError('spawn', 'socket', Object.assign(new Error('the socket has no descriptor'), { code: 'EBADF' }));
+/** The descriptor under a net.Socket (net/internals.ts reads it); a socket without one cannot be handed on. */
+function launchFd(socket: net.Socket): number {
+  const fd = socketFd(socket);
+  if (fd < 0) throw new SystemCallError('spawn', 'socket', Object.assign(new Error('the socket has no descriptor'), { code: 'EBADF' }));
   return fd;
 }
 
@@ -132,7 +130,7 @@ export function launch(o: LaunchOptions): Launched {
     native.onExit(reaped);
     listening = true;
   }
-  const fd = socketFd(o.socket);
+  const fd = launchFd(o.socket);
   const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
   const stderrFd = o.stderr === 'inherit' ? 2 : -1;
   let started: { pid: number; stderr: number };
