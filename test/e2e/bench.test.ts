@@ -425,7 +425,7 @@ describe('npm run bench (bench/run.js): the options of the suite itself', () => 
       assert.match(doc, /^\| plain Node net \| [\d.]+ \| 1\.00x \| [\d,]+ \| 1\.00x \|/m);
       assert.match(doc, /^\| event \| [\d.]+ \| [\d.]+x \| [\d,]+ \| [\d.]+x \| CPU ≤ 1\.1x \| (met|\*\*missed\*\*) \| 0 \|$/m);
       assert.doesNotMatch(doc, /^\| iterative /m, '--rows keeps only the rows named (and the base)');
-      assert.match(doc, /^\| event: CPU ≤ 1\.1x plain Node's \| [\d.]+x CPU\/conn/m);
+      assert.match(doc, /^\| event: CPU per connection ≤ 1\.1x plain Node's \| [\d.]+x CPU\/conn/m);
       const saved = JSON.parse(fs.readFileSync(path.join(dir, 'benchmarks', 'results.json'), 'utf8'));
       assert.deepEqual(saved.cpuPerConn.rows.map((row: { label: string }) => row.label), ['plain Node net', 'event']);
     } finally {
