@@ -94,8 +94,8 @@ describe('9: service limits hold per service across all its addresses; ids are u
     third.write('third');
     assert.equal((await readBytes(third, 5)).toString(), 'third');
     third.destroy();
-    await srv.waitFor(/end .* id \d+ ms \d+\n(.|\n)*end .* id \d+ ms \d+\n(.|\n)*end .* id \d+ ms/);
-    const ids = [...srv.log().matchAll(/^accept .* id (\d+)$/gm)].map((m) => m[1]);
+    await srv.waitFor(/end .* id \d+ ms \d+[^\n]*\n(.|\n)*end .* id \d+ ms \d+[^\n]*\n(.|\n)*end .* id \d+ ms/);
+    const ids = [...srv.log().matchAll(/^accept .* id (\d+)( service \S+)?$/gm)].map((m) => m[1]);
     assert.equal(ids.length, 3, srv.log());
     assert.equal(new Set(ids).size, 3, `connection ids repeat: ${ids.join(' ')}`);
     assert.doesNotMatch(srv.log(), /count [2-9]\/1/);
