@@ -8,7 +8,6 @@
  * so the server keeps none of root's.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
 
 /** A user or group as written: a name or a numeric id. */
@@ -95,6 +94,3 @@ export function dropPrivileges(user: Principal | undefined, group: Principal | u
   }
   return ids;
 }
-
-// Whether a user may run a program: stated with the exec service's checks, which need it below this layer.
-export { executableBy } from '../services/exec-options.js';

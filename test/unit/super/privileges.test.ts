@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { executableBy } from '../../../src/super/privileges.js';
+import { executableBy } from '../../../src/services/exec-options.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-unit-priv-'));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
