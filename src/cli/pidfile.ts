@@ -41,6 +41,20 @@ export function writePidFile(file: string, pid = process.pid): void {
   }
 }
 
+/**
+ * `--pid-file` once serving (serve, serve --config): write `file` if given; when it cannot be
+ * written, `release` stops what was started (the server, its admin endpoint), then the error is thrown.
+ */
+export async function writePidFileOrRelease(file: string | undefined, release: () => Promise<unknown>): Promise<void> {
+  if (file === undefined) return;
+  try {
+    writePidFile(file);
+  } catch (err) {
+    await release();
+    throw err;
+  }
+}
+
 /** Remove `file` if it still holds `pid`; never throws (the server is exiting). */
 export function removePidFile(file: string, pid = process.pid): void {
   try {

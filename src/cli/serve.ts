@@ -12,7 +12,7 @@ import { closeOnExecInherited } from '../net/fdutil.js';
 import { proxyTrust } from '../net/proxy-gate.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { parse } from './args.js';
-import { checkPidFile, removePidFile, writePidFile } from './pidfile.js';
+import { checkPidFile, removePidFile, writePidFileOrRelease } from './pidfile.js';
 import { checkChoice, choicesOf, MAX_SECONDS, OPTIONS, optionHelp, parseArgsOptions, parseFlag, type NumericOptionName, type OptionName, type OptionSpec, type ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
 import { checkUserFlags, eventWriter, serveConfig, superServerOptions } from './superserve.js';
@@ -189,15 +189,10 @@ export async function serve(argv: string[]): Promise<number> {
   const local = await server.listen({ beforeServe: () => void dropPrivileges(ids.user, ids.group) });
   let admin = adminArg && (await (await import('./status.js')).startAdminFromArg(server, adminArg, format));
   const pidFile = values['pid-file'];
-  if (pidFile !== undefined) {
-    try {
-      writePidFile(pidFile);
-    } catch (err) {
-      await server.destroy();
-      await admin?.close();
-      throw err;
-    }
-  }
+  await writePidFileOrRelease(pidFile, async () => {
+    await server.destroy();
+    await admin?.close();
+  });
   const done = (code: number) => {
     if (pidFile !== undefined) removePidFile(pidFile);
     return code;

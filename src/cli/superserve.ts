@@ -16,7 +16,7 @@ import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
 import { OPTIONS, type ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
-import { removePidFile, writePidFile } from './pidfile.js';
+import { removePidFile, writePidFileOrRelease } from './pidfile.js';
 
 /** The parsed flags (--allow/--deny are read from argv, in order, by accessRules). */
 type Values = ServeFlags;
@@ -103,15 +103,10 @@ export async function serveConfig(
   await supervisor.start(config, { beforeServe: () => void dropPrivileges(user, group) });
   // Every service on one admin endpoint: status, metrics (a `binding` label each) and the dashboard.
   const admin = adminArg && (await (await import('./status.js')).startAdminFromArg(supervisor, adminArg, format));
-  if (pidFile !== undefined) {
-    try {
-      writePidFile(pidFile);
-    } catch (err) {
-      await supervisor.destroy();
-      await admin?.close();
-      throw err;
-    }
-  }
+  await writePidFileOrRelease(pidFile, async () => {
+    await supervisor.destroy();
+    await admin?.close();
+  });
   const reload = async () => {
     try {
       // What `tcpkit check --config FILE` accepts, a reload accepts: the same function.
