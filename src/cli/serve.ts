@@ -165,10 +165,11 @@ export async function serve(argv: string[]): Promise<number> {
   // This process is ours (the library's listen() leaves the host's descriptors alone): the descriptors
   // it inherited (a shell's or supervisor's pipes) must not reach a child or an exec'd program.
   closeOnExecInherited();
+  const log = eventWriter(format, values.quiet ?? false, values['log-timestamps'] ?? false);
   if (config !== undefined || !options) {
     return serveConfig(config!, values, {
       printPort: values['print-port'] ?? false,
-      log: eventWriter(format, values.quiet ?? false, values['log-timestamps'] ?? false),
+      log,
       admin: adminArg,
       format,
       pidFile: values['pid-file'],
@@ -183,7 +184,7 @@ export async function serve(argv: string[]): Promise<number> {
   const ids = checkUserFlags(values, options.service);
 
   const server = createServer(options);
-  server.on('event', eventWriter(format, values.quiet ?? false, values['log-timestamps'] ?? false));
+  server.on('event', log);
   // Bind first (a port below 1024 needs root), then run as --user/--group before any
   // worker, spare child or thread starts; the admin endpoint (and its state file) comes after.
   const local = await server.listen({ beforeServe: () => void dropPrivileges(ids.user, ids.group) });
