@@ -10,7 +10,8 @@ import type { StatusSource } from '../status/source.js';
 import { isLoopback, startAdmin, SNAPSHOT_MAX_SOCKETS, SNAPSHOT_MAX_TIME_WAIT, type AdminEndpoint } from '../status/admin.js';
 import { listStates, readState } from '../status/discovery.js';
 import { formatStatus } from '../status/format.js';
-import { listPids, procAvailability, readProcess } from '../status/procfs.js';
+import { listPids, procAvailability, readProcess, type ProcInfo } from '../status/procfs.js';
+import { PROCESS_NAME } from '../process-title.js';
 import { collectStatus, listenerOf, type StatusSnapshot } from '../status/snapshot.js';
 import { attachBytes, readSocketBytes } from '../status/tcpinfo.js';
 import { intOption, parse } from './args.js';
@@ -101,18 +102,25 @@ const MAX_OTHER_SERVERS = 20;
 const BOUNDS = { maxTimeWait: SNAPSHOT_MAX_TIME_WAIT, maxSockets: SNAPSHOT_MAX_SOCKETS };
 
 /** A `tcpkit serve` process: named `tcpkit` (src/process-title.ts), or an older one by its command line. */
-function isServer(pid: number): boolean {
-  const p = readProcess(pid);
-  return p !== undefined && (p.comm === 'tcpkit' || /(^|\/)tcpkit(\.js)? serve\b/.test(p.cmdline));
+function isServer(p: ProcInfo): boolean {
+  return p.comm === PROCESS_NAME || /(^|\/)tcpkit(\.js)? serve\b/.test(p.cmdline);
 }
 
 /** Every tcpkit server on this host (not its children), oldest first: by process name and by state file. */
 function findServers(): number[] {
-  const found = new Set(listPids().filter(isServer));
-  for (const s of listStates()) if (readProcess(s.pid)) found.add(s.pid);
+  // Each process is read from /proc once (stat, cmdline, wchan); the parent test and the sort use that reading.
+  const found = new Map<number, ProcInfo>();
+  for (const pid of listPids()) {
+    const p = readProcess(pid);
+    if (p && isServer(p)) found.set(pid, p);
+  }
+  for (const s of listStates()) {
+    const p = found.has(s.pid) ? undefined : readProcess(s.pid);
+    if (p) found.set(s.pid, p);
+  }
   // A server's own descendants (a successor during SIGUSR2, a `serve` run by --exec) are shown in its tree.
-  const top = [...found].filter((pid) => !found.has(readProcess(pid)?.ppid ?? -1));
-  return top.sort((a, b) => (readProcess(a)?.startedAt ?? 0) - (readProcess(b)?.startedAt ?? 0) || a - b);
+  const top = [...found.values()].filter((p) => !found.has(p.ppid));
+  return top.sort((a, b) => a.startedAt - b.startedAt || a.pid - b.pid).map((p) => p.pid);
 }
 
 /** One view, with the kernel's byte counts of each connection. */
