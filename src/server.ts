@@ -153,8 +153,9 @@ function resolveOptions(o: ServerOptions): Resolved {
   }
   const proxyTimeout = checkNumber('proxyTimeout', o.proxyTimeout);
   const proxyProtocol = o.proxyProtocol ?? OPTIONS.proxyProtocol.default;
-  if (![true, false, 'v1', 'v2'].includes(proxyProtocol)) {
-    throw new InvalidOptionError('proxyProtocol', `must be true, false, "v1" or "v2", got ${JSON.stringify(o.proxyProtocol)}`);
+  const words = OPTIONS.proxyProtocol.words;
+  if (![true, false, ...words].includes(proxyProtocol)) {
+    throw new InvalidOptionError('proxyProtocol', `must be true, false, ${words.map((w) => JSON.stringify(w)).join(' or ')}, got ${JSON.stringify(o.proxyProtocol)}`);
   }
   const proxy: ProxyGateOptions | undefined = proxyProtocol
     ? {
