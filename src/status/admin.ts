@@ -224,14 +224,21 @@ export async function startAdmin(source: StatusSource, options: AdminOptions = {
     pushTimer = setTimeout(push, Math.max(0, lastPush + MIN_PUSH_MS - Date.now()));
   };
   const ticker = setInterval(push, intervalMs);
-  /** The last EVENT_BACKLOG events as stream messages, oldest first: what a new stream is sent first. */
-  const backlog: string[] = [];
+  // The record and its log line: the dashboard prints the same grammar as the server's stderr.
+  const logMessage = ({ time, event }: { time: number; event: ServerEvent }) =>
+    `event: log\ndata: ${JSON.stringify({ time, line: formatEvent(event), event })}\n\n`;
+  /**
+   * The last EVENT_BACKLOG events, oldest first: what a new stream is sent first. Kept as
+   * records and encoded when a stream asks, so that with no dashboard open a connection's
+   * events cost no JSON encoding or log line here.
+   */
+  const backlog: Array<{ time: number; event: ServerEvent }> = [];
   const onEvent = (e: ServerEvent) => {
-    // The record and its log line: the dashboard prints the same grammar as the server's stderr.
-    const data = `event: log\ndata: ${JSON.stringify({ time: Date.now(), line: formatEvent(e), event: e })}\n\n`;
-    backlog.push(data);
+    const record = { time: Date.now(), event: e };
+    backlog.push(record);
     if (backlog.length > EVENT_BACKLOG) backlog.shift();
     if (streams.size === 0) return;
+    const data = logMessage(record);
     for (const res of streams) send(res, data);
     schedule();
   };
@@ -301,7 +308,7 @@ export async function startAdmin(source: StatusSource, options: AdminOptions = {
         res.on('close', () => streams.delete(res));
         res.write('retry: 1000\n\n');
         // The recent events first: the Events panel opens with what just happened, not empty.
-        if (backlog.length > 0) send(res, backlog.join(''));
+        if (backlog.length > 0) send(res, backlog.map(logMessage).join(''));
         push();
         return;
       default:
