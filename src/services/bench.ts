@@ -9,10 +9,11 @@
  * written in chunks, each after the previous one drained, so a client that asks
  * and never reads holds at most one chunk in our memory.
  */
+import { OPTIONS } from '../options.js';
 import type { ServiceContext } from './types.js';
 
-/** Default largest reply: 16 MiB. */
-export const DEFAULT_MAX_REPLY = 16 * 1024 * 1024;
+/** Default largest reply: 16 MiB, the option table's (`--max-reply`). */
+export const DEFAULT_MAX_REPLY = OPTIONS.maxReply.default;
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x78);
 
