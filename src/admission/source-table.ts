@@ -49,7 +49,7 @@ const H_CAPACITY = 1;
 const H_REFUSED_PER_SOURCE = 2;
 const H_REFUSED_RATE = 3;
 const H_SOURCES = 4;
-const H_TOKENS = 5;
+const H_NEXT_TOKEN = 5;
 /** Words per table entry. */
 const ENTRY = 12;
 const E_USED = 0;
@@ -128,7 +128,7 @@ export class SourceTable {
     this.#capacity = capacity;
     this.#own = own;
     // A token per mapping, never 0 (0 is the free lock).
-    this.#token = Atomics.add(this.#words, H_TOKENS, 1) + 1;
+    this.#token = Atomics.add(this.#words, H_NEXT_TOKEN, 1) + 1;
   }
 
   /** The bytes a table of `capacity` entries takes. */
