@@ -19,6 +19,7 @@
  * reused for another address found at the same hash.
  */
 import net from 'node:net';
+import { ipBytes } from './access.js';
 
 /** Why a place was not given: the per-source limit, or the rate. */
 export type PlaceRefusal = 'per-source' | 'rate';
@@ -48,7 +49,7 @@ const H_CAPACITY = 1;
 const H_REFUSED_PER_SOURCE = 2;
 const H_REFUSED_RATE = 3;
 const H_SOURCES = 4;
-const H_TOKENS = 5;
+const H_NEXT_TOKEN = 5;
 /** Words per table entry. */
 const ENTRY = 12;
 const E_USED = 0;
@@ -94,21 +95,19 @@ function unlock(words: Int32Array): void {
   Atomics.store(words, H_LOCK, 0);
 }
 
-/** An address as 4 words: IPv4 (and `::ffff:a.b.c.d`) as the IPv4-mapped form, so both count as one source. */
+/**
+ * An address as 4 words: IPv4 (and `::ffff:a.b.c.d`) as the IPv4-mapped form, so both count as one source;
+ * IPv6 as access.ts's ipBytes reads it (a zone is not part of the source).
+ */
 export function sourceKey(address: string): [number, number, number, number] {
   const v4 = address.startsWith('::ffff:') || address.startsWith('::FFFF:') ? address.slice(7) : address;
+  // The usual peer, without ipBytes's copies: one split.
   if (net.isIPv4(v4)) {
     const [a, b, c, d] = v4.split('.').map(Number) as [number, number, number, number];
     return [0, 0, 0xffff, ((a << 24) | (b << 16) | (c << 8) | d) | 0];
   }
-  // IPv6: 8 groups of 16 bits, `::` expanded; a zone (`%eth0`) is not part of the source.
-  const text = address.replace(/%.*$/, '');
-  const [head = '', tail] = text.split('::') as [string, string | undefined];
-  const groups = (s: string) => (s ? s.split(':').map((g) => parseInt(g, 16) || 0) : []);
-  const h = groups(head);
-  const t = tail === undefined ? [] : groups(tail);
-  const all = [...h, ...new Array<number>(Math.max(0, 8 - h.length - t.length)).fill(0), ...t];
-  const w = (i: number) => (((all[2 * i] ?? 0) << 16) | (all[2 * i + 1] ?? 0)) | 0;
+  const bytes = ipBytes(address) ?? new Uint8Array(16);
+  const w = (i: number) => ((bytes[4 * i]! << 24) | (bytes[4 * i + 1]! << 16) | (bytes[4 * i + 2]! << 8) | bytes[4 * i + 3]!) | 0;
   return [w(0), w(1), w(2), w(3)];
 }
 
@@ -129,7 +128,7 @@ export class SourceTable {
     this.#capacity = capacity;
     this.#own = own;
     // A token per mapping, never 0 (0 is the free lock).
-    this.#token = Atomics.add(this.#words, H_TOKENS, 1) + 1;
+    this.#token = Atomics.add(this.#words, H_NEXT_TOKEN, 1) + 1;
   }
 
   /** The bytes a table of `capacity` entries takes. */
@@ -182,35 +181,35 @@ export class SourceTable {
   take(address: string, perSource: number, rate: number, now: number): { ok: true; count: number; place: number } | { ok: false; reason: PlaceRefusal } {
     const key = sourceKey(address);
     const w = this.#words;
+    // Only numbers under the lock: the answer is allocated after it is released (a GC there would hold every taker).
+    let e = -1;
+    let open = 0;
+    let refused: PlaceRefusal | undefined;
     lock(w, this.#token);
     try {
-      const e = this.#find(key, rate, now);
-      if (e < 0) {
+      e = this.#find(key, rate, now);
+      if (e >= 0) open = w[e + E_OPEN]!;
+      if (e < 0 || (perSource > 0 && open >= perSource)) {
         w[H_REFUSED_PER_SOURCE]!++;
-        return { ok: false, reason: 'per-source' };
-      }
-      const open = w[e + E_OPEN]!;
-      if (perSource > 0 && open >= perSource) {
-        w[H_REFUSED_PER_SOURCE]!++;
-        return { ok: false, reason: 'per-source' };
-      }
-      if (rate > 0) {
+        refused = 'per-source';
+      } else if (rate > 0) {
         const f = (e + E_TOKENS) / 2;
-        const tokens = Math.min(rate, this.#floats[f]! + ((now - this.#floats[f + 1]!) / 1000) * rate);
+        const tokens = Math.min(rate, this.#refilled(f, rate, now));
         this.#floats[f + 1] = now;
         if (tokens < 1) {
           this.#floats[f] = tokens;
           w[H_REFUSED_RATE]!++;
-          return { ok: false, reason: 'rate' };
-        }
-        this.#floats[f] = tokens - 1;
+          refused = 'rate';
+        } else this.#floats[f] = tokens - 1;
       }
-      w[e + E_OPEN] = open + 1;
-      if (open === 0) w[H_SOURCES]!++;
-      return { ok: true, count: open + 1, place: (e - HEADER) / ENTRY };
+      if (refused === undefined) {
+        w[e + E_OPEN] = open + 1;
+        if (open === 0) w[H_SOURCES]!++;
+      }
     } finally {
       unlock(w);
     }
+    return refused === undefined ? { ok: true, count: open + 1, place: (e - HEADER) / ENTRY } : { ok: false, reason: refused };
   }
 
   /** Give back a place from take(). */
@@ -274,6 +273,11 @@ export class SourceTable {
     return w[e + E_KEY] === key[0] && w[e + E_KEY + 1] === key[1] && w[e + E_KEY + 2] === key[2] && w[e + E_KEY + 3] === key[3];
   }
 
+  /** The tokens of the bucket at float64 index `f` by `now`, `rate` a second since it was last filled (uncapped). */
+  #refilled(f: number, rate: number, now: number): number {
+    return this.#floats[f]! + ((now - this.#floats[f + 1]!) / 1000) * rate;
+  }
+
   /** The entry of `key` (under the lock), made or reused if absent; -1 when none is free within PROBE_LIMIT. */
   #find(key: readonly number[], rate: number, now: number): number {
     const w = this.#words;
@@ -285,10 +289,7 @@ export class SourceTable {
         break;
       }
       if (this.#is(e, key)) return e;
-      if (reusable < 0 && w[e + E_OPEN] === 0) {
-        const f = (e + E_TOKENS) / 2;
-        if (rate === 0 || this.#floats[f]! + ((now - this.#floats[f + 1]!) / 1000) * rate >= rate) reusable = e;
-      }
+      if (reusable < 0 && w[e + E_OPEN] === 0 && (rate === 0 || this.#refilled((e + E_TOKENS) / 2, rate, now) >= rate)) reusable = e;
     }
     if (reusable < 0) return -1;
     w[reusable + E_USED] = 1;

@@ -454,7 +454,11 @@ export abstract class PoolModel implements Model {
     this.#send(w, { type: 'drain' });
   }
 
-  /** No more restarts, and the connections held for a worker are closed (their places given back). */
+  /**
+   * No more restarts, and the connections held for a worker are closed (their places
+   * given back). With no worker left to exit (all dead and awaiting a restart, or none
+   * could be spawned) the ledger's descriptor closes here: #exit will not run to close it.
+   */
   #stopStarting(): void {
     this.#closing = true;
     this.#restarts.close();
@@ -462,6 +466,7 @@ export abstract class PoolModel implements Model {
       c.socket.destroy();
       c.closed();
     }
+    if (this.#workers.size === 0) this.#ledger?.close();
   }
 
   close(graceMs: number): Promise<void> {

@@ -48,6 +48,11 @@ export class WorkerLedger {
     this.#fd = fd;
   }
 
+  /** The first word of `slot`. */
+  #base(slot: number): number {
+    return slot * (SLOT_HEAD + this.#cells);
+  }
+
   static #bytes(slots: number, cells: number): number {
     return slots * (SLOT_HEAD + cells) * 4;
   }
@@ -82,8 +87,7 @@ export class WorkerLedger {
 
   /** Server, once the slot's worker is gone: what it accepted, the places it still held; the slot is free again. */
   settle(slot: number): { accepted: number; places: number[] } {
-    const per = SLOT_HEAD + this.#cells;
-    const base = slot * per;
+    const base = this.#base(slot);
     const places: number[] = [];
     for (let c = 0; c < this.#cells; c++) {
       const v = Atomics.load(this.#words, base + SLOT_HEAD + c);
@@ -96,17 +100,17 @@ export class WorkerLedger {
 
   /** Worker: count a connection accepted, before it is served. */
   accepted(slot: number): void {
-    Atomics.add(this.#words, slot * (SLOT_HEAD + this.#cells) + 1, 1);
+    Atomics.add(this.#words, this.#base(slot) + 1, 1);
   }
 
   /** Worker: record a place held in `cell` (0..cells-1; the worker keeps which are free). */
   hold(slot: number, cell: number, place: number): void {
-    if (cell < this.#cells) Atomics.store(this.#words, slot * (SLOT_HEAD + this.#cells) + SLOT_HEAD + cell, place + 1);
+    if (cell < this.#cells) Atomics.store(this.#words, this.#base(slot) + SLOT_HEAD + cell, place + 1);
   }
 
   /** Worker: the place in `cell` was given back. */
   unhold(slot: number, cell: number): void {
-    if (cell < this.#cells) Atomics.store(this.#words, slot * (SLOT_HEAD + this.#cells) + SLOT_HEAD + cell, 0);
+    if (cell < this.#cells) Atomics.store(this.#words, this.#base(slot) + SLOT_HEAD + cell, 0);
   }
 
   get cells(): number {

@@ -71,3 +71,8 @@ await runWorker(spec, {
     process.exit(code);
   },
 });
+// runWorker has mapped the shared counts before it resolves, and a mapping does not need its descriptor (native/shm.c).
+if (spec.counts) {
+  fdutil.close(spec.counts.table.fd);
+  fdutil.close(spec.counts.ledger.fd);
+}
