@@ -34,7 +34,7 @@ import type { Service, ServiceContext } from '../services/types.js';
 const GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
 
 /** Whether `err` only says the connection went away (see GONE). */
-export function isPeerGone(err: unknown): boolean {
+function isPeerGone(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' && GONE.has(code);
 }
@@ -81,20 +81,17 @@ export function serveSocket(
   let timer: NodeJS.Timeout | undefined;
   /** Socket closed, and the service settled if it holds the connection: all must happen before `done`. */
   const holds = service.holdsConnection === true;
+  /** At 0 the connection has ended (done called): a failure after that has no connection to be reported on. */
   let pending = holds ? 2 : 1;
-  /** The connection has ended (done called): a failure after that has no connection to be reported on. */
-  let over = false;
   const settle = () => {
-    if (--pending > 0) return;
-    over = true;
-    done();
+    if (--pending === 0) done();
   };
   /** The runner closed it (a limit): what the handler sees after that is not its failure. */
   let closedByUs = false;
   /** One error per connection: a handler that rejects with its socket's error is not counted twice. */
   let reported = false;
   const fail = (err: unknown) => {
-    if (!reported && !over && !closedByUs && !isPeerGone(err)) {
+    if (!reported && pending > 0 && !closedByUs && !isPeerGone(err)) {
       reported = true;
       onError(err);
     }

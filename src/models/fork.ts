@@ -346,7 +346,6 @@ export class ForkModel implements Model {
    * other lines `stderr` lines (../workers/child-report.ts). Resolves at its end.
    */
   #readReports(stream: NodeJS.ReadableStream | null, pid: number, connOf: () => Connection | undefined): Promise<void> {
-    if (!stream) return Promise.resolve();
     const reader = new ReportReader(
       (report) => {
         const conn = connOf();

@@ -13,14 +13,13 @@
  * stderr pipe (a net.Socket, destroyed at its end of stream): the pidfd belongs to
  * the native side, which closes it when it reaps the child.
  */
-import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { type ChildProcess } from 'node:child_process';
 import { SystemCallError } from '../errors.js';
 import { fdutil } from './fdutil.js';
 import { socketFd } from './internals.js';
+import { findProgram } from './programs.js';
 
 /**
  * After a child exits, how long its connection's `end` waits for the rest of its
@@ -102,22 +101,6 @@ function launchFd(socket: net.Socket): number {
 /** The shell execvp(3) hands a file without `#!` to. */
 const SHELL = '/bin/sh';
 
-/** Where posix_spawnp found `file`: as given when it has a `/`, else the first executable on this process's PATH. */
-function programPath(file: string): string | undefined {
-  if (file.includes('/')) return file;
-  // posix_spawnp, like execvp, searches the caller's PATH (confstr's default when unset).
-  for (const dir of (process.env.PATH ?? '/bin:/usr/bin').split(':')) {
-    const candidate = path.join(dir || '.', file);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here: the next directory
-    }
-  }
-  return undefined;
-}
-
 /**
  * Start a program on a connected socket. Throws SystemCallError (`spawn ENOENT
  * PROGRAM`, EACCES, ENOMEM, EAGAIN, EMFILE, ...) when it cannot be started; nothing
@@ -137,7 +120,8 @@ export function launch(o: LaunchOptions): Launched {
   try {
     started = native.launch(o.file, o.argv, env, fd, fd, stderrFd, o.setsid === true);
   } catch (err) {
-    const script = (err as NodeJS.ErrnoException).code === 'ENOEXEC' ? programPath(o.file) : undefined;
+    // Where posix_spawnp found it: it searches the caller's PATH (confstr's default when unset), as execvp does.
+    const script = (err as NodeJS.ErrnoException).code === 'ENOEXEC' ? findProgram(o.file, process.env.PATH ?? '/bin:/usr/bin') : undefined;
     if (script === undefined) throw new SystemCallError('spawn', o.file, err);
     // A file the kernel cannot execute (a script without `#!`): run it with /bin/sh, as execvp(3)
     // does and the docs promise. glibc's posix_spawnp does not fall back (POSIX leaves it out).

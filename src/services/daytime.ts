@@ -25,13 +25,10 @@ export function daytimeLine(date = new Date()): string {
   return `${WEEKDAYS[date.getUTCDay()]}, ${MONTHS[date.getUTCMonth()]} ${date.getUTCDate()}, ${date.getUTCFullYear()} ${time}-UTC\r\n`;
 }
 
-export default function daytime({ socket }: ServiceContext): Promise<void> {
-  return new Promise((resolve) => {
-    socket.once('close', () => resolve());
-    // Input is ignored but read, so a talkative peer cannot stall our close.
-    socket.on('data', () => {});
-    socket.resume();
-    // The RFC's server closes once the line is sent; a peer still sending would otherwise keep the socket open.
-    socket.end(daytimeLine(), 'latin1', () => socket.destroy());
-  });
+export default function daytime({ socket }: ServiceContext): void {
+  // Input is ignored but read, so a talkative peer cannot stall our close.
+  socket.on('data', () => {});
+  socket.resume();
+  // The RFC's server closes once the line is sent; a peer still sending would otherwise keep the socket open.
+  socket.end(daytimeLine(), 'latin1', () => socket.destroy());
 }

@@ -5,12 +5,9 @@
  */
 import type { ServiceContext } from './types.js';
 
-export default function discard({ socket }: ServiceContext): Promise<void> {
-  return new Promise((resolve) => {
-    socket.once('close', () => resolve());
-    // The peer's FIN: ours follows (the connection ends when the socket closes, not when a service returns).
-    socket.once('end', () => socket.end());
-    socket.on('data', () => {});
-    socket.resume();
-  });
+export default function discard({ socket }: ServiceContext): void {
+  // The peer's FIN: ours follows (the connection ends when the socket closes, not when a service returns).
+  socket.once('end', () => socket.end());
+  socket.on('data', () => {});
+  socket.resume();
 }

@@ -89,17 +89,14 @@ export class UserBufferEcho {
 }
 
 /** The echo service (no options). */
-export default function echo({ socket }: ServiceContext): Promise<void> {
-  return new Promise((resolve) => {
-    socket.once('close', () => resolve());
-    const onData = (chunk: Buffer) => {
-      if (!socket.write(chunk)) socket.pause();
-      if (chunk.length >= BULK_READ && !socket.isPaused() && new UserBufferEcho(socket).start()) socket.off('data', onData);
-    };
-    socket.on('data', onData);
-    socket.on('drain', () => socket.resume());
-    // The peer's FIN: ours follows every byte queued before it (allowHalfOpen keeps our side open until then).
-    socket.once('end', () => socket.end());
-    socket.resume();
-  });
+export default function echo({ socket }: ServiceContext): void {
+  const onData = (chunk: Buffer) => {
+    if (!socket.write(chunk)) socket.pause();
+    if (chunk.length >= BULK_READ && !socket.isPaused() && new UserBufferEcho(socket).start()) socket.off('data', onData);
+  };
+  socket.on('data', onData);
+  socket.on('drain', () => socket.resume());
+  // The peer's FIN: ours follows every byte queued before it (allowHalfOpen keeps our side open until then).
+  socket.once('end', () => socket.end());
+  socket.resume();
 }

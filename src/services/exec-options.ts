@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ENV_NAME } from '../admission/access.js';
 import { InvalidOptionError } from '../errors.js';
+import { findProgram } from '../net/programs.js';
 
 /** The exec service's options (ServiceSpec.options of `{ name: 'exec' }`). */
 export interface ExecOptions {
@@ -73,24 +74,6 @@ export function executableBy(file: string, ids: { uid?: number; gid?: number }):
   }
   if (!st.isFile()) return `${absolute} is not a regular file`;
   if (!may(st, 1)) return `uid ${uid} gid ${gid} may not execute ${absolute} (mode ${(st.mode & 0o7777).toString(8)}, owner ${st.uid}:${st.gid})`;
-  return undefined;
-}
-
-/** Find PROGRAM as execvp would: a path with a slash as is, else the first executable in PATH. */
-export function findProgram(program: string, envPath = process.env.PATH ?? '/usr/bin:/bin'): string | undefined {
-  const executable = (p: string) => {
-    try {
-      fs.accessSync(p, fs.constants.X_OK);
-      return fs.statSync(p).isFile();
-    } catch {
-      return false;
-    }
-  };
-  if (program.includes('/')) return executable(program) ? program : undefined;
-  for (const dir of envPath.split(':')) {
-    const p = path.join(dir || '.', program);
-    if (executable(p)) return p;
-  }
   return undefined;
 }
 

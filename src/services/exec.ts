@@ -40,11 +40,10 @@ import { unmapIPv4 } from '../admission/access.js';
 import { describeError, SystemCallError } from '../errors.js';
 import { spawnFailedCode, STDERR_CODE, stderrReason } from '../events.js';
 import { fromChildProcess, launch, STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
-import { checkExecOptions, type EnvPolicy, type ExecOptions } from './exec-options.js';
+import { eachLine } from '../net/programs.js';
+import type { EnvPolicy, ExecOptions } from './exec-options.js';
 import type { ProgramLauncher, ServiceContext } from './types.js';
 
-// The options' checks live in ./exec-options.ts, which the registry and `check` load without the launcher.
-export { checkExecOptions, checkRunnableBy, findProgram, type EnvPolicy, type ExecOptions } from './exec-options.js';
 
 /** The UCSPI variables tcpkit sets or clears for each program (tcp-environ(5)). */
 export const UCSPI_VARIABLES = [
@@ -147,36 +146,6 @@ export async function lookupNames(info: ConnectionInfo): Promise<Record<string, 
   return names;
 }
 
-/**
- * Split a stream into lines for the log; bounded, so a program cannot make the server buffer without end.
- * Resolves once the stream has ended (or failed) and its last line is out.
- */
-function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): Promise<void> {
-  let pending = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    pending += chunk;
-    let nl: number;
-    while ((nl = pending.indexOf('\n')) >= 0) {
-      onLine(pending.slice(0, nl).replace(/\r$/, ''));
-      pending = pending.slice(nl + 1);
-    }
-    while (pending.length > MAX_STDERR_LINE) {
-      onLine(pending.slice(0, MAX_STDERR_LINE));
-      pending = pending.slice(MAX_STDERR_LINE);
-    }
-  });
-  return new Promise<void>((resolve) => {
-    stream.on('end', () => {
-      if (pending) onLine(pending);
-      pending = '';
-      resolve();
-    });
-    stream.on('close', () => resolve());
-    stream.on('error', () => resolve());
-  });
-}
-
 /** A started program: its Child handle, and when its stderr has been read to the end and logged. */
 export interface StartedProgram extends Child {
   readonly stderrDone: Promise<void>;
@@ -212,7 +181,7 @@ export async function startProgram(o: StartProgram): Promise<StartedProgram> {
   if (needsIds(o)) return startAsUser(o);
   const child = launch({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, setsid: true });
   const pid = child.pid;
-  const stderrDone = child.stderr ? eachLine(child.stderr, (line) => o.onStderr(line, pid)) : Promise.resolve();
+  const stderrDone = eachLine(child.stderr, MAX_STDERR_LINE, (line) => o.onStderr(line, pid));
   return Object.assign(child, { stderrDone });
 }
 
@@ -226,7 +195,7 @@ function startAsUser(o: StartProgram): Promise<StartedProgram> {
     });
     child.once('spawn', () => {
       const pid = child.pid!;
-      const stderrDone = child.stderr ? eachLine(child.stderr, (line) => o.onStderr(line, pid)) : Promise.resolve();
+      const stderrDone = eachLine(child.stderr, MAX_STDERR_LINE, (line) => o.onStderr(line, pid));
       resolve(Object.assign(fromChildProcess(child), { stderrDone }));
     });
   });

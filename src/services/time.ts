@@ -16,12 +16,9 @@ export function timeBytes(date = new Date()): Buffer {
   return b;
 }
 
-export default function time({ socket }: ServiceContext): Promise<void> {
-  return new Promise((resolve) => {
-    socket.once('close', () => resolve());
-    socket.on('data', () => {});
-    socket.resume();
-    // Closed once the 4 bytes are sent, as the RFC says, whether or not the peer has closed its side.
-    socket.end(timeBytes(), () => socket.destroy());
-  });
+export default function time({ socket }: ServiceContext): void {
+  socket.on('data', () => {});
+  socket.resume();
+  // Closed once the 4 bytes are sent, as the RFC says, whether or not the peer has closed its side.
+  socket.end(timeBytes(), () => socket.destroy());
 }

@@ -22,6 +22,7 @@
  * (the child's pid, its exit status).
  */
 import { describeError } from '../errors.js';
+import { eachLine } from '../net/programs.js';
 
 /** What a child reports: the service's ctx.log, or its failure (a throw, a rejection, a socket error). */
 export type ChildReport =
@@ -78,11 +79,11 @@ export function decodeReport(line: string): ChildReport | undefined {
 
 /**
  * The server's side: splits what a child writes on its descriptor 2 into lines
- * (bounded: a longer line is cut into MAX_REPORT_LINE pieces) and hands each on as
- * a record or as text.
+ * (bounded: a longer line is cut into MAX_REPORT_LINE pieces, ../net/programs.ts
+ * eachLine, as an exec'd program's stderr is read) and hands each on as a record or
+ * as text.
  */
 export class ReportReader {
-  #pending = '';
   readonly #onReport: (r: ChildReport) => void;
   readonly #onText: (line: string) => void;
 
@@ -91,38 +92,9 @@ export class ReportReader {
     this.#onText = onText;
   }
 
-  /** Read a stream to its end; resolves once it ended (or failed) and its last line is out. */
-  read(stream: NodeJS.ReadableStream): Promise<void> {
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => this.push(chunk));
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        this.end();
-        resolve();
-      };
-      stream.once('end', done);
-      stream.once('close', done);
-      stream.once('error', done);
-    });
-  }
-
-  push(chunk: string): void {
-    this.#pending += chunk;
-    let nl: number;
-    while ((nl = this.#pending.indexOf('\n')) >= 0) {
-      this.#line(this.#pending.slice(0, nl).replace(/\r$/, ''));
-      this.#pending = this.#pending.slice(nl + 1);
-    }
-    while (this.#pending.length > MAX_REPORT_LINE) {
-      this.#onText(this.#pending.slice(0, MAX_REPORT_LINE));
-      this.#pending = this.#pending.slice(MAX_REPORT_LINE);
-    }
-  }
-
-  /** The stream ended: a last line without its newline is still a line. Idempotent. */
-  end(): void {
-    if (this.#pending) this.#line(this.#pending);
-    this.#pending = '';
+  /** Read a stream to its end; resolves once it ended (or failed) and its last line is out. No stream: at once. */
+  read(stream: NodeJS.ReadableStream | null | undefined): Promise<void> {
+    return eachLine(stream, MAX_REPORT_LINE, (line) => this.#line(line));
   }
 
   #line(line: string): void {
