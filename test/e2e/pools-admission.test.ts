@@ -62,10 +62,13 @@ for (const model of ['prefork', 'threads'] as const) {
       await eventually(async () => (await status(admin)).server.active === 0, { timeoutMs: 10_000, message: 'the two held ended' });
       // One at a time (never two from the source at once): 20 want 20 tokens; 3 were left, 5 come back a second.
       const served = await echoes(server.port, 20, 1);
+      // Under load a worker may not yet have released the place of the connection before last when the next
+      // arrives: that one is refused by --per-source, not lost. Each of the 20 is served or refused, and the rate refuses some.
       const refused = await eventually(() => {
-        const n = lines(server.log(), /^refuse .* reason rate$/gm).length;
-        return served + n === 20 ? n : undefined;
-      }, { timeoutMs: 10_000, message: 'each of 20 served or refused by the rate' });
+        const log = server.log();
+        const n = lines(log, /^refuse .* reason rate$/gm).length;
+        return served + n + lines(log, /^refuse .* reason per-source$/gm).length - 4 === 20 ? n : undefined;
+      }, { timeoutMs: 10_000, message: `each of 20 served or refused (${served} served), in\n${server.log()}` });
       assert.ok(refused > 0 && served >= 3, `${served} served, ${refused} refused by --rate`);
       const snap = await eventually(
         async () => {
