@@ -24,6 +24,7 @@ import { describeError, InvalidOptionError } from '../errors.js';
 import { fdutil } from '../net/fdutil.js';
 import { DEFAULT_WORKERS, OPTIONS } from '../options.js';
 import { threadEntry } from '../workers/entries.js';
+import type { SegmentRef } from '../admission/source-table.js';
 import type { WorkerSpec } from '../workers/messages.js';
 import { PoolModel, type Member, type MemberEvents } from './pool.js';
 import type { Model, ModelHost } from './types.js';
@@ -33,6 +34,9 @@ const THREAD_ENTRY = threadEntry('thread-worker');
 
 /** The threads model: `workers` (default: the number of CPUs, os.availableParallelism()), `maxConnsPerWorker` (default 0, never); `accept` must be `shared`. */
 export class ThreadsModel extends PoolModel {
+  /** Each thread's duplicates of the shared segments (spawn makes them, released closes them). */
+  readonly #segments = new WeakMap<WorkerSpec, number[]>();
+
   constructor(host: ModelHost) {
     const o = host.options;
     if (o.accept === 'pass') {
@@ -51,11 +55,23 @@ export class ThreadsModel extends PoolModel {
     spec.fd = this.host.listener.dup();
     let worker: Worker;
     try {
-      // The shared counts' descriptors in the spec are the pool's, valid in this process: the thread maps them.
+      // The shared counts' segments, as the listening socket: the thread maps its own duplicates, which
+      // released() closes once it has exited. The pool's descriptors would not do: the server closes the
+      // table's when it stops (ServiceBudget.leave), while a thread may still be starting and mapping it,
+      // which then fails with EBADF or maps whatever segment took the number since.
+      if (spec.counts) {
+        const dups: number[] = [];
+        this.#segments.set(spec, dups);
+        const own = (ref: SegmentRef): SegmentRef => {
+          const fd = fdutil.dup(ref.fd);
+          dups.push(fd);
+          return { ...ref, fd };
+        };
+        spec.counts = { ...spec.counts, table: own(spec.counts.table), ledger: own(spec.counts.ledger) };
+      }
       worker = new Worker(THREAD_ENTRY, { workerData: { spec }, stdout: false, stderr: false });
     } catch (err) {
-      fdutil.close(spec.fd);
-      spec.fd = undefined;
+      this.released(spec);
       throw err;
     }
     // terminate() after `drained` is the normal end of a thread; it exits with 1 all the same.
@@ -86,10 +102,12 @@ export class ThreadsModel extends PoolModel {
     };
   }
 
+  /** Close what spawn() made for this thread: its listening descriptor and its segments' duplicates. Idempotent. */
   protected released(spec: WorkerSpec): void {
-    if (spec.fd === undefined) return;
-    fdutil.close(spec.fd);
+    if (spec.fd !== undefined) fdutil.close(spec.fd);
     spec.fd = undefined;
+    for (const fd of this.#segments.get(spec) ?? []) fdutil.close(fd);
+    this.#segments.delete(spec);
   }
 }
 
