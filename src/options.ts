@@ -157,6 +157,9 @@ export const OPTIONS = {
   service: { kind: 'string', scope: 'server', default: 'echo', help: 'the service: a built-in name (SERVICE), a --handler module or --exec' },
   host: { kind: 'string', flag: 'host', arg: 'ADDR', scope: 'server', default: '0.0.0.0', help: 'address to bind (IPv4/IPv6 literal, [IPv6], or name)' },
   port: { kind: 'integer', flag: 'port', short: 'p', arg: 'PORT', scope: 'server', min: 0, max: 65535, default: DEFAULT_PORT, help: 'port to bind (0: the kernel picks)' },
+  path: { kind: 'string', flag: 'unix', arg: 'PATH', scope: 'server', default: undefined, help: 'listen on the UNIX-domain socket PATH instead of a port (@NAME: abstract namespace);\na stale socket file is replaced, a live one or a non-socket refused' },
+  unixMode: { kind: 'string', flag: 'unix-mode', arg: 'MODE', config: 'unixMode', scope: 'server', default: '0660', help: "octal permissions of the --unix socket file, set before it accepts anyone\n(0660: the owner and the group may connect, as systemd's SocketMode=)" },
+  unixOwner: { kind: 'string', flag: 'unix-owner', arg: 'USER[:GROUP]', config: 'unixOwner', scope: 'server', default: undefined, defaultText: "the server's", help: 'owner (and group) of the --unix socket file, set before it accepts anyone' },
   backlog: { kind: 'integer', flag: 'backlog', arg: 'N', config: 'backlog', scope: 'server', min: 1, max: 65535, default: DEFAULT_BACKLOG, help: 'listen(2) backlog' },
   printPort: { kind: 'boolean', flag: 'print-port', scope: 'cli', default: false, help: 'print the bound port as the first line of stdout' },
   pidFile: { kind: 'string', flag: 'pid-file', arg: 'PATH', scope: 'cli', default: undefined, help: "write the server's pid to PATH once listening (atomically); removed on exit" },
@@ -270,6 +273,31 @@ export function parseFlag(name: NumericOptionName, text: string | undefined): nu
   const syntax = o.kind === 'integer' ? /^\d+$/ : /^\d+(\.\d+)?$/;
   const value = syntax.test(text) ? Number(text) : NaN;
   if (!fits(o, value)) throw new InvalidOptionError(label, `${numericRule(name)}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/**
+ * A UNIX socket file's permission bits: an octal string (`0660`, `600`) or a number (0o660), at most 0777.
+ * Undefined gives the table's default. Throws InvalidOptionError naming `label`.
+ */
+export function parseUnixMode(value: unknown, label = 'unixMode'): number {
+  const v = value ?? OPTIONS.unixMode.default;
+  const n = typeof v === 'string' && /^0?[0-7]{1,3}$/.test(v) ? parseInt(v, 8) : typeof v === 'number' && Number.isInteger(v) ? v : NaN;
+  if (!(n >= 0 && n <= 0o777)) throw new InvalidOptionError(label, `must be octal permissions from 0000 to 0777, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The longest UNIX socket path (sun_path holds 108 bytes with the terminating NUL). */
+export const MAX_UNIX_PATH = 107;
+
+/** Check a UNIX socket path or `@name`: not empty, no NUL, fits sun_path. Throws InvalidOptionError naming `label`. */
+export function checkUnixPath(value: unknown, label = 'path'): string {
+  if (typeof value !== 'string' || value === '' || value === '@' || value.includes('\0')) {
+    throw new InvalidOptionError(label, `must be a socket path or @name, got ${JSON.stringify(value)}`);
+  }
+  if (Buffer.byteLength(value) > MAX_UNIX_PATH) {
+    throw new InvalidOptionError(label, `${JSON.stringify(value)} is longer than a UNIX socket address holds (${MAX_UNIX_PATH} bytes)`);
+  }
   return value;
 }
 
