@@ -161,7 +161,7 @@ export const OPTIONS = {
   unixMode: { kind: 'string', flag: 'unix-mode', arg: 'MODE', config: 'unixMode', scope: 'server', default: '0660', help: "octal permissions of the --unix socket file, set before it accepts anyone\n(0660: the owner and the group may connect, as systemd's SocketMode=)" },
   unixOwner: { kind: 'string', flag: 'unix-owner', arg: 'USER[:GROUP]', config: 'unixOwner', scope: 'server', default: undefined, defaultText: "the server's", help: 'owner (and group) of the --unix socket file, set before it accepts anyone' },
   backlog: { kind: 'integer', flag: 'backlog', arg: 'N', config: 'backlog', scope: 'server', min: 1, max: 65535, default: DEFAULT_BACKLOG, help: 'listen(2) backlog' },
-  printPort: { kind: 'boolean', flag: 'print-port', scope: 'cli', default: false, help: 'print the bound port as the first line of stdout' },
+  printPort: { kind: 'boolean', flag: 'print-port', scope: 'cli', default: false, help: 'print the bound port (with --unix: unix:PATH) as the first line of stdout' },
   pidFile: { kind: 'string', flag: 'pid-file', arg: 'PATH', scope: 'cli', default: undefined, help: "write the server's pid to PATH once listening (atomically); removed on exit" },
   model: { kind: 'choice', flag: 'model', arg: 'NAME', config: 'model', scope: 'server', choices: () => registries.model?.() ?? [], default: 'fork', help: 'concurrency model: {choices}' },
   maxConns: { kind: 'integer', flag: 'max-conns', short: 'c', arg: 'N', config: 'limits.maxConns', scope: 'server', min: 1, max: 1_000_000, default: 40, help: 'concurrent connections; more wait in the backlog' },

@@ -16,7 +16,7 @@ import type { ConnectionLimits, LimitStats } from './admission/limits.js';
 import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { ConnectionPipeline } from './connection/pipeline.js';
 import { Listener } from './net/listener.js';
-import { lookupGroup, lookupUser } from './super/privileges.js';
+import { unixOwner } from './super/privileges.js';
 import { ACCEPT_MODES, checkChoice, checkNumber, checkUnixPath, OPTIONS, parseUnixMode, spareWithProgram, toTimerMs, type OptionSpec } from './options.js';
 import { ProxyRefusals, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
@@ -148,18 +148,6 @@ function proxyTrustOptions(o: ServerOptions): Pick<ProxyGateOptions, 'from' | 'u
   if (o.proxyUntrusted !== undefined) {
     out.untrusted = checkChoice('proxyUntrusted', o.proxyUntrusted, OPTIONS.proxyUntrusted.choices);
   }
-  return out;
-}
-
-/** `USER[:GROUP]` of unixOwner as ids (names from /etc/passwd, /etc/group); throws InvalidOptionError naming unixOwner. */
-export function unixOwner(owner: string | undefined, label = 'unixOwner'): { uid?: number; gid?: number } {
-  if (owner === undefined) return {};
-  if (typeof owner !== 'string' || owner === '') throw new InvalidOptionError(label, `must be USER or USER:GROUP, got ${JSON.stringify(owner)}`);
-  const [user, group, extra] = owner.split(':');
-  if (extra !== undefined) throw new InvalidOptionError(label, `must be USER or USER:GROUP, got ${JSON.stringify(owner)}`);
-  const out: { uid?: number; gid?: number } = {};
-  if (user) out.uid = lookupUser(user, label).uid;
-  if (group) out.gid = lookupGroup(group, label);
   return out;
 }
 

@@ -1,7 +1,8 @@
 /**
  * `tcpkit serve [SERVICE]`: argv → createServer, logs to stderr, signals → close.
  */
-import { createServer, unixOwner, type ServerOptions } from '../server.js';
+import { formatEndpoint } from '../address.js';
+import { createServer, type ServerOptions } from '../server.js';
 import { containStderrErrors } from '../log.js';
 import '../models/index.js'; // the --model choices
 import { setProcessTitle } from '../process-title.js';
@@ -16,7 +17,7 @@ import { checkPidFile, removePidFile, writePidFileOrRelease } from './pidfile.js
 import { checkChoice, checkUnixPath, parseUnixMode, choicesOf, MAX_SECONDS, OPTIONS, optionHelp, parseArgsOptions, parseFlag, type NumericOptionName, type OptionName, type OptionSpec, type ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
 import { checkUserFlags, eventWriter, serveConfig, superServerOptions } from './superserve.js';
-import { dropPrivileges } from '../super/privileges.js';
+import { dropPrivileges, unixOwner } from '../super/privileges.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
@@ -245,7 +246,8 @@ export async function serve(argv: string[]): Promise<number> {
       })();
     });
     // Only now: a script may signal the server the moment it reads the port.
-    if (values['print-port']) process.stdout.write(`${local.port}\n`);
+    // A UNIX socket has no port: its address (`unix:/run/x.sock`) is the line.
+    if (values['print-port']) process.stdout.write(`${local.family === 'unix' ? formatEndpoint(local) : local.port}\n`);
     if (notifyFd !== undefined) notifyReady(notifyFd);
   });
 }

@@ -68,7 +68,7 @@ export async function checkConfigFile(file: string, overrides: CheckOverrides = 
     // The options as createServer checks them, per listen address (nothing is bound by a constructor),
     // then what listen() refuses before serving: the handler loads, no spare for a program (Server.check).
     try {
-      const servers = svc.listen.map((address) => new Server({ ...svc.options, host: address.host, port: address.port }));
+      const servers = svc.listen.map((address) => new Server({ ...svc.options, host: address.host, port: address.port, ...(address.path !== undefined && { path: address.path }) }));
       await servers[0]?.check();
     } catch (err) {
       problems.push(`${file}: services.${svc.name}: ${messageOf(err)}`);
