@@ -294,3 +294,46 @@ describe('10,000 connections', () => {
     await s.stop();
   });
 });
+
+describe('client, bench and status on a UNIX socket', () => {
+  it('tcpkit client unix:PATH echoes stdin; a missing socket exits 111 naming it', async () => {
+    const where = sockPath();
+    const s = await serveUnix(where, ['--model', 'event']);
+    const r = await run(['client', `unix:${where}`], { input: 'from the client\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.toString(), 'from the client\n');
+    const missing = await run(['client', `unix:${where}.none`], { input: '' });
+    assert.equal(missing.code, 111);
+    assert.match(missing.stderr, new RegExp(`connect ENOENT unix:${where.replace(/[.]/g, '\\.')}\\.none`));
+    await s.stop();
+  });
+
+  it('tcpkit bench unix:PATH --mode echo', async () => {
+    const where = sockPath();
+    const s = await serveUnix(where, ['--model', 'event', '-q']);
+    const r = await run(['bench', `unix:${where}`, '--mode', 'echo', '--conns', '300', '--clients', '3', '--json', '--server-pid', String(s.pid)]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout.toString()) as { target: string; connections: { completed: number; failed: number } };
+    assert.equal(report.target, `unix:${where}`);
+    assert.equal(report.connections.completed, 900);
+    assert.equal(report.connections.failed, 0);
+    await s.stop();
+  });
+
+  it('tcpkit status lists the UNIX listener and its connections', async () => {
+    const where = sockPath();
+    // Without --admin: what /proc shows (the listener in the server and both workers, the connection in one).
+    const s = await serveUnix(where, ['--model', 'prefork', '--workers', '2']);
+    const held = net.connect({ path: where });
+    await new Promise((r) => held.once('connect', r));
+    await s.waitFor(/^accept /m);
+    const st = await run(['status', '--pid', String(s.pid)]);
+    assert.equal(st.code, 0, String(st.stderr));
+    const r = { stdout: st.stdout.toString() };
+    assert.match(r.stdout, /Active UNIX domain sockets/);
+    assert.match(r.stdout, new RegExp(`^${where.replace(/[.]/g, '\\.')}\\s+LISTEN\\s+\\d+\\s+${s.pid},\\d+,\\d+$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^${where.replace(/[.]/g, '\\.')}\\s+CONNECTED\\s+\\d+\\s+\\d+$`, 'm'));
+    held.destroy();
+    await s.stop();
+  });
+});
