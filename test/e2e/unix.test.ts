@@ -337,3 +337,27 @@ describe('client, bench and status on a UNIX socket', () => {
     await s.stop();
   });
 });
+
+describe('tcpkit check on a UNIX socket path', () => {
+  it('names a missing directory, a non-socket at the path, a live server, a mode nobody can connect with, an unknown owner', async () => {
+    const plain = path.join(dir, 'plain-file');
+    fs.writeFileSync(plain, '');
+    const live = sockPath();
+    const s = await serveUnix(live, ['--model', 'event']);
+    const cases: Array<[string[], RegExp]> = [
+      [['--unix', path.join(dir, 'no-such-dir', 'x.sock')], /--unix: directory \S+no-such-dir does not exist/],
+      [['--unix', plain], /--unix: \S+plain-file exists and is not a socket/],
+      [['--unix', live], /--unix: a server is accepting on /],
+      [['--unix', sockPath(), '--unix-mode', '0555'], /--unix: mode "0555" gives nobody write permission/],
+      [['--unix', sockPath(), '--unix-owner', 'no-such-user-x'], /--unix-owner: no such user "no-such-user-x"/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await run(['check', ...args]);
+      assert.equal(r.code, 100, `${args.join(' ')}: ${String(r.stderr)}`);
+      assert.match(String(r.stderr), re);
+    }
+    const ok = await run(['check', '--unix', sockPath(), '--unix-mode', '0600']);
+    assert.equal(ok.code, 0, String(ok.stderr));
+    await s.stop();
+  });
+});
