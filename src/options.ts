@@ -158,7 +158,7 @@ export const OPTIONS = {
   host: { kind: 'string', flag: 'host', arg: 'ADDR', scope: 'server', default: '0.0.0.0', help: 'address to bind (IPv4/IPv6 literal, [IPv6], or name)' },
   port: { kind: 'integer', flag: 'port', short: 'p', arg: 'PORT', scope: 'server', min: 0, max: 65535, default: DEFAULT_PORT, help: 'port to bind (0: the kernel picks)' },
   path: { kind: 'string', flag: 'unix', arg: 'PATH', scope: 'server', default: undefined, help: 'listen on the UNIX-domain socket PATH instead of a port (@NAME: abstract namespace);\na stale socket file is replaced, a live one or a non-socket refused' },
-  unixMode: { kind: 'string', flag: 'unix-mode', arg: 'MODE', config: 'unixMode', scope: 'server', default: '0660', help: "octal permissions of the --unix socket file, set before it accepts anyone\n(0660: the owner and the group may connect, as systemd's SocketMode=)" },
+  unixMode: { kind: 'string', flag: 'unix-mode', arg: 'MODE', config: 'unixMode', scope: 'server', default: '0660', help: "octal permissions of the --unix socket file, set before it accepts anyone\n(0660: only its owner and group may connect, access given by group membership)" },
   unixOwner: { kind: 'string', flag: 'unix-owner', arg: 'USER[:GROUP]', config: 'unixOwner', scope: 'server', default: undefined, defaultText: "the server's", help: 'owner (and group) of the --unix socket file, set before it accepts anyone' },
   backlog: { kind: 'integer', flag: 'backlog', arg: 'N', config: 'backlog', scope: 'server', min: 1, max: 65535, default: DEFAULT_BACKLOG, help: 'listen(2) backlog' },
   printPort: { kind: 'boolean', flag: 'print-port', scope: 'cli', default: false, help: 'print the bound port (with --unix: unix:PATH) as the first line of stdout' },
