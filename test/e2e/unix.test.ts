@@ -56,6 +56,7 @@ function runCmd(argv: string[], input: string, asNobody = false) {
 }
 
 const MODELS: Array<[string, string[]]> = [
+  // every model, and the ways a pool gets its connections
   ['iterative', ['--model', 'iterative']],
   ['event', ['--model', 'event']],
   ['fork', ['--model', 'fork']],
@@ -82,6 +83,19 @@ describe('echo on a UNIX socket under every model', { skip: socat && unixclient 
       await s.waitFor(new RegExp(`^accept uid=${process.getuid!()},gid=\\d+,pid=\\d+ -> unix:${where.replace(/[.]/g, '\\.')} unix pid \\d+ count \\d+/40 id \\d+$`, 'm'));
       assert.deepEqual(await s.stop(), { code: 0, signal: null });
       assert.equal(fs.existsSync(where), false, 'the socket file is removed at shutdown');
+    });
+  }
+});
+
+describe("a handler's info on a UNIX socket", () => {
+  for (const model of ['event', 'fork', 'prefork', 'threads']) {
+    it(`${model}: info.remote has the peer's pid, uid and gid; info.local the path`, async () => {
+      const where = sockPath();
+      const s = await serveUnix(where, ['--model', model, '--handler', path.join(import.meta.dirname, '..', 'fixtures', 'peer-info-handler.js')]);
+      const got = JSON.parse((await unixExchange(where, '')).toString()) as { local: unknown; remote: unknown };
+      assert.deepEqual(got.local, { address: where, port: 0, family: 'unix' });
+      assert.deepEqual(got.remote, { address: '', port: 0, family: 'unix', pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
+      await s.stop();
     });
   }
 });
