@@ -352,6 +352,27 @@ describe('client, bench and status on a UNIX socket', () => {
   });
 });
 
+describe('the admin endpoint on a UNIX server', () => {
+  it('/status names the listener and lists the connection with its credentials, and the UNIX sockets from /proc', async () => {
+    const where = sockPath();
+    const s = await serveUnix(where, ['--model', 'event', '--admin', '127.0.0.1:0']);
+    const url = (await s.waitFor(/^admin (http:\/\/\S+) pid/m))[1]!;
+    const held = net.connect({ path: where });
+    await new Promise((r) => held.once('connect', r));
+    await s.waitFor(/^accept /m);
+    const status = (await (await fetch(new URL('status', url))).json()) as {
+      server: { local: unknown; connections: Array<{ remote: { uid?: number; pid?: number } }> };
+      unix?: Array<{ path: string; state: string }>;
+    };
+    assert.deepEqual(status.server.local, { address: where, port: 0, family: 'unix' });
+    assert.equal(status.server.connections[0]?.remote.uid, process.getuid!());
+    assert.equal(status.server.connections[0]?.remote.pid, process.pid);
+    assert.deepEqual(status.unix?.map((u) => [u.path, u.state]), [[where, 'LISTEN'], [where, 'CONNECTED']]);
+    held.destroy();
+    await s.stop();
+  });
+});
+
 describe('tcpkit check on a UNIX socket path', () => {
   it('names a missing directory, a non-socket at the path, a live server, a mode nobody can connect with, an unknown owner', async () => {
     const plain = path.join(dir, 'plain-file');
