@@ -93,10 +93,16 @@ static napi_value UnixListen(napi_env env, napi_callback_info info) {
     /* Owner first: chown by root may clear set-id bits, never the permission bits set next. */
     step = "chown";
     if ((uid >= 0 || gid >= 0) && lchown(sa.sun_path, (uid_t)uid, (gid_t)gid) < 0) goto unlink_fail;
+    /* Never through a symbolic link: in a directory others may write, the socket file could be swapped for a
+     * link to a file of their choosing between bind and chmod (lchown and AT_SYMLINK_NOFOLLOW refuse it). */
     step = "chmod";
-    if (mode >= 0 && chmod(sa.sun_path, (mode_t)mode) < 0) goto unlink_fail;
+    if (mode >= 0 && fchmodat(AT_FDCWD, sa.sun_path, (mode_t)mode, AT_SYMLINK_NOFOLLOW) < 0) goto unlink_fail;
     step = "stat";
     if (lstat(sa.sun_path, &st) < 0) goto unlink_fail;
+    if (!S_ISSOCK(st.st_mode)) {
+      close(fd);
+      return throw_errno(env, "bind", EEXIST);
+    }
   }
   step = "listen";
   if (listen(fd, backlog) < 0) goto unlink_fail;
