@@ -396,3 +396,28 @@ describe('tcpkit check on a UNIX socket path', () => {
     await s.stop();
   });
 });
+
+describe('the library on a UNIX socket', () => {
+  it('createServer({ path, unixMode }) and connect({ path }): echo, the peer in the accept event, the file gone after close', async () => {
+    const { createServer, connect } = await import('../../src/index.js');
+    const where = sockPath();
+    const server = createServer({ path: where, unixMode: '0600', model: 'event', service: 'echo' });
+    const events: Array<{ type: string; remote?: { uid?: number; pid?: number } }> = [];
+    server.on('event', (e) => events.push(e as (typeof events)[number]));
+    assert.deepEqual(await server.listen(), { address: where, port: 0, family: 'unix' });
+    assert.equal(fs.statSync(where).mode & 0o777, 0o600);
+    const socket = await connect({ path: where });
+    const got = await new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (b: Buffer) => (text += b.toString()));
+      socket.on('end', () => resolve(text));
+      socket.end('library');
+    });
+    assert.equal(got, 'library');
+    const accept = events.find((e) => e.type === 'accept');
+    assert.equal(accept?.remote?.uid, process.getuid!());
+    assert.equal(accept?.remote?.pid, process.pid);
+    await server.close();
+    assert.equal(fs.existsSync(where), false);
+  });
+});
