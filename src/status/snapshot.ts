@@ -229,8 +229,11 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
         a.local.address.localeCompare(b.local.address),
     );
 
-  // UNIX-domain listeners and connections of the tree (a UNIX socket has no port to select by).
-  if (avail.available && treeInodes.size > 0) {
+  // UNIX-domain listeners and connections of the tree (a UNIX socket has no port to select by): for a server on
+  // a UNIX socket, or any process looked at by pid; a TCP server's snapshot (the admin endpoint's, every second)
+  // does not read the host's whole /proc/net/unix for nothing.
+  const unixWanted = all.length === 0 || all.some((x) => x.local?.family === 'unix');
+  if (avail.available && unixWanted && treeInodes.size > 0) {
     const unix = readUnixSockets(undefined, treeInodes).map((u) => ({ ...u, pids: owners.get(u.inode) ?? [] }));
     const max = options.maxSockets ?? Infinity;
     if (unix.length > 0) snap.unix = unix.sort((a, b) => (a.state === 'LISTEN' ? 0 : 1) - (b.state === 'LISTEN' ? 0 : 1) || a.inode - b.inode).slice(0, max);
