@@ -5,7 +5,7 @@
 // a reading): every figure in it comes from this run, every table is stamped with when it ran,
 // the load average at its start and the options of the run. Nothing is kept from an earlier run.
 //
-//   node bench/run.js [--quick] [--only cpu-per-conn,designs,exec,bulk,capacity,growth,launcher] [--rows LIST] [--rounds N]
+//   node bench/run.js [--quick] [--only cpu-per-conn,designs,exec,bulk,capacity,growth,launcher,unix] [--rows LIST] [--rounds N]
 //                     [--out FILE] [--no-install]
 //   (launcher: bench/launcher.js, tcpkit --exec against tcpserver, xinetd, socat with one client; TCPKIT_BEFORE=DIR adds an earlier build)
 //   node bench/run.js --from docs/benchmarks/results.json    (render the same run's document again, no measuring)
@@ -66,7 +66,7 @@ if (parsed.values.help) {
 }
 const flags = parsed.values;
 const QUICK = Boolean(flags.quick);
-const PARTS = ['cpu-per-conn', 'designs', 'exec', 'bulk', 'capacity', 'growth', 'launcher'];
+const PARTS = ['cpu-per-conn', 'designs', 'exec', 'bulk', 'capacity', 'growth', 'launcher', 'unix'];
 const ONLY = new Set((flags.only ?? PARTS.join(',')).split(','));
 for (const part of ONLY) if (!PARTS.includes(part)) usage(`--only: unknown part ${JSON.stringify(part)} (parts: ${PARTS.join(', ')})`);
 const ROWS = flags.rows ? flags.rows.split(',').filter(Boolean) : undefined;
@@ -150,6 +150,7 @@ const COUNTS = {
   cpuPerConn: { procs: 2, conns: QUICK ? 1000 : 5000, warm: QUICK ? 200 : 500, bytes: 4000, rounds: ROUNDS },
   designs: { clients: 2, conns: QUICK ? 500 : 5000, forkConns: QUICK ? 40 : 200, bytes: 4000 },
   exec: { clients: 4, conns: QUICK ? 100 : 500, bytes: 64 },
+  unix: { clients: 4, conns: QUICK ? 500 : 2500, execConns: QUICK ? 100 : 500, bytes: 64, rounds: ROUNDS },
   bulk: { size: QUICK ? 256 * 2 ** 20 : 2 * 2 ** 30, rounds: ROUNDS },
   capacity: { target: QUICK ? 20_000 : 100_000, perShard: 15_000, hold: 600 },
   growth: { levels: [1, 10, 100, 1000], total: QUICK ? 1000 : 4000, bytes: 4000 },
@@ -332,6 +333,53 @@ async function execRows() {
   const results = [];
   for (const row of rows) results.push(await measure(row.label, row.start, args));
   return results;
+}
+
+// ---------------------------------------------------------------- 7. UNIX-domain sockets (issue 22)
+/**
+ * Echo over a UNIX socket against the same over TCP loopback (event, prefork x2), and --exec /bin/cat over a
+ * UNIX socket against ucspi-unix's unixserver and socat UNIX-LISTEN,fork EXEC:/bin/cat. One load generator for
+ * every row (`tcpkit bench --mode echo`, which connects by path or by port), every row once per round,
+ * interleaved, medians; CPU per connection is the server's process tree's (children reaped included).
+ */
+async function unixRows() {
+  const c = COUNTS.unix;
+  const load = (conns) => ['--mode', 'echo', '--clients', String(c.clients), '--conns', String(conns), '--bytes', String(c.bytes), '--duration', '240'];
+  const unixAvailable = /--unix\b/.test(peers.serveHelp());
+  const over = (label, transport, extra, conns) => ({
+    label,
+    conns,
+    start:
+      transport === 'tcp'
+        ? () => peers.tcpkit(label, ['--max-conns', '1000', ...extra])
+        : unixAvailable
+          ? () => peers.tcpkitUnix(label, ['--max-conns', '1000', ...extra])
+          : () => Promise.reject(new Error(NOT_AVAILABLE('--unix'))),
+  });
+  const rows = [
+    over('echo event TCP', 'tcp', ['echo', '--model', 'event'], c.conns),
+    over('echo event UNIX', 'unix', ['echo', '--model', 'event'], c.conns),
+    ...(hasModel('prefork')
+      ? [over('echo prefork x2 TCP', 'tcp', ['echo', '--model', 'prefork', '--workers', '2'], c.conns), over('echo prefork x2 UNIX', 'unix', ['echo', '--model', 'prefork', '--workers', '2'], c.conns)]
+      : []),
+    over('tcpkit --exec /bin/cat UNIX', 'unix', ['--exec', '--', '/bin/cat'], c.execConns),
+    { label: 'unixserver cat', conns: c.execConns, start: peers.unixserver },
+    { label: 'socat UNIX-LISTEN,fork EXEC:/bin/cat', conns: c.execConns, start: peers.socatUnix },
+  ].filter((r) => keepRow(r.label, r.label === 'unixserver cat'));
+  const samples = await interleaved('unix', rows, c.rounds, async (server, row, round) => {
+    const report = await runLoad(server.port, [...load(row.conns), '--server-pid', String(server.pid)]);
+    const done = report.connections.completed;
+    const cpu = report.server?.cpu?.totalSeconds;
+    const sample = { perSecond: report.connections.perSecond, cpuMsPerConn: done > 0 && typeof cpu === 'number' ? (cpu * 1000) / done : null, errors: report.errors ?? {}, failed: report.connections.failed };
+    log(`unix round ${round} ${row.label}: ${int(sample.perSecond)}/s, ${fixed(sample.cpuMsPerConn, 3)} ms CPU/conn, errors ${errorsOf(report)}`);
+    return sample;
+  });
+  return rows.map((row) => {
+    const got = samples.get(row.label);
+    const ok = got.filter((x) => !x.reason);
+    if (ok.length === 0) return { label: row.label, reason: got[0]?.reason ?? 'not measured' };
+    return { label: row.label, perSecond: median(ok.map((x) => x.perSecond)), cpuMsPerConn: median(ok.map((x) => x.cpuMsPerConn)), failed: ok.reduce((n, x) => n + x.failed, 0), rounds: ok.length };
+  });
 }
 
 // ---------------------------------------------------------------- 3. bulk
@@ -659,6 +707,35 @@ function execSection(results, stamp) {
       }),
     ),
   );
+  return lines.join('\n');
+}
+
+function unixSection(rows, stamp) {
+  const c = COUNTS.unix;
+  const by = (label) => rows.find((r) => r.label === label && !r.reason);
+  const ratio = (a, b) => (a && b && a.perSecond && b.perSecond ? `${fixed(a.perSecond / b.perSecond)}x` : '—');
+  const lines = [
+    '## 7. UNIX-domain sockets',
+    '',
+    stamp,
+    '',
+    `${c.clients} concurrent clients (\`tcpkit bench --mode echo\`, by path or by port) x ${c.conns} connections each for echo, ` +
+      `${c.execConns} each for a program per connection; each connection sends one ${c.bytes}-byte line, reads it back and closes. ` +
+      `Medians of ${c.rounds} interleaved round(s). CPU per connection: the server's process tree, children included.`,
+    '',
+    '| server | conns/s | CPU ms / conn | UNIX vs TCP (conns/s) | vs unixserver | failed |',
+    '|---|---:|---:|---:|---:|---:|',
+  ];
+  const base = by('unixserver cat');
+  for (const r of rows) {
+    if (r.reason) {
+      lines.push(`| ${r.label} | ${reasonCell(r)} | | | | |`);
+      continue;
+    }
+    const tcp = r.label.endsWith(' UNIX') ? by(r.label.replace(/ UNIX$/, ' TCP')) : undefined;
+    const vsBase = /cat/.test(r.label) && base ? ratio(r, base) : '—';
+    lines.push(`| ${r.label} | ${int(r.perSecond)} | ${fixed(r.cpuMsPerConn, 3)} | ${tcp ? ratio(r, tcp) : '—'} | ${vsBase} | ${int(r.failed)} |`);
+  }
   return lines.join('\n');
 }
 
@@ -1005,7 +1082,7 @@ async function main() {
     const saved = JSON.parse(fs.readFileSync(flags.from, 'utf8'));
     ({ machine: { before, after }, minutes, generatedAt, build, quick, options } = saved);
     Object.assign(COUNTS, saved.counts);
-    for (const k of [...PART_KEYS, 'nodeStartMs', 'models', 'stamps']) if (saved[k] !== undefined) all[k] = saved[k];
+    for (const k of [...PART_KEYS, 'unix', 'nodeStartMs', 'models', 'stamps']) if (saved[k] !== undefined) all[k] = saved[k];
   } else {
     if (!flags['no-install']) for (const line of peers.installPeers()) log(line);
     before = machine();
@@ -1030,6 +1107,7 @@ async function main() {
     await part('capacity', 'capacity', capacity);
     await part('growth', 'growth', growth);
     await part('launcher', 'launcher', launcherTable);
+    await part('unix', 'unix', unixRows);
     minutes = ((Date.now() - t0) / 60_000).toFixed(1);
     after = machine();
     build = serverBuild();
@@ -1090,6 +1168,9 @@ async function main() {
     all.growth ? safe('table 5', () => growthSection(all.growth, stamp('growth'), all.cpuPerConn)) : '',
     '',
     all.launcher ? safe('section 6', () => launcherSection(all.launcher, stamp('launcher'))) : '',
+    '',
+    // Rendered only when measured: a results.json from before this part renders as it did.
+    all.unix ? safe('table 7', () => unixSection(all.unix, stamp('unix'))) : '',
     '',
     reading ? `## Reading\n\n${reading}` : '',
     '',

@@ -23,6 +23,7 @@
  *
  * onExit / launch / kill: the per-connection process launcher, in launch.c.
  * shmCreate / shmMap: memory shared with pool workers, in shm.c.
+ * unixListen / unixProbe / unixPeer: UNIX-domain listening and peer credentials, in unix.c.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -38,6 +39,7 @@
 #include <netinet/in.h>
 #include "launch.h"
 #include "shm.h"
+#include "unix.h"
 
 static const char *errno_name(int err) {
   switch (err) {
@@ -346,6 +348,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "watchClose", fn);
   launch_init(env, exports);
   shm_init(env, exports);
+  unix_init(env, exports);
   return exports;
 }
 

@@ -7,14 +7,33 @@ import net from 'node:net';
 import os from 'node:os';
 import { InvalidOptionError } from './errors.js';
 
-/** `IPv4` or `IPv6`, as Node names address families. */
-export type Family = 'IPv4' | 'IPv6';
+/** `IPv4` or `IPv6`, as Node names address families; `unix` for a UNIX-domain socket (AF_UNIX). */
+export type Family = 'IPv4' | 'IPv6' | 'unix';
 
-/** One end of a TCP connection. */
+/**
+ * One end of a connection. For a UNIX-domain socket (`family: 'unix'`) `address` is the socket's path
+ * (`@name` in the abstract namespace; '' for a peer that bound no name, the usual case) and `port` 0; the
+ * remote end of an accepted UNIX connection carries the peer's credentials as the kernel recorded them at
+ * connect (SO_PEERCRED): `pid`, `uid`, `gid`. Absent for TCP.
+ */
 export interface Endpoint {
   address: string;
   port: number;
   family: Family;
+  /** UNIX peers only: the connecting process's pid (SO_PEERCRED). */
+  pid?: number;
+  /** UNIX peers only: its effective uid. */
+  uid?: number;
+  /** UNIX peers only: its effective gid. */
+  gid?: number;
+}
+
+/** The prefix that names a UNIX-domain socket address where a TCP one could stand (`unix:/run/x.sock`). */
+export const UNIX_PREFIX = 'unix:';
+
+/** Whether `text` names a UNIX-domain socket (`unix:/path`, `unix:@name`). */
+export function isUnixAddress(text: string): boolean {
+  return text.startsWith(UNIX_PREFIX);
 }
 
 /**
@@ -59,9 +78,19 @@ export function formatAddress(address: string, port: number): string {
   return net.isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
-/** `formatAddress` for an Endpoint. */
+/**
+ * `formatAddress` for an Endpoint. A UNIX socket is `unix:/run/x.sock` (`unix:@name`); a UNIX peer with
+ * credentials is `uid=1000,gid=1000,pid=4321` (a peer has no name of its own: who it is, is what counts).
+ */
 export function formatEndpoint(e: Endpoint): string {
-  return formatAddress(e.address, e.port);
+  if (e.family !== 'unix') return formatAddress(e.address, e.port);
+  if (e.uid !== undefined) return `uid=${e.uid},gid=${e.gid ?? -1},pid=${e.pid ?? 0}`;
+  return `${UNIX_PREFIX}${e.address}`;
+}
+
+/** The source a UNIX peer counts as for --per-source and --rate: its uid (`uid:1000`). */
+export function unixSource(uid: number): string {
+  return `uid:${uid}`;
 }
 
 /** The family of an IP literal, or undefined for a name. */
@@ -186,6 +215,8 @@ export function realEndpointsOf(socket: net.Socket, local?: Endpoint): { local: 
  * address, and each connection must be asked. Used to spare a system call per connection.
  */
 export function acceptedLocal(listening: Endpoint): Endpoint | undefined {
+  // A UNIX socket accepts on its one path.
+  if (listening.family === 'unix') return listening;
   const { address } = listening;
   if (address === '0.0.0.0' || address === '::' || net.isIP(address) === 0 || address.startsWith('::ffff:')) return undefined;
   return { address, port: listening.port, family: listening.family };

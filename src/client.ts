@@ -16,6 +16,8 @@ export interface ConnectOptions {
   host?: string;
   /** Server port. Default 9877. */
   port?: number;
+  /** A UNIX-domain socket path to connect to instead of host and port (`source` and `proxy` do not apply). Default none. */
+  path?: string;
   /** Local address to bind before connecting (the client's source address). Default: the kernel chooses. */
   source?: string;
   /** Milliseconds to wait for the handshake. Default 10000; 0 means no limit. */
@@ -26,6 +28,33 @@ export interface ConnectOptions {
    * `source` defaults to this connection's own local end, the destination is the server.
    */
   proxy?: { version: 1 | 2; source?: { address: string; port: number } };
+}
+
+/**
+ * Connect to a UNIX-domain socket at `path`. Node 20 connects by a NUL-terminated path, so an abstract
+ * name (`@name`) cannot be reached: refused with a message saying so (socat's ABSTRACT-CONNECT can).
+ */
+function connectUnix(path: string, timeout: number): Promise<net.Socket> {
+  if (path === '' || path.startsWith('@')) {
+    throw new InvalidOptionError('path', `${JSON.stringify(path)}: give a socket file's path (an abstract @name cannot be reached from Node 20; use socat - ABSTRACT-CONNECT:NAME)`);
+  }
+  const where = `unix:${path}`;
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ path, allowHalfOpen: true });
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (err: Error) => {
+      if (timer) clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    if (timeout > 0) timer = setTimeout(() => fail(new ConnectTimeoutError(where, timeout)), timeout);
+    socket.once('error', (err) => fail(new SystemCallError('connect', where, err)));
+    socket.once('connect', () => {
+      if (timer) clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
 }
 
 /**
@@ -43,6 +72,7 @@ export function connect(options: ConnectOptions = {}): Promise<net.Socket> {
   if (typeof timeout !== 'number' || timeout < 0 || !Number.isFinite(timeout)) {
     throw new InvalidOptionError('timeout', `must be milliseconds >= 0, got ${JSON.stringify(options.timeout)}`);
   }
+  if (options.path !== undefined) return connectUnix(options.path, timeout);
   const claimed = options.proxy?.source?.address;
   if (options.proxy && (![1, 2].includes(options.proxy.version) || (claimed !== undefined && net.isIP(claimed) === 0))) {
     throw new InvalidOptionError('proxy', `must be { version: 1 | 2, source?: { address: IP, port } }, got ${JSON.stringify(options.proxy)}`);

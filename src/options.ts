@@ -157,8 +157,11 @@ export const OPTIONS = {
   service: { kind: 'string', scope: 'server', default: 'echo', help: 'the service: a built-in name (SERVICE), a --handler module or --exec' },
   host: { kind: 'string', flag: 'host', arg: 'ADDR', scope: 'server', default: '0.0.0.0', help: 'address to bind (IPv4/IPv6 literal, [IPv6], or name)' },
   port: { kind: 'integer', flag: 'port', short: 'p', arg: 'PORT', scope: 'server', min: 0, max: 65535, default: DEFAULT_PORT, help: 'port to bind (0: the kernel picks)' },
+  path: { kind: 'string', flag: 'unix', arg: 'PATH', scope: 'server', default: undefined, help: 'listen on the UNIX-domain socket PATH instead of a port (@NAME: abstract namespace);\na stale socket file is replaced, a live one or a non-socket refused' },
+  unixMode: { kind: 'string', flag: 'unix-mode', arg: 'MODE', config: 'unixMode', scope: 'server', default: '0660', help: "octal permissions of the --unix socket file, set before it accepts anyone\n(0660: only its owner and group may connect, access given by group membership)" },
+  unixOwner: { kind: 'string', flag: 'unix-owner', arg: 'USER[:GROUP]', config: 'unixOwner', scope: 'server', default: undefined, defaultText: "the server's", help: 'owner (and group) of the --unix socket file, set before it accepts anyone' },
   backlog: { kind: 'integer', flag: 'backlog', arg: 'N', config: 'backlog', scope: 'server', min: 1, max: 65535, default: DEFAULT_BACKLOG, help: 'listen(2) backlog' },
-  printPort: { kind: 'boolean', flag: 'print-port', scope: 'cli', default: false, help: 'print the bound port as the first line of stdout' },
+  printPort: { kind: 'boolean', flag: 'print-port', scope: 'cli', default: false, help: 'print the bound port (with --unix: unix:PATH) as the first line of stdout' },
   pidFile: { kind: 'string', flag: 'pid-file', arg: 'PATH', scope: 'cli', default: undefined, help: "write the server's pid to PATH once listening (atomically); removed on exit" },
   model: { kind: 'choice', flag: 'model', arg: 'NAME', config: 'model', scope: 'server', choices: () => registries.model?.() ?? [], default: 'fork', help: 'concurrency model: {choices}' },
   maxConns: { kind: 'integer', flag: 'max-conns', short: 'c', arg: 'N', config: 'limits.maxConns', scope: 'server', min: 1, max: 1_000_000, default: 40, help: 'concurrent connections; more wait in the backlog' },
@@ -186,10 +189,10 @@ export const OPTIONS = {
   resolve: { kind: 'boolean', flag: 'resolve', scope: 'cli', services: 'program', default: false, help: 'exec: also set TCPREMOTEHOST/TCPLOCALHOST by name lookup (tcpserver -h)' },
   envClear: { kind: 'boolean', flag: 'env-clear', scope: 'cli', services: 'program', default: false, help: "exec: pass the program none of the server's environment (default: all of it),\nonly the UCSPI variables, the access rule's and the --env-pass names" },
   envPass: { kind: 'string', flag: 'env-pass', arg: 'NAME', scope: 'cli', services: 'program', multiple: true, default: undefined, help: "with --env-clear: pass the server's NAME on as well; repeatable" },
-  allow: { kind: 'string', flag: 'allow', arg: 'ADDR[/LEN]', scope: 'cli', multiple: true, default: undefined, help: 'access rule; repeatable, in order, first match wins (IPv4, IPv6, "all")' },
+  allow: { kind: 'string', flag: 'allow', arg: 'ADDR[/LEN]', scope: 'cli', multiple: true, default: undefined, help: 'access rule; repeatable, in order, first match wins (IPv4, IPv6, "all";\nUNIX peers: uid:N, gid:N, user:NAME, group:NAME)' },
   deny: { kind: 'string', flag: 'deny', arg: 'ADDR[/LEN]', scope: 'cli', multiple: true, default: undefined, help: 'access rule; with any --allow, unmatched peers are denied' },
-  perSource: { kind: 'integer', flag: 'per-source', arg: 'N', config: 'limits.perSource', scope: 'server', min: 0, max: 1_000_000, default: 0, defaultText: '0: unlimited', help: 'concurrent connections from one address' },
-  rate: { kind: 'integer', flag: 'rate', arg: 'N', config: 'limits.rate', scope: 'server', min: 0, max: 1_000_000, default: 0, defaultText: '0: unlimited', help: 'new connections per second from one address' },
+  perSource: { kind: 'integer', flag: 'per-source', arg: 'N', config: 'limits.perSource', scope: 'server', min: 0, max: 1_000_000, default: 0, defaultText: '0: unlimited', help: 'concurrent connections from one address (UNIX: one uid)' },
+  rate: { kind: 'integer', flag: 'rate', arg: 'N', config: 'limits.rate', scope: 'server', min: 0, max: 1_000_000, default: 0, defaultText: '0: unlimited', help: 'new connections per second from one address (UNIX: one uid)' },
   idleTimeout: seconds('idle-timeout', 0, 'close a connection without traffic this long', { config: 'limits.idleTimeout', defaultText: '0: never' }),
   timeLimit: seconds('time-limit', 0, 'close a connection open this long', { config: 'limits.timeLimit', defaultText: '0: never' }),
   user: { kind: 'string', flag: 'user', arg: 'USER', scope: 'cli', default: undefined, help: 'after binding, run as USER (name or uid; needs root)' },
@@ -270,6 +273,31 @@ export function parseFlag(name: NumericOptionName, text: string | undefined): nu
   const syntax = o.kind === 'integer' ? /^\d+$/ : /^\d+(\.\d+)?$/;
   const value = syntax.test(text) ? Number(text) : NaN;
   if (!fits(o, value)) throw new InvalidOptionError(label, `${numericRule(name)}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/**
+ * A UNIX socket file's permission bits: an octal string (`0660`, `600`) or a number (0o660), at most 0777.
+ * Undefined gives the table's default. Throws InvalidOptionError naming `label`.
+ */
+export function parseUnixMode(value: unknown, label = 'unixMode'): number {
+  const v = value ?? OPTIONS.unixMode.default;
+  const n = typeof v === 'string' && /^0?[0-7]{1,3}$/.test(v) ? parseInt(v, 8) : typeof v === 'number' && Number.isInteger(v) ? v : NaN;
+  if (!(n >= 0 && n <= 0o777)) throw new InvalidOptionError(label, `must be octal permissions from 0000 to 0777, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The longest UNIX socket path (sun_path holds 108 bytes with the terminating NUL). */
+export const MAX_UNIX_PATH = 107;
+
+/** Check a UNIX socket path or `@name`: not empty, no NUL, fits sun_path. Throws InvalidOptionError naming `label`. */
+export function checkUnixPath(value: unknown, label = 'path'): string {
+  if (typeof value !== 'string' || value === '' || value === '@' || value.includes('\0')) {
+    throw new InvalidOptionError(label, `must be a socket path or @name, got ${JSON.stringify(value)}`);
+  }
+  if (Buffer.byteLength(value) > MAX_UNIX_PATH) {
+    throw new InvalidOptionError(label, `${JSON.stringify(value)} is longer than a UNIX socket address holds (${MAX_UNIX_PATH} bytes)`);
+  }
   return value;
 }
 

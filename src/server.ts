@@ -16,7 +16,8 @@ import type { ConnectionLimits, LimitStats } from './admission/limits.js';
 import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { ConnectionPipeline } from './connection/pipeline.js';
 import { Listener } from './net/listener.js';
-import { ACCEPT_MODES, checkChoice, checkNumber, OPTIONS, spareWithProgram, toTimerMs, type OptionSpec } from './options.js';
+import { unixOwner } from './super/privileges.js';
+import { ACCEPT_MODES, checkChoice, checkNumber, checkUnixPath, OPTIONS, parseUnixMode, spareWithProgram, toTimerMs, type OptionSpec } from './options.js';
 import { ProxyRefusals, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
@@ -35,6 +36,15 @@ export interface ServerOptions extends ModelOptions {
   port?: number;
   /** listen(2) backlog. Default OPTIONS.backlog (Node's own). */
   backlog?: number;
+  /**
+   * Listen on this UNIX-domain socket path instead of host/port (`@name`: the abstract namespace). Peers are
+   * then known by their credentials (info.remote.uid/gid/pid). Default none (TCP). See docs/unix.md.
+   */
+  path?: string;
+  /** Permissions of the `path` socket file, set before it accepts anyone: octal string or number. Default OPTIONS.unixMode (0660). */
+  unixMode?: string | number;
+  /** Owner of the `path` socket file, `USER[:GROUP]` (names or ids), set before it accepts anyone. Default: the server's. */
+  unixOwner?: string;
   /** Serve on this inherited listening descriptor instead of binding. */
   fd?: number;
   /** Serve on an already-open Listener (tests, socket activation, the super-server). */
@@ -107,6 +117,8 @@ export interface ServerStats {
 }
 
 interface Resolved {
+  /** The UNIX socket to listen on, with its file's mode and owner; undefined for TCP. */
+  unix: { path: string; mode: number; uid?: number; gid?: number } | undefined;
   host: string;
   port: number;
   backlog: number;
@@ -170,6 +182,7 @@ function resolveOptions(o: ServerOptions): Resolved {
   }
   return {
     proxy,
+    unix: o.path === undefined ? undefined : { path: checkUnixPath(o.path, 'path'), mode: parseUnixMode(o.unixMode), ...unixOwner(o.unixOwner) },
     host: checkHost(o.host ?? OPTIONS.host.default, 'host'),
     port: checkNumber('port', o.port),
     backlog: checkNumber('backlog', o.backlog),
@@ -277,7 +290,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         this.#listener = this.#given;
         this.#ownsListener = false;
       } else {
-        this.#listener = await Listener.open({ host: o.host, port: o.port, backlog: o.backlog, fd: o.fd });
+        this.#listener = await Listener.open({ host: o.host, port: o.port, backlog: o.backlog, fd: o.fd, ...(o.unix && { path: o.unix.path, mode: o.unix.mode, uid: o.unix.uid, gid: o.unix.gid }) });
       }
       this.#listener.onError((e) => {
         const suppressed = e.suppressed === undefined ? {} : { suppressed: e.suppressed };
@@ -395,6 +408,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       throw err;
     }
     this.#emit({ type: 'restart', state: 'ready', pid });
+    // The successor serves on the same socket file (a UNIX path) and removes it when it stops.
+    listener.keepFile();
     await this.close({ signal: 'restart' });
     return pid;
   }

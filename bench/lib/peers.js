@@ -5,12 +5,13 @@
 // whose message says why the peer could not run (the table prints it).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { BIN, ROOT, freePort, sleep, spawnTracked, waitListening, waitStdout } from './procs.js';
 
 /** Debian packages of the peers, by the command each provides. */
-export const PEER_PACKAGES = { tcpserver: 'ucspi-tcp', socat: 'socat', xinetd: 'xinetd', ncat: 'ncat', iperf3: 'iperf3' };
+export const PEER_PACKAGES = { tcpserver: 'ucspi-tcp', socat: 'socat', xinetd: 'xinetd', ncat: 'ncat', iperf3: 'iperf3', unixserver: 'ucspi-unix' };
 
 export function hasCommand(cmd) {
   try {
@@ -87,6 +88,58 @@ export async function tcpkit(name, args) {
     process.execPath, SERVER_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--print-port', '-q', ...args,
   ]);
   return started(name, child, async () => Number((await waitStdout(child, /^(\d+)\n/))[1]));
+}
+
+/** A fresh socket path for a UNIX-domain peer (in its own directory, removed with the run's temporary files). */
+function unixPath(name) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-bench-unix-'));
+  return path.join(dir, `${name}.sock`);
+}
+
+/** Wait until a server accepts on a UNIX socket path (a connect that succeeds). */
+async function waitUnix(where, child, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise((resolve) => {
+      const c = net.connect({ path: where }, () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`nothing accepts on ${where}`);
+    await sleep(50);
+  }
+}
+
+/** tcpkit serve --unix PATH with extra args; its `port` is the load target `unix:PATH`. */
+export async function tcpkitUnix(name, args) {
+  const where = unixPath('tcpkit');
+  const child = spawnTracked([process.execPath, SERVER_BIN, 'serve', '--unix', where, '--print-port', '-q', ...args]);
+  return started(name, child, async () => (await waitStdout(child, /^(unix:\S+)\n/))[1]);
+}
+
+/** ucspi-unix's unixserver running cat on a UNIX socket (as many at once as tcpkit's rows allow). */
+export async function unixserver() {
+  need('unixserver');
+  const where = unixPath('unixserver');
+  const child = spawnTracked(['unixserver', '-q', '-c', '1000', '-b', '1024', where, 'cat']);
+  return started('unixserver cat', child, async () => {
+    await waitUnix(where, child);
+    return `unix:${where}`;
+  });
+}
+
+/** socat UNIX-LISTEN:PATH,fork EXEC:/bin/cat. */
+export async function socatUnix() {
+  need('socat');
+  const where = unixPath('socat');
+  const child = spawnTracked(['socat', `UNIX-LISTEN:${where},fork,backlog=1024`, 'EXEC:/bin/cat']);
+  return started('socat unix fork cat', child, async () => {
+    await waitUnix(where, child);
+    return `unix:${where}`;
+  });
 }
 
 /** The floor: a plain single-process Node net server (bench/peers/node-server.js), echo or bench. */

@@ -126,7 +126,9 @@ export function firstLine(text) {
  * Rejects when it prints no report (usage error, crash).
  */
 export async function runLoad(port, args, { timeoutMs = 300_000 } = {}) {
-  const child = spawnTracked([process.execPath, BIN, 'bench', '127.0.0.1', String(port), ...args, '--json', '-q']);
+  // `port` may be a UNIX socket target, `unix:PATH`.
+  const target = typeof port === 'string' && port.startsWith('unix:') ? [port] : ['127.0.0.1', String(port)];
+  const child = spawnTracked([process.execPath, BIN, 'bench', ...target, ...args, '--json', '-q']);
   const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
   const { code } = await child.exited;
   clearTimeout(timer);

@@ -14,13 +14,18 @@
  * `allow: all` or `deny: all` last to say it explicitly.
  */
 import net from 'node:net';
+import type { Endpoint } from '../address.js';
 import { InvalidOptionError } from '../errors.js';
+import { lookupGroup, lookupUser } from '../super/privileges.js';
 
 /** One rule as written in a config file or on the command line. */
 export interface AccessRuleSpec {
   /** `allow` or `deny`. */
   action: 'allow' | 'deny';
-  /** An address (`127.0.0.1`, `::1`), a CIDR block (`127.0.0.0/8`, `fe80::/10`) or `all`. */
+  /**
+   * An address (`127.0.0.1`, `::1`), a CIDR block (`127.0.0.0/8`, `fe80::/10`) or `all`; for UNIX-domain
+   * peers `uid:N`, `gid:N`, `user:NAME` or `group:NAME`.
+   */
   from: string;
   /** Environment variables added for exec programs when this rule allows (default none). */
   env?: Record<string, string>;
@@ -34,6 +39,8 @@ interface Rule {
   env: Readonly<Record<string, string>>;
   /** The rule as logged: `deny:127.0.0.2/32`, without spaces. */
   text: string;
+  /** A UNIX peer rule: which credential it compares, and with what; absent for address rules and `all`. */
+  cred?: { field: 'uid' | 'gid'; id: number };
 }
 
 /** The decision on one peer. */
@@ -110,10 +117,21 @@ function compile(spec: AccessRuleSpec, where: string): Rule {
   if (from === 'all' || from === '*') {
     return { action: spec.action, bytes: new Uint8Array(16), prefix: 0, env: spec.env ?? {}, text: `${spec.action}:all` };
   }
+  const cred = /^(uid|gid|user|group):(.+)$/.exec(from);
+  if (cred) {
+    const [, kind, name] = cred as unknown as [string, 'uid' | 'gid' | 'user' | 'group', string];
+    const numeric = /^\d+$/.test(name) ? Number(name) : undefined;
+    if ((kind === 'uid' || kind === 'gid') && (numeric === undefined || numeric > 0xffffffff)) {
+      throw new InvalidOptionError(where, `${kind}: takes a number, got ${JSON.stringify(spec.from)}`);
+    }
+    const field = kind === 'uid' || kind === 'user' ? 'uid' : 'gid';
+    const id = kind === 'user' ? lookupUser(name, where).uid : kind === 'group' ? lookupGroup(name, where) : numeric!;
+    return { action: spec.action, bytes: new Uint8Array(16), prefix: 0, env: spec.env ?? {}, text: `${spec.action}:${field}:${id}`, cred: { field, id } };
+  }
   const [addr, len, extra] = from.split('/');
   const bytes = addr === undefined ? undefined : ipBytes(addr);
   if (!bytes || extra !== undefined) {
-    throw new InvalidOptionError(where, `expected an IP address, ADDRESS/PREFIX or "all", got ${JSON.stringify(spec.from)}`);
+    throw new InvalidOptionError(where, `expected an IP address, ADDRESS/PREFIX, uid:N, gid:N, user:NAME, group:NAME or "all", got ${JSON.stringify(spec.from)}`);
   }
   const isV4 = net.isIPv4(addr!);
   const max = isV4 ? 32 : 128;
@@ -163,9 +181,23 @@ export class AccessRules {
     const peer = ipBytes(address);
     if (peer) {
       for (const rule of this.#rules) {
-        if (!matches(rule, peer)) continue;
+        if (rule.cred || !matches(rule, peer)) continue;
         return rule.action === 'allow' ? { ok: true, env: rule.env, rule: rule.text } : { ok: false, rule: rule.text };
       }
+    }
+    return this.#defaultAllow ? { ok: true, env: {}, rule: 'default-allow' } : { ok: false, rule: 'default-deny' };
+  }
+
+  /**
+   * Decide on a UNIX-domain peer by its credentials (Endpoint uid/gid, from SO_PEERCRED): the first `uid:`,
+   * `gid:` (the peer's effective gid), `user:`, `group:` or `all` rule that matches wins; address rules are skipped.
+   */
+  checkPeer(remote: Pick<Endpoint, 'uid' | 'gid'>): AccessDecision {
+    if (this.#rules.length === 0) return ALLOW_ALL;
+    for (const rule of this.#rules) {
+      const hit = rule.cred ? remote[rule.cred.field] === rule.cred.id : rule.prefix === 0 && rule.text.endsWith(':all');
+      if (!hit) continue;
+      return rule.action === 'allow' ? { ok: true, env: rule.env, rule: rule.text } : { ok: false, rule: rule.text };
     }
     return this.#defaultAllow ? { ok: true, env: {}, rule: 'default-allow' } : { ok: false, rule: 'default-deny' };
   }

@@ -12,7 +12,9 @@
  * release() when the connection ends.
  */
 import type net from 'node:net';
-import { realEndpointsOf, type ConnectionEnds, type ConnectionInfo, type Endpoint } from '../address.js';
+import { realEndpointsOf, unixSource, type ConnectionEnds, type ConnectionInfo, type Endpoint } from '../address.js';
+import { fdutil } from '../net/fdutil.js';
+import { socketFd } from '../net/internals.js';
 import type { ServerEvent } from '../events.js';
 import type { AccessRules } from './access.js';
 import type { SourceLimits } from './limits.js';
@@ -39,11 +41,36 @@ export interface NotAdmitted {
  * until admitted.
  */
 export function identify(socket: net.Socket, local?: Endpoint, announced?: ConnectionEnds): ConnectionInfo | undefined {
-  const ends = announced ?? realEndpointsOf(socket, local);
+  const ends = announced ?? (local?.family === 'unix' ? unixEndsOf(socket, local) : (realEndpointsOf(socket, local) ?? unixEndsOf(socket, local)));
   if (!ends) return undefined;
   const info: ConnectionInfo = { id: 0, local: ends.local, remote: ends.remote, acceptedAt: Date.now() };
   if (announced?.via) info.via = announced.via;
   return info;
+}
+
+/**
+ * The ends of an accepted UNIX-domain connection: the peer's credentials (SO_PEERCRED: one getsockopt) as
+ * the remote end, the listening path as the local one (getsockname only when not known). Undefined when
+ * the descriptor is gone or is not a UNIX socket (then it is a TCP socket whose peer already left).
+ */
+function unixEndsOf(socket: net.Socket, local?: Endpoint): ConnectionEnds | undefined {
+  const fd = socketFd(socket);
+  if (fd < 0) return undefined;
+  let peer: ReturnType<typeof fdutil.unixPeer>;
+  try {
+    peer = fdutil.unixPeer(fd);
+  } catch {
+    return undefined;
+  }
+  return {
+    local: local ?? { address: peer.path, port: 0, family: 'unix' },
+    remote: { address: '', port: 0, family: 'unix', pid: peer.pid, uid: peer.uid, gid: peer.gid },
+  };
+}
+
+/** The source a peer counts as for the per-source and rate limits: its address, or a UNIX peer's uid. */
+export function sourceOf(remote: Endpoint): string {
+  return remote.family === 'unix' ? unixSource(remote.uid ?? -1) : remote.address;
 }
 
 /** See the file comment. `nextId`: the connection ids of the place that serves (the process's sequence, a worker's blocks). */
@@ -61,9 +88,9 @@ export class Admission {
   /** Decide on an identified connection (its id is ignored: an admitted one gets the next). */
   admit(identified: ConnectionInfo, now = Date.now()): Admitted | NotAdmitted {
     const { remote, local } = identified;
-    const decision = this.#access.check(remote.address);
+    const decision = remote.family === 'unix' ? this.#access.checkPeer(remote) : this.#access.check(remote.address);
     if (!decision.ok) return { ok: false, event: { type: 'deny', remote, local, reason: 'access', rule: decision.rule } };
-    const place = this.#sources.take(remote.address, now);
+    const place = this.#sources.take(sourceOf(remote), now);
     if (!place.ok) return { ok: false, event: { type: 'refuse', remote, local, reason: place.reason } };
     const info: ConnectionInfo = { id: this.#nextId(), local, remote, acceptedAt: identified.acceptedAt };
     if (identified.via) info.via = identified.via;

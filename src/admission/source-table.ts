@@ -100,6 +100,8 @@ function unlock(words: Int32Array): void {
  * IPv6 as access.ts's ipBytes reads it (a zone is not part of the source).
  */
 export function sourceKey(address: string): [number, number, number, number] {
+  // A UNIX peer (`uid:1000`, admission.ts sourceOf): a key no IPv4 peer has and no real IPv6 one would.
+  if (address.startsWith('uid:')) return [-1, -1, -2, Number(address.slice(4)) | 0];
   const v4 = address.startsWith('::ffff:') || address.startsWith('::FFFF:') ? address.slice(7) : address;
   // The usual peer, without ipBytes's copies: one split.
   if (net.isIPv4(v4)) {

@@ -46,7 +46,7 @@ export class LoadRun {
 
   constructor(options: ResolvedBenchOptions) {
     this.options = options;
-    this.address = formatAddress(options.host, options.port);
+    this.address = options.path !== undefined ? `unix:${options.path}` : formatAddress(options.host, options.port);
   }
 
   /** Milliseconds since the run started (or its length, once ended). */
@@ -149,9 +149,12 @@ export class LoadRun {
   }
 
   private connectFrom(localAddress: string | undefined, localPort: number | undefined, onread?: net.OnReadOpts): Promise<net.Socket> {
-    const { host, port, timeout } = this.options;
+    const { host, port, timeout, path } = this.options;
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ host, port, localAddress, localPort, allowHalfOpen: true, noDelay: true, onread });
+      const socket =
+        path !== undefined
+          ? net.connect({ path, allowHalfOpen: true, onread })
+          : net.connect({ host, port, localAddress, localPort, allowHalfOpen: true, noDelay: true, onread });
       this.open.add(socket);
       socket.once('close', () => this.open.delete(socket));
       const timeoutMs = timeout * 1000;

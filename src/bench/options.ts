@@ -29,8 +29,10 @@ export const BENCH_MODES: readonly BenchMode[] = ['requests', 'echo', 'bulk', 'i
 export interface BenchOptions {
   /** Server address (name or literal). Default `127.0.0.1`. */
   host?: string;
-  /** Server port, 1..65535. Required. */
+  /** Server port, 1..65535. Required (ignored with `path`). */
   port: number;
+  /** A UNIX-domain socket path to load instead of host:port (`sources` does not apply). Default none. */
+  path?: string;
   /** Kind of load. Default `requests`. */
   mode?: BenchMode;
   /** Concurrent clients (requests/echo/bulk), or connects in flight at once (idle). Default 1 (idle: 100). */
@@ -61,7 +63,7 @@ export interface BenchOptions {
 }
 
 /** The options with every default filled in. */
-export type ResolvedBenchOptions = Required<Omit<BenchOptions, 'serverPid'>> & { serverPid: number | undefined };
+export type ResolvedBenchOptions = Required<Omit<BenchOptions, 'serverPid' | 'path'>> & { serverPid: number | undefined; path: string | undefined };
 
 /** Defaults; `clients` and `bytes` depend on the mode (see BenchOptions). */
 export const BENCH_DEFAULTS = {
@@ -121,7 +123,12 @@ export function resolveBenchOptions(options: BenchOptions): ResolvedBenchOptions
       throw new InvalidOptionError('sources', `must be IP address literals, got ${JSON.stringify(s)}`);
     }
   }
+  if (o.path !== undefined && (typeof o.path !== 'string' || o.path === '' || o.path.startsWith('@'))) {
+    throw new InvalidOptionError('path', `must be a socket file's path (an abstract @name cannot be reached from Node 20), got ${JSON.stringify(o.path)}`);
+  }
+  if (o.path !== undefined && sources.length > 0) throw new InvalidOptionError('sources', 'do not apply to a UNIX socket');
   const resolved: ResolvedBenchOptions = {
+    path: o.path,
     host: o.host,
     port,
     mode: o.mode,

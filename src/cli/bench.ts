@@ -3,7 +3,7 @@
  * the report on stdout (text or `--json`).
  */
 import net from 'node:net';
-import { parsePort, SERV_PORT } from '../address.js';
+import { isUnixAddress, parsePort, SERV_PORT, UNIX_PREFIX } from '../address.js';
 import { BENCH_MODES, formatReport, parseSize, ProgressBar, runBench, type BenchMode, type BenchOptions } from '../bench/index.js';
 import { InvalidOptionError, UsageError } from '../errors.js';
 import { choiceOption, intOption, parse, secondsOption } from './args.js';
@@ -12,6 +12,7 @@ import { choiceOption, intOption, parse, secondsOption } from './args.js';
 const IDLE_PER_SOURCE = 20_000;
 
 export const benchHelp = `usage: tcpkit bench [HOST] [PORT] [options]
+       tcpkit bench unix:PATH [options]
 
 Load a server at HOST:PORT (default 127.0.0.1:${SERV_PORT}) and report connections/s,
 latency p50/p99/max, throughput, errors by code and, with --server-pid, the server's
@@ -80,10 +81,14 @@ export async function bench(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 2) throw new UsageError(`bench: expected [HOST] [PORT], got ${positionals.join(' ')}`);
-  const host = positionals[0] ?? '127.0.0.1';
+  // `unix:PATH`: a UNIX-domain socket instead of HOST PORT.
+  const unixPath = positionals[0] !== undefined && isUnixAddress(positionals[0]) ? positionals[0].slice(UNIX_PREFIX.length) : undefined;
+  if (unixPath !== undefined && positionals.length > 1) throw new UsageError(`bench: unix:PATH takes no PORT, got ${positionals[1]}`);
+  if (unixPath !== undefined && (values.source !== undefined || values.sources !== undefined)) throw new UsageError('bench: --source and --sources do not apply to a UNIX socket');
+  const host = unixPath !== undefined ? '127.0.0.1' : (positionals[0] ?? '127.0.0.1');
   let port: number;
   try {
-    port = parsePort(positionals[1] ?? SERV_PORT, 'PORT');
+    port = parsePort(unixPath !== undefined ? SERV_PORT : (positionals[1] ?? SERV_PORT), 'PORT');
   } catch (err) {
     throw new UsageError(`bench: ${(err as InvalidOptionError).message}`);
   }
@@ -110,6 +115,7 @@ export async function bench(argv: string[]): Promise<number> {
   }
 
   const options: BenchOptions = {
+    ...(unixPath !== undefined && { path: unixPath }),
     host,
     port,
     mode,

@@ -4,7 +4,7 @@
  * One line per problem on stderr and exit 100; `ok` on stdout and exit 0.
  */
 import { createServer } from '../server.js';
-import { checkConfigFile } from '../super/check.js';
+import { checkConfigFile, unixPathProblems } from '../super/check.js';
 import { TcpkitError } from '../errors.js';
 import { parseServeArgs } from './serve.js';
 import { checkUserFlags } from './superserve.js';
@@ -16,7 +16,9 @@ export const checkHelp = `usage: tcpkit check --config FILE [--user USER] [--gro
 Check what \`tcpkit serve\` with the same arguments would refuse at start, without binding
 a socket or starting anything: the configuration file (size, YAML, schema, listen addresses,
 access rules, every number within its documented maximum), users and groups, every program
-(found, and executable by the user it will run as), each service's options, and each --handler
+(found, and executable by the user it will run as), each service's options, each UNIX socket path
+(its directory exists and may be written, no live server or other file there, a mode someone can
+connect with, an owner and group that exist), and each --handler
 module (loaded, as serve loads it: its top-level code runs). A SIGHUP
 reload of a --config server runs the same check on the new file, so a file \`check\`
 accepts is a file a reload accepts.
@@ -57,6 +59,7 @@ export async function check(argv: string[]): Promise<number> {
       } catch (err) {
         problems.push(messageOf(err));
       }
+      if (options.path !== undefined) problems.push(...unixPathProblems(options.path, options.unixMode, '--unix'));
       try {
         // What listen() refuses before serving (the handler loads; no spare for a program), as serve.
         await createServer(options).check();

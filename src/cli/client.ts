@@ -3,14 +3,16 @@
  */
 import { connect, echoSession } from '../client.js';
 import net from 'node:net';
-import { formatEndpoint, parseHostPort, parsePort, SERV_PORT } from '../address.js';
+import { formatEndpoint, isUnixAddress, parseHostPort, parsePort, SERV_PORT, UNIX_PREFIX } from '../address.js';
 import { UsageError, InvalidOptionError } from '../errors.js';
 import { endpointsOf } from '../address.js';
 import { choiceOption, parse, secondsOption } from './args.js';
 
 export const clientHelp = `usage: tcpkit client [HOST] [PORT] [options]
+       tcpkit client unix:PATH [options]
 
-Send stdin to the server at HOST:PORT (default 127.0.0.1:${SERV_PORT}) and write what it
+Send stdin to the server at HOST:PORT (default 127.0.0.1:${SERV_PORT}), or on the UNIX-domain
+socket PATH, and write what it
 sends back to stdout. At the end of stdin the client half-closes and waits for the
 server to finish, so nothing in flight is lost.
 
@@ -39,6 +41,24 @@ export async function client(argv: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 2) throw new UsageError(`client: expected [HOST] [PORT], got ${positionals.join(' ')}`);
+  const target = positionals[0];
+  if (target !== undefined && isUnixAddress(target)) {
+    if (positionals.length > 1) throw new UsageError(`client: unix:PATH takes no PORT, got ${positionals[1]}`);
+    const flag = (['source', 'proxy-protocol', 'proxy-source'] as const).find((f) => values[f] !== undefined);
+    if (flag) throw new UsageError(`client: --${flag} does not apply to a UNIX socket`);
+    const timeout = secondsOption('connect-timeout', values['connect-timeout']);
+    let socket;
+    try {
+      socket = await connect({ path: target.slice(UNIX_PREFIX.length), timeout: timeout === undefined ? undefined : timeout * 1000 });
+    } catch (err) {
+      if (err instanceof InvalidOptionError) throw new UsageError(`client: ${err.message}`);
+      throw err;
+    }
+    if (values.verbose) process.stderr.write(`connected ${target}\n`);
+    const result = await echoSession(socket, process.stdin, process.stdout);
+    if (values.verbose) process.stderr.write(`closed sent ${result.bytesSent} received ${result.bytesReceived}\n`);
+    return 0;
+  }
   const host = positionals[0] ?? '127.0.0.1';
   let port: number;
   try {

@@ -1,6 +1,7 @@
 /**
  * `tcpkit serve [SERVICE]`: argv → createServer, logs to stderr, signals → close.
  */
+import { formatEndpoint } from '../address.js';
 import { createServer, type ServerOptions } from '../server.js';
 import { containStderrErrors } from '../log.js';
 import '../models/index.js'; // the --model choices
@@ -13,14 +14,14 @@ import { proxyTrust } from '../net/proxy-gate.js';
 import { notifyReady, takeNotifyFd } from '../net/restart.js';
 import { parse } from './args.js';
 import { checkPidFile, removePidFile, writePidFileOrRelease } from './pidfile.js';
-import { checkChoice, choicesOf, MAX_SECONDS, OPTIONS, optionHelp, parseArgsOptions, parseFlag, type NumericOptionName, type OptionName, type OptionSpec, type ServeFlags } from '../options.js';
+import { checkChoice, checkUnixPath, parseUnixMode, choicesOf, MAX_SECONDS, OPTIONS, optionHelp, parseArgsOptions, parseFlag, type NumericOptionName, type OptionName, type OptionSpec, type ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
 import { checkUserFlags, eventWriter, serveConfig, superServerOptions } from './superserve.js';
-import { dropPrivileges } from '../super/privileges.js';
+import { dropPrivileges, unixOwner } from '../super/privileges.js';
 
 export const serveHelp = `usage: tcpkit serve [SERVICE] [options]
 
-Serve SERVICE (default: ${OPTIONS.service.default}) on a TCP port.
+Serve SERVICE (default: ${OPTIONS.service.default}) on a TCP port, or on a UNIX-domain socket (--unix).
 
 ${optionHelp()}
 
@@ -111,7 +112,7 @@ export async function parseServeArgs(argv: string[], command = 'serve'): Promise
   const parseAdminArg = wantsAdmin ? (await import('./status.js')).parseAdminArg : undefined;
   const adminArg = parseAdminArg && take(() => parseAdminArg(values.admin, values['admin-public'], values['admin-token-file']));
   if (values.config !== undefined) {
-    const mixed = ['host', 'port', 'exec', 'model', 'max-conns'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const mixed = ['host', 'port', 'unix', 'exec', 'model', 'max-conns'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (positionals.length > 0 || mixed.length > 0) {
       problems.push(`${command}: --config FILE names the services and addresses; drop ${[...mixed.map((k) => `--${k}`), ...positionals].join(' ')}`);
     }
@@ -131,9 +132,18 @@ export async function parseServeArgs(argv: string[], command = 'serve'): Promise
   }
   const { maxReply, ...numbers } = fromFlags as Partial<ServerOptions> & { maxReply?: number };
   const serviceName = positionals[0] ?? OPTIONS.service.default;
+  if (values.unix !== undefined && (values.host !== undefined || values.port !== undefined)) {
+    problems.push(`${command}: --unix PATH replaces --host and --port; give one or the other`);
+  }
+  if (values.unix === undefined && (values['unix-mode'] !== undefined || values['unix-owner'] !== undefined)) {
+    problems.push(`${command}: ${values['unix-mode'] !== undefined ? '--unix-mode' : '--unix-owner'} needs --unix PATH`);
+  }
   const options: ServerOptions = {
     ...numbers,
     host: values.host,
+    ...(values.unix !== undefined && { path: take(() => checkUnixPath(values.unix, '--unix')) }),
+    ...(values['unix-mode'] !== undefined && { unixMode: take(() => (parseUnixMode(values['unix-mode'], '--unix-mode'), values['unix-mode'])) }),
+    ...(values['unix-owner'] !== undefined && { unixOwner: take(() => (unixOwner(values['unix-owner'], '--unix-owner'), values['unix-owner'])) }),
     service:
       values.handler !== undefined
         ? { name: 'handler', handler: values.handler }
@@ -236,7 +246,8 @@ export async function serve(argv: string[]): Promise<number> {
       })();
     });
     // Only now: a script may signal the server the moment it reads the port.
-    if (values['print-port']) process.stdout.write(`${local.port}\n`);
+    // A UNIX socket has no port: its address (`unix:/run/x.sock`) is the line.
+    if (values['print-port']) process.stdout.write(`${local.family === 'unix' ? formatEndpoint(local) : local.port}\n`);
     if (notifyFd !== undefined) notifyReady(notifyFd);
   });
 }

@@ -32,6 +32,16 @@ export interface FdUtil {
   shmCreate(bytes: number): number;
   /** An ArrayBuffer over `bytes` of `fd` mapped MAP_SHARED; unmapped when collected. The descriptor may be closed after. */
   shmMap(fd: number, bytes: number): ArrayBuffer;
+  /**
+   * A close-on-exec UNIX stream socket bound to `path` (`@name`: abstract), given `uid`/`gid` (-1: unchanged)
+   * and `mode` (-1: the umask's) before it listens, so nobody connects under looser permissions (native/unix.c).
+   * `dev`/`ino`: the socket file's (0 for an abstract name).
+   */
+  unixListen(path: string, backlog: number, mode: number, uid: number, gid: number): { fd: number; dev: number; ino: number };
+  /** What is at a UNIX socket path: nothing, not a socket, a socket nobody listens on, or a live one. */
+  unixProbe(path: string): 'absent' | 'other' | 'stale' | 'live';
+  /** SO_PEERCRED of a connected UNIX socket, and its own address (`/path`, `@name`, or '' unnamed). */
+  unixPeer(fd: number): { pid: number; uid: number; gid: number; path: string };
 }
 
 /** An opaque watcher made by fdutil.watch. */

@@ -5,12 +5,13 @@
  * descriptor headroom, EMFILE backoff, the PROXY gate), the same accept loop every
  * pool worker runs on its own duplicate.
  */
+import fs from 'node:fs';
 import net from 'node:net';
-import { formatAddress, type Endpoint, type Family, familyOf } from '../address.js';
+import { formatAddress, formatEndpoint, type Endpoint, type Family, familyOf } from '../address.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
 import { Acceptor, type AcceptError, type ConnectionHandler, type DescriptorUse } from './acceptor.js';
 import { fdutil } from './fdutil.js';
-import { checkNumber, OPTIONS } from '../options.js';
+import { checkNumber, OPTIONS, parseUnixMode } from '../options.js';
 import { serverFd } from './internals.js';
 import type { ProxyGateHandlers, ProxyGateOptions } from './proxy-gate.js';
 
@@ -25,6 +26,62 @@ export interface ListenOptions {
   backlog?: number;
   /** Adopt an inherited listening descriptor instead of binding. */
   fd?: number;
+  /**
+   * Listen on this UNIX-domain socket path instead of host/port (`@name`: Linux's abstract namespace,
+   * no file). A stale socket file (nobody accepts on it) is replaced; a live one, or anything that is not
+   * a socket, is refused and left as it is. The file is removed by close() if it is still the one made
+   * here (same inode). With `fd`: the inherited socket is this path's (a restart), so the file is ours.
+   */
+  path?: string;
+  /** The socket file's permission bits, set before it listens. Default OPTIONS.unixMode (0660). */
+  mode?: number;
+  /** The socket file's owner uid, set before it listens. Default: unchanged (the server's). */
+  uid?: number;
+  /** The socket file's group gid, set before it listens. Default: unchanged. */
+  gid?: number;
+}
+
+/** The socket file a listener made (or took over by a restart): removed at close only if it is still this one. */
+interface SocketFile {
+  path: string;
+  dev: number;
+  ino: number;
+}
+
+/**
+ * What is at `path` before binding: a stale socket file is removed; a live server or something that is
+ * not a socket is refused (SystemCallError, exit 111) and left as it is.
+ */
+function clearStale(path: string): void {
+  let found: ReturnType<typeof fdutil.unixProbe>;
+  try {
+    found = fdutil.unixProbe(path);
+  } catch (err) {
+    throw new SystemCallError('listen', `unix:${path}`, err);
+  }
+  if (found === 'live') {
+    throw new SystemCallError('listen', `unix:${path} (a server is accepting there)`, { code: 'EADDRINUSE' });
+  }
+  if (found === 'other') {
+    throw new SystemCallError('listen', `unix:${path} (not a socket: left as it is; remove it or choose another path)`, { code: 'EEXIST' });
+  }
+  if (found === 'stale') {
+    try {
+      fs.unlinkSync(path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new SystemCallError('unlink', `unix:${path} (a stale socket)`, err);
+    }
+  }
+}
+
+/** The file at `path` now, if it is a socket: its identity, to remove it later only if unchanged. */
+function socketFileAt(path: string): SocketFile | undefined {
+  try {
+    const st = fs.lstatSync(path);
+    return st.isSocket() ? { path, dev: st.dev, ino: st.ino } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Listener states, printable by status views. A new listener is `paused` until a connection handler is set; `backoff` while descriptors run short. */
@@ -61,9 +118,9 @@ function checkInherited(fd: number): void {
   } catch (err) {
     throw new SystemCallError('listen', `fd ${fd}`, err);
   }
-  if (info.type !== 'stream' || !info.listening || (info.family !== 'IPv4' && info.family !== 'IPv6')) {
+  if (info.type !== 'stream' || !info.listening || (info.family !== 'IPv4' && info.family !== 'IPv6' && info.family !== 'unix')) {
     const what = `${info.family} ${info.type} socket${info.listening ? '' : ', not listening'}`;
-    throw new InvalidOptionError('fd', `descriptor ${fd} is not a listening TCP socket (${what})`);
+    throw new InvalidOptionError('fd', `descriptor ${fd} is not a listening TCP or UNIX stream socket (${what})`);
   }
   fdutil.cloexec(fd);
 }
@@ -78,6 +135,8 @@ export class Listener {
   readonly backlog: number;
   readonly #acceptor: Acceptor;
   #awaitingHandler = true;
+  /** The socket file to remove at close (a UNIX path this listener made or took over), if still the same inode. */
+  #file: SocketFile | undefined;
 
   /**
    * `server` has bound (or adopted) the socket; the listener keeps `keptFd`, a
@@ -87,10 +146,16 @@ export class Listener {
    * activation, those queued while a restarting server's successor starts) wait in
    * the kernel's backlog instead of being accepted with nobody to serve them.
    */
-  private constructor(server: net.Server, keptFd: number, backlog: number) {
+  private constructor(server: net.Server, keptFd: number, backlog: number, file?: SocketFile) {
     this.backlog = backlog;
-    const a = server.address() as net.AddressInfo;
-    this.endpoint = { address: a.address, port: a.port, family: (a.family as Family) ?? familyOf(a.address) ?? 'IPv4' };
+    const a = server.address();
+    if (a !== null && typeof a === 'object') {
+      this.endpoint = { address: a.address, port: a.port, family: (a.family as Family) ?? familyOf(a.address) ?? 'IPv4' };
+    } else {
+      // A UNIX socket (Node names no address for one adopted by fd): its path from getsockname.
+      this.endpoint = { address: fdutil.unixPeer(keptFd).path, port: 0, family: 'unix' };
+    }
+    this.#file = file;
     server.close();
     this.#acceptor = new Acceptor(keptFd, { backlog, ownsFd: true });
   }
@@ -107,8 +172,13 @@ export class Listener {
       } catch (err) {
         throw new SystemCallError('listen', `fd ${options.fd}`, err);
       }
-      return new Listener(server, fdutil.dup(options.fd), backlog);
+      const kept = fdutil.dup(options.fd);
+      // A restarting tcpkit passes its socket to a successor asked for the same path: the file is now this
+      // one's to remove. A socket passed by a service manager is the manager's (systemd's RemoveOnStop=).
+      const named = options.path !== undefined && !options.path.startsWith('@') && fdutil.socketInfo(kept).family === 'unix' && fdutil.unixPeer(kept).path === options.path;
+      return new Listener(server, kept, backlog, named ? socketFileAt(options.path!) : undefined);
     }
+    if (options.path !== undefined) return Listener.#openUnix(server, options.path, backlog, options);
     const host = options.host ?? OPTIONS.host.default;
     const port = checkNumber('port', options.port);
     try {
@@ -118,6 +188,36 @@ export class Listener {
       throw new SystemCallError('listen', formatAddress(host, port), err);
     }
     return new Listener(server, fdutil.dup(serverFd(server)), backlog);
+  }
+
+  /** Bind and listen on a UNIX path with its owner and mode set before listen(2) (native/unix.c). */
+  static async #openUnix(server: net.Server, path: string, backlog: number, options: ListenOptions): Promise<Listener> {
+    const mode = parseUnixMode(options.mode);
+    if (!path.startsWith('@')) clearStale(path);
+    let bound: ReturnType<typeof fdutil.unixListen>;
+    try {
+      bound = fdutil.unixListen(path, backlog, mode, options.uid ?? -1, options.gid ?? -1);
+    } catch (err) {
+      throw new SystemCallError('listen', `unix:${path}`, err);
+    }
+    const file = path.startsWith('@') ? undefined : { path, dev: bound.dev, ino: bound.ino };
+    try {
+      await listenOn(server, { fd: bound.fd, backlog });
+    } catch (err) {
+      fdutil.close(bound.fd);
+      if (file) removeIfOurs(file);
+      throw new SystemCallError('listen', `unix:${path}`, err);
+    }
+    // The server's handle holds bound.fd and is closed by the constructor; the listener keeps a duplicate.
+    return new Listener(server, fdutil.dup(bound.fd), backlog, file);
+  }
+
+  /**
+   * Keep the socket file at close: the listening socket was handed to a successor (SIGUSR2), which serves
+   * on the same file and removes it at its own shutdown.
+   */
+  keepFile(): void {
+    this.#file = undefined;
   }
 
   get state(): ListenerState {
@@ -184,5 +284,24 @@ export class Listener {
   /** Close the listening socket: the kernel refuses new connections from now on. Idempotent. */
   close(): void {
     this.#acceptor.close();
+    if (this.#file) removeIfOurs(this.#file);
+    this.#file = undefined;
+  }
+
+  /** `unix:/run/x.sock`, `127.0.0.1:9877`: the address as messages name it. */
+  toString(): string {
+    return formatEndpoint(this.endpoint);
+  }
+}
+
+/** Remove a socket file if it is still the one this listener made (same device and inode): never another server's. */
+function removeIfOurs(file: SocketFile): void {
+  const now = socketFileAt(file.path);
+  if (!now || now.dev !== file.dev || now.ino !== file.ino) return;
+  try {
+    fs.unlinkSync(file.path);
+  } catch {
+    // Gone already, or the directory is not writable by this user any more (after --user): left behind,
+    // and replaced as stale by the next server.
   }
 }

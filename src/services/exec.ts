@@ -11,6 +11,10 @@
  *     PROTO=TCP  TCPLOCALIP  TCPLOCALPORT  TCPREMOTEIP  TCPREMOTEPORT  TCPCONNNUM
  *     TCPREMOTEHOST, TCPLOCALHOST   only with `resolve` (tcpserver -h), when the name is known
  *
+ * and on a UNIX-domain socket as ucspi-unix's unixserver does (SO_PEERCRED's values):
+ *
+ *     PROTO=UNIX  UNIXLOCALPATH  UNIXREMOTEPID  UNIXREMOTEEUID  UNIXREMOTEEGID  TCPCONNNUM
+ *
  * The environment is by default the server's own (as tcpserver passes its environment on;
  * `env: { clear: true, pass }` gives only the listed names, as systemd and xinetd do),
  * without tcpkit's internal TCPKIT_* variables and without any UCSPI variable the
@@ -56,6 +60,10 @@ export const UCSPI_VARIABLES = [
   'TCPREMOTEHOST',
   'TCPREMOTEINFO',
   'TCPCONNNUM',
+  'UNIXLOCALPATH',
+  'UNIXREMOTEPID',
+  'UNIXREMOTEEUID',
+  'UNIXREMOTEEGID',
 ] as const;
 
 /** How long a name lookup (`resolve`) may delay the program's start. */
@@ -107,6 +115,14 @@ export function programEnv(
     if (passed && !passed.has(k)) continue;
     env[k] = v;
   }
+  if (info.local.family === 'unix') {
+    env.PROTO = 'UNIX';
+    env.UNIXLOCALPATH = info.local.address;
+    env.UNIXREMOTEPID = String(info.remote.pid ?? 0);
+    env.UNIXREMOTEEUID = String(info.remote.uid ?? -1);
+    env.UNIXREMOTEEGID = String(info.remote.gid ?? -1);
+    return { ...env, ...names, ...extra };
+  }
   env.PROTO = 'TCP';
   env.TCPLOCALIP = unmapIPv4(info.local.address);
   env.TCPLOCALPORT = String(info.local.port);
@@ -136,6 +152,8 @@ async function nameOf(address: string, port: number): Promise<string | undefined
 
 /** TCPREMOTEHOST and TCPLOCALHOST for `info`, each set only when a name is found. */
 export async function lookupNames(info: ConnectionInfo): Promise<Record<string, string>> {
+  // A UNIX peer has no address to look up.
+  if (info.local.family === 'unix') return {};
   const [remote, local] = await Promise.all([
     nameOf(unmapIPv4(info.remote.address), info.remote.port),
     nameOf(unmapIPv4(info.local.address), info.local.port),

@@ -3,7 +3,7 @@
  * table, then what could not be shown. Columns are padded to their widest cell.
  */
 import net from 'node:net';
-import type { Endpoint } from '../address.js';
+import { formatEndpoint, sanitize, type Endpoint } from '../address.js';
 import type { ProcessView, SocketView, StatusSnapshot } from './snapshot.js';
 
 /**
@@ -90,7 +90,7 @@ export function formatStatus(snap: StatusSnapshot): string {
   const out: string[] = [];
   const s = snap.server;
   if (s) {
-    const where = s.local ? `${s.local.address}:${s.local.port}` : '-';
+    const where = s.local ? (s.local.family === 'unix' ? formatEndpoint(s.local) : `${s.local.address}:${s.local.port}`) : '-';
     out.push(
       `tcpkit server pid ${s.pid}  ${where}  model ${s.model}  service ${s.service}  ${s.state}/${s.listener}  ` +
         `accepted ${s.accepted}  active ${s.active}/${s.maxConns}  ended ${s.ended}` +
@@ -110,6 +110,10 @@ export function formatStatus(snap: StatusSnapshot): string {
       ? table(['Proto', 'Recv-Q', 'Send-Q', 'Local Address', 'Foreign Address', 'State', 'PID', 'Conn'], socketRows(snap.sockets), new Set([1, 2]))
       : '(no sockets)',
   );
+  if (snap.unix && snap.unix.length > 0) {
+    out.push('', 'Active UNIX domain sockets');
+    out.push(table(['Path', 'State', 'Inode', 'PID'], snap.unix.map((u) => [sanitize(u.path), u.state, String(u.inode), u.pids.join(',') || '-'])));
+  }
   if (snap.processes.length > 0 || snap.root !== undefined) {
     out.push('', 'Processes');
     out.push(

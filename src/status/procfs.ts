@@ -265,6 +265,47 @@ export function parseTcpTable(text: string, proto: 'tcp' | 'tcp6', select?: TcpS
   return out;
 }
 
+/** One named UNIX stream socket of /proc/net/unix (a listening socket, or a connection accepted on one). */
+export interface UnixSocket {
+  /** Its path (`@name` in the abstract namespace): an accepted connection shows its listener's. */
+  path: string;
+  /** `LISTEN` (accepting), `CONNECTED`, or `UNCONNECTED`/`CONNECTING`/`DISCONNECTING`. */
+  state: 'LISTEN' | 'UNCONNECTED' | 'CONNECTING' | 'CONNECTED' | 'DISCONNECTING' | 'UNKNOWN';
+  /** Socket inode: matches `socket:[INODE]` in /proc/PID/fd. */
+  inode: number;
+}
+
+/** The socket states of /proc/net/unix's `St` column (SS_*). */
+const UNIX_STATES: Record<number, UnixSocket['state']> = { 1: 'UNCONNECTED', 2: 'CONNECTING', 3: 'CONNECTED', 4: 'DISCONNECTING' };
+/** __SO_ACCEPTCON in the Flags column: the socket listens. */
+const SO_ACCEPTCON = 0x10000;
+/** SOCK_STREAM in the Type column. */
+const UNIX_STREAM = 1;
+
+/**
+ * Parse /proc/net/unix (`Num RefCount Protocol Flags Type St Inode Path`): the named stream sockets, those
+ * whose inode is in `inodes` when given. Unnamed ones (socketpairs, clients) are left out: they are not
+ * a server's listeners or connections. A path with spaces is kept whole.
+ */
+export function parseUnixTable(text: string, inodes?: ReadonlySet<number>): UnixSocket[] {
+  const out: UnixSocket[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const m = /^\s*\S+:\s+\S+\s+\S+\s+([0-9A-Fa-f]+)\s+([0-9A-Fa-f]+)\s+([0-9A-Fa-f]+)\s+(\d+)(?: (.+))?$/.exec(line);
+    if (!m || m[5] === undefined) continue;
+    const inode = Number(m[4]);
+    if (inodes && !inodes.has(inode)) continue;
+    if (Number.parseInt(m[2]!, 16) !== UNIX_STREAM) continue;
+    const listening = (Number.parseInt(m[1]!, 16) & SO_ACCEPTCON) !== 0;
+    out.push({ path: m[5], state: listening ? 'LISTEN' : (UNIX_STATES[Number.parseInt(m[3]!, 16)] ?? 'UNKNOWN'), inode });
+  }
+  return out;
+}
+
+/** The named UNIX stream sockets (/proc/net/unix), those of `inodes` when given; empty where /proc is missing. */
+export function readUnixSockets(root = PROC_ROOT, inodes?: ReadonlySet<number>): UnixSocket[] {
+  return parseUnixTable(readText(`${root}/net/unix`) ?? '', inodes);
+}
+
 /** Every TCP socket in this network namespace (/proc/net/tcp and tcp6). Empty where /proc is missing. */
 export function readTcpSockets(root = PROC_ROOT, select?: TcpSelect): TcpSocket[] {
   return decodeTcpTables(readTcpTables(root), select);

@@ -19,6 +19,8 @@ import {
   readProcess,
   decodeTcpTables,
   readTcpTables,
+  readUnixSockets,
+  type UnixSocket,
   readThreads,
   socketOwners,
   type TcpSocket,
@@ -101,6 +103,8 @@ export interface StatusSnapshot {
   /** Under `serve --config`: each service's snapshot by `SERVICE ADDRESS` (then `server` is absent). */
   services?: Record<string, ServerStats>;
   sockets: SocketView[];
+  /** The UNIX-domain sockets the process tree holds with a path (listeners and their connections, /proc/net/unix). Default absent. */
+  unix?: Array<UnixSocket & { pids: number[] }>;
   processes: ProcessView[];
   /** Sockets in TIME_WAIT on the view's ports, listed or not. */
   timeWait?: number;
@@ -194,7 +198,7 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
   if (options.port !== undefined) ports.add(options.port);
   else if (all.some((s) => s.local)) {
     // tcpkit servers: their service ports only (not the admin endpoint's).
-    for (const s of all) if (s.local) ports.add(s.local.port);
+    for (const s of all) if (s.local && s.local.family !== 'unix') ports.add(s.local.port);
   } else {
     for (const s of decodeTcpTables(tables, { ports: new Set(), inodes: treeInodes })) {
       if (s.state === 'LISTEN') ports.add(s.local.port);
@@ -224,6 +228,17 @@ export function collectStatus(options: CollectOptions = {}): StatusSnapshot {
         a.remote.port - b.remote.port ||
         a.local.address.localeCompare(b.local.address),
     );
+
+  // UNIX-domain listeners and connections of the tree (a UNIX socket has no port to select by): for a server on
+  // a UNIX socket, or any process looked at by pid; a TCP server's snapshot (the admin endpoint's, every second)
+  // does not read the host's whole /proc/net/unix for nothing.
+  const unixWanted = all.length === 0 || all.some((x) => x.local?.family === 'unix');
+  if (avail.available && unixWanted && treeInodes.size > 0) {
+    const unix = readUnixSockets(undefined, treeInodes).map((u) => ({ ...u, pids: owners.get(u.inode) ?? [] }));
+    const max = options.maxSockets ?? Infinity;
+    if (unix.length > 0) snap.unix = unix.sort((a, b) => (a.state === 'LISTEN' ? 0 : 1) - (b.state === 'LISTEN' ? 0 : 1) || a.inode - b.inode).slice(0, max);
+    if (unix.length > max) notes.push(`and ${unix.length - max} more UNIX sockets not listed`);
+  }
 
   // A peer that opens and closes quickly leaves thousands of TIME_WAIT sockets: count them, list a few.
   const waiting = snap.sockets.filter((k) => k.state === 'TIME_WAIT').length;

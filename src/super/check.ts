@@ -8,7 +8,11 @@
  * start and its SIGHUP reload go through the same function, so what `check` accepts
  * a reload accepts (and the reverse).
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { ExitCode, TcpkitError } from '../errors.js';
+import { fdutil } from '../net/fdutil.js';
+import { parseUnixMode } from '../options.js';
 import { Server } from '../server.js';
 import { checkRunnableBy } from '../services/exec-options.js';
 import { loadConfigProblems, type Config } from './config.js';
@@ -28,6 +32,48 @@ export interface ConfigCheck {
 
 function messageOf(err: unknown): string {
   return err instanceof TcpkitError || err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * What `serve` would meet at a UNIX socket path, without binding: the directory exists and this process
+ * (which binds, before any --user drop) may create the socket there; nothing but a stale socket is at the
+ * path (a live server or another kind of file is refused by serve); the mode lets someone connect (a
+ * client needs write permission on the socket). The owner and group are checked with the options
+ * (unixOwner). An abstract name (@name) has no file: nothing to check. One message per problem.
+ */
+export function unixPathProblems(socketPath: string, mode: unknown, label: string): string[] {
+  if (socketPath.startsWith('@')) return [];
+  const problems: string[] = [];
+  const dir = path.dirname(path.resolve(socketPath));
+  let isDir = false;
+  try {
+    isDir = fs.statSync(dir).isDirectory();
+  } catch {
+    // reported below
+  }
+  if (!isDir) problems.push(`${label}: directory ${dir} does not exist`);
+  else {
+    let writable = true;
+    try {
+      fs.accessSync(dir, fs.constants.W_OK | fs.constants.X_OK);
+    } catch {
+      writable = false;
+      problems.push(`${label}: this user (uid ${process.getuid?.()}) cannot create the socket in ${dir} (needs write and search permission)`);
+    }
+    if (writable) try {
+      const found = fdutil.unixProbe(socketPath);
+      if (found === 'live') problems.push(`${label}: a server is accepting on ${socketPath}`);
+      if (found === 'other') problems.push(`${label}: ${socketPath} exists and is not a socket (serve leaves it as it is and refuses to start)`);
+    } catch (err) {
+      problems.push(`${label}: ${socketPath}: ${messageOf(err)}`);
+    }
+  }
+  try {
+    if ((parseUnixMode(mode) & 0o222) === 0) problems.push(`${label}: mode ${JSON.stringify(mode)} gives nobody write permission: only root could connect`);
+  } catch {
+    // A bad mode is reported by the option checks.
+  }
+  return problems;
 }
 
 /** Check a configuration file; never throws for a problem in it (see the file comment). */
@@ -67,8 +113,11 @@ export async function checkConfigFile(file: string, overrides: CheckOverrides = 
     }
     // The options as createServer checks them, per listen address (nothing is bound by a constructor),
     // then what listen() refuses before serving: the handler loads, no spare for a program (Server.check).
+    for (const [i, address] of svc.listen.entries()) {
+      if (address.path !== undefined) problems.push(...unixPathProblems(address.path, svc.options.unixMode, `${file}: services.${svc.name}.listen[${i}]`));
+    }
     try {
-      const servers = svc.listen.map((address) => new Server({ ...svc.options, host: address.host, port: address.port }));
+      const servers = svc.listen.map((address) => new Server({ ...svc.options, host: address.host, port: address.port, ...(address.path !== undefined && { path: address.path }) }));
       await servers[0]?.check();
     } catch (err) {
       problems.push(`${file}: services.${svc.name}: ${messageOf(err)}`);

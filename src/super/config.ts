@@ -31,11 +31,11 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { parseDocument } from 'yaml';
 import { AccessRules, type AccessRuleSpec } from '../admission/access.js';
 import { proxyTrust } from '../net/proxy-gate.js';
-import { checkHost, parseHostPort } from '../address.js';
+import { checkHost, isUnixAddress, parseHostPort, UNIX_PREFIX } from '../address.js';
 import { ConfigError, InvalidOptionError } from '../errors.js';
 import '../models/index.js'; // the model choices of the schema
-import { checkNumber, configOptions, configSchemaProperties, NUMERIC_OPTIONS, numericAtConfigPath, numericRule, OPTIONS, type NumericOptionName } from '../options.js';
-import { lookupGroup, lookupUser, resolveIds, type Principal } from './privileges.js';
+import { checkNumber, checkUnixPath, parseUnixMode, configOptions, configSchemaProperties, NUMERIC_OPTIONS, numericAtConfigPath, numericRule, OPTIONS, type NumericOptionName } from '../options.js';
+import { lookupGroup, lookupUser, resolveIds, unixOwner, type Principal } from './privileges.js';
 import type { ServerOptions } from '../server.js';
 import { serviceNames, validateServiceSpec } from '../services/index.js';
 import type { ServiceSpec } from '../services/types.js';
@@ -46,6 +46,8 @@ export interface ListenAddress {
   text: string;
   host: string;
   port: number;
+  /** `unix:/run/x.sock` (or `unix:@name`): the UNIX-domain socket path instead of host and port. */
+  path?: string;
 }
 
 /** One service, ready for createServer. */
@@ -176,6 +178,8 @@ interface RawService {
   proxyTimeout?: number;
   proxyFrom?: string[];
   proxyUntrusted?: 'refuse' | 'direct';
+  unixMode?: string;
+  unixOwner?: string;
   user?: Principal;
   group?: Principal;
   limits?: { maxConns?: number; perSource?: number; rate?: number; idleTimeout?: number; timeLimit?: number };
@@ -212,6 +216,7 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
   const listen = s.listen.map((text, i) =>
     at(file, `${base}.listen[${i}]`, () => {
       const where = `${base}.listen[${i}]`;
+      if (isUnixAddress(text)) return { text, host: OPTIONS.host.default, port: 0, path: checkUnixPath(text.slice(UNIX_PREFIX.length), where) };
       const { host, port } = parseHostPort(text, OPTIONS.host.default, where);
       return { text, host: checkHost(host, where), port };
     }),
@@ -259,6 +264,8 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
     if (key in NUMERIC_OPTIONS) at(file, `${base}.${p}`, () => checkNumber(key as NumericOptionName, value, `${base}.${p}`));
     if (value !== undefined) fromTable[key] = value;
   }
+  if (s.unixMode !== undefined) at(file, `${base}.unixMode`, () => parseUnixMode(s.unixMode, `${base}.unixMode`));
+  if (s.unixOwner !== undefined) at(file, `${base}.unixOwner`, () => unixOwner(s.unixOwner, `${base}.unixOwner`));
   const options: ServerOptions = { ...(fromTable as Partial<ServerOptions>), service, access };
   const { listen: _listen, ...rest } = s;
   return { name, listen, options, fingerprint: JSON.stringify([rest, service]) };
@@ -335,9 +342,9 @@ export function parseConfigProblems(text: string, file: string): { config: Confi
   const seen = new Map<string, string>();
   for (const s of services) {
     s.listen.forEach((a, i) => {
-      const key = `${a.host}|${a.port}`;
+      const key = a.path !== undefined ? `unix|${a.path}` : `${a.host}|${a.port}`;
       const other = seen.get(key);
-      if (other !== undefined && a.port !== 0) {
+      if (other !== undefined && (a.port !== 0 || a.path !== undefined)) {
         problems.push(new ConfigError(file, `services.${s.name}.listen[${i}]`, `${a.text} is also a listen address of ${other}`));
       }
       seen.set(key, `services.${s.name}`);

@@ -46,6 +46,18 @@ export function lookupGroup(group: Principal, option = 'group'): number {
   return Number(found[2]);
 }
 
+/** `USER[:GROUP]` of unixOwner as ids (names from /etc/passwd, /etc/group); throws InvalidOptionError naming unixOwner. */
+export function unixOwner(owner: string | undefined, label = 'unixOwner'): { uid?: number; gid?: number } {
+  if (owner === undefined) return {};
+  if (typeof owner !== 'string' || owner === '') throw new InvalidOptionError(label, `must be USER or USER:GROUP, got ${JSON.stringify(owner)}`);
+  const [user, group, extra] = owner.split(':');
+  if (extra !== undefined) throw new InvalidOptionError(label, `must be USER or USER:GROUP, got ${JSON.stringify(owner)}`);
+  const out: { uid?: number; gid?: number } = {};
+  if (user) out.uid = lookupUser(user, label).uid;
+  if (group) out.gid = lookupGroup(group, label);
+  return out;
+}
+
 /** The uid/gid to run as: the user's, with `group` (if given) instead of its primary group. */
 export function resolveIds(user: Principal | undefined, group: Principal | undefined): { uid?: number; gid?: number } {
   const u = user === undefined ? undefined : lookupUser(user);

@@ -27,6 +27,8 @@ import { StateError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { ServiceBudget } from '../admission/budget.js';
 import { Listener } from '../net/listener.js';
+import { parseUnixMode } from '../options.js';
+import { unixOwner } from './privileges.js';
 import { createServer, type Server } from '../server.js';
 import type { SupervisorStats } from '../status/source.js';
 
@@ -60,7 +62,7 @@ export type SupervisorState = 'idle' | 'running' | 'closing' | 'closed';
  * Which socket an address is: `host|port`; with port 0 (the kernel picks), each
  * service has its own socket, kept across reloads under the same service name.
  */
-const socketKey = (service: string, a: ListenAddress) => (a.port === 0 ? `${service}|${a.host}|0` : `${a.host}|${a.port}`);
+const socketKey = (service: string, a: ListenAddress) => (a.path !== undefined ? `unix|${a.path}` : a.port === 0 ? `${service}|${a.host}|0` : `${a.host}|${a.port}`);
 
 /**
  * Runs the services of a Config. Emits `'event'` with every event of every
@@ -129,7 +131,10 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
       for (const { svc, address } of wanted.values()) {
         const k = socketKey(svc.name, address);
         if (this.#sockets.has(k)) continue;
-        const listener = await Listener.open({ host: address.host, port: address.port });
+        const o = svc.options;
+        const listener = await Listener.open(
+          address.path !== undefined ? { path: address.path, mode: parseUnixMode(o.unixMode), ...unixOwner(o.unixOwner) } : { host: address.host, port: address.port },
+        );
         // Held, never accepting: the Servers accept on their own duplicates.
         listener.pause();
         this.#sockets.set(k, listener);

@@ -181,7 +181,9 @@ function endpoint(v: unknown, at: string): Endpoint {
   const o = object(v, at);
   string(o.address, `${at}.address`);
   if (int(o.port, `${at}.port`) > 65535) throw new SpecError(`${at}.port: expected a port, got ${o.port}`);
-  if (o.family !== 'IPv4' && o.family !== 'IPv6') throw new SpecError(`${at}.family: expected IPv4 or IPv6, got ${JSON.stringify(o.family)}`);
+  if (o.family !== 'IPv4' && o.family !== 'IPv6' && o.family !== 'unix') throw new SpecError(`${at}.family: expected IPv4, IPv6 or unix, got ${JSON.stringify(o.family)}`);
+  // A UNIX peer's credentials (SO_PEERCRED).
+  for (const key of ['pid', 'uid', 'gid'] as const) optional(o, key, at, int);
   return o as unknown as Endpoint;
 }
 

@@ -126,7 +126,7 @@ describe('tcpkit serve on an inherited socket', () => {
       const p = launch(['serve', '--fd', '3'], { fd: fdOf(udp), listenPid: false });
       const { code } = await p.exited;
       assert.equal(code, 100);
-      assert.match(p.log(), /fd: descriptor 3 is not a listening TCP socket \(IPv4 dgram socket, not listening\)/);
+      assert.match(p.log(), /fd: descriptor 3 is not a listening TCP or UNIX stream socket \(IPv4 dgram socket, not listening\)/);
     } finally {
       udp.close();
     }

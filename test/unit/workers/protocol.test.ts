@@ -37,7 +37,8 @@ test('a missing, unparsable or wrong spec fails with a message naming the variab
   fails('worker', { ...worker, access: [{ action: 'permit', from: 'all' }] }, /^TCPKIT_WORKER\.access\[0\]\.action: expected allow or deny/);
   fails('worker', { ...worker, access: [{ action: 'allow', from: 'all', env: { A: 1 } }] }, /^TCPKIT_WORKER\.access\[0\]\.env\.A: expected a string/);
   fails('child', { service: { name: 'echo' }, info: { ...info, remote: { ...endpoint, port: 70000 } } }, /^TCPKIT_CHILD\.info\.remote\.port: expected a port, got 70000$/);
-  fails('child', { service: { name: 'echo' }, info: { ...info, local: { ...endpoint, family: 'unix' } } }, /^TCPKIT_CHILD\.info\.local\.family: /);
+  fails('child', { service: { name: 'echo' }, info: { ...info, local: { ...endpoint, family: 'ipx' } } }, /^TCPKIT_CHILD\.info\.local\.family: expected IPv4, IPv6 or unix/);
+  fails('child', { service: { name: 'echo' }, info: { ...info, remote: { ...endpoint, family: 'unix', uid: -1 } } }, /^TCPKIT_CHILD\.info\.remote\.uid: expected an integer >= 0/);
 });
 
 test('an entry point started by hand says what is wrong and exits 100', () => {
