@@ -12,7 +12,7 @@
  * release() when the connection ends.
  */
 import type net from 'node:net';
-import { realEndpointsOf, type ConnectionEnds, type ConnectionInfo, type Endpoint } from '../address.js';
+import { realEndpointsOf, type ConnectionEnds, type ConnectionInfo, type Endpoint, type TlsInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
 import type { AccessRules } from './access.js';
 import type { SourceLimits } from './limits.js';
@@ -46,6 +46,23 @@ export function identify(socket: net.Socket, local?: Endpoint, announced?: Conne
   return info;
 }
 
+/**
+ * A TLS connection's variables for its program, named as s6-tlsserver and mod_ssl name
+ * them: SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI_SERVERNAME (when the client named one), and
+ * with a verified client certificate SSL_PEER_CERT_SUBJECT, _ISSUER and _HASH (SHA-256).
+ */
+export function tlsEnv(t: TlsInfo | undefined): Record<string, string> {
+  if (!t) return {};
+  const env: Record<string, string> = { SSL_PROTOCOL: t.protocol, SSL_CIPHER: t.cipher };
+  if (t.servername !== undefined) env.SSL_TLS_SNI_SERVERNAME = t.servername;
+  if (t.peer) {
+    env.SSL_PEER_CERT_SUBJECT = t.peer.subject;
+    env.SSL_PEER_CERT_ISSUER = t.peer.issuer;
+    env.SSL_PEER_CERT_HASH = t.peer.fingerprint256;
+  }
+  return env;
+}
+
 /** See the file comment. `nextId`: the connection ids of the place that serves (the process's sequence, a worker's blocks). */
 export class Admission {
   readonly #access: AccessRules;
@@ -67,7 +84,8 @@ export class Admission {
     if (!place.ok) return { ok: false, event: { type: 'refuse', remote, local, reason: place.reason } };
     const info: ConnectionInfo = { id: this.#nextId(), local, remote, acceptedAt: identified.acceptedAt };
     if (identified.via) info.via = identified.via;
-    return { ok: true, info, env: { TCPCONNNUM: String(place.count), ...decision.env }, place: place.place };
+    if (identified.tls) info.tls = identified.tls;
+    return { ok: true, info, env: { TCPCONNNUM: String(place.count), ...tlsEnv(identified.tls), ...decision.env }, place: place.place };
   }
 
   /** The connection ended (or was never served): give its place back. */

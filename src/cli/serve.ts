@@ -129,6 +129,11 @@ export async function parseServeArgs(argv: string[], command = 'serve'): Promise
     if (o.kind === 'integer' || o.kind === 'seconds') fromFlags[name] = take(() => parseFlag(name as NumericOptionName, text));
     else if (o.kind === 'choice') fromFlags[name] = take(() => checkChoice(`--${o.flag}`, text, choicesOf(o)));
   }
+  // The TLS rows' files, lists and words as given (checked by the server: resolveTls).
+  for (const name of ['tlsCert', 'tlsKey', 'tlsCa', 'tlsCiphers', 'tlsSni', 'tlsAlpn'] as const) {
+    const value = values[OPTIONS[name].flag];
+    if (value !== undefined) fromFlags[name] = value;
+  }
   const { maxReply, ...numbers } = fromFlags as Partial<ServerOptions> & { maxReply?: number };
   const serviceName = positionals[0] ?? OPTIONS.service.default;
   const options: ServerOptions = {

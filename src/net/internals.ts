@@ -3,7 +3,7 @@
  * named and explained (as `ws` keeps its internal symbols in lib/constants.js).
  * Should a Node release change one of these, this is the file to fix.
  */
-import type net from 'node:net';
+import net from 'node:net';
 
 /** The libuv handle behind a socket or server; Node keeps it private as `_handle`. */
 type WithHandle = { _handle?: { fd?: number } | null };
@@ -79,4 +79,15 @@ export function readIntoUserBuffer(socket: net.Socket, first: Buffer, callback: 
   slotsOf[slots.next] = next;
   handle.useUserBuffer(first);
   return true;
+}
+
+/**
+ * A net.Socket over a connected stream descriptor we created (one end of the TLS
+ * relay's socketpair), not reading: Node's `pauseOnCreate` (the option net.Server's
+ * `pauseOnConnect` passes to the sockets it accepts, undocumented for the
+ * constructor). A socket that reads at once would take bytes meant for the process
+ * the descriptor is handed to.
+ */
+export function pausedSocketOfFd(fd: number): net.Socket {
+  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as net.SocketConstructorOpts);
 }
