@@ -127,7 +127,7 @@ export interface Model {
   destroy(): void;
   stats(): ModelStats;
   /** TLS counters of the handshakes its workers made (models whose workers accept on their own). */
-  tlsStats?(): TlsStats;
+  tlsStats?(): TlsStats | undefined;
   /** The server read new TLS material (SIGHUP): hand host.tls.material() to the workers. */
   tlsReload?(): void;
 }
