@@ -218,6 +218,14 @@ export async function serve(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP under TLS: read the certificates and keys again (logged `reload ok` or `reload failed`).
+    if (server.options.tls) process.on('SIGHUP', () => {
+      try {
+        server.reloadTls();
+      } catch {
+        // logged; the certificates in use stay
+      }
+    });
     // SIGUSR2: hand the listening socket to a new tcpkit; a failure is logged and we go on serving.
     let restarting = false;
     process.on('SIGUSR2', () => {

@@ -91,3 +91,16 @@ export function readIntoUserBuffer(socket: net.Socket, first: Buffer, callback: 
 export function pausedSocketOfFd(fd: number): net.Socket {
   return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as net.SocketConstructorOpts);
 }
+
+/**
+ * Whether the client certificate of a server-side TLSSocket verified against its
+ * context's CAs: null when it did, else OpenSSL's error (`code`: UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+ * ...). Node computes `authorized` only for sockets a tls.Server made itself (its
+ * private onServerSocketSecure calls `_handle.verifyError()`); the TLS gate makes
+ * its own TLSSocket on an accepted socket, so it asks the handle the same way.
+ */
+export function tlsVerifyError(socket: import('node:tls').TLSSocket): (Error & { code?: string }) | null {
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } | null })._handle;
+  if (typeof handle?.verifyError !== 'function') return new Error('certificate status unknown (no TLS handle)');
+  return handle.verifyError();
+}

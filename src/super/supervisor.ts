@@ -168,6 +168,14 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
         this.#entries.delete(key);
       }
     }
+    // Kept services read their TLS certificates and keys again (a failure is logged; they keep the old ones).
+    for (const e of this.#entries.values()) {
+      try {
+        e.server.reloadTls();
+      } catch {
+        // logged by the server as `reload failed`
+      }
+    }
     for (const e of started) this.#entries.set(e.key, e);
     for (const e of stopping) {
       const closing = e.server.close({ signal: 'reload' }).finally(() => this.#draining.delete(e.server));

@@ -17,11 +17,13 @@
  * a flood (TlsRefusals): the first of each second is logged as it is, the count of
  * the rest in one more line when the second is over.
  */
+import type { X509Certificate } from 'node:crypto';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { ConnectionInfo, TlsInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
 import { REPORT_MS } from '../options.js';
+import { tlsVerifyError } from '../net/internals.js';
 import { TlsContexts } from './contexts.js';
 import type { TlsMaterial, TlsSettings } from './settings.js';
 
@@ -209,19 +211,27 @@ export class TlsGate {
       this.#fail(info, reason, message, true);
     };
     const timer = setTimeout(() => fail('tls-timeout', `handshake not complete after ${s.handshakeMs} ms`), s.handshakeMs);
-    socket.once('error', (err: NodeJS.ErrnoException) => fail(tlsReason(err), err.message));
+    // OpenSSL's message is a whole error-queue line; its `reason` says it in a few words.
+    socket.once('error', (err: NodeJS.ErrnoException & { reason?: string }) => fail(tlsReason(err), err.reason ?? err.message.split('\n')[0]!));
+    // The peer's FIN ends only its side (the accepted socket is half-open): before the handshake, it is the end.
+    socket.once('end', () => fail('tls-closed', 'closed by the peer before the handshake was complete'));
     socket.once('close', () => fail('tls-closed', 'closed by the peer before the handshake was complete'));
     socket.once('secure', () => {
       if (done) return;
-      if (s.client === 'require' && !socket.authorized) {
-        fail('tls-cert', `client certificate not accepted: ${String(socket.authorizationError ?? 'none sent')}`);
+      // A certificate sent must verify against --tls-ca (require: and one must be sent; request: an
+      // unverified one is refused too, rather than served as if none had been sent).
+      const peerCert = s.client !== 'none' ? socket.getPeerX509Certificate() : undefined;
+      const verifyError = peerCert ? tlsVerifyError(socket) : null;
+      if (verifyError || (s.client === 'require' && !peerCert)) {
+        fail('tls-cert', `client certificate not accepted: ${verifyError ? (verifyError.code ?? verifyError.message) : 'none sent'}`);
         return;
       }
       leave();
+      socket.removeAllListeners('end');
       socket.removeAllListeners('close');
       socket.removeAllListeners('error');
       socket.pause();
-      const t = describe(socket, s.client !== 'none');
+      const t = describe(socket, peerCert);
       this.#stats.handshakes++;
       if (t.resumed) this.#stats.resumed++;
       this.#stats.protocols[t.protocol] = (this.#stats.protocols[t.protocol] ?? 0) + 1;
@@ -261,16 +271,13 @@ export class TlsGate {
 }
 
 /** The TlsInfo of a completed handshake. */
-function describe(socket: tls.TLSSocket, askedForCert: boolean): TlsInfo {
+function describe(socket: tls.TLSSocket, peer: X509Certificate | undefined): TlsInfo {
   const cipher = socket.getCipher();
   const t: TlsInfo = { protocol: socket.getProtocol() ?? 'unknown', cipher: cipher?.name ?? 'unknown', resumed: socket.isSessionReused() };
   const servername = (socket as tls.TLSSocket & { servername?: string | false }).servername;
   if (typeof servername === 'string' && servername !== '') t.servername = servername;
   if (typeof socket.alpnProtocol === 'string') t.alpn = socket.alpnProtocol;
-  if (askedForCert && socket.authorized) {
-    const peer = socket.getPeerX509Certificate();
-    if (peer) t.peer = { subject: oneLine(peer.subject), issuer: oneLine(peer.issuer), fingerprint256: peer.fingerprint256 };
-  }
+  if (peer) t.peer = { subject: oneLine(peer.subject), issuer: oneLine(peer.issuer), fingerprint256: peer.fingerprint256 };
   return t;
 }
 

@@ -1,0 +1,224 @@
+// TLS termination (issue 21): every model, SNI, client certificates, versions, --exec through the relay,
+// the SSL_* environment, hostile peers, SIGHUP, --user with a key only root may read. Peers: openssl s_client
+// and Node's tls client; certificates made by openssl at test time (test/tls-helpers.ts).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { eventually, fdsOf, random, sha256, sleep, startServer, type StartedServer } from '../helpers.js';
+import { have, makePki, sClient, tlsConnect, type TestPki } from '../tls-helpers.js';
+
+const skip = have('openssl') ? false : 'openssl is not installed (apt-get install openssl)';
+let pki: TestPki;
+const servers: StartedServer[] = [];
+before(() => {
+  if (!skip) pki = makePki();
+});
+after(async () => {
+  await Promise.all(servers.map((s) => s.stop('SIGKILL')));
+  pki?.cleanup();
+});
+
+async function serve(args: string[]): Promise<StartedServer> {
+  const s = await startServer(['--tls-cert', pki.chain, '--tls-key', pki.key, ...args]);
+  servers.push(s);
+  return s;
+}
+
+async function stop(s: StartedServer): Promise<void> {
+  await s.stop();
+  servers.splice(servers.indexOf(s), 1);
+}
+
+/** Send `data` over TLS, half-close, read everything back; the reader pauses now and then (a slow reader). */
+async function roundTrip(port: number, data: Buffer, { slow = false } = {}): Promise<Buffer> {
+  const s = await tlsConnect(port, { ca: fs.readFileSync(pki.ca) });
+  const chunks: Buffer[] = [];
+  let got = 0;
+  const done = new Promise<void>((resolve, reject) => {
+    s.on('data', (c: Buffer) => {
+      chunks.push(c);
+      got += c.length;
+      // Stop reading for a moment every 4 MiB: the server must hold back, not buffer without bound.
+      if (slow && got % (4 << 20) < c.length) {
+        s.pause();
+        setTimeout(() => s.resume(), 100);
+      }
+    });
+    s.once('end', resolve);
+    s.once('error', reject);
+  });
+  s.end(data);
+  await done;
+  s.destroy();
+  return Buffer.concat(chunks);
+}
+
+const MODELS: Array<[string, string[]]> = [
+  ['iterative', ['--model', 'iterative']],
+  ['event', ['--model', 'event']],
+  ['fork', ['--model', 'fork']],
+  ['fork --spare', ['--model', 'fork', '--spare', '1']],
+  ['prefork shared', ['--model', 'prefork', '--workers', '2']],
+  ['prefork pass', ['--model', 'prefork', '--accept', 'pass', '--workers', '2']],
+  ['threads', ['--model', 'threads', '--workers', '2']],
+];
+
+describe('serve --tls-cert: every model, openssl s_client as the client', { skip }, () => {
+  for (const [name, args] of MODELS) {
+    it(`echo under ${name}: verified by the CA (chain in the cert file), accept line says tls TLSv1.3`, async () => {
+      const srv = await serve(args);
+      const r = await sClient(srv.port, ['-quiet', '-CAfile', pki.ca, '-servername', 'localhost', '-verify_return_error'], `ping ${name}\n`, new RegExp(`ping ${name}`));
+      assert.match(r.stdout, new RegExp(`ping ${name}`), r.stderr);
+      await srv.waitFor(/accept 127\.0\.0\.1:\d+ -> \S+ IPv4 pid \d+ count \d+\/\d+ id \d+ tls TLSv1\.3/);
+      await stop(srv);
+    });
+  }
+});
+
+describe('serve --tls-*: certificates, versions, clients', { skip }, () => {
+  it('--tls-sni NAME=CERT,KEY picks the certificate by the name the client asks for; others get --tls-cert', async () => {
+    const srv = await serve(['--model', 'event', '--tls-sni', `other.test=${pki.otherCert},${pki.otherKey}`]);
+    const other = await sClient(srv.port, ['-servername', 'other.test', '-CAfile', pki.ca], '', /Verify return code/);
+    assert.match(other.stdout, /subject=\s*CN\s*=\s*other\.test/);
+    const main = await sClient(srv.port, ['-servername', 'localhost', '-CAfile', pki.ca], '', /Verify return code/);
+    assert.match(main.stdout, /subject=\s*CN\s*=\s*localhost/);
+    await stop(srv);
+  });
+
+  it('TLS 1.1 is refused by default: one refuse line, reason tls-version', async () => {
+    const srv = await serve(['--model', 'event']);
+    const r = await sClient(srv.port, ['-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0', '-quiet'], 'x\n', undefined);
+    assert.notEqual(r.code, 0);
+    await srv.waitFor(/refuse 127\.0\.0\.1:\d+ -> \S+ IPv4 reason tls-version/);
+    await stop(srv);
+  });
+
+  it('--tls-client require: no certificate → refused (tls-no-cert); a stranger\'s → refused (tls-cert); the CA\'s → served, SSL_* in the program\'s environment', async () => {
+    const srv = await serve(['--model', 'fork', '--tls-ca', pki.ca, '--tls-client', 'require', '--exec', '--', '/usr/bin/env']);
+    const none = await sClient(srv.port, ['-quiet', '-CAfile', pki.ca], '', /SSL_/, 5000);
+    assert.doesNotMatch(none.stdout, /SSL_PROTOCOL/);
+    await srv.waitFor(/refuse 127\.0\.0\.1:\d+ -> \S+ IPv4 reason tls-no-cert/);
+    const stranger = await sClient(srv.port, ['-quiet', '-cert', pki.strangerCert, '-key', pki.strangerKey], '', /SSL_/, 5000);
+    assert.doesNotMatch(stranger.stdout, /SSL_PROTOCOL/);
+    await srv.waitFor(/refuse 127\.0\.0\.1:\d+ -> \S+ IPv4 reason tls-cert/);
+    const ok = await sClient(srv.port, ['-quiet', '-CAfile', pki.ca, '-servername', 'localhost', '-cert', pki.clientCert, '-key', pki.clientKey], '', /SSL_PEER_CERT_HASH=.*\n/);
+    assert.match(ok.stdout, /^SSL_PROTOCOL=TLSv1\.3$/m);
+    assert.match(ok.stdout, /^SSL_CIPHER=TLS_AES_\w+$/m);
+    assert.match(ok.stdout, /^SSL_TLS_SNI_SERVERNAME=localhost$/m);
+    assert.match(ok.stdout, /^SSL_PEER_CERT_SUBJECT=CN=client one$/m);
+    assert.match(ok.stdout, /^SSL_PEER_CERT_ISSUER=CN=tcpkit test CA$/m);
+    assert.match(ok.stdout, /^SSL_PEER_CERT_HASH=([0-9A-F]{2}:){31}[0-9A-F]{2}$/m);
+    assert.match(ok.stdout, /^TCPREMOTEIP=127\.0\.0\.1$/m);
+    await stop(srv);
+  });
+
+  for (const [name, args] of [MODELS[1]!, MODELS[2]!, MODELS[4]!, MODELS[6]!]) {
+    it(`--exec /bin/cat under ${name}: 64 MiB byte-exact through the relay, with a slow reader`, async () => {
+      const srv = await serve([...args, '--exec', '--', '/bin/cat']);
+      const data = random(64 << 20);
+      const back = await roundTrip(srv.port, data, { slow: true });
+      assert.equal(back.length, data.length);
+      assert.equal(sha256(back), sha256(data));
+      await srv.waitFor(/end pid \d+ exitcode 0/);
+      await stop(srv);
+    });
+  }
+});
+
+describe('serve --tls-*: hostile peers', { skip }, () => {
+  it('a ClientHello sent one byte at a time and never finished, and 1,000 garbage connections: capped, timed out, refusals folded; served throughout, descriptors flat', async () => {
+    const srv = await serve(['--model', 'event', '--tls-max-pending-per-source', '4', '--tls-handshake-timeout', '2']);
+    const hello = Buffer.from('16030100c8010000c40303', 'hex');
+    // A warm-up connection, then the server's descriptors as a baseline.
+    assert.equal((await roundTrip(srv.port, Buffer.from('warm'))).toString(), 'warm');
+    await sleep(200);
+    const baseline = fdsOf(srv.pid).length;
+    // Slowloris: 8 connections from 127.0.0.3 trickling a ClientHello; 4 wait, the others are refused at once (tls-busy).
+    const slow: net.Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      const s = net.connect({ port: srv.port, host: '127.0.0.1', localAddress: '127.0.0.3' });
+      s.on('error', () => {});
+      slow.push(s);
+    }
+    let i = 0;
+    const trickle = setInterval(() => {
+      for (const s of slow) if (!s.destroyed) s.write(hello.subarray(i % hello.length, (i % hello.length) + 1));
+      i++;
+    }, 200);
+    await srv.waitFor(/reason tls-busy message "4\\x20handshakes\\x20in\\x20progress\\x20from\\x20127\.0\.0\.3"/);
+    // Another source is served meanwhile.
+    assert.equal((await roundTrip(srv.port, Buffer.from('still here'))).toString(), 'still here');
+    await srv.waitFor(/reason tls-timeout/);
+    clearInterval(trickle);
+    for (const s of slow) s.destroy();
+    // 1,000 garbage connections, 50 at a time.
+    const from = srv.log().length;
+    for (let round = 0; round < 20; round++) {
+      await Promise.all(
+        Array.from({ length: 50 }, () => new Promise<void>((resolve) => {
+          const s = net.connect({ port: srv.port, host: '127.0.0.1' }, () => s.end('GET / HTTP/1.0\r\n\r\n'));
+          s.on('error', () => resolve());
+          s.on('close', () => resolve());
+          s.resume();
+        })),
+      );
+    }
+    await sleep(1500);
+    const lines = srv.log().slice(from).split('\n').filter((l) => /reason tls-/.test(l));
+    assert.ok(lines.length >= 1 && lines.length < 60, `refusals folded to about one line a second, got ${lines.length}`);
+    assert.match(lines.join('\n'), /reason tls-garbage/);
+    assert.match(lines.join('\n'), /handshakes?\\x20refused\\x20in\\x20the\\x20last\\x20second,\\x20folded/);
+    assert.equal((await roundTrip(srv.port, Buffer.from('after'))).toString(), 'after');
+    await eventually(() => fdsOf(srv.pid).length <= baseline + 2, { timeoutMs: 10_000, message: `descriptors back near ${baseline}` });
+    await stop(srv);
+  });
+});
+
+describe('serve --tls-*: reload and privileges', { skip }, () => {
+  it('SIGHUP: the next client sees the new certificate, the open session goes on; a mismatched pair keeps the old one and logs reload failed', async () => {
+    const certFile = path.join(pki.dir, 'live.pem');
+    const keyFile = path.join(pki.dir, 'live.key');
+    fs.copyFileSync(pki.cert, certFile);
+    fs.copyFileSync(pki.key, keyFile);
+    const srv = await startServer(['--model', 'event', '--tls-cert', certFile, '--tls-key', keyFile]);
+    servers.push(srv);
+    const fp = async () => {
+      const s = await tlsConnect(srv.port, { rejectUnauthorized: false });
+      const f = s.getPeerX509Certificate()!.fingerprint256;
+      s.destroy();
+      return f;
+    };
+    const first = await fp();
+    const open = await tlsConnect(srv.port, { rejectUnauthorized: false });
+    fs.copyFileSync(pki.otherCert, certFile);
+    fs.copyFileSync(pki.otherKey, keyFile);
+    process.kill(srv.pid, 'SIGHUP');
+    await srv.waitFor(/^reload ok/m);
+    const second = await fp();
+    assert.notEqual(second, first);
+    assert.equal(second, new (await import('node:crypto')).X509Certificate(fs.readFileSync(pki.otherCert)).fingerprint256);
+    // The session opened before the reload still echoes.
+    const echoed = new Promise<string>((resolve) => open.once('data', (c: Buffer) => resolve(c.toString())));
+    open.write('old session');
+    assert.equal(await echoed, 'old session');
+    open.destroy();
+    // A key that is not the certificate's: refused, the running one stays.
+    fs.copyFileSync(pki.key, keyFile);
+    process.kill(srv.pid, 'SIGHUP');
+    await srv.waitFor(/^reload failed message "TLS:.*is\\x20not\\x20the\\x20key\\x20of\\x20the\\x20certificate/m);
+    assert.equal(await fp(), second);
+    await stop(srv);
+  });
+
+  it('--user nobody with a key only root may read: read before the drop, served as nobody', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
+    fs.chmodSync(pki.dir, 0o700);
+    const srv = await serve(['--model', 'fork', '--user', 'nobody']);
+    assert.equal(fs.statSync(pki.key).mode & 0o077, 0);
+    assert.equal((await roundTrip(srv.port, Buffer.from('as nobody'))).toString(), 'as nobody');
+    const status = fs.readFileSync(`/proc/${srv.pid}/status`, 'utf8');
+    assert.match(status, /^Uid:\s+65534\b/m);
+    await stop(srv);
+  });
+});
