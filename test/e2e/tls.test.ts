@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { eventually, fdsOf, random, sha256, sleep, startServer, type StartedServer } from '../helpers.js';
+import { spawn } from 'node:child_process';
+import { connectTo, echoOnce, eventually, fdsOf, freePort, random, run, sha256, sleep, startServer, type StartedServer } from '../helpers.js';
 import { have, makePki, sClient, tlsConnect, type TestPki } from '../tls-helpers.js';
 
 const skip = have('openssl') ? false : 'openssl is not installed (apt-get install openssl)';
@@ -220,5 +221,70 @@ describe('serve --tls-*: reload and privileges', { skip }, () => {
     const status = fs.readFileSync(`/proc/${srv.pid}/status`, 'utf8');
     assert.match(status, /^Uid:\s+65534\b/m);
     await stop(srv);
+  });
+});
+
+describe('tcpkit client --tls, stunnel4 in front, tcpkit check', { skip }, () => {
+  it('client --tls verifies by default and says why it fails; --tls-ca, --servername, --insecure, a client certificate', async () => {
+    const srv = await serve(['--model', 'event', '--tls-ca', pki.ca, '--tls-client', 'request']);
+    const port = String(srv.port);
+    const untrusted = await run(['client', '127.0.0.1', port, '--tls'], { input: 'x\n' });
+    assert.equal(untrusted.code, 111);
+    assert.match(untrusted.stderr, /certificate not verified: SELF_SIGNED_CERT_IN_CHAIN \(give the CA that signed it with --tls-ca FILE, or --insecure to skip the check\)/);
+    const ok = await run(['client', '127.0.0.1', port, '--tls', '--tls-ca', pki.ca], { input: 'verified\n' });
+    assert.equal(ok.stdout.toString(), 'verified\n', ok.stderr);
+    const wrongName = await run(['client', '127.0.0.1', port, '--tls', '--tls-ca', pki.ca, '--servername', 'other.test'], { input: 'x\n' });
+    assert.equal(wrongName.code, 111);
+    assert.match(wrongName.stderr, /certificate does not name other\.test/);
+    const insecure = await run(['client', '127.0.0.1', port, '--tls', '--insecure'], { input: 'anyway\n' });
+    assert.equal(insecure.stdout.toString(), 'anyway\n');
+    const withCert = await run(['client', '127.0.0.1', port, '--tls', '--tls-ca', pki.ca, '--tls-cert', pki.clientCert, '--tls-key', pki.clientKey, '-v'], { input: 'mine\n' });
+    assert.equal(withCert.stdout.toString(), 'mine\n');
+    assert.match(withCert.stderr, /^tls TLSv1\.3 \S+ subject CN=localhost sha256 [0-9A-F:]+$/m);
+    const usage = await run(['client', '127.0.0.1', port, '--tls-ca', pki.ca]);
+    assert.equal(usage.code, 100);
+    assert.match(usage.stderr, /--tls-ca needs --tls/);
+    await stop(srv);
+  });
+
+  it('stunnel4 in client mode in front of tcpkit: plaintext in, verified TLS to tcpkit, echo back', { skip: have('stunnel4', ['-version']) ? false : 'stunnel4 is not installed (apt-get install stunnel4)' }, async () => {
+    const srv = await serve(['--model', 'fork', '--exec', '--', '/usr/bin/env']);
+    const front = await freePort();
+    const conf = path.join(pki.dir, 'stunnel-client.conf');
+    fs.writeFileSync(conf, `foreground = yes\npid =\n[c]\nclient = yes\naccept = 127.0.0.1:${front}\nconnect = 127.0.0.1:${srv.port}\nCAfile = ${pki.ca}\nverifyChain = yes\ncheckHost = localhost\nsni = localhost\n`);
+    const stunnel = spawn('stunnel4', [conf], { stdio: 'ignore' });
+    try {
+      const out = await eventually(async () => {
+        try {
+          return (await echoOnce(front, '')).toString();
+        } catch {
+          return undefined;
+        }
+      }, { timeoutMs: 10_000, message: 'stunnel4 accepting' });
+      assert.match(out, /^SSL_PROTOCOL=TLSv1\.3$/m);
+      assert.match(out, /^SSL_TLS_SNI_SERVERNAME=localhost$/m);
+    } finally {
+      stunnel.kill();
+    }
+    await stop(srv);
+  });
+
+  it("tcpkit check: a key that is not the certificate's, a chain out of order, an SNI name not covered (errors, exit 100); a key others may read (warning, exit 0)", async () => {
+    const reversed = path.join(pki.dir, 'reversed.pem');
+    fs.writeFileSync(reversed, fs.readFileSync(pki.ca, 'utf8') + fs.readFileSync(pki.cert, 'utf8'));
+    const bad = await run(['check', '--tls-cert', reversed, '--tls-key', pki.key, '--tls-sni', `nope.test=${pki.otherCert},${pki.otherKey}`]);
+    assert.equal(bad.code, 100);
+    assert.match(bad.stderr, /tcpkit check: tlsCert: \S+server\.key is not the key of the first certificate in \S+reversed\.pem \(CN=tcpkit test CA\)/);
+    assert.match(bad.stderr, /certificate 1 \(CN=tcpkit test CA\) is not issued by certificate 2 \(CN=localhost\)/);
+    assert.match(bad.stderr, /tcpkit check: tlsSni\[0\]: \S+other\.pem does not cover the SNI name nope\.test/);
+    const open = path.join(pki.dir, 'open.key');
+    fs.copyFileSync(pki.key, open);
+    fs.chmodSync(open, 0o644);
+    const warned = await run(['check', '--tls-cert', pki.chain, '--tls-key', open]);
+    assert.equal(warned.code, 0, warned.stderr);
+    assert.match(warned.stderr, /tcpkit check: warning: tlsCert: \S+open\.key may be read by others \(mode 644\): chmod 600 it/);
+    const good = await run(['check', '--tls-cert', pki.chain, '--tls-key', pki.key]);
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(good.stderr, '');
   });
 });
