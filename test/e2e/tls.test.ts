@@ -247,6 +247,30 @@ describe('tcpkit client --tls, stunnel4 in front, tcpkit check', { skip }, () =>
     await stop(srv);
   });
 
+  it('/metrics, /status and tcpkit status show handshakes, failures by reason, protocols and ciphers (a pool: the workers\' counts); the listener is marked tls', async () => {
+    const srv = await serve(['--model', 'prefork', '--workers', '2', '--admin', '127.0.0.1:0']);
+    const [, admin] = await srv.waitFor(/^admin (http:\/\/127\.0\.0\.1:\d+)\//m);
+    for (let i = 0; i < 3; i++) assert.equal((await roundTrip(srv.port, Buffer.from('m'))).toString(), 'm');
+    const garbage = await connectTo(srv.port);
+    garbage.end('GET / HTTP/1.0\r\n\r\n');
+    garbage.resume();
+    await srv.waitFor(/reason tls-garbage/);
+    // Workers report their counters at most once a second.
+    const metrics = await eventually(async () => {
+      const text = await (await fetch(`${admin}/metrics`)).text();
+      return /tcpkit_tls_handshakes_total\{kind="full"\} 3\b/.test(text) && /tcpkit_tls_handshake_failures_total\{reason="tls-garbage"\} 1\b/.test(text) ? text : undefined;
+    }, { timeoutMs: 10_000, message: 'TLS counters in /metrics' });
+    assert.match(metrics, /tcpkit_tls_protocol_total\{protocol="TLSv1\.3"\} 3\b/);
+    assert.match(metrics, /tcpkit_tls_cipher_total\{cipher="TLS_AES_\w+"\} 3\b/);
+    const status = (await (await fetch(`${admin}/status`)).json()) as { server: { tls: { handshakes: number; failures: Record<string, number> } } };
+    assert.equal(status.server.tls.handshakes, 3);
+    assert.equal(status.server.tls.failures['tls-garbage'], 1);
+    const text = await run(['status', '--admin', admin!]);
+    assert.match(text.stdout.toString(), /^tls handshakes 3 {2}resumed 0 {2}pending 0 {2}failures tls-garbage=1 {2}protocols TLSv1\.3=3/m);
+    assert.match(text.stdout.toString(), new RegExp(`127\\.0\\.0\\.1:${srv.port}\\s+\\*:\\*\\s+LISTEN tls`));
+    await stop(srv);
+  });
+
   it('stunnel4 in client mode in front of tcpkit: plaintext in, verified TLS to tcpkit, echo back', { skip: have('stunnel4', ['-version']) ? false : 'stunnel4 is not installed (apt-get install stunnel4)' }, async () => {
     const srv = await serve(['--model', 'fork', '--exec', '--', '/usr/bin/env']);
     const front = await freePort();
