@@ -6,8 +6,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { spawn } from 'node:child_process';
-import { connectTo, echoOnce, eventually, fdsOf, freePort, random, run, sha256, sleep, startServer, type StartedServer } from '../helpers.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { BIN, ROOT, connectTo, echoOnce, eventually, fdsOf, freePort, random, run, sha256, sleep, startServer, type StartedServer } from '../helpers.js';
 import { have, makePki, sClient, tlsConnect, type TestPki } from '../tls-helpers.js';
 
 const skip = have('openssl') ? false : 'openssl is not installed (apt-get install openssl)';
@@ -310,5 +310,18 @@ describe('tcpkit client --tls, stunnel4 in front, tcpkit check', { skip }, () =>
     const good = await run(['check', '--tls-cert', pki.chain, '--tls-key', pki.key]);
     assert.equal(good.code, 0, good.stderr);
     assert.equal(good.stderr, '');
+  });
+});
+
+describe('docs/tls.md', { skip }, () => {
+  it('the self-signed session runs as shown (tcpkit on PATH, an empty directory)', () => {
+    const doc = fs.readFileSync(path.join(ROOT, 'docs', 'tls.md'), 'utf8');
+    const script = /## A self-signed certificate[\s\S]*?```sh\n([\s\S]*?)```/.exec(doc)![1]!;
+    const dir = fs.mkdtempSync(path.join(pki.dir, 'doc-'));
+    fs.mkdirSync(path.join(dir, 'bin'));
+    fs.writeFileSync(path.join(dir, 'bin', 'tcpkit'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
+    const r = spawnSync('bash', ['-e', '-c', script], { cwd: dir, encoding: 'utf8', timeout: 60_000, env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` } });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout, 'serve options: ok\nhello\nhello\n2\n');
   });
 });
