@@ -297,7 +297,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
       // Keys are read now, before privileges are dropped (a key only root may read works with --user).
-      if (o.tls) this.#tlsMaterial = loadTlsMaterial(o.tls);
+      this.readTls();
       await beforeServe?.();
       // After the drop: a handler module is user code, loaded as the user that serves.
       await this.check();
@@ -484,6 +484,15 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     const workers = this.#model?.tlsStats?.();
     if (own && workers) return addTlsStats(own, workers);
     return own ?? workers ?? emptyTlsStats();
+  }
+
+  /**
+   * Read the TLS certificates and keys now, if not read yet (listen() does, before its
+   * `beforeServe`; a supervisor that drops privileges before listen() calls it first).
+   * Throws InvalidOptionError naming the file. A no-op without TLS.
+   */
+  readTls(): void {
+    if (this.options.tls && !this.#tlsMaterial) this.#tlsMaterial = loadTlsMaterial(this.options.tls);
   }
 
   /**

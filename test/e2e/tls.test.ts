@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
 import { BIN, ROOT, connectTo, echoOnce, eventually, fdsOf, freePort, random, run, sha256, sleep, startServer, type StartedServer } from '../helpers.js';
+import { startConfigServer } from '../exec-helpers.js';
 import { have, makePki, sClient, tlsConnect, type TestPki } from '../tls-helpers.js';
 
 const skip = have('openssl') ? false : 'openssl is not installed (apt-get install openssl)';
@@ -221,6 +222,19 @@ describe('serve --tls-*: reload and privileges', { skip }, () => {
     const status = fs.readFileSync(`/proc/${srv.pid}/status`, 'utf8');
     assert.match(status, /^Uid:\s+65534\b/m);
     await stop(srv);
+  });
+
+  it('serve --config with a top-level user: the service\'s tls files are read before the drop', { skip: process.getuid?.() === 0 ? false : 'needs root' }, async () => {
+    fs.chmodSync(pki.dir, 0o700);
+    const file = path.join(pki.dir, 'tls.yaml');
+    fs.writeFileSync(file, `user: nobody\nservices:\n  e:\n    listen: [127.0.0.1:0]\n    internal: echo\n    model: event\n    tls:\n      cert: ${pki.chain}\n      key: ${pki.key}\n`);
+    const srv = await startConfigServer(file, 1);
+    try {
+      const port = Object.values(srv.ports)[0]!;
+      assert.equal((await roundTrip(port, Buffer.from('config'))).toString(), 'config');
+    } finally {
+      await srv.stop();
+    }
   });
 });
 
