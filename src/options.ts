@@ -200,6 +200,8 @@ export const OPTIONS = {
   envPass: { kind: 'string', flag: 'env-pass', arg: 'NAME', scope: 'cli', services: 'program', multiple: true, default: undefined, help: "with --env-clear: pass the server's NAME on as well; repeatable" },
   allow: { kind: 'string', flag: 'allow', arg: 'ADDR[/LEN]', scope: 'cli', multiple: true, default: undefined, help: 'access rule; repeatable, in order, first match wins (IPv4, IPv6, "all")' },
   deny: { kind: 'string', flag: 'deny', arg: 'ADDR[/LEN]', scope: 'cli', multiple: true, default: undefined, help: 'access rule; with any --allow, unmatched peers are denied' },
+  allowCert: { kind: 'string', flag: 'allow-cert', arg: 'SUBJECT|SHA256', scope: 'cli', multiple: true, default: undefined, help: 'TLS access rule: a client certificate with this subject (CN=...) or SHA-256\nfingerprint; in order with --allow/--deny (needs --tls-client)' },
+  denyCert: { kind: 'string', flag: 'deny-cert', arg: 'SUBJECT|SHA256', scope: 'cli', multiple: true, default: undefined, help: 'TLS access rule: refuse that client certificate' },
   perSource: { kind: 'integer', flag: 'per-source', arg: 'N', config: 'limits.perSource', scope: 'server', min: 0, max: 1_000_000, default: 0, defaultText: '0: unlimited', help: 'concurrent connections from one address' },
   rate: { kind: 'integer', flag: 'rate', arg: 'N', config: 'limits.rate', scope: 'server', min: 0, max: 1_000_000, default: 0, defaultText: '0: unlimited', help: 'new connections per second from one address' },
   idleTimeout: seconds('idle-timeout', 0, 'close a connection without traffic this long', { config: 'limits.idleTimeout', defaultText: '0: never' }),

@@ -78,7 +78,7 @@ export class Admission {
   /** Decide on an identified connection (its id is ignored: an admitted one gets the next). */
   admit(identified: ConnectionInfo, now = Date.now()): Admitted | NotAdmitted {
     const { remote, local } = identified;
-    const decision = this.#access.check(remote.address);
+    const decision = this.#access.check(remote.address, identified.tls?.peer);
     if (!decision.ok) return { ok: false, event: { type: 'deny', remote, local, reason: 'access', rule: decision.rule } };
     const place = this.#sources.take(remote.address, now);
     if (!place.ok) return { ok: false, event: { type: 'refuse', remote, local, reason: place.reason } };
