@@ -141,6 +141,16 @@ describe('serve --tls-*: certificates, versions, clients', { skip }, () => {
     await stop(denySrv);
   });
 
+  it('--proxy-protocol: the PROXY header first, then the handshake; the header\'s client is the peer (log, TCPREMOTEIP)', async () => {
+    const srv = await serve(['--model', 'fork', '--proxy-protocol', '--exec', '--', '/usr/bin/env']);
+    const r = await run(['client', '127.0.0.1', String(srv.port), '--proxy-protocol', 'v1', '--proxy-source', '192.0.2.9:4000', '--tls', '--tls-ca', pki.ca], { input: '' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout.toString(), /^TCPREMOTEIP=192\.0\.2\.9$/m);
+    assert.match(r.stdout.toString(), /^SSL_PROTOCOL=TLSv1\.3$/m);
+    await srv.waitFor(/accept 192\.0\.2\.9:4000 -> \S+ IPv4 pid \d+ count 1\/\d+ id \d+ via 127\.0\.0\.1:\d+ tls TLSv1\.3/);
+    await stop(srv);
+  });
+
   for (const [name, args] of [MODELS[1]!, MODELS[2]!, MODELS[4]!, MODELS[6]!]) {
     it(`--exec /bin/cat under ${name}: 64 MiB byte-exact through the relay, with a slow reader`, async () => {
       const srv = await serve([...args, '--exec', '--', '/bin/cat']);
