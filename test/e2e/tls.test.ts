@@ -320,6 +320,22 @@ describe('tcpkit client --tls, stunnel4 in front, tcpkit check', { skip }, () =>
     await stop(srv);
   });
 
+  it('tcpkit bench --tls: full handshakes, and with --resume sessions resumed (the server counts them)', async () => {
+    const srv = await serve(['--model', 'event', '--admin', '127.0.0.1:0']);
+    const [, admin] = await srv.waitFor(/^admin (http:\/\/127\.0\.0\.1:\d+)\//m);
+    const full = await run(['bench', '127.0.0.1', String(srv.port), '--mode', 'echo', '--tls', '--conns', '20', '--json', '-q']);
+    assert.equal(full.code, 0, full.stderr);
+    assert.equal(JSON.parse(full.stdout.toString()).connections.completed, 20);
+    const resumed = await run(['bench', '127.0.0.1', String(srv.port), '--mode', 'echo', '--tls', '--resume', '--conns', '20', '--json', '-q']);
+    assert.equal(JSON.parse(resumed.stdout.toString()).connections.completed, 20);
+    const status = (await (await fetch(`${admin}/status`)).json()) as { server: { tls: { handshakes: number; resumed: number } } };
+    assert.equal(status.server.tls.handshakes, 40);
+    assert.ok(status.server.tls.resumed >= 15, `resumed ${status.server.tls.resumed} of the 20 --resume handshakes`);
+    const usage = await run(['bench', '127.0.0.1', String(srv.port), '--resume']);
+    assert.equal(usage.code, 100);
+    await stop(srv);
+  });
+
   it('stunnel4 in client mode in front of tcpkit: plaintext in, verified TLS to tcpkit, echo back', { skip: have('stunnel4', ['-version']) ? false : 'stunnel4 is not installed (apt-get install stunnel4)' }, async () => {
     const srv = await serve(['--model', 'fork', '--exec', '--', '/usr/bin/env']);
     const front = await freePort();
