@@ -199,7 +199,8 @@ export class TlsGate {
     const socket = new tls.TLSSocket(raw, {
       isServer: true,
       secureContext: contexts.main(),
-      SNICallback: (name, cb) => cb(null, contexts.forName(name)),
+      // Only with SNI certificates: the callback costs a call into JS on every handshake.
+      ...(s.sni.length > 0 && { SNICallback: (name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => cb(null, contexts.forName(name)) }),
       requestCert: s.client !== 'none',
       rejectUnauthorized: s.client === 'require',
       ...(s.alpn.length > 0 && { ALPNProtocols: s.alpn }),
