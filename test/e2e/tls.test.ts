@@ -375,6 +375,11 @@ describe('tcpkit client --tls, stunnel4 in front, tcpkit check', { skip }, () =>
     const warned = await run(['check', '--tls-cert', pki.chain, '--tls-key', open]);
     assert.equal(warned.code, 0, warned.stderr);
     assert.match(warned.stderr, /tcpkit check: warning: tlsCert: \S+open\.key may be read by others \(mode 644\): chmod 600 it/);
+    const file = path.join(pki.dir, 'check.yaml');
+    fs.writeFileSync(file, `services:\n  e:\n    listen: [127.0.0.1:0]\n    internal: echo\n    tls:\n      cert: ${pki.chain}\n      key: ${pki.key}\n      sni:\n        - nope.test=${pki.otherCert},${pki.otherKey}\n`);
+    const config = await run(['check', '--config', file]);
+    assert.equal(config.code, 100);
+    assert.match(config.stderr, /tcpkit check: \S+check\.yaml: services\.e\.tls\.sni\[0\]: \S+other\.pem does not cover the SNI name nope\.test/);
     const good = await run(['check', '--tls-cert', pki.chain, '--tls-key', pki.key]);
     assert.equal(good.code, 0, good.stderr);
     assert.equal(good.stderr, '');
