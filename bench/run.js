@@ -5,7 +5,7 @@
 // a reading): every figure in it comes from this run, every table is stamped with when it ran,
 // the load average at its start and the options of the run. Nothing is kept from an earlier run.
 //
-//   node bench/run.js [--quick] [--only cpu-per-conn,designs,exec,bulk,capacity,growth,launcher,unix] [--rows LIST] [--rounds N]
+//   node bench/run.js [--quick] [--only cpu-per-conn,designs,exec,bulk,capacity,growth,launcher,unix,tls] [--rows LIST] [--rounds N]
 //                     [--out FILE] [--no-install]
 //   (launcher: bench/launcher.js, tcpkit --exec against tcpserver, xinetd, socat with one client; TCPKIT_BEFORE=DIR adds an earlier build)
 //   node bench/run.js --from docs/benchmarks/results.json    (render the same run's document again, no measuring)
@@ -66,7 +66,7 @@ if (parsed.values.help) {
 }
 const flags = parsed.values;
 const QUICK = Boolean(flags.quick);
-const PARTS = ['cpu-per-conn', 'designs', 'exec', 'bulk', 'capacity', 'growth', 'launcher', 'unix'];
+const PARTS = ['cpu-per-conn', 'designs', 'exec', 'bulk', 'capacity', 'growth', 'launcher', 'unix', 'tls'];
 const ONLY = new Set((flags.only ?? PARTS.join(',')).split(','));
 for (const part of ONLY) if (!PARTS.includes(part)) usage(`--only: unknown part ${JSON.stringify(part)} (parts: ${PARTS.join(', ')})`);
 const ROWS = flags.rows ? flags.rows.split(',').filter(Boolean) : undefined;
@@ -132,6 +132,8 @@ const PART_TITLES = {
   capacity: 'table 4 (capacity)',
   growth: 'table 5 (growth)',
   launcher: 'section 6 (the native launcher)',
+  unix: 'table 7 (UNIX-domain sockets)',
+  tls: 'table 8 (TLS)',
 };
 const PART_KEYS = Object.keys(PART_TITLES);
 /** This run's options as typed after `npm run bench --` (every table's stamp repeats them). */
@@ -154,6 +156,7 @@ const COUNTS = {
   bulk: { size: QUICK ? 256 * 2 ** 20 : 2 * 2 ** 30, rounds: ROUNDS },
   capacity: { target: QUICK ? 20_000 : 100_000, perShard: 15_000, hold: 600 },
   growth: { levels: [1, 10, 100, 1000], total: QUICK ? 1000 : 4000, bytes: 4000 },
+  tls: { clients: 4, conns: QUICK ? 250 : 1000, execConns: QUICK ? 50 : 250, size: QUICK ? 256 * 2 ** 20 : 2 ** 30, rounds: ROUNDS },
 };
 
 const log = (msg) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
@@ -380,6 +383,119 @@ async function unixRows() {
     if (ok.length === 0) return { label: row.label, reason: got[0]?.reason ?? 'not measured' };
     return { label: row.label, perSecond: median(ok.map((x) => x.perSecond)), cpuMsPerConn: median(ok.map((x) => x.cpuMsPerConn)), failed: ok.reduce((n, x) => n + x.failed, 0), rounds: ok.length };
   });
+}
+
+// ---------------------------------------------------------------- 8. TLS
+/**
+ * Issue 21's goals, each row beside its peer in the same run: full and resumed handshakes
+ * (tcpkit event echo against a plain Node tls.createServer echo), a program per connection
+ * over TLS (tcpkit --exec /bin/cat against stunnel4's `exec =`), and one connection's bulk
+ * echo through TLS (tcpkit event echo and --exec cat against stunnel4 + cat). Every row
+ * uses the same self-signed RSA-2048 certificate; `tcpkit bench --tls` is the client.
+ */
+async function tlsPart() {
+  const c = COUNTS.tls;
+  let cert;
+  try {
+    cert = peers.testCert();
+  } catch (err) {
+    return { reason: err.message };
+  }
+  const tlsArgs = ['--tls-cert', cert.cert, '--tls-key', cert.key, '--max-conns', '1000'];
+  // The TLS flags first: everything after --exec's `--` is the program's.
+  const tcpkitTls = (label, extra) => () => peers.tcpkit(label, [...tlsArgs, ...extra]);
+  const echo = (conns, resume) => ['--mode', 'echo', '--tls', ...(resume ? ['--resume'] : []), '--clients', String(c.clients), '--conns', String(conns), '--duration', '240'];
+  const bulkArgs = ['--mode', 'bulk', '--tls', '--size', String(c.size), '--duration', '240'];
+  const eventEcho = tcpkitTls('tcpkit event echo', ['echo', '--model', 'event']);
+  const groups = {
+    handshakes: [
+      { label: 'plain Node tls echo', start: peers.nodeTls, args: echo(c.conns, false) },
+      { label: 'tcpkit event echo', start: eventEcho, args: echo(c.conns, false) },
+      { label: 'plain Node tls echo, resumed', start: peers.nodeTls, args: echo(c.conns, true) },
+      { label: 'tcpkit event echo, resumed', start: eventEcho, args: echo(c.conns, true) },
+    ],
+    exec: [
+      { label: 'tcpkit --exec /bin/cat', start: tcpkitTls('tcpkit --exec cat', ['--exec', '--', '/bin/cat']), args: echo(c.execConns, false) },
+      { label: 'stunnel4 exec=/bin/cat', start: peers.stunnelExec, args: echo(c.execConns, false) },
+    ],
+    bulk: [
+      { label: 'tcpkit event echo', start: eventEcho, args: bulkArgs },
+      { label: 'tcpkit --exec /bin/cat', start: tcpkitTls('tcpkit --exec cat', ['--model', 'event', '--exec', '--', '/bin/cat']), args: bulkArgs },
+      { label: 'stunnel4 exec=/bin/cat', start: peers.stunnelExec, args: bulkArgs },
+    ],
+  };
+  // Each group's rows interleaved over the rounds (a busy moment of the shared machine hits them alike);
+  // each row keeps its median run (by server CPU per connection; bulk: by MiB/s).
+  const out = {};
+  for (const [name, rows] of Object.entries(groups)) {
+    const samples = await interleaved(`tls ${name}`, rows, c.rounds, async (server, row) => {
+      const report = await runLoad(server.port, [...row.args, '--server-pid', String(server.pid)], { timeoutMs: 300_000 });
+      log(`tls ${name} ${row.label}: ${report.connections.completed} ok ${report.connections.failed} failed, ${report.connections.perSecond}/s, cpu ${report.server?.cpu.totalSeconds}s, ${report.throughput.mibPerSecond} MiB/s`);
+      return { label: row.label, report };
+    });
+    const key = name === 'bulk' ? (r) => r.report.throughput.mibPerSecond : (r) => r.report.server?.cpu.perConnectionMs ?? Infinity;
+    out[name] = rows.map((row) => {
+      const ok = samples.get(row.label).filter((x) => x.report).sort((a, b) => key(a) - key(b));
+      return ok.length ? ok[Math.floor((ok.length - 1) / 2)] : { label: row.label, reason: samples.get(row.label)[0]?.reason ?? 'not run' };
+    });
+  }
+  const { handshakes, exec, bulk } = out;
+  return { handshakes, exec, bulk };
+}
+
+/** The TLS ratios the goals compare: tcpkit's row over its peer's, within this run. */
+function tlsRatios(t) {
+  const get = (rows, label) => rows?.find((r) => r.label === label)?.report;
+  const cpu = (r) => r?.server?.cpu.perConnectionMs;
+  const ratio = (a, b) => (typeof a === 'number' && typeof b === 'number' && b > 0 ? a / b : undefined);
+  const out = {};
+  for (const suffix of ['', ', resumed']) {
+    const mine = get(t.handshakes, `tcpkit event echo${suffix}`);
+    const node = get(t.handshakes, `plain Node tls echo${suffix}`);
+    out[`handshake${suffix}`] = { cpu: ratio(cpu(mine), cpu(node)), rate: ratio(mine?.connections.perSecond, node?.connections.perSecond) };
+  }
+  const e = get(t.exec, 'tcpkit --exec /bin/cat');
+  const st = get(t.exec, 'stunnel4 exec=/bin/cat');
+  out.exec = { rate: ratio(e?.connections.perSecond, st?.connections.perSecond), cpu: ratio(cpu(e), cpu(st)) };
+  const stBulk = get(t.bulk, 'stunnel4 exec=/bin/cat')?.throughput.mibPerSecond;
+  out.bulkEvent = ratio(get(t.bulk, 'tcpkit event echo')?.throughput.mibPerSecond, stBulk);
+  out.bulkExec = ratio(get(t.bulk, 'tcpkit --exec /bin/cat')?.throughput.mibPerSecond, stBulk);
+  return out;
+}
+
+function tlsSection(t, stamp) {
+  const lines = ['## 8. TLS', '', stamp, ''];
+  if (t.reason) return [...lines, `Not measured: ${t.reason}.`].join('\n');
+  const table = (title, rows, base, cols) => {
+    lines.push(`**${title}**`, '', `| server | ${cols.map((c) => c[0]).join(' | ')} |`, `|---|${cols.map(() => '---:|').join('')}`);
+    for (const r of rows) {
+      const cells = r.report ? cols.map((c) => c[1](r.report, rows.find((x) => x.label === base(r.label))?.report)) : [String(r.reason).replace(/\|/g, '/'), ...cols.slice(1).map(() => '')];
+      lines.push(`| ${r.label} | ${cells.join(' | ')} |`);
+    }
+    lines.push('');
+  };
+  const cpuMs = (r) => fixed(r.server?.cpu.perConnectionMs, 3);
+  const vs = (get) => (r, b) => (b && get(b) ? `${fixed(get(r) / get(b))}x` : '—');
+  const hsCols = [
+    ['handshakes/s', (r) => int(r.connections.perSecond)],
+    ['server CPU ms/handshake', cpuMs],
+    ['CPU vs plain Node', vs((x) => x.server?.cpu.perConnectionMs)],
+    ['p50 ms', (r) => fixed(r.latencyMs?.p50)],
+  ];
+  lines.push(`Each row: the median of ${COUNTS.tls.rounds} run${COUNTS.tls.rounds === 1 ? '' : 's'}, the rows of a table interleaved.`, '');
+  table(`Handshakes: ${COUNTS.tls.clients} clients × ${int(COUNTS.tls.conns)} connections, one 64-byte line echoed on each (full handshakes, then each resuming the previous session's ticket)`, t.handshakes, (l) => l.replace('tcpkit event echo', 'plain Node tls echo'), hsCols);
+  table(`A program per connection over TLS: ${COUNTS.tls.clients} clients × ${int(COUNTS.tls.execConns)} connections`, t.exec, () => 'stunnel4 exec=/bin/cat', [
+    ['conn/s', (r) => int(r.connections.perSecond)],
+    ['server CPU ms/conn', cpuMs],
+    ['CPU vs stunnel4', vs((x) => x.server?.cpu.perConnectionMs)],
+    ['conn/s vs stunnel4', vs((x) => x.connections.perSecond)],
+  ]);
+  table(`Bulk through TLS: ${mib(COUNTS.tls.size)} MiB echoed through one connection`, t.bulk, () => 'stunnel4 exec=/bin/cat', [
+    ['MiB/s', (r) => fixed(r.throughput.mibPerSecond, 1)],
+    ['vs stunnel4', vs((x) => x.throughput.mibPerSecond)],
+    ['server CPU s', (r) => fixed(r.server?.cpu.totalSeconds)],
+  ]);
+  return lines.join('\n');
 }
 
 // ---------------------------------------------------------------- 3. bulk
@@ -1035,8 +1151,18 @@ function goalsSection(all) {
   }
 
   // Goals of features this build does not have yet: listed so that the table holds every current goal.
-  row('TLS: full handshakes, tcpkit event echo CPU per handshake ≤ 1.1x a plain Node `tls` server\'s (also with resumption)', 'not measured: no TLS in bench/run.js', undefined);
-  row('TLS: `--exec /bin/cat` conn/s ≥ 1.0x stunnel4\'s at CPU per connection ≤ 1.0x; bulk through TLS ≥ 1.0x stunnel4\'s MiB/s', 'not measured: no TLS in bench/run.js', undefined);
+  // Table 7: TLS.
+  {
+    const t = all.tls;
+    const r = t && !t.reason ? tlsRatios(t) : undefined;
+    const why = !t ? notRun('tls') : t.reason;
+    for (const suffix of ['', ', resumed']) {
+      const h = r?.[`handshake${suffix}`];
+      row(`TLS${suffix ? ' with resumption' : ' full handshakes'}: tcpkit event echo CPU per handshake ≤ 1.1x a plain Node \`tls\` server's`, h?.cpu !== undefined ? `${fixed(h.cpu)}x CPU, ${fixed(h.rate)}x handshakes/s (table 8)` : why ?? 'a row failed', h?.cpu !== undefined ? h.cpu <= 1.1 : undefined);
+    }
+    row('TLS: `--exec /bin/cat` conn/s ≥ 1.0x stunnel4\'s at CPU per connection ≤ 1.0x', r?.exec.rate !== undefined && r.exec.cpu !== undefined ? `${fixed(r.exec.rate)}x conn/s, ${fixed(r.exec.cpu)}x CPU/conn (table 8)` : why ?? 'a row failed', r?.exec.rate !== undefined && r.exec.cpu !== undefined ? r.exec.rate >= 1 && r.exec.cpu <= 1 : undefined);
+    row('TLS bulk: tcpkit event echo and `--exec cat` ≥ 1.0x stunnel4\'s MiB/s', r?.bulkEvent !== undefined && r.bulkExec !== undefined ? `event ${fixed(r.bulkEvent)}x, --exec cat ${fixed(r.bulkExec)}x (table 8)` : why ?? 'a row failed', r?.bulkEvent !== undefined && r.bulkExec !== undefined ? r.bulkEvent >= 1 && r.bulkExec >= 1 : undefined);
+  }
   row('UNIX sockets: `--exec /bin/cat` conn/s ≥ 1.0x ucspi-unix unixserver\'s', 'not measured: no UNIX sockets in bench/run.js', undefined);
   return lines.join('\n');
 }
@@ -1108,6 +1234,7 @@ async function main() {
     await part('growth', 'growth', growth);
     await part('launcher', 'launcher', launcherTable);
     await part('unix', 'unix', unixRows);
+    await part('tls', 'tls', tlsPart);
     minutes = ((Date.now() - t0) / 60_000).toFixed(1);
     after = machine();
     build = serverBuild();
@@ -1171,6 +1298,7 @@ async function main() {
     '',
     // Rendered only when measured: a results.json from before this part renders as it did.
     all.unix ? safe('table 7', () => unixSection(all.unix, stamp('unix'))) : '',
+    all.tls ? safe('table 8', () => tlsSection(all.tls, stamp('tls'))) : '',
     '',
     reading ? `## Reading\n\n${reading}` : '',
     '',

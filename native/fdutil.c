@@ -21,6 +21,10 @@
  * cloexec / socketInfo: descriptors inherited by socket activation are not
  * close-on-exec, and tcpkit checks they are listening TCP sockets before serving.
  *
+ * socketpair: a TLS connection's plaintext goes to a child or an exec'd program through one
+ * end of an AF_UNIX stream pair (shutdown(2) on it is a half-close, as on TCP) while the
+ * process that holds the TLS session relays the other end; Node has no call that makes one.
+ *
  * onExit / launch / kill: the per-connection process launcher, in launch.c.
  * shmCreate / shmMap: memory shared with pool workers, in shm.c.
  * unixListen / unixProbe / unixPeer: UNIX-domain listening and peer credentials, in unix.c.
@@ -326,6 +330,20 @@ static napi_value WatchClose(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* socketpair(): [a, b], a connected AF_UNIX stream pair, both close-on-exec and blocking. */
+static napi_value Socketpair(napi_env env, napi_callback_info info) {
+  (void)info;
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return fdutil_throw_errno(env, "socketpair", errno);
+  napi_value out, a, b;
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_int32(env, sv[0], &a);
+  napi_create_int32(env, sv[1], &b);
+  napi_set_element(env, out, 0, a);
+  napi_set_element(env, out, 1, b);
+  return out;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "dup", NAPI_AUTO_LENGTH, Dup, NULL, &fn);
@@ -346,6 +364,8 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "watchArm", fn);
   napi_create_function(env, "watchClose", NAPI_AUTO_LENGTH, WatchClose, NULL, &fn);
   napi_set_named_property(env, exports, "watchClose", fn);
+  napi_create_function(env, "socketpair", NAPI_AUTO_LENGTH, Socketpair, NULL, &fn);
+  napi_set_named_property(env, exports, "socketpair", fn);
   launch_init(env, exports);
   shm_init(env, exports);
   unix_init(env, exports);

@@ -50,6 +50,24 @@ export interface ConnectionInfo {
   acceptedAt: number;
   /** Set when a PROXY protocol header named the ends: the real connection (the balancer's). Default absent. */
   via?: ProxyVia;
+  /** Set when TLS was terminated: what the handshake established (src/tls/gate.ts). Default absent. */
+  tls?: TlsInfo;
+}
+
+/** What a TLS handshake established, for logs, access rules, a handler's `info` and a program's SSL_* variables. */
+export interface TlsInfo {
+  /** `TLSv1.3`, `TLSv1.2`, ... */
+  protocol: string;
+  /** OpenSSL's name of the cipher suite (`TLS_AES_256_GCM_SHA384`). */
+  cipher: string;
+  /** The SNI name the client asked for; absent when it named none. */
+  servername?: string;
+  /** Whether the session was resumed (a ticket). */
+  resumed: boolean;
+  /** The ALPN protocol agreed on, if any. */
+  alpn?: string;
+  /** The client's certificate, when it sent one that --tls-ca verified. */
+  peer?: { subject: string; issuer: string; fingerprint256: string };
 }
 
 /**

@@ -5,9 +5,10 @@
  * that closes or resets before input ends is reported as `server terminated prematurely`.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Readable, Writable } from 'node:stream';
 import { endpointsOf, formatAddress, SERV_PORT, type Endpoint } from './address.js';
-import { ConnectTimeoutError, InvalidOptionError, PrematureCloseError, SystemCallError } from './errors.js';
+import { ConnectTimeoutError, InvalidOptionError, PrematureCloseError, SystemCallError, TcpkitError } from './errors.js';
 import { encodeProxyHeader } from './net/proxy-protocol.js';
 
 /** Options of connect(). */
@@ -186,5 +187,68 @@ export function echoSession(socket: net.Socket, input: Readable, output: Writabl
     });
     input.pipe(socket, { end: false });
     socket.pipe(output, { end: false });
+  });
+}
+
+/** Options of startTls(): how the client checks the server and what it shows of itself. */
+export interface ClientTlsOptions {
+  /** The name to ask for (SNI) and to check the certificate against. Default: the host connected to, unless it is an IP literal. */
+  servername?: string;
+  /** CA certificates (PEM text) to trust instead of the system's. Default: the system's (Node's bundle plus NODE_EXTRA_CA_CERTS). */
+  ca?: string;
+  /** A client certificate and its key (PEM text). Default none. */
+  cert?: string;
+  key?: string;
+  /** Skip verifying the server's certificate. Default false. */
+  insecure?: boolean;
+  /** Resume this session (a ticket from an earlier connection's 'session' event). Default none. */
+  session?: Buffer;
+}
+
+/**
+ * Start TLS on a connected socket (after any PROXY header was sent, as the server
+ * expects it first). Resolves with the TLSSocket once the handshake is done and the
+ * server's certificate verified; rejects with a TcpkitError `TCPKIT_TLS` (exit 111)
+ * saying why: the verification error's code and what to do about it, or the
+ * handshake's failure. `where`: the server as error messages name it.
+ */
+export function startTls(socket: net.Socket, where: string, host: string, options: ClientTlsOptions = {}): Promise<tls.TLSSocket> {
+  const servername = options.servername ?? (net.isIP(host) === 0 ? host : undefined);
+  return new Promise((resolve, reject) => {
+    const secure = tls.connect({
+      socket,
+      ...(servername !== undefined && { servername }),
+      ...(options.ca !== undefined && { ca: options.ca }),
+      ...(options.cert !== undefined && { cert: options.cert }),
+      ...(options.key !== undefined && { key: options.key }),
+      ...(options.session !== undefined && { session: options.session }),
+      rejectUnauthorized: false,
+      // A hostname checked by us below, so the message can say which name was expected.
+      checkServerIdentity: () => undefined,
+    });
+    secure.once('error', (err: NodeJS.ErrnoException & { reason?: string }) => {
+      secure.destroy();
+      reject(new TcpkitError('TCPKIT_TLS', `TLS handshake with ${where} failed: ${err.reason ?? err.code ?? err.message}`, { cause: err }));
+    });
+    secure.once('secureConnect', () => {
+      secure.removeAllListeners('error');
+      if (!options.insecure) {
+        const why = secure.authorizationError ? String(secure.authorizationError) : undefined;
+        // Without a name (an IP literal), the certificate must name that address (an IP SAN).
+        const expected = servername ?? host;
+        const identity = tls.checkServerIdentity(expected, secure.getPeerCertificate());
+        const problem = why
+          ? `certificate not verified: ${why}${/SELF_SIGNED|UNABLE_TO_GET_ISSUER|UNABLE_TO_VERIFY|SELF-SIGNED/i.test(why) ? ' (give the CA that signed it with --tls-ca FILE, or --insecure to skip the check)' : ''}`
+          : identity
+            ? `certificate does not name ${expected}: ${identity.message} (--servername NAME to ask for another name)`
+            : undefined;
+        if (problem) {
+          secure.destroy();
+          reject(new TcpkitError('TCPKIT_TLS', `TLS with ${where}: ${problem}`));
+          return;
+        }
+      }
+      resolve(secure);
+    });
   });
 }

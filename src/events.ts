@@ -19,7 +19,7 @@ export type ServerEvent = EventRecord & { service?: string };
 type EventRecord =
   | { type: 'listen'; local: Endpoint; model: string; service: string; pid: number; max: number }
   /** `via`: the real peer (the balancer) when a PROXY header named `remote`. */
-  | { type: 'accept'; id: number; local: Endpoint; remote: Endpoint; pid: number; count: number; max: number; via?: Endpoint }
+  | { type: 'accept'; id: number; local: Endpoint; remote: Endpoint; pid: number; count: number; max: number; via?: Endpoint; tls?: string }
   | {
       type: 'end';
       id: number;
@@ -124,7 +124,7 @@ function formatRecord(e: ServerEvent): string {
     case 'listen':
       return `listen ${sanitize(formatEndpoint(e.local))} ${e.local.family} ${field('model', e.model)} ${field('service', e.service)} pid ${e.pid} max ${e.max}`;
     case 'accept':
-      return `accept ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} pid ${e.pid} count ${e.count}/${e.max} id ${e.id}${e.via ? ` via ${sanitize(formatEndpoint(e.via))}` : ''}`;
+      return `accept ${sanitize(formatEndpoint(e.remote))} -> ${sanitize(formatEndpoint(e.local))} ${e.remote.family} pid ${e.pid} count ${e.count}/${e.max} id ${e.id}${e.via ? ` via ${sanitize(formatEndpoint(e.via))}` : ''}${e.tls ? ` tls ${sanitize(e.tls)}` : ''}`;
     case 'end': {
       const how = e.signal ? `signal ${e.signal}` : `exitcode ${e.exitcode ?? 0}`;
       return `end pid ${e.pid} ${how} count ${e.count}/${e.max} id ${e.id} ms ${e.ms}`;

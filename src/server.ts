@@ -23,13 +23,17 @@ import { startSuccessor, type SuccessorOptions } from './net/restart.js';
 import { isModelName, loadModel, modelNames } from './models/index.js';
 import type { Model, ModelName, ModelOptions, ModelStats } from './models/types.js';
 import { loadService, programOf, validateServiceSpec, type ServiceSpec } from './services/index.js';
+import { identify } from './admission/admission.js';
+import { loadTlsMaterial, resolveTls, type TlsMaterial, type TlsOptions, type TlsSettings } from './tls/settings.js';
+import { addTlsStats, emptyTlsStats, TlsGate, type TlsStats } from './tls/gate.js';
+import { relayThroughPair } from './tls/relay.js';
 
 /**
  * Options of createServer. Every field is optional. Defaults, checks, maxima and help
  * of every option are stated once, in the option table (src/options.ts OPTIONS), which
  * the CLI and config files share: durations at most MAX_SECONDS, what a Node timer holds.
  */
-export interface ServerOptions extends ModelOptions {
+export interface ServerOptions extends ModelOptions, TlsOptions {
   /** Address to bind. Default OPTIONS.host (every IPv4 address). */
   host?: string;
   /** Port. Default OPTIONS.port (the seed's SERV_PORT); 0 lets the kernel choose. */
@@ -114,11 +118,15 @@ export interface ServerStats {
   denied: number;
   /** Refusals and closings by the limits. */
   limits: LimitStats;
+  /** TLS handshakes, failures, resumptions, protocols and ciphers (this process's and its workers'); absent without TLS. */
+  tls?: TlsStats;
 }
 
 interface Resolved {
   /** The UNIX socket to listen on, with its file's mode and owner; undefined for TCP. */
   unix: { path: string; mode: number; uid?: number; gid?: number } | undefined;
+  /** TLS termination, when tlsCert is set. */
+  tls: TlsSettings | undefined;
   host: string;
   port: number;
   backlog: number;
@@ -181,6 +189,7 @@ function resolveOptions(o: ServerOptions): Resolved {
     throw new InvalidOptionError(o.proxyFrom !== undefined ? 'proxyFrom' : 'proxyUntrusted', 'needs proxyProtocol');
   }
   return {
+    tls: resolveTls(o),
     proxy,
     unix: o.path === undefined ? undefined : { path: checkUnixPath(o.path, 'path'), mode: parseUnixMode(o.unixMode), ...unixOwner(o.unixOwner) },
     host: checkHost(o.host ?? OPTIONS.host.default, 'host'),
@@ -225,6 +234,10 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   #handingOver = false;
   /** Refused PROXY headers as log lines (rate-limited where the peer is unknown); closed with the server. */
   readonly #proxyRefusals = new ProxyRefusals((e) => this.#emit(e));
+  /** What the TLS files held when last read (listen, reloadTls); undefined without TLS. */
+  #tlsMaterial: TlsMaterial | undefined;
+  /** The handshakes of connections this process accepts (models that accept in the server). */
+  #tlsGate: TlsGate | undefined;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -296,6 +309,8 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         const suppressed = e.suppressed === undefined ? {} : { suppressed: e.suppressed };
         this.#emit({ type: 'error', where: 'accept', code: e.code ?? 'EIO', ...suppressed, message: e.message });
       });
+      // Keys are read now, before privileges are dropped (a key only root may read works with --user).
+      this.readTls();
       await beforeServe?.();
       // After the drop: a handler module is user code, loaded as the user that serves.
       await this.check();
@@ -311,6 +326,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         proxy: o.proxy,
         sources: this.#budget.sources,
         access: o.access.specs,
+        tls: o.tls && { settings: o.tls, material: () => this.#tlsMaterial! },
         adopt: (info, env) => pipeline.adopt(info, env),
         emit: (event) => pipeline.emit(event),
       });
@@ -323,10 +339,43 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         listener.pause();
         // Bound to one address: every connection's local end is known (no getsockname per connection).
         const local = acceptedLocal(listener.endpoint);
-        listener.onConnection((socket, announced) => {
-          const conn = pipeline.take(socket, local, announced);
-          if (conn) model.dispatch(conn);
-        });
+        if (o.tls) {
+          // TLS: PROXY header (the gate before this), then the handshake, then admission with what it established.
+          // Served here (event, iterative) a service gets the TLSSocket; another process or a program gets
+          // plaintext through a relay (tls/relay.ts).
+          const here = (o.model === 'event' || o.model === 'iterative') && (await programOf(o.service)) === undefined;
+          const gate = new TlsGate(o.tls, this.#tlsMaterial!, {
+            refuse: (e) => this.#emit(e),
+            pass: (secure, info) => {
+              const conn = pipeline.admit(info);
+              if (!conn) {
+                secure.destroy();
+                return;
+              }
+              let socket;
+              try {
+                socket = here ? secure : relayThroughPair(secure);
+              } catch (err) {
+                secure.destroy();
+                conn.failed((err as NodeJS.ErrnoException).code ?? 'EIO', (err as Error).message);
+                conn.closed();
+                return;
+              }
+              model.dispatch(Object.assign(conn, { socket }));
+            },
+          });
+          this.#tlsGate = gate;
+          listener.onConnection((socket, announced) => {
+            const info = identify(socket, local, announced);
+            if (!info) socket.destroy();
+            else gate.take(socket, info);
+          });
+        } else {
+          listener.onConnection((socket, announced) => {
+            const conn = pipeline.take(socket, local, announced);
+            if (conn) model.dispatch(conn);
+          });
+        }
       }
       await model.start();
       // Paused at once if the service is already at its limit (another address of it holds the connections).
@@ -369,9 +418,10 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
     this.#emit({ type: 'shutdown', signal: options.signal ?? 'close', active: this.#pipeline.active, grace });
     // A connection still sending its PROXY header was accepted: let it reach the model
     // (bounded by the header timeout) before the model drains.
-    const settled = listener ? listener.settled() : Promise.resolve();
+    const settled = (listener ? listener.settled() : Promise.resolve()).then(() => this.#tlsGate?.settled());
     this.#closing = settled.then(() => (this.#model ? this.#model.close(toTimerMs(grace)) : undefined)).then(() => {
       this.#proxyRefusals.close();
+      this.#tlsGate?.destroy();
       this.#state = 'closed';
       this.#emit({ type: 'closed', accepted: this.#pipeline.accepted, served: this.#pipeline.ended });
     });
@@ -418,6 +468,7 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
   destroy(): Promise<void> {
     const closing = this.close({ grace: 0 });
     this.#listener?.abortPending();
+    this.#tlsGate?.destroy();
     this.#model?.destroy();
     return closing;
   }
@@ -439,7 +490,45 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       models: this.#model?.stats(),
       denied,
       limits,
+      ...(this.options.tls && { tls: this.#tlsStats() }),
     };
+  }
+
+  #tlsStats(): TlsStats {
+    const own = this.#tlsGate?.stats();
+    const workers = this.#model?.tlsStats?.();
+    if (own && workers) return addTlsStats(own, workers);
+    return own ?? workers ?? emptyTlsStats();
+  }
+
+  /**
+   * Read the TLS certificates and keys now, if not read yet (listen() does, before its
+   * `beforeServe`; a supervisor that drops privileges before listen() calls it first).
+   * Throws InvalidOptionError naming the file. A no-op without TLS.
+   */
+  readTls(): void {
+    if (this.options.tls && !this.#tlsMaterial) this.#tlsMaterial = loadTlsMaterial(this.options.tls);
+  }
+
+  /**
+   * Read the TLS certificates and keys again (SIGHUP): connections accepted from now on
+   * get the new ones (here and in every worker), open ones keep theirs. A file that
+   * cannot be read or a pair that does not match throws, and the old ones stay.
+   * Logs `reload ok ...` or `reload failed message "TLS: ..."`. A no-op without TLS.
+   */
+  reloadTls(): void {
+    const settings = this.options.tls;
+    if (!settings || this.#state !== 'running') return;
+    try {
+      const material = loadTlsMaterial(settings, this.#tlsMaterial?.ticketSeed);
+      this.#tlsGate?.replace(material);
+      this.#tlsMaterial = material;
+      this.#model?.tlsReload?.();
+      this.#emit({ type: 'reload', ok: true, kept: 1, started: 0, stopped: 0, message: 'TLS certificates and keys read again' });
+    } catch (err) {
+      this.#emit({ type: 'reload', ok: false, kept: 1, started: 0, stopped: 0, message: `TLS: ${(err as Error).message}; the certificates in use stay` });
+      throw err;
+    }
   }
 }
 

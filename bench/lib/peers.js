@@ -11,7 +11,7 @@ import path from 'node:path';
 import { BIN, ROOT, freePort, sleep, spawnTracked, waitListening, waitStdout } from './procs.js';
 
 /** Debian packages of the peers, by the command each provides. */
-export const PEER_PACKAGES = { tcpserver: 'ucspi-tcp', socat: 'socat', xinetd: 'xinetd', ncat: 'ncat', iperf3: 'iperf3', unixserver: 'ucspi-unix' };
+export const PEER_PACKAGES = { tcpserver: 'ucspi-tcp', socat: 'socat', xinetd: 'xinetd', ncat: 'ncat', iperf3: 'iperf3', unixserver: 'ucspi-unix', stunnel4: 'stunnel4', openssl: 'openssl' };
 
 export function hasCommand(cmd) {
   try {
@@ -232,4 +232,41 @@ export async function iperf3(bytes) {
   } finally {
     await server.stop('SIGTERM');
   }
+}
+
+/** A self-signed certificate for the TLS rows (openssl, made once per run in a temporary directory). */
+let testCertificate;
+export function testCert() {
+  if (testCertificate) return testCertificate;
+  need('openssl');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-bench-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' });
+  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  testCertificate = { cert, key };
+  return testCertificate;
+}
+
+/** The TLS floor: a plain Node tls.createServer echo (bench/peers/node-tls-server.js). */
+export async function nodeTls() {
+  const { cert, key } = testCert();
+  const child = spawnTracked([process.execPath, path.join(ROOT, 'bench', 'peers', 'node-tls-server.js'), cert, key, '0']);
+  return started('node tls echo', child, async () => Number((await waitStdout(child, /^(\d+)\n/))[1]));
+}
+
+/** stunnel4 terminating TLS and running /bin/cat per connection (its `exec =` mode, inetd-style). */
+export async function stunnelExec() {
+  need('stunnel4');
+  const { cert, key } = testCert();
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-stunnel-'));
+  const conf = path.join(dir, 'stunnel.conf');
+  fs.writeFileSync(conf, ['foreground = yes', 'pid =', 'debug = 0', `output = ${path.join(dir, 'log')}`, '[cat]', `accept = 127.0.0.1:${port}`, `cert = ${cert}`, `key = ${key}`, 'exec = /bin/cat', 'execArgs = cat', ''].join('\n'));
+  const child = spawnTracked(['stunnel4', conf]);
+  child.exited.then(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return started('stunnel4 exec=/bin/cat', child, async () => {
+    await waitListening(port, child);
+    return port;
+  });
 }

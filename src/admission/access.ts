@@ -29,6 +29,19 @@ export interface AccessRuleSpec {
   from: string;
   /** Environment variables added for exec programs when this rule allows (default none). */
   env?: Record<string, string>;
+  /**
+   * TLS: the rule matches only a connection whose verified client certificate has this
+   * subject (as SSL_PEER_CERT_SUBJECT writes it: `CN=client one`) or this SHA-256
+   * fingerprint (as SSL_PEER_CERT_HASH: hex pairs, colons and case optional). Default: any
+   * connection (with or without a certificate).
+   */
+  cert?: string;
+}
+
+/** What a rule with `cert` compares: the client certificate a TLS handshake verified. */
+export interface PeerCertificate {
+  subject: string;
+  fingerprint256: string;
 }
 
 /** A compiled rule. */
@@ -37,10 +50,18 @@ interface Rule {
   bytes: Uint8Array;
   prefix: number;
   env: Readonly<Record<string, string>>;
-  /** The rule as logged: `deny:127.0.0.2/32`, without spaces. */
+  /** The rule as logged: `deny:127.0.0.2/32`, without spaces (`+cert` when it names a certificate). */
   text: string;
   /** A UNIX peer rule: which credential it compares, and with what; absent for address rules and `all`. */
   cred?: { field: 'uid' | 'gid'; id: number };
+  /** The certificate it asks for: a fingerprint (64 hex digits, upper case, no colons) or a subject. */
+  cert?: { fingerprint?: string; subject?: string };
+}
+
+/** A certificate fingerprint as a rule compares it: upper-case hex, no colons; undefined when `text` is not one. */
+function fingerprintOf(text: string): string | undefined {
+  const hex = text.replace(/:/g, '').toUpperCase();
+  return /^[0-9A-F]{64}$/.test(hex) ? hex : undefined;
 }
 
 /** The decision on one peer. */
@@ -93,7 +114,11 @@ export function unmapIPv4(address: string): string {
   return m ? m[1]! : address;
 }
 
-function matches(rule: Rule, peer: Uint8Array): boolean {
+function matches(rule: Rule, peer: Uint8Array, cert: PeerCertificate | undefined): boolean {
+  if (rule.cert) {
+    if (!cert) return false;
+    if (rule.cert.fingerprint !== undefined ? fingerprintOf(cert.fingerprint256) !== rule.cert.fingerprint : cert.subject !== rule.cert.subject) return false;
+  }
   let bits = rule.prefix;
   for (let i = 0; i < 16 && bits > 0; i++, bits -= 8) {
     const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
@@ -113,9 +138,16 @@ function compile(spec: AccessRuleSpec, where: string): Rule {
       throw new InvalidOptionError(`${where}.env`, `${JSON.stringify(name)} is not NAME=string`);
     }
   }
+  let cert: Rule['cert'];
+  if (spec.cert !== undefined) {
+    if (typeof spec.cert !== 'string' || spec.cert.trim() === '') throw new InvalidOptionError(`${where}.cert`, `must be a certificate subject or SHA-256 fingerprint, got ${JSON.stringify(spec.cert)}`);
+    const fingerprint = fingerprintOf(spec.cert.trim());
+    cert = fingerprint !== undefined ? { fingerprint } : { subject: spec.cert.trim() };
+  }
+  const certText = cert ? '+cert' : '';
   const from = spec.from.trim();
   if (from === 'all' || from === '*') {
-    return { action: spec.action, bytes: new Uint8Array(16), prefix: 0, env: spec.env ?? {}, text: `${spec.action}:all` };
+    return { action: spec.action, bytes: new Uint8Array(16), prefix: 0, env: spec.env ?? {}, text: `${spec.action}:all${certText}`, ...(cert && { cert }) };
   }
   const cred = /^(uid|gid|user|group):(.+)$/.exec(from);
   if (cred) {
@@ -148,7 +180,8 @@ function compile(spec: AccessRuleSpec, where: string): Rule {
     // An IPv4 prefix counts from the start of the mapped address's last 32 bits.
     prefix: isV4 ? prefix + 96 : prefix,
     env: spec.env ?? {},
-    text: `${spec.action}:${addr}/${prefix}`,
+    text: `${spec.action}:${addr}/${prefix}${certText}`,
+    ...(cert && { cert }),
   };
 }
 
@@ -174,14 +207,17 @@ export class AccessRules {
     return this.#rules.length === 0;
   }
 
-  /** Decide on a peer address (IPv4, IPv6 or IPv4-mapped IPv6): the first matching rule wins. */
-  check(address: string): AccessDecision {
+  /**
+   * Decide on a peer address (IPv4, IPv6 or IPv4-mapped IPv6) and, over TLS, its verified
+   * client certificate (rules with `cert` match only that): the first matching rule wins.
+   */
+  check(address: string, cert?: PeerCertificate): AccessDecision {
     // No rules (the usual case): nothing to parse, one shared answer.
     if (this.#rules.length === 0) return ALLOW_ALL;
     const peer = ipBytes(address);
     if (peer) {
       for (const rule of this.#rules) {
-        if (rule.cred || !matches(rule, peer)) continue;
+        if (rule.cred || !matches(rule, peer, cert)) continue;
         return rule.action === 'allow' ? { ok: true, env: rule.env, rule: rule.text } : { ok: false, rule: rule.text };
       }
     }

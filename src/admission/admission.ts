@@ -12,7 +12,7 @@
  * release() when the connection ends.
  */
 import type net from 'node:net';
-import { realEndpointsOf, unixSource, type ConnectionEnds, type ConnectionInfo, type Endpoint } from '../address.js';
+import { realEndpointsOf, unixSource, type ConnectionEnds, type ConnectionInfo, type Endpoint, type TlsInfo } from '../address.js';
 import { fdutil } from '../net/fdutil.js';
 import { socketFd } from '../net/internals.js';
 import type { ServerEvent } from '../events.js';
@@ -73,6 +73,23 @@ export function sourceOf(remote: Endpoint): string {
   return remote.family === 'unix' ? unixSource(remote.uid ?? -1) : remote.address;
 }
 
+/**
+ * A TLS connection's variables for its program, named as s6-tlsserver and mod_ssl name
+ * them: SSL_PROTOCOL, SSL_CIPHER, SSL_TLS_SNI_SERVERNAME (when the client named one), and
+ * with a verified client certificate SSL_PEER_CERT_SUBJECT, _ISSUER and _HASH (SHA-256).
+ */
+export function tlsEnv(t: TlsInfo | undefined): Record<string, string> {
+  if (!t) return {};
+  const env: Record<string, string> = { SSL_PROTOCOL: t.protocol, SSL_CIPHER: t.cipher };
+  if (t.servername !== undefined) env.SSL_TLS_SNI_SERVERNAME = t.servername;
+  if (t.peer) {
+    env.SSL_PEER_CERT_SUBJECT = t.peer.subject;
+    env.SSL_PEER_CERT_ISSUER = t.peer.issuer;
+    env.SSL_PEER_CERT_HASH = t.peer.fingerprint256;
+  }
+  return env;
+}
+
 /** See the file comment. `nextId`: the connection ids of the place that serves (the process's sequence, a worker's blocks). */
 export class Admission {
   readonly #access: AccessRules;
@@ -88,13 +105,14 @@ export class Admission {
   /** Decide on an identified connection (its id is ignored: an admitted one gets the next). */
   admit(identified: ConnectionInfo, now = Date.now()): Admitted | NotAdmitted {
     const { remote, local } = identified;
-    const decision = remote.family === 'unix' ? this.#access.checkPeer(remote) : this.#access.check(remote.address);
+    const decision = remote.family === 'unix' ? this.#access.checkPeer(remote) : this.#access.check(remote.address, identified.tls?.peer);
     if (!decision.ok) return { ok: false, event: { type: 'deny', remote, local, reason: 'access', rule: decision.rule } };
     const place = this.#sources.take(sourceOf(remote), now);
     if (!place.ok) return { ok: false, event: { type: 'refuse', remote, local, reason: place.reason } };
     const info: ConnectionInfo = { id: this.#nextId(), local, remote, acceptedAt: identified.acceptedAt };
     if (identified.via) info.via = identified.via;
-    return { ok: true, info, env: { TCPCONNNUM: String(place.count), ...decision.env }, place: place.place };
+    if (identified.tls) info.tls = identified.tls;
+    return { ok: true, info, env: { TCPCONNNUM: String(place.count), ...tlsEnv(identified.tls), ...decision.env }, place: place.place };
   }
 
   /** The connection ended (or was never served): give its place back. */

@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { formatAddress } from '../address.js';
 import { ConnectTimeoutError, PrematureCloseError, ProtocolError, ReadTimeoutError, TcpkitError } from '../errors.js';
@@ -148,6 +149,32 @@ export class LoadRun {
     return cursor;
   }
 
+  /**
+   * TLS over a connected socket (certificate not checked: a load generator measures). With
+   * `onread` (bulk mode) the decrypted bytes reach its callback from 'data' events: Node's
+   * `onread` applies to the TCP socket, which carries ciphertext.
+   */
+  private startTls(socket: net.Socket, onread?: net.OnReadOpts): Promise<tls.TLSSocket> {
+    const resume = this.options.tls === 'resume';
+    return new Promise((resolve, reject) => {
+      const secure = tls.connect({ socket, rejectUnauthorized: false, ...(resume && lastSession && { session: lastSession }) });
+      this.open.add(secure);
+      secure.once('close', () => this.open.delete(secure));
+      if (resume) secure.on('session', (s: Buffer) => (lastSession = s));
+      secure.once('error', reject);
+      secure.once('secureConnect', () => {
+        secure.removeListener('error', reject);
+        if (onread) {
+          const cb = onread.callback as (n: number, buf: Buffer) => boolean | void;
+          secure.on('data', (c: Buffer) => {
+            if (cb(c.length, c) === false) secure.pause();
+          });
+        }
+        resolve(secure);
+      });
+    });
+  }
+
   private connectFrom(localAddress: string | undefined, localPort: number | undefined, onread?: net.OnReadOpts): Promise<net.Socket> {
     const { host, port, timeout, path } = this.options;
     return new Promise((resolve, reject) => {
@@ -167,12 +194,22 @@ export class LoadRun {
       socket.once('error', onError);
       socket.once('connect', () => {
         connected = true;
-        socket.removeListener('error', onError);
-        resolve(socket);
+        if (this.options.tls === 'off') {
+          socket.removeListener('error', onError);
+          resolve(socket);
+          return;
+        }
+        this.startTls(socket, onread).then((secure) => {
+          socket.removeListener('error', onError);
+          resolve(secure);
+        }, reject);
       });
     });
   }
 }
+
+/** The last TLS session a connection of this process got (--tls resume hands it to the next). */
+let lastSession: Buffer | undefined;
 
 /** The ports of the ephemeral range in turn, wrapping around. */
 class PortCursor {

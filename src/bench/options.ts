@@ -60,6 +60,12 @@ export interface BenchOptions {
   timeout?: number;
   /** Pid of the server, to measure its CPU (with children) and memory before and after. Default: none. */
   serverPid?: number;
+  /**
+   * Speak TLS (the server's certificate is not checked: a load generator measures, it does not
+   * trust): `full` makes a full handshake per connection, `resume` resumes the session the
+   * previous connection of the run got (tickets). Default `off`.
+   */
+  tls?: 'off' | 'full' | 'resume';
 }
 
 /** The options with every default filled in. */
@@ -76,6 +82,7 @@ export const BENCH_DEFAULTS = {
   hold: 1,
   duration: 120,
   timeout: 10,
+  tls: 'off' as 'off' | 'full' | 'resume',
 } as const;
 
 /** Upper bounds: a run must stay bounded in count whatever it is asked. */
@@ -143,7 +150,9 @@ export function resolveBenchOptions(options: BenchOptions): ResolvedBenchOptions
     duration: seconds('duration', o.duration, BENCH_LIMITS.duration, 0.001),
     timeout: seconds('timeout', o.timeout, BENCH_LIMITS.timeout, 0.001),
     serverPid: o.serverPid === undefined ? undefined : integer('serverPid', o.serverPid, 1, 2 ** 31 - 1),
+    tls: o.tls,
   };
+  if (!['off', 'full', 'resume'].includes(resolved.tls)) throw new InvalidOptionError('tls', `must be off, full or resume, got ${JSON.stringify(o.tls)}`);
   return resolved;
 }
 

@@ -35,6 +35,10 @@ CPU (its children included) and memory.
   --duration SECONDS   cap on the whole run (default 120); the report then says truncated
   --timeout SECONDS    a connection making no progress this long fails ETIMEDOUT (default 10)
   --server-pid PID     measure this server's CPU (utime+stime+cutime+cstime) and memory
+  --tls                speak TLS, a full handshake per connection (the server's certificate
+                       is not checked); with --resume, each connection resumes the session
+                       (ticket) the previous one got: handshakes/s with and without resumption
+  --resume             with --tls: resume sessions
   --json               print the report as JSON
                        (SIGINT/SIGTERM end the run early and still print the report;
                        idle mode then releases its connections and reports them held)
@@ -73,6 +77,8 @@ export async function bench(argv: string[]): Promise<number> {
     timeout: { type: 'string' },
     'server-pid': { type: 'string' },
     json: { type: 'boolean' },
+    tls: { type: 'boolean' },
+    resume: { type: 'boolean' },
     quiet: { type: 'boolean', short: 'q' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -130,7 +136,9 @@ export async function bench(argv: string[]): Promise<number> {
     duration: secondsOption('duration', values.duration),
     timeout: secondsOption('timeout', values.timeout),
     serverPid: intOption('server-pid', values['server-pid'], { min: 1, max: 2 ** 31 - 1 }),
+    tls: values.tls ? (values.resume ? 'resume' : 'full') : 'off',
   };
+  if (values.resume && !values.tls) throw new UsageError('bench: --resume needs --tls');
 
   const bar = !values.quiet && process.stderr.isTTY ? new ProgressBar(process.stderr) : undefined;
   // The first SIGINT/SIGTERM ends the run early and still prints its report; idle mode

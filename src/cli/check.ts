@@ -9,6 +9,7 @@ import { TcpkitError } from '../errors.js';
 import { parseServeArgs } from './serve.js';
 import { checkUserFlags } from './superserve.js';
 import { checkPidFile } from './pidfile.js';
+import { checkTls } from '../tls/check.js';
 
 export const checkHelp = `usage: tcpkit check --config FILE [--user USER] [--group GROUP]
        tcpkit check [SERVICE] [serve options]
@@ -24,7 +25,11 @@ reload of a --config server runs the same check on the new file, so a file \`che
 accepts is a file a reload accepts.
 
 Prints "FILE: ok (N services, M addresses)" or "serve options: ok" and exits 0; otherwise
-one line for every problem (not only the first) on stderr and exit 100.`;
+one line for every problem (not only the first) on stderr and exit 100.
+With TLS (--tls-cert, or tls: in a service): certificates and keys parse and match, each
+certificate file's chain is in order, SNI names are covered, nothing has expired (errors);
+a certificate expiring within 14 days and a key file readable by group or others are
+warnings ("tcpkit check: warning: ..."), which leave the exit code 0.`;
 
 function messageOf(err: unknown): string {
   return err instanceof TcpkitError || err instanceof Error ? err.message : String(err);
@@ -36,6 +41,7 @@ export async function check(argv: string[]): Promise<number> {
     return 0;
   }
   const problems: string[] = [];
+  const warnings: string[] = [];
   let ok = 'serve options: ok';
   try {
     const { values, config, options } = await parseServeArgs(argv, 'check');
@@ -49,6 +55,7 @@ export async function check(argv: string[]): Promise<number> {
     if (config !== undefined) {
       const result = await checkConfigFile(config, { user: values.user, group: values.group });
       problems.push(...result.problems);
+      warnings.push(...(result.warnings ?? []));
       const services = result.config?.services ?? [];
       const addresses = services.reduce((n, s) => n + s.listen.length, 0);
       ok = `${config}: ok (${services.length} service${services.length === 1 ? '' : 's'}, ${addresses} address${addresses === 1 ? '' : 'es'})`;
@@ -62,7 +69,14 @@ export async function check(argv: string[]): Promise<number> {
       if (options.path !== undefined) problems.push(...unixPathProblems(options.path, options.unixMode, '--unix'));
       try {
         // What listen() refuses before serving (the handler loads; no spare for a program), as serve.
-        await createServer(options).check();
+        const server = createServer(options);
+        await server.check();
+        // TLS files: parse, pairs, chain order, SNI names, expiry (errors); expiring soon, key permissions (warnings).
+        if (server.options.tls) {
+          const tls = checkTls(server.options.tls);
+          problems.push(...tls.errors);
+          warnings.push(...tls.warnings);
+        }
       } catch (err) {
         problems.push(messageOf(err));
       }
@@ -71,6 +85,8 @@ export async function check(argv: string[]): Promise<number> {
     // A usage error lists every problem of the arguments, one per line.
     problems.push(...messageOf(err).split('\n'));
   }
+  // Warnings never change the exit code: the server would start.
+  process.stderr.write(warnings.map((w) => `tcpkit check: warning: ${w}\n`).join(''));
   if (problems.length > 0) {
     process.stderr.write(problems.map((p) => `tcpkit check: ${p}\n`).join(''));
     return 100;

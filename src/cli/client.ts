@@ -1,9 +1,10 @@
 /**
  * `tcpkit client [HOST] [PORT]`: argv → connect + echoSession over stdin/stdout.
  */
-import { connect, echoSession } from '../client.js';
+import fs from 'node:fs';
+import { connect, echoSession, startTls, type ClientTlsOptions } from '../client.js';
 import net from 'node:net';
-import { formatEndpoint, isUnixAddress, parseHostPort, parsePort, SERV_PORT, UNIX_PREFIX } from '../address.js';
+import { formatAddress, formatEndpoint, isUnixAddress, parseHostPort, parsePort, SERV_PORT, UNIX_PREFIX } from '../address.js';
 import { UsageError, InvalidOptionError } from '../errors.js';
 import { endpointsOf } from '../address.js';
 import { choiceOption, parse, secondsOption } from './args.js';
@@ -21,11 +22,40 @@ server to finish, so nothing in flight is lost.
   --proxy-protocol v1|v2    send a PROXY protocol header first, as a load balancer would
   --proxy-source ADDR:PORT  the client the header claims, of the server's address family
                             (default: this connection's own address)
+  --tls                     speak TLS: verify the server's certificate (system CAs, or --tls-ca)
+                            and its name (HOST, or --servername)
+  --tls-ca FILE             trust the CA certificates in FILE (PEM) instead of the system's
+  --servername NAME         the name to ask for (SNI) and to check the certificate against
+  --tls-cert FILE           a client certificate (PEM), with --tls-key FILE its key
+  --tls-key FILE
+  --insecure                do not verify the server's certificate
   -v, --verbose             print the local and peer addresses (getsockname/getpeername) to stderr
   -h, --help                this text
 
 Exit codes: 0 success, 1 server terminated prematurely, 100 usage error,
 111 cannot connect (refused, unreachable, timed out, unknown host).`;
+
+/** --tls-ca, --tls-cert, --tls-key read now (a file that cannot be read: usage error naming the flag), --servername, --insecure. */
+function tlsFlags(values: Record<string, string | boolean | undefined>): ClientTlsOptions {
+  const read = (flag: string): string | undefined => {
+    const file = values[flag];
+    if (typeof file !== 'string') return undefined;
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`client: --${flag}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const out: ClientTlsOptions = { insecure: values.insecure === true };
+  const ca = read('tls-ca');
+  const cert = read('tls-cert');
+  const key = read('tls-key');
+  if (ca !== undefined) out.ca = ca;
+  if (cert !== undefined) out.cert = cert;
+  if (key !== undefined) out.key = key;
+  if (typeof values.servername === 'string') out.servername = values.servername;
+  return out;
+}
 
 export async function client(argv: string[]): Promise<number> {
   const { values, positionals } = parse('client', argv, {
@@ -33,6 +63,12 @@ export async function client(argv: string[]): Promise<number> {
     'connect-timeout': { type: 'string' },
     'proxy-protocol': { type: 'string' },
     'proxy-source': { type: 'string' },
+    tls: { type: 'boolean' },
+    'tls-ca': { type: 'string' },
+    servername: { type: 'string' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    insecure: { type: 'boolean' },
     verbose: { type: 'boolean', short: 'v' },
     help: { type: 'boolean', short: 'h' },
   });
@@ -67,6 +103,9 @@ export async function client(argv: string[]): Promise<number> {
     throw new UsageError(`client: ${(err as InvalidOptionError).message}`);
   }
   if (port === 0) throw new UsageError('client: PORT: must be an integer from 1 to 65535, got "0"');
+  const tlsOnly = (['tls-ca', 'servername', 'tls-cert', 'tls-key', 'insecure'] as const).find((f) => values[f] !== undefined);
+  if (tlsOnly && !values.tls) throw new UsageError(`client: --${tlsOnly} needs --tls`);
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) throw new UsageError('client: --tls-cert and --tls-key go together');
   const timeout = secondsOption('connect-timeout', values['connect-timeout']);
   const version = choiceOption('proxy-protocol', values['proxy-protocol'], ['v1', 'v2'] as const);
   let claimed: { address: string; port: number } | undefined;
@@ -97,6 +136,14 @@ export async function client(argv: string[]): Promise<number> {
     if (ends) {
       process.stderr.write(`connected ${formatEndpoint(ends.local)} -> ${formatEndpoint(ends.remote)} ${ends.remote.family}\n`);
     }
+  }
+  if (values.tls) {
+    const secure = await startTls(socket, formatAddress(host.replace(/^\[(.*)\]$/, '$1'), port), host.replace(/^\[(.*)\]$/, '$1'), tlsFlags(values));
+    if (values.verbose) {
+      const c = secure.getPeerX509Certificate();
+      process.stderr.write(`tls ${secure.getProtocol()} ${secure.getCipher().name}${c ? ` subject ${c.subject.split('\n').join(',')} sha256 ${c.fingerprint256}` : ''}\n`);
+    }
+    socket = secure;
   }
   const result = await echoSession(socket, process.stdin, process.stdout);
   if (values.verbose) process.stderr.write(`closed sent ${result.bytesSent} received ${result.bytesReceived}\n`);

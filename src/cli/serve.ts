@@ -130,6 +130,11 @@ export async function parseServeArgs(argv: string[], command = 'serve'): Promise
     if (o.kind === 'integer' || o.kind === 'seconds') fromFlags[name] = take(() => parseFlag(name as NumericOptionName, text));
     else if (o.kind === 'choice') fromFlags[name] = take(() => checkChoice(`--${o.flag}`, text, choicesOf(o)));
   }
+  // The TLS rows' files, lists and words as given (checked by the server: resolveTls).
+  for (const name of ['tlsCert', 'tlsKey', 'tlsCa', 'tlsCiphers', 'tlsSni', 'tlsAlpn'] as const) {
+    const value = values[OPTIONS[name].flag];
+    if (value !== undefined) fromFlags[name] = value;
+  }
   const { maxReply, ...numbers } = fromFlags as Partial<ServerOptions> & { maxReply?: number };
   const serviceName = positionals[0] ?? OPTIONS.service.default;
   if (values.unix !== undefined && (values.host !== undefined || values.port !== undefined)) {
@@ -223,6 +228,14 @@ export async function serve(argv: string[]): Promise<number> {
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    // SIGHUP under TLS: read the certificates and keys again (logged `reload ok` or `reload failed`).
+    if (server.options.tls) process.on('SIGHUP', () => {
+      try {
+        server.reloadTls();
+      } catch {
+        // logged; the certificates in use stay
+      }
+    });
     // SIGUSR2: hand the listening socket to a new tcpkit; a failure is logged and we go on serving.
     let restarting = false;
     process.on('SIGUSR2', () => {

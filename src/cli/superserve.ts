@@ -21,16 +21,18 @@ import { removePidFile, writePidFileOrRelease } from './pidfile.js';
 /** The parsed flags (--allow/--deny are read from argv, in order, by accessRules). */
 type Values = ServeFlags;
 
-/** --allow/--deny in the order written (first match wins), from argv before `--`. */
+/** --allow/--deny/--allow-cert/--deny-cert in the order written (first match wins), from argv before `--`. */
 function accessRules(argv: string[]): AccessRuleSpec[] {
   const rules: AccessRuleSpec[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--') break;
-    const m = /^--(allow|deny)(?:=(.*))?$/.exec(a);
+    const m = /^--(allow|deny)(-cert)?(?:=(.*))?$/.exec(a);
     if (!m) continue;
-    const from = m[2] ?? argv[++i];
-    if (from !== undefined) rules.push({ action: m[1] as 'allow' | 'deny', from });
+    const value = m[3] ?? argv[++i];
+    if (value === undefined) continue;
+    // --allow-cert / --deny-cert: a TLS client certificate's subject or fingerprint, from any address.
+    rules.push(m[2] ? { action: m[1] as 'allow' | 'deny', from: 'all', cert: value } : { action: m[1] as 'allow' | 'deny', from: value });
   }
   return rules;
 }

@@ -238,7 +238,8 @@ export class ConnectionPipeline implements BudgetMember {
     // Counted across the service (every pipeline sharing the budget); at the limit every one of them pauses.
     const via = info.via?.remote;
     const { maxConns } = this.#budget;
-    this.emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: maxConns, ...(via && { via }) });
+    const tls = info.tls?.protocol;
+    this.emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: maxConns, ...(via && { via }), ...(tls && { tls }) });
     this.#budget.opened();
   }
 

@@ -25,6 +25,7 @@ import { serviceLogEvent } from '../events.js';
 import { detachFromServer } from '../net/internals.js';
 import { BurstReporter, type AcceptError } from '../net/acceptor.js';
 import { reserveConnectionIds } from '../connection/pipeline.js';
+import { addTlsStats, emptyTlsStats, type TlsStats } from '../tls/gate.js';
 import { decodeFromWorker, type BatchEntry, type FromWorker, type ToWorker, type WorkerSpec } from '../workers/messages.js';
 import { ID_BLOCK } from '../workers/reports.js';
 import { sharedMemory, WorkerLedger } from '../net/shared-counts.js';
@@ -80,6 +81,10 @@ interface WorkerRecord {
   /** Whether it said `drained` (it left when asked, with nothing unreported). */
   drained: boolean;
 }
+
+/** TLS counters of workers gone (kept so the totals never go back) and of each live one, by record. */
+const retiredTls = new WeakMap<object, TlsStats>();
+const workerTls = new WeakMap<WorkerRecord, TlsStats>();
 
 /** Options the pool models resolve before constructing the pool. */
 export interface PoolOptions {
@@ -193,6 +198,8 @@ export abstract class PoolModel implements Model {
       maxConns: this.pool.maxConnsPerWorker,
       limits: this.host.limits,
       proxy: this.pool.accept === 'shared' ? this.host.proxy : undefined,
+      // Shared mode terminates TLS in the workers; the keys follow in a `tls` message (never in the spec).
+      ...(this.pool.accept === 'shared' && this.host.tls && { tls: this.host.tls.settings }),
     };
     const record: WorkerRecord = {
       slot,
@@ -217,6 +224,7 @@ export abstract class PoolModel implements Model {
         },
       });
       record.member = member;
+      if (spec.tls && this.host.tls) this.#send(record, { type: 'tls', material: this.host.tls.material() });
     } catch (err) {
       this.host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
       this.released(spec);
@@ -246,6 +254,9 @@ export abstract class PoolModel implements Model {
       return;
     }
     switch (msg.type) {
+      case 'tls-stats':
+        workerTls.set(w, msg.stats);
+        return;
       case 'ready':
         if (w.state !== 'starting') return;
         w.state = 'ready';
@@ -345,6 +356,8 @@ export abstract class PoolModel implements Model {
 
   #exit(w: WorkerRecord, code: number | null, signal: string | null): void {
     this.#workers.delete(w);
+    const tlsSeen = workerTls.get(w);
+    if (tlsSeen) retiredTls.set(this, addTlsStats(retiredTls.get(this) ?? emptyTlsStats(), { ...tlsSeen, pending: 0 }));
     const pid = w.member.pid;
     // Its connections ended with it (killed, or it crashed): report each.
     for (const conn of w.refs.values()) conn.closed(code, signal);
@@ -495,6 +508,25 @@ export abstract class PoolModel implements Model {
       this.host.emit({ type: 'kill', pid: w.member.pid, signal: 'SIGKILL', reason: 'destroy' });
       w.member.kill();
     }
+  }
+
+  /** The TLS counters of every worker, those gone included. */
+  tlsStats(): TlsStats | undefined {
+    if (!this.host.tls || this.pool.accept !== 'shared') return undefined;
+    const total = addTlsStats(emptyTlsStats(), retiredTls.get(this) ?? emptyTlsStats());
+    total.pending = 0;
+    for (const w of this.#workers) {
+      const st = workerTls.get(w);
+      if (st) addTlsStats(total, st);
+    }
+    return total;
+  }
+
+  /** New TLS material (SIGHUP): to every live worker; new ones get it at start. */
+  tlsReload(): void {
+    if (!this.host.tls || this.pool.accept !== 'shared') return;
+    const material = this.host.tls.material();
+    for (const w of this.#workers) if (w.state === 'starting' || w.state === 'ready') this.#send(w, { type: 'tls', material });
   }
 
   stats(): ModelStats {

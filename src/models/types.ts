@@ -13,6 +13,8 @@ import type { ProxyGateOptions } from '../net/proxy-gate.js';
 import type { ServiceSpec } from '../services/types.js';
 import type { AccessRuleSpec } from '../admission/access.js';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
+import type { TlsStats } from '../tls/gate.js';
+import type { TlsMaterial, TlsSettings } from '../tls/settings.js';
 
 /** Names of the models, as `--model` takes them. */
 export type ModelName = 'iterative' | 'fork' | 'prefork' | 'threads' | 'event';
@@ -52,6 +54,12 @@ export interface ModelHost {
   readonly sources: SourceLimits;
   /** The access rules as written, for workers that check them themselves. */
   readonly access: readonly AccessRuleSpec[];
+  /**
+   * TLS, when the server terminates it: the settings (plain data, for a worker's spec)
+   * and the material as last read (keys: hand it to workers in a message, never in a
+   * spec or a file). Workers that accept on their own run a TlsGate (src/tls/gate.ts).
+   */
+  readonly tls?: { settings: TlsSettings; material(): TlsMaterial };
   /**
    * A connection a worker admitted and numbered by itself (an id from
    * reserveConnectionIds in connection/pipeline.ts), reported after the fact.
@@ -118,6 +126,10 @@ export interface Model {
   /** Forceful and immediate: kill everything the model started. Idempotent. */
   destroy(): void;
   stats(): ModelStats;
+  /** TLS counters of the handshakes its workers made (models whose workers accept on their own). */
+  tlsStats?(): TlsStats | undefined;
+  /** The server read new TLS material (SIGHUP): hand host.tls.material() to the workers. */
+  tlsReload?(): void;
 }
 
 /** How a model is made from its host. */

@@ -24,6 +24,8 @@ export interface FdUtil {
   watchArm(handle: WatchHandle, lowat: number): void;
   /** Stop, reset SO_RCVLOWAT to 1 and close the duplicate. Idempotent; every watch must end here. */
   watchClose(handle: WatchHandle): void;
+  /** socketpair(2): a connected AF_UNIX stream pair, both close-on-exec and blocking (the TLS relay, src/tls/relay.ts). */
+  socketpair(): [number, number];
   /** Set FD_CLOEXEC on an inherited descriptor. */
   cloexec(fd: number): void;
   /** What a descriptor is: its socket type, whether it listens, its address family. Throws ENOTSOCK. */

@@ -3,7 +3,7 @@
  * named and explained (as `ws` keeps its internal symbols in lib/constants.js).
  * Should a Node release change one of these, this is the file to fix.
  */
-import type net from 'node:net';
+import net from 'node:net';
 
 /** The libuv handle behind a socket or server; Node keeps it private as `_handle`. */
 type WithHandle = { _handle?: { fd?: number } | null };
@@ -79,4 +79,28 @@ export function readIntoUserBuffer(socket: net.Socket, first: Buffer, callback: 
   slotsOf[slots.next] = next;
   handle.useUserBuffer(first);
   return true;
+}
+
+/**
+ * A net.Socket over a connected stream descriptor we created (one end of the TLS
+ * relay's socketpair), not reading: Node's `pauseOnCreate` (the option net.Server's
+ * `pauseOnConnect` passes to the sockets it accepts, undocumented for the
+ * constructor). A socket that reads at once would take bytes meant for the process
+ * the descriptor is handed to.
+ */
+export function pausedSocketOfFd(fd: number): net.Socket {
+  return new net.Socket({ fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true } as net.SocketConstructorOpts);
+}
+
+/**
+ * Whether the client certificate of a server-side TLSSocket verified against its
+ * context's CAs: null when it did, else OpenSSL's error (`code`: UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+ * ...). Node computes `authorized` only for sockets a tls.Server made itself (its
+ * private onServerSocketSecure calls `_handle.verifyError()`); the TLS gate makes
+ * its own TLSSocket on an accepted socket, so it asks the handle the same way.
+ */
+export function tlsVerifyError(socket: import('node:tls').TLSSocket): (Error & { code?: string }) | null {
+  const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } | null })._handle;
+  if (typeof handle?.verifyError !== 'function') return new Error('certificate status unknown (no TLS handle)');
+  return handle.verifyError();
 }

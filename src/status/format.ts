@@ -2,6 +2,7 @@
  * A status snapshot as text: a netstat-like socket table, then a ps-like process
  * table, then what could not be shown. Columns are padded to their widest cell.
  */
+import type { ServerStats } from '../server.js';
 import net from 'node:net';
 import { formatEndpoint, sanitize, type Endpoint } from '../address.js';
 import type { ProcessView, SocketView, StatusSnapshot } from './snapshot.js';
@@ -38,14 +39,15 @@ export function table(header: string[], rows: string[][], right: ReadonlySet<num
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-function socketRows(sockets: SocketView[]): string[][] {
+function socketRows(sockets: SocketView[], tlsPorts: ReadonlySet<number> = new Set()): string[][] {
   return sockets.map((s) => [
     s.proto,
     String(s.recvQ),
     String(s.sendQ),
     netstatAddress(s.local),
     netstatAddress(s.remote),
-    s.state,
+    // A listener that terminates TLS is marked: its port speaks TLS, not plain TCP.
+    s.state === 'LISTEN' && tlsPorts.has(s.local.port) ? 'LISTEN tls' : s.state,
     s.pids.length > 0 ? s.pids.join(',') : '-',
     s.connection === undefined ? '' : `#${s.connection}`,
   ]);
@@ -85,6 +87,12 @@ function processRows(processes: ProcessView[], now: number): string[][] {
   return rows;
 }
 
+/** A server's TLS counters in one line: `tls handshakes 12 resumed 3 pending 0 failures tls-timeout=1 protocols TLSv1.3=12`. */
+export function tlsLine(t: NonNullable<ServerStats['tls']>): string {
+  const list = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${k}=${v}`).join(',') || '-';
+  return `tls handshakes ${t.handshakes}  resumed ${t.resumed}  pending ${t.pending}  failures ${list(t.failures)}  protocols ${list(t.protocols)}  ciphers ${list(t.ciphers)}`;
+}
+
 /** The snapshot as netstat-and-ps text. */
 export function formatStatus(snap: StatusSnapshot): string {
   const out: string[] = [];
@@ -95,9 +103,11 @@ export function formatStatus(snap: StatusSnapshot): string {
       `tcpkit server pid ${s.pid}  ${where}  model ${s.model}  service ${s.service}  ${s.state}/${s.listener}  ` +
         `accepted ${s.accepted}  active ${s.active}/${s.maxConns}  ended ${s.ended}` +
         (s.models ? `  spawned ${s.models.spawned}  crashed ${s.models.crashed}` : ''),
+      ...(s.tls ? [tlsLine(s.tls)] : []),
       '',
     );
   }
+  const tlsPorts = new Set([snap.server, ...Object.values(snap.services ?? {})].flatMap((x) => (x?.tls && x.local ? [x.local.port] : [])));
   const scope =
     snap.target.port !== undefined
       ? ` (port ${snap.target.port})`
@@ -107,7 +117,7 @@ export function formatStatus(snap: StatusSnapshot): string {
   out.push(`Active Internet connections${scope}`);
   out.push(
     snap.sockets.length > 0
-      ? table(['Proto', 'Recv-Q', 'Send-Q', 'Local Address', 'Foreign Address', 'State', 'PID', 'Conn'], socketRows(snap.sockets), new Set([1, 2]))
+      ? table(['Proto', 'Recv-Q', 'Send-Q', 'Local Address', 'Foreign Address', 'State', 'PID', 'Conn'], socketRows(snap.sockets, tlsPorts), new Set([1, 2]))
       : '(no sockets)',
   );
   if (snap.unix && snap.unix.length > 0) {

@@ -160,6 +160,44 @@ export function createMetrics(source: StatusSource): ServerMetrics {
       },
     });
   };
+  // TLS: the server's counters (its own handshakes and its workers'), mirrored so they only go up.
+  const mirrorBy = (name: string, help: string, label: string, read: (s: ServerStats) => Record<string, number> | undefined) => {
+    const last = new Map<string, number>();
+    new client.Counter({
+      name,
+      help,
+      labelNames: names(label),
+      registers,
+      collect() {
+        each((b, s) => {
+          for (const [k, v] of Object.entries(read(s) ?? {})) {
+            const key = `${b}\0${k}`;
+            const was = last.get(key) ?? 0;
+            if (v > was) {
+              this.inc(at(b, { [label]: k }), v - was);
+              last.set(key, v);
+            }
+          }
+        });
+      },
+    });
+  };
+  mirrorBy('tcpkit_tls_handshakes_total', 'TLS handshakes completed, resumed ones included.', 'kind', (s) => s.tls && { full: s.tls.handshakes - s.tls.resumed, resumed: s.tls.resumed });
+  mirrorBy('tcpkit_tls_handshake_failures_total', 'Connections refused before or during the TLS handshake, by reason.', 'reason', (s) => s.tls?.failures);
+  mirrorBy('tcpkit_tls_protocol_total', 'TLS handshakes completed, by protocol version.', 'protocol', (s) => s.tls?.protocols);
+  mirrorBy('tcpkit_tls_cipher_total', 'TLS handshakes completed, by cipher.', 'cipher', (s) => s.tls?.ciphers);
+  new client.Gauge({
+    name: 'tcpkit_tls_handshakes_pending',
+    help: 'TLS handshakes in progress now (in the server process).',
+    labelNames: names(),
+    registers,
+    collect() {
+      this.reset();
+      each((b, s) => {
+        if (s.tls) this.set(at(b, {}), s.tls.pending);
+      });
+    },
+  });
   mirror('tcpkit_children_spawned_total', 'Child processes or workers started, over the server\'s life.', (s) => s.models?.spawned);
   mirror('tcpkit_children_crashed_total', 'Child processes or workers that ended by a signal or a non-zero exit.', (s) => s.models?.crashed);
   new client.Gauge({

@@ -17,6 +17,7 @@ import { Server } from '../server.js';
 import { checkRunnableBy } from '../services/exec-options.js';
 import { loadConfigProblems, type Config } from './config.js';
 import { resolveIds, type Principal } from './privileges.js';
+import { checkTls } from '../tls/check.js';
 
 /** A user and group given on the command line, which override the file's. */
 export interface CheckOverrides {
@@ -28,6 +29,8 @@ export interface CheckOverrides {
 export interface ConfigCheck {
   config: Config | undefined;
   problems: string[];
+  /** What would not stop a start but deserves attention (a certificate expiring soon, a key others may read). */
+  warnings?: string[];
 }
 
 function messageOf(err: unknown): string {
@@ -80,6 +83,7 @@ export function unixPathProblems(socketPath: string, mode: unknown, label: strin
 export async function checkConfigFile(file: string, overrides: CheckOverrides = {}): Promise<ConfigCheck> {
   let config: Config;
   const problems: string[] = [];
+  const warnings: string[] = [];
   try {
     // Size cap, regular file only, YAML, schema, addresses, users, access rules, the option table;
     // one line per problem (every service's), not only the first. The services that pass go on.
@@ -119,11 +123,17 @@ export async function checkConfigFile(file: string, overrides: CheckOverrides = 
     try {
       const servers = svc.listen.map((address) => new Server({ ...svc.options, host: address.host, port: address.port, ...(address.path !== undefined && { path: address.path }) }));
       await servers[0]?.check();
+      const tls = servers[0]?.options.tls;
+      if (tls) {
+        const found = checkTls(tls);
+        problems.push(...found.errors.map((e) => `${file}: services.${svc.name}.${e.replace(/^tlsCert/, 'tls.cert').replace(/^tlsSni/, 'tls.sni').replace(/^tlsCa/, 'tls.ca')}`));
+        warnings.push(...found.warnings.map((w) => `${file}: services.${svc.name}.${w.replace(/^tlsCert/, 'tls.cert').replace(/^tlsSni/, 'tls.sni')}`));
+      }
     } catch (err) {
       problems.push(`${file}: services.${svc.name}: ${messageOf(err)}`);
     }
   }
-  return { config, problems };
+  return { config, problems, warnings };
 }
 
 /**

@@ -114,6 +114,7 @@ const schema = {
                 allow: { type: 'string', minLength: 1 },
                 deny: { type: 'string', minLength: 1 },
                 env: { type: 'object', additionalProperties: { type: 'string' } },
+                cert: { type: 'string', minLength: 1 },
               },
             },
           },
@@ -183,7 +184,7 @@ interface RawService {
   user?: Principal;
   group?: Principal;
   limits?: { maxConns?: number; perSource?: number; rate?: number; idleTimeout?: number; timeLimit?: number };
-  access?: Array<{ allow?: string; deny?: string; env?: Record<string, string> }>;
+  access?: Array<{ allow?: string; deny?: string; env?: Record<string, string>; cert?: string }>;
 }
 
 interface RawConfig {
@@ -240,7 +241,9 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
     }
   });
   const access: AccessRuleSpec[] = (s.access ?? []).map((r) =>
-    r.allow !== undefined ? { action: 'allow', from: r.allow, env: r.env } : { action: 'deny', from: r.deny!, env: r.env },
+    r.allow !== undefined
+      ? { action: 'allow', from: r.allow, env: r.env, ...(r.cert !== undefined && { cert: r.cert }) }
+      : { action: 'deny', from: r.deny!, env: r.env, ...(r.cert !== undefined && { cert: r.cert }) },
   );
   at(file, `${base}.access`, () => new AccessRules(access, `${base}.access`));
   if (s.proxyFrom !== undefined) at(file, `${base}.proxyFrom`, () => proxyTrust(s.proxyFrom!));

@@ -140,8 +140,8 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
         this.#sockets.set(k, listener);
         bound.push(k);
       }
-      await beforeServe?.();
-      // 2. Start the new and changed services, each on its own duplicate of the socket.
+      // 2. Make the new and changed services' servers, each on its own duplicate of the socket; their TLS
+      // files are read now, before the privileges drop (a key only root may read works with a top-level user).
       for (const [key, { svc, address }] of wanted) {
         const old = this.#entries.get(key);
         if (old && old.fingerprint === svc.fingerprint) continue;
@@ -151,8 +151,11 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
         const service = svc.name;
         server.on('event', (e) => this.emit('event', { ...e, service }, key));
         started.push({ key, service: svc.name, address, fingerprint: svc.fingerprint, server });
-        await server.listen();
+        server.readTls();
       }
+      await beforeServe?.();
+      // 3. Start them.
+      for (const e of started) await e.server.listen();
     } catch (err) {
       await Promise.all(started.map((e) => e.server.destroy()));
       // All or nothing: the running services keep the budgets they had.
@@ -165,12 +168,20 @@ export class Supervisor extends EventEmitter<{ event: [event: ServerEvent, servi
       throw err;
     }
 
-    // 3. Swap: the new ones are accepting; stop what is removed or replaced.
+    // 4. Swap: the new ones are accepting; stop what is removed or replaced.
     const stopping: Entry[] = [];
     for (const [key, entry] of this.#entries) {
       if (!wanted.has(key) || started.some((e) => e.key === key)) {
         stopping.push(entry);
         this.#entries.delete(key);
+      }
+    }
+    // Kept services read their TLS certificates and keys again (a failure is logged; they keep the old ones).
+    for (const e of this.#entries.values()) {
+      try {
+        e.server.reloadTls();
+      } catch {
+        // logged by the server as `reload failed`
       }
     }
     for (const e of started) this.#entries.set(e.key, e);

@@ -16,6 +16,9 @@
  *                          (shared)               need-ids               half its ids are used (shared)
  *   pause                  stop accepting         closed {id}            a connection ended (pass)
  *   resume                 accept again           log {id, reason, code} the service's ctx.log
+ *   tls {material}         TLS certificates and   tls-stats {stats}      its handshake counters (at most
+ *                          keys (shared, at start                        once a second, when they changed)
+ *                          and after SIGHUP)
  *   drain                  stop accepting, exit   failed {id, code, message} the service threw
  *                          when idle              fatal {code, message}  cannot start (bad handler, ...)
  *                                                 drained                idle after drain, about to exit
@@ -42,6 +45,8 @@ import type { ConnectionLimits } from '../admission/limits.js';
 import type { AccessRuleSpec } from '../admission/access.js';
 import type { ServiceSpec } from '../services/types.js';
 import type { SegmentRef } from '../admission/source-table.js';
+import type { TlsStats } from '../tls/gate.js';
+import type { TlsMaterial, TlsSettings } from '../tls/settings.js';
 
 /** What the server sends a worker. */
 export type ToWorker =
@@ -50,6 +55,8 @@ export type ToWorker =
   | { type: 'ids'; from: number; count: number }
   | { type: 'pause' }
   | { type: 'resume' }
+  /** TLS material (the private keys: in a message, never in the spec, which a prefork worker has in its environment). */
+  | { type: 'tls'; material: TlsMaterial }
   | { type: 'drain' };
 
 /** What a worker sends the server. */
@@ -63,6 +70,8 @@ export type FromWorker =
   | { type: 'failed'; id: number; code: string; message: string }
   | { type: 'fatal'; code: string; message: string }
   | { type: 'drained' }
+  /** The worker's TLS counters since it started (the server keeps the latest of each worker). */
+  | { type: 'tls-stats'; stats: TlsStats }
   /** An event to log as it is: an accept error, a refused PROXY header. */
   | { type: 'event'; event: WorkerEvent };
 
@@ -125,6 +134,8 @@ export interface WorkerSpec {
   limits: ConnectionLimits;
   /** shared: read a PROXY protocol header off each accepted connection first. Default: none expected. */
   proxy?: ProxyGateOptions;
+  /** shared: terminate TLS with these settings; accept only once a `tls` message brought the material. Default off. */
+  tls?: TlsSettings;
 }
 
 /** The fork model's child: one service, one connection (TCPKIT_CHILD). */
@@ -260,6 +271,15 @@ function worker(v: unknown, at: string): WorkerSpec {
   if (proxy && !(Array.isArray(proxy.versions) && proxy.versions.every((x) => x === 1 || x === 2))) {
     throw new SpecError(`${at}.proxy.versions: expected [1], [2] or [1, 2], got ${JSON.stringify(proxy.versions)}`);
   }
+  const tls = optional(o, 'tls', at, object);
+  if (tls) {
+    string(tls.cert, `${at}.tls.cert`);
+    int(tls.handshakeMs, `${at}.tls.handshakeMs`, 1);
+    int(tls.maxPending, `${at}.tls.maxPending`, 1);
+    int(tls.maxPendingPerSource, `${at}.tls.maxPendingPerSource`, 1);
+    int(tls.ticketRotateMs, `${at}.tls.ticketRotateMs`);
+    oneOf(tls.client, `${at}.tls.client`, ['none', 'request', 'require'] as const);
+  }
   return o as unknown as WorkerSpec;
 }
 
@@ -370,7 +390,16 @@ function entry(v: unknown, at: string): BatchEntry {
 export function decodeToWorker(v: unknown): ToWorker {
   const at = 'message to worker';
   const o = object(v, at);
-  switch (oneOf(o.type, `${at}.type`, ['connection', 'ids', 'pause', 'resume', 'drain'] as const)) {
+  switch (oneOf(o.type, `${at}.type`, ['connection', 'ids', 'pause', 'resume', 'tls', 'drain'] as const)) {
+    case 'tls': {
+      const m = object(o.material, `${at}.material`);
+      const main = object(m.main, `${at}.material.main`);
+      string(main.cert, `${at}.material.main.cert`);
+      string(main.key, `${at}.material.main.key`);
+      string(m.ticketSeed, `${at}.material.ticketSeed`);
+      if (!Array.isArray(m.sni)) throw new SpecError(`${at}.material.sni: expected an array, got ${JSON.stringify(m.sni)}`);
+      break;
+    }
     case 'connection':
       info(o.info, `${at}.info`);
       env(o.env, `${at}.env`);
@@ -389,7 +418,15 @@ export function decodeToWorker(v: unknown): ToWorker {
 export function decodeFromWorker(v: unknown): FromWorker {
   const at = 'message from worker';
   const o = object(v, at);
-  switch (oneOf(o.type, `${at}.type`, ['ready', 'batch', 'need-ids', 'closed', 'log', 'failed', 'fatal', 'drained', 'event'] as const)) {
+  switch (oneOf(o.type, `${at}.type`, ['ready', 'batch', 'need-ids', 'closed', 'log', 'failed', 'fatal', 'drained', 'event', 'tls-stats'] as const)) {
+    case 'tls-stats': {
+      const st = object(o.stats, `${at}.stats`);
+      int(st.handshakes, `${at}.stats.handshakes`);
+      int(st.resumed, `${at}.stats.resumed`);
+      int(st.pending, `${at}.stats.pending`);
+      for (const k of ['failures', 'protocols', 'ciphers']) for (const [n, x] of Object.entries(object(st[k], `${at}.stats.${k}`))) int(x, `${at}.stats.${k}.${n}`);
+      break;
+    }
     case 'ready':
       optional(o, 'room', at, int);
       break;

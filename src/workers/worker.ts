@@ -25,6 +25,9 @@ import { sharedMemory, WorkerLedger } from '../net/shared-counts.js';
 import { DEFAULT_BACKLOG } from '../options.js';
 import type { FromWorker, ToWorker, WorkerSpec } from './messages.js';
 import { IdBlocks, ReportBatch } from './reports.js';
+import { programOf } from '../services/index.js';
+import { TlsGate } from '../tls/gate.js';
+import { relayThroughPair } from '../tls/relay.js';
 
 /** How a worker talks to the server: an IPC channel or a MessagePort. */
 export interface WorkerChannel {
@@ -82,7 +85,25 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
    * catches a burst libuv had already accepted), admitted when a block arrives.
    */
   const unnumbered: Array<{ socket: net.Socket; info: ConnectionInfo }> = [];
-  const idle = () => conns.size === 0 && unnumbered.length === 0 && (acceptor?.pending ?? 0) === 0;
+  const idle = () => conns.size === 0 && unnumbered.length === 0 && (acceptor?.pending ?? 0) === 0 && (gate?.pending ?? 0) === 0;
+  /**
+   * TLS (shared mode): the handshake here, after the PROXY header and before admission,
+   * as in the server. The gate exists once the server's `tls` message brought the keys;
+   * until then this worker does not accept. A program (--exec) or nothing else gets
+   * plaintext through a relay; a service run here gets the TLSSocket.
+   */
+  let gate: TlsGate | undefined;
+  const relay = spec.tls !== undefined && (await programOf(spec.service)) !== undefined;
+  let tlsStatsTimer: NodeJS.Timeout | undefined;
+  const sendTlsStats = () => {
+    clearTimeout(tlsStatsTimer);
+    tlsStatsTimer = undefined;
+    if (gate) send({ type: 'tls-stats', stats: gate.stats() });
+  };
+  /** Counters go to the server at most once a second, and only when they changed. */
+  const tlsChanged = () => {
+    tlsStatsTimer ??= setTimeout(sendTlsStats, 1000);
+  };
   const conns = new LocalConnections(service, spec.service, spec.limits);
   /** Serve an admitted connection here; what becomes of it goes to the server, which accounts for it. */
   const serve = (socket: net.Socket, info: ConnectionInfo, env: Readonly<Record<string, string>>, ended: () => void) =>
@@ -101,6 +122,8 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     if (draining && idle()) {
       // The count of peerless PROXY refusals not yet reported goes out before the worker does.
       refusals.close();
+      gate?.destroy();
+      sendTlsStats();
       batch.close();
       send({ type: 'drained' }, () => channel.exit(0));
     }
@@ -137,6 +160,11 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     adjust();
   };
 
+  /** An identified connection (after its TLS handshake, if any): admit it now, or once ids arrive. */
+  const number = (socket: net.Socket, info: ConnectionInfo) => {
+    if (ids!.available === 0) unnumbered.push({ socket, info });
+    else admitHere(socket, info);
+  };
   /** A connection this worker accepted (its PROXY header already taken, if one is expected). */
   const take = (socket: net.Socket, announced?: ConnectionEnds) => {
     const info = identify(socket, undefined, announced);
@@ -145,8 +173,39 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
       settled();
       return;
     }
-    if (ids!.available === 0) unnumbered.push({ socket, info });
-    else admitHere(socket, info);
+    if (gate) gate.take(socket, info);
+    else number(socket, info);
+  };
+  const startTls = (material: Parameters<TlsGate['replace']>[0]) => {
+    if (gate) {
+      try {
+        gate.replace(material);
+      } catch (err) {
+        send({ type: 'event', event: { type: 'error', where: 'tls', ...describeError(err, 'TCPKIT_TLS') } });
+      }
+      return;
+    }
+    gate = new TlsGate(spec.tls!, material, {
+      refuse: (event) => {
+        send({ type: 'event', event });
+        tlsChanged();
+      },
+      settled: () => settled(),
+      pass: (secure, info) => {
+        tlsChanged();
+        let plain: net.Socket = secure;
+        if (relay) {
+          try {
+            plain = relayThroughPair(secure);
+          } catch (err) {
+            secure.destroy();
+            send({ type: 'event', event: { type: 'error', where: 'tls', ...describeError(err, 'EIO') } });
+            return;
+          }
+        }
+        number(plain, info);
+      },
+    });
   };
   // Shared mode: the same accept loop as the server's (descriptor headroom, EMFILE backoff, PROXY gate).
   const acceptor =
@@ -174,9 +233,11 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
    */
   function adjust(): void {
     if (!acceptor) return;
-    const inFlight = conns.size + unnumbered.length + acceptor.pending;
-    const numbered = !ids || ids.available > acceptor.pending;
-    const want = !held && !draining && !retiring() && numbered && inFlight < spec.limit;
+    const handshaking = gate?.pending ?? 0;
+    const inFlight = conns.size + unnumbered.length + acceptor.pending + handshaking;
+    const numbered = !ids || ids.available > acceptor.pending + handshaking;
+    const keyed = spec.tls === undefined || gate !== undefined;
+    const want = keyed && !held && !draining && !retiring() && numbered && inFlight < spec.limit;
     if (want) acceptor.resume();
     else acceptor.pause();
   }
@@ -199,6 +260,10 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
           const u = unnumbered.shift()!;
           admitHere(u.socket, u.info);
         }
+        adjust();
+        return;
+      case 'tls':
+        if (spec.tls) startTls(msg.material);
         adjust();
         return;
       case 'pause':

@@ -403,7 +403,7 @@ describe('npm run bench (bench/run.js): the options of the suite itself', () => 
     });
 
   for (const [args, message] of [
-    [['--only', 'everything'], /--only: unknown part "everything" \(parts: cpu-per-conn, designs, exec, bulk, capacity, growth, launcher, unix\)/],
+    [['--only', 'everything'], /--only: unknown part "everything" \(parts: cpu-per-conn, designs, exec, bulk, capacity, growth, launcher, unix, tls\)/],
     [['--rounds', '0'], /--rounds: must be an integer from 1 to 20, got "0"/],
   ] as const) {
     it(`${args.join(' ')} → exit 100 naming it, before starting anything`, async () => {

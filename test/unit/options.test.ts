@@ -30,6 +30,8 @@ function values(name: (typeof names)[number]): fc.Arbitrary<number> {
 /** Library options for one field (proxyTimeout and proxyV2Limit only matter with proxyProtocol). */
 function libraryOptions(name: (typeof names)[number], value: number): ServerOptions {
   const base: ServerOptions = name === 'proxyTimeout' || name === 'proxyV2Limit' ? { proxyProtocol: true } : {};
+  // The TLS numbers are kept only with TLS on (files are read by listen(), not here).
+  if (name.startsWith('tls')) Object.assign(base, { tlsCert: 'cert.pem', tlsKey: 'key.pem' });
   // An option of some models only (workers, maxConnsPerWorker) is given under one of them.
   const models = (OPTIONS[name] as { models?: readonly string[] }).models;
   if (models !== undefined) base.model = models[0] as ServerOptions['model'];
@@ -47,6 +49,13 @@ function resolved(name: (typeof names)[number], options: ReturnType<typeof creat
       return options.proxy!.timeoutMs! / 1000;
     case 'proxyV2Limit':
       return options.proxy!.v2Limit;
+    case 'tlsTicketRotate':
+      return options.tls!.ticketRotateMs / 1000;
+    case 'tlsHandshakeTimeout':
+      return options.tls!.handshakeMs / 1000;
+    case 'tlsMaxPending':
+    case 'tlsMaxPendingPerSource':
+      return options.tls![name === 'tlsMaxPending' ? 'maxPending' : 'maxPendingPerSource'];
     case 'workers':
     case 'spare':
     case 'maxConnsPerWorker':
@@ -132,7 +141,8 @@ describe('option table', () => {
           fc.property(values(name), (v) => {
             // YAML has .inf and .nan; JSON.stringify would write null.
             const yaml = Number.isNaN(v) ? '.nan' : v === Infinity ? '.inf' : v === -Infinity ? '-.inf' : String(v);
-            const field = at.startsWith('limits.') ? `    limits: { ${at.slice(7)}: ${yaml} }\n` : `    ${at}: ${yaml}\n`;
+            const [group, key] = at.split('.');
+            const field = key !== undefined ? `    ${group}: { ${key}: ${yaml} }\n` : `    ${at}: ${yaml}\n`;
             const text = `services:\n  s:\n    listen: 127.0.0.1:0\n    internal: echo\n${field}`;
             let options: ServerOptions;
             try {
@@ -238,7 +248,8 @@ describe('every option of the table: the CLI, config files and the library deriv
       assert.equal(lib, `${name}: ${numericRule(name)}, got ${bad}`);
       if (o.flag !== undefined) assert.throws(() => parseFlag(name, String(bad)), { message: `--${o.flag}: ${numericRule(name)}, got "${bad}"` });
       if (o.config !== undefined) {
-        const field = o.config.startsWith('limits.') ? `    limits: { ${o.config.slice(7)}: ${bad} }\n` : `    ${o.config}: ${bad}\n`;
+        const [group, key] = o.config.split('.');
+        const field = key !== undefined ? `    ${group}: { ${key}: ${bad} }\n` : `    ${o.config}: ${bad}\n`;
         assert.throws(() => parseConfig(`services:\n  s:\n    listen: 127.0.0.1:0\n    internal: echo\n${field}`, 'f.yaml'), {
           message: `f.yaml: services.s.${o.config}: ${numericRule(name)}, got ${bad}`,
         });
