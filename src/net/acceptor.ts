@@ -41,7 +41,7 @@ import net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { DEFAULT_BACKLOG, REPORT_MS } from '../options.js';
 import { fdutil } from './fdutil.js';
-import { hasLaunched, launchedDescriptors } from './launcher.js';
+import { hasLaunched, launchedDescriptors, queuedDescriptors } from './launcher.js';
 import { socketFd } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 import type { ConnectionEnds } from '../address.js';
@@ -101,7 +101,7 @@ const unseenChildren = (): boolean => !isMainThread && hasLaunched();
 /** The sum of what every owner declared, and what launched children hold (../net/launcher.ts). */
 function declared(): DescriptorUse {
   let held = launchedDescriptors();
-  let reserved = 0;
+  let reserved = queuedDescriptors();
   for (const use of owners) {
     const u = use();
     held += u.held;

@@ -39,7 +39,7 @@ import type { ConnectionInfo } from '../address.js';
 import { unmapIPv4 } from '../admission/access.js';
 import { describeError, SystemCallError } from '../errors.js';
 import { spawnFailedCode, STDERR_CODE, stderrReason } from '../events.js';
-import { fromChildProcess, launch, STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
+import { fromChildProcess, spawn as launchOff, STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
 import { eachLine } from '../net/programs.js';
 import type { EnvPolicy, ExecOptions } from './exec-options.js';
 import type { ProgramLauncher, ServiceContext } from './types.js';
@@ -179,7 +179,8 @@ function needsIds(o: Pick<ExecOptions, 'uid' | 'gid'>): boolean {
  */
 export async function startProgram(o: StartProgram): Promise<StartedProgram> {
   if (needsIds(o)) return startAsUser(o);
-  const child = launch({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, setsid: true });
+  // Off the event loop's thread (the launcher's own thread runs posix_spawn): accepting goes on while it execs.
+  const child = await launchOff({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, setsid: true });
   const pid = child.pid;
   const stderrDone = eachLine(child.stderr, MAX_STDERR_LINE, (line) => o.onStderr(line, pid));
   return Object.assign(child, { stderrDone });
