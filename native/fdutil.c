@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "launch.h"
+#include "accept.h"
 #include "shm.h"
 
 static const char *errno_name(int err) {
@@ -345,6 +346,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_create_function(env, "watchClose", NAPI_AUTO_LENGTH, WatchClose, NULL, &fn);
   napi_set_named_property(env, exports, "watchClose", fn);
   launch_init(env, exports);
+  accept_init(env, exports);
   shm_init(env, exports);
   return exports;
 }

@@ -154,7 +154,9 @@ export interface StartedProgram extends Child {
 /** What startProgram needs. */
 export interface StartProgram extends Omit<ExecOptions, 'env'> {
   /** The connected socket: the program's descriptors 0 and 1. The caller closes its own copy afterwards. */
-  socket: net.Socket;
+  socket?: net.Socket;
+  /** Or a bare accepted descriptor, the launcher's from this call on (never with uid/gid: see program()). */
+  fd?: number;
   /** The complete environment (programEnv). */
   env: Record<string, string>;
   /** Each line the program writes on its stderr. */
@@ -180,7 +182,7 @@ function needsIds(o: Pick<ExecOptions, 'uid' | 'gid'>): boolean {
 export async function startProgram(o: StartProgram): Promise<StartedProgram> {
   if (needsIds(o)) return startAsUser(o);
   // Off the event loop's thread (the launcher's own thread runs posix_spawn): accepting goes on while it execs.
-  const child = await launchOff({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, setsid: true });
+  const child = await launchOff({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, fd: o.fd, setsid: true });
   const pid = child.pid;
   const stderrDone = eachLine(child.stderr, MAX_STDERR_LINE, (line) => o.onStderr(line, pid));
   return Object.assign(child, { stderrDone });
@@ -189,7 +191,7 @@ export async function startProgram(o: StartProgram): Promise<StartedProgram> {
 /** The child_process path, only for a program run as another user (see startProgram). */
 function startAsUser(o: StartProgram): Promise<StartedProgram> {
   const [program, ...args] = o.argv;
-  const child = spawn(program!, args, { stdio: [o.socket, o.socket, 'pipe'], env: o.env, uid: o.uid, gid: o.gid, detached: true });
+  const child = spawn(program!, args, { stdio: [o.socket!, o.socket!, 'pipe'], env: o.env, uid: o.uid, gid: o.gid, detached: true });
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {
       if (child.pid === undefined) reject(new SystemCallError('spawn', program!, err));
@@ -215,6 +217,8 @@ export function program(options: Readonly<Record<string, unknown>>): ProgramLaun
       return programEnv(info, { extra, names, policy: o.env });
     },
     start: (socket, env, onStderr) => startProgram({ ...o, socket, env, onStderr }),
+    // child_process (another user) needs a socket: such a service stays on the socket path.
+    ...(!needsIds(o) && { startFd: (fd: number, env: Record<string, string>, onStderr: (line: string, pid: number) => void) => startProgram({ ...o, fd, env, onStderr }) }),
   };
 }
 
