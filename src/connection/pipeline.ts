@@ -263,7 +263,8 @@ export class ConnectionPipeline implements BudgetMember {
       if (!this.#paused && !this.#held && this.#hooks.pause()) this.#held = true;
       return;
     }
-    if (this.#paused || !this.#hooks.pause()) return;
+    // Held already (the acceptor is stopped): only the state and the event are new.
+    if (this.#paused || (!this.#held && !this.#hooks.pause())) return;
     this.#paused = true;
     this.#held = false;
     this.emit({ type: 'pause', count: this.#budget.active, max: this.#budget.maxConns });

@@ -217,6 +217,7 @@ export class Acceptor {
   #watch: object | undefined;
   #watching = false;
   #held: AcceptedRecord[] = [];
+  #drain: NodeJS.Immediate | undefined;
 
   constructor(fd: number, options: AcceptorOptions = {}) {
     this.#fd = fd;
@@ -318,7 +319,7 @@ export class Acceptor {
   resume(): void {
     if (this.#closed) return;
     this.#wanted = true;
-    if (this.#backingOff || this.#server || this.#watching) return;
+    if (this.#backingOff || this.#server || this.#watching || this.#drain) return;
     // Resumed right after a connection near the limit: check the real count before accepting into EMFILE.
     if (this.#estimate(this.#lastFd) >= this.#limit - 2 * DESCRIPTOR_HEADROOM || unseenChildren()) {
       const open = this.#counted();
@@ -335,6 +336,8 @@ export class Acceptor {
     if (this.#use) owners.delete(this.#use);
     this.#backingOff = false;
     clearTimeout(this.#backoffTimer);
+    clearImmediate(this.#drain);
+    this.#drain = undefined;
     if (this.#watch) nativeAccept.acceptClose(this.#watch);
     this.#watch = undefined;
     // Accepted but never handed on (closing while paused at the limit): ours to close.
@@ -343,13 +346,25 @@ export class Acceptor {
     this.#fd = -1;
   }
 
-  /** Native mode: hand on what waits from an earlier batch, then watch the listening socket. */
+  /**
+   * Native mode: hand on what waits from an earlier batch, then watch the listening socket.
+   * The waiting records go on from the next turn of the loop, not from inside resume(): the
+   * owner resuming (the pipeline below its limit) must have finished before the next record
+   * can make it pause again.
+   */
   #watchNative(): void {
-    while (this.#held.length > 0) {
-      if (!this.#wanted || this.#backingOff) return;
-      this.#onRecord!(this.#held.shift()!);
-    }
     if (!this.#wanted || this.#backingOff || this.#closed) return;
+    if (this.#held.length > 0) {
+      this.#drain ??= setImmediate(() => {
+        this.#drain = undefined;
+        while (this.#held.length > 0 && this.#wanted && !this.#backingOff && !this.#closed) {
+          this.#onRecord!(this.#held.shift()!);
+          this.#onAccept();
+        }
+        if (this.#held.length === 0) this.#watchNative();
+      });
+      return;
+    }
     this.#watch ??= nativeAccept.acceptWatch(this.#fd, this.#wantLocal, this.#perConnection, (records, errno) => this.#batch(records, errno));
     nativeAccept.acceptStart(this.#watch, this.#stopAt());
     this.#watching = true;

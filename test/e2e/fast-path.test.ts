@@ -77,7 +77,7 @@ test('stderr of 200 programs at once: each line with its own pid and connection 
     const idOfPid = new Map<string, string>();
     for (const m of log.matchAll(/^accept \S+ -> \S+ \S+ pid (\d+) count \S+ id (\d+)$/gm)) idOfPid.set(m[1]!, m[2]!);
     const clients = new Set<string>();
-    for (const m of log.matchAll(/^stderr pid (\d+) id (\d+) text from (\d+) got (client-\d+)$/gm)) {
+    for (const m of log.matchAll(/^stderr pid (\d+) id (\d+) text from\\x20(\d+)\\x20got\\x20(client-\d+)$/gm)) {
       assert.equal(m[1], m[3], `the line's pid is the program's own: ${m[0]}`);
       assert.equal(m[2], idOfPid.get(m[1]!), `the line's id is its connection's: ${m[0]}`);
       clients.add(m[4]!);
