@@ -182,7 +182,8 @@ function needsIds(o: Pick<ExecOptions, 'uid' | 'gid'>): boolean {
 export async function startProgram(o: StartProgram): Promise<StartedProgram> {
   if (needsIds(o)) return startAsUser(o);
   // Off the event loop's thread (the launcher's own thread runs posix_spawn): accepting goes on while it execs.
-  const child = await launchOff({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, fd: o.fd, setsid: true });
+  const stderr = o.stderr === 'inherit' ? 'inherit' : 'pipe';
+  const child = await launchOff({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, fd: o.fd, setsid: true, stderr });
   const pid = child.pid;
   const stderrDone = eachLine(child.stderr, MAX_STDERR_LINE, (line) => o.onStderr(line, pid));
   return Object.assign(child, { stderrDone });
@@ -191,7 +192,7 @@ export async function startProgram(o: StartProgram): Promise<StartedProgram> {
 /** The child_process path, only for a program run as another user (see startProgram). */
 function startAsUser(o: StartProgram): Promise<StartedProgram> {
   const [program, ...args] = o.argv;
-  const child = spawn(program!, args, { stdio: [o.socket!, o.socket!, 'pipe'], env: o.env, uid: o.uid, gid: o.gid, detached: true });
+  const child = spawn(program!, args, { stdio: [o.socket!, o.socket!, o.stderr === 'inherit' ? 'inherit' : 'pipe'], env: o.env, uid: o.uid, gid: o.gid, detached: true });
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {
       if (child.pid === undefined) reject(new SystemCallError('spawn', program!, err));

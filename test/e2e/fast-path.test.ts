@@ -115,3 +115,25 @@ test('--max-conns 3 is never exceeded while 50 clients wait; all are served', { 
     await server.stop();
   }
 });
+
+test('--exec-stderr inherit: the program writes on the server\'s own stderr, untouched, as under tcpserver', { timeout: 60_000 }, async () => {
+  const server = await startServer(['--exec-stderr', 'inherit', '--exec', '--', '/bin/sh', '-c', 'printf "raw \\033 text\\n" >&2; echo done']);
+  try {
+    assert.equal(await roundTrip(server.port), 'done\n');
+    await server.waitFor(/^end pid /m);
+    assert.match(server.log(), /^raw \x1b text$/m, 'the bytes as written');
+    assert.doesNotMatch(server.log(), /^stderr pid /m);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('--exec-stderr is refused without --exec, and with a word it does not know', async () => {
+  const { run } = await import('../helpers.js');
+  const without = await run(['serve', '--port', '0', '--exec-stderr', 'inherit']);
+  assert.equal(without.code, 100);
+  assert.match(without.stderr, /--exec-stderr applies to --exec/);
+  const bad = await run(['serve', '--port', '0', '--exec-stderr', 'loud', '--exec', '--', '/bin/true']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /exec-stderr/);
+});
