@@ -908,7 +908,7 @@ function goalsSection(all) {
   const lx = all.launcher?.exec;
   const plain = lx?.find((r) => r.label === 'tcpkit --exec /bin/cat (fork)');
   // A saved run from before these rows existed renders as it did then.
-  const hasVariants = lx?.some((r) => r.label.startsWith('tcpkit --exec /bin/cat (fork), ')) ?? false;
+  const hasVariants = lx?.some((r) => r.label === 'tcpkit --exec /bin/cat (prefork x2)') ?? false;
   if (!hasVariants) row('`--exec /bin/cat` with `--proxy-protocol`, and with 10 access rules: within 10% of the plain figure', 'not measured: bench/run.js has no such rows yet', undefined);
   for (const variant of hasVariants ? ['--proxy-protocol', '10 access rules'] : []) {
     const text = `\`--exec /bin/cat\` with ${variant}: within 10% of the plain figure (conn/s and CPU per connection)`;
