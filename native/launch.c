@@ -67,11 +67,33 @@ static int sys_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 
 static int sys_pidfd_send_signal(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
 
 /* What the thread reports to JavaScript, first member of every record it queues. */
-enum { REPORT_EXIT = 0, REPORT_SPAWNED = 1, REPORT_FAILED = 2 };
+enum { REPORT_EXIT = 0, REPORT_SPAWNED = 1, REPORT_FAILED = 2, REPORT_LINES = 3, REPORT_STDERR_END = 4 };
 struct report {
   int kind;
-  int32_t a, b, c; /* EXIT: pid, code, signo; SPAWNED: token, pid, stderr fd; FAILED: token, errno, syscall (index) */
+  int32_t a, b, c; /* EXIT: pid, code, signo; SPAWNED: token, pid, stderr fd (-2: read here); FAILED: token, errno, syscall
+                      (index); LINES: pid (text: complete lines, each ending in \n); STDERR_END: pid */
+  char *text;      /* LINES only; freed with the record */
+  size_t len;
 };
+
+/*
+ * Why the thread reads programs' stderr too (spawn with stderr "lines"): a net.Socket per
+ * child pipe cost the event loop a handle, a stream and a close per connection. Here the
+ * read end joins the same epoll; whatever a read brings is cut into lines (a line longer
+ * than STDERR_LINE_MAX bytes is cut into pieces, so a program cannot make us buffer without
+ * end) and sent as one LINES record per read, with the pid; EOF sends STDERR_END. A pipe's
+ * records follow its child's SPAWNED in the one queue, so JavaScript knows the pid first.
+ */
+#define STDERR_LINE_MAX 4096
+struct errpipe {
+  int fd;
+  pid_t pid;
+  size_t len;                      /* bytes of an unfinished line in buf */
+  char buf[STDERR_LINE_MAX];
+  struct errpipe *prev, *next;
+};
+/* epoll's data for a pipe is its pointer with the low bit set (a child's is its plain pointer). */
+#define PIPE_TAG ((uintptr_t)1)
 /* The system call a FAILED report names (its `c`). */
 static const char *const failed_calls[] = { "posix_spawn", "pipe2", "pidfd_open", "epoll_ctl" };
 
@@ -80,7 +102,7 @@ struct job {
   char *file;
   char **argv, **envp;
   int fd0, fd2;   /* fd2 -1: a new pipe */
-  bool setsid, owned;
+  bool setsid, owned, lines;  /* lines: stderr read by the thread (errpipe) instead of handed to JS */
   int32_t token;
   struct job *next;
 };
@@ -103,6 +125,7 @@ struct launcher {
   int thread_state;              /* THREAD_NONE, THREAD_RUNNING, or THREAD_DONE (exited, not yet joined) */
   pthread_mutex_t lock;          /* guards `children` and `thread_state` (JS thread and reaper thread) */
   struct child *children;
+  struct errpipe *pipes;         /* stderr pipes the thread reads (the thread's own; freed by it at EOF, or by cleanup) */
   struct job *jobs, *last_job;   /* spawn() requests not yet taken by the thread (under `lock`) */
   bool stopping;                 /* set by the cleanup hook before it wakes the thread */
   uint32_t live;                 /* launched or queued and not yet reported ended/failed to JS; JS thread only */
@@ -146,6 +169,77 @@ static napi_value throw_errno(napi_env env, const char *syscall_name, int err, c
 }
 
 static bool run_jobs(struct launcher *l);
+static void post(struct launcher *l, struct report *rep);
+
+/* Queue a LINES record of `len` bytes of `text` for pid (copied); nothing when empty. */
+static void post_lines(struct launcher *l, pid_t pid, const char *text, size_t len) {
+  if (len == 0) return;
+  struct report *rep = malloc(sizeof *rep);
+  char *copy = malloc(len);
+  if (!rep || !copy) {
+    free(rep);
+    free(copy);
+    return; /* out of memory: these lines are lost, the rest goes on */
+  }
+  memcpy(copy, text, len);
+  *rep = (struct report){ REPORT_LINES, pid, 0, 0, copy, len };
+  post(l, rep);
+}
+
+/* A pipe is readable: read what is there, send the complete lines (and over-long pieces); at EOF the rest and STDERR_END. */
+static void read_pipe(struct launcher *l, struct errpipe *p) {
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = read(p->fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+      /* EOF (every writer gone: the program and its descendants) or an error: the last piece, then the end. */
+      if (p->len > 0) {
+        p->buf[p->len] = '\n';
+        post_lines(l, p->pid, p->buf, p->len + 1);
+      }
+      pthread_mutex_lock(&l->lock);
+      epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+      if (p->prev) p->prev->next = p->next;
+      else l->pipes = p->next;
+      if (p->next) p->next->prev = p->prev;
+      pthread_mutex_unlock(&l->lock);
+      close(p->fd);
+      struct report *rep = malloc(sizeof *rep);
+      if (rep) {
+        *rep = (struct report){ REPORT_STDERR_END, p->pid, 0, 0, NULL, 0 };
+        post(l, rep);
+      }
+      free(p);
+      return;
+    }
+    /* Lines: the unfinished one from before, then this chunk; one record for all complete ones. */
+    char *out = malloc(p->len + (size_t)n + (size_t)n / STDERR_LINE_MAX + 2);
+    if (!out) continue;
+    size_t o = 0;
+    for (ssize_t i = 0; i < n; i++) {
+      char ch = chunk[i];
+      if (ch == '\n') {
+        memcpy(out + o, p->buf, p->len);
+        o += p->len;
+        out[o++] = '\n';
+        p->len = 0;
+      } else {
+        /* sizeof buf - 1: room for the newline added at EOF */
+        if (p->len == STDERR_LINE_MAX - 1) {
+          memcpy(out + o, p->buf, p->len);
+          o += p->len;
+          out[o++] = '\n';
+          p->len = 0;
+        }
+        p->buf[p->len++] = ch;
+      }
+    }
+    post_lines(l, p->pid, out, o);
+    free(out);
+  }
+}
 static void free_job(struct job *j);
 
 /* The reaper: wait for any pidfd to become readable (the child exited), reap it, report it. */
@@ -154,14 +248,14 @@ static void *reaper(void *arg) {
   struct epoll_event events[32];
   for (;;) {
     pthread_mutex_lock(&l->lock);
-    int timeout = l->children || l->jobs ? -1 : REAPER_LINGER_MS;
+    int timeout = l->children || l->jobs || l->pipes ? -1 : REAPER_LINGER_MS;
     pthread_mutex_unlock(&l->lock);
     int n = epoll_wait(l->epfd, events, 32, timeout);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       /* Idle for the linger time (or epoll failed): end, unless a child arrived meanwhile. */
       pthread_mutex_lock(&l->lock);
-      int done = (l->children == NULL && l->jobs == NULL) || n < 0;
+      int done = (l->children == NULL && l->jobs == NULL && l->pipes == NULL) || n < 0;
       if (done) {
         /* The thread's descriptors go with it: an idle server holds nothing of the launcher's. */
         close(l->epfd);
@@ -174,6 +268,10 @@ static void *reaper(void *arg) {
       continue;
     }
     for (int i = 0; i < n; i++) {
+      if ((uintptr_t)events[i].data.ptr & PIPE_TAG) {
+        read_pipe(l, (struct errpipe *)((uintptr_t)events[i].data.ptr & ~PIPE_TAG));
+        continue;
+      }
       struct child *c = events[i].data.ptr;
       if (c == NULL) {
         /* The wake eventfd: spawn requests, or the environment going away. */
@@ -200,7 +298,7 @@ static void *reaper(void *arg) {
       c->signo = 0;
       if (r == 0 && si.si_code == CLD_EXITED) c->code = si.si_status;
       else if (r == 0) c->signo = si.si_status;
-      c->rep = (struct report){ REPORT_EXIT, c->pid, c->code, c->signo };
+      c->rep = (struct report){ REPORT_EXIT, c->pid, c->code, c->signo, NULL, 0 };
       /* Unbounded queue: never blocks. If the function is closing, JS is gone: drop the record. */
       if (napi_call_threadsafe_function(l->tsfn, c, napi_tsfn_nonblocking) != napi_ok) free(c);
     }
@@ -216,21 +314,33 @@ static void call_js(napi_env env, napi_value fn, void *context, void *data) {
   struct launcher *l = context;
   struct report *rec = data;
   if (env != NULL && fn != NULL) {
-    napi_value argv[4], undefined;
+    napi_value argv[5], undefined;
     napi_create_int32(env, rec->kind, &argv[0]);
     napi_create_int32(env, rec->a, &argv[1]);
     if (rec->kind == REPORT_EXIT && rec->b < 0) napi_get_null(env, &argv[2]);
     else napi_create_int32(env, rec->b, &argv[2]);
     napi_create_int32(env, rec->c, &argv[3]);
+    if (rec->text) napi_create_string_utf8(env, rec->text, rec->len, &argv[4]);
+    else napi_get_undefined(env, &argv[4]);
     napi_get_undefined(env, &undefined);
     /* An exit or a failed spawn ends what launch/spawn counted. Dropped before calling out,
        so an exception in the callback cannot keep Node alive. */
-    if (rec->kind != REPORT_SPAWNED && l->live > 0 && --l->live == 0) napi_unref_threadsafe_function(env, l->tsfn);
-    napi_call_function(env, undefined, fn, 4, argv, NULL);
+    if ((rec->kind == REPORT_EXIT || rec->kind == REPORT_FAILED) && l->live > 0 && --l->live == 0) napi_unref_threadsafe_function(env, l->tsfn);
+    napi_call_function(env, undefined, fn, 5, argv, NULL);
   } else if (rec->kind == REPORT_SPAWNED && rec->c >= 0) {
     close(rec->c);
   }
+  free(rec->text);
   free(rec);
+}
+
+/* Queue a record for JavaScript; if the function is closing, JS is gone: drop it. */
+static void post(struct launcher *l, struct report *rep) {
+  if (napi_call_threadsafe_function(l->tsfn, rep, napi_tsfn_nonblocking) != napi_ok) {
+    if (rep->kind == REPORT_SPAWNED && rep->c >= 0) close(rep->c);
+    free(rep->text);
+    free(rep);
+  }
 }
 
 /* Environment teardown: stop the thread, then release every descriptor and child record. */
@@ -258,6 +368,12 @@ static void cleanup(void *arg) {
     free(c);
   }
   l->children = NULL;
+  for (struct errpipe *p = l->pipes, *next; p; p = next) {
+    next = p->next;
+    close(p->fd);
+    free(p);
+  }
+  l->pipes = NULL;
   if (l->tsfn) napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
   if (l->epfd >= 0) close(l->epfd);
   if (l->wakefd >= 0) close(l->wakefd);
@@ -567,16 +683,32 @@ static bool run_jobs(struct launcher *l) {
     pid_t pid = -1;
     int stderr_fd = -1, failed = 0;
     int err = do_spawn(l, j->file, j->argv, j->envp, j->fd0, j->fd0, j->fd2, j->setsid, &pid, &stderr_fd, &failed);
+    if (err == 0 && j->lines && stderr_fd >= 0) {
+      /* Read here: the pipe joins the epoll (after SPAWNED is queued below, its lines can only follow it). */
+      struct errpipe *p = calloc(1, sizeof *p);
+      if (p) {
+        p->fd = stderr_fd;
+        p->pid = pid;
+        pthread_mutex_lock(&l->lock);
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = (void *)((uintptr_t)p | PIPE_TAG) };
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, p->fd, &ev) == 0) {
+          p->next = l->pipes;
+          if (p->next) p->next->prev = p;
+          l->pipes = p;
+          p = NULL;
+          stderr_fd = -2;
+        }
+        pthread_mutex_unlock(&l->lock);
+      }
+      if (p) free(p); /* could not watch it: JS gets the descriptor as before */
+    }
     struct report *rep = malloc(sizeof *rep);
     if (err == 0 && j->owned) close(j->fd0);
     if (err != 0) j->owned = false; /* back to the caller with the report */
     j->fd0 = -1;
     if (rep) {
-      *rep = err ? (struct report){ REPORT_FAILED, j->token, err, failed } : (struct report){ REPORT_SPAWNED, j->token, pid, stderr_fd };
-      if (napi_call_threadsafe_function(l->tsfn, rep, napi_tsfn_nonblocking) != napi_ok) {
-        if (stderr_fd >= 0) close(stderr_fd);
-        free(rep);
-      }
+      *rep = err ? (struct report){ REPORT_FAILED, j->token, err, failed, NULL, 0 } : (struct report){ REPORT_SPAWNED, j->token, pid, stderr_fd, NULL, 0 };
+      post(l, rep);
     } else if (stderr_fd >= 0) {
       close(stderr_fd); /* out of memory: the child runs and is reaped; its report is lost */
     }
@@ -585,16 +717,17 @@ static bool run_jobs(struct launcher *l) {
 }
 
 /*
- * spawn(file, argv, env, fd, fd2, setsid, owned, token): queue do_spawn(fd as 0 and 1, fd2
+ * spawn(file, argv, env, fd, fd2, setsid, owned, token, lines): queue do_spawn(fd as 0 and 1, fd2
  * as 2 or -1 for a pipe) for the thread, which reports SPAWNED or FAILED with `token`
  * through onExit's function. With `owned`, the descriptor is the launcher's from now on
  * (closed once the child holds it; handed back, still open, with a FAILED report).
- * Without, the caller keeps it open until the report. Throws only for bad arguments or
+ * Without, the caller keeps it open until the report. With `lines` (and fd2 -1) the thread
+ * reads the stderr pipe itself (LINES, STDERR_END). Throws only for bad arguments or
  * when no thread can be started (then nothing was taken).
  */
 static napi_value Spawn(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
+  size_t argc = 9;
+  napi_value argv[9];
   struct launcher *l = get_launcher(env);
   if (!l) {
     napi_throw_error(env, "ERR_INVALID_STATE", "spawn before onExit");
@@ -603,7 +736,8 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   struct job *j = calloc(1, sizeof *j);
   if (!j) return throw_errno(env, "calloc", ENOMEM, "spawn");
   j->fd0 = -1;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 8 ||
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9 ||
+      napi_get_value_bool(env, argv[8], &j->lines) != napi_ok ||
       napi_get_value_int32(env, argv[3], &j->fd0) != napi_ok || napi_get_value_int32(env, argv[4], &j->fd2) != napi_ok ||
       napi_get_value_bool(env, argv[5], &j->setsid) != napi_ok || napi_get_value_bool(env, argv[6], &j->owned) != napi_ok ||
       napi_get_value_int32(env, argv[7], &j->token) != napi_ok || j->fd0 < 0 || j->fd2 < -1 ||
@@ -611,7 +745,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
       (j->envp = string_vector(env, argv[2])) == NULL) {
     j->owned = false; /* nothing taken */
     free_job(j);
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn(file, argv[], env[], fd, fd2 | -1, setsid, owned, token)");
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn(file, argv[], env[], fd, fd2 | -1, setsid, owned, token, lines)");
     return NULL;
   }
   pthread_mutex_lock(&l->lock);

@@ -68,14 +68,16 @@ export interface Launched extends Child {
 const EXIT = 0;
 const SPAWNED = 1;
 const FAILED = 2;
+const LINES = 3;
+const STDERR_END = 4;
 /** The system calls a FAILED report names, by index (native/launch.c failed_calls). */
 const FAILED_CALLS = ['posix_spawn', 'pipe2', 'pidfd_open', 'epoll_ctl'];
 
 interface Native {
   /** fn(EXIT, pid, code | null, signo) | fn(SPAWNED, token, pid, stderrFd) | fn(FAILED, token, errno, call). */
-  onExit(fn: (kind: number, a: number, b: number | null, c: number) => void): void;
+  onExit(fn: (kind: number, a: number, b: number | null, c: number, text?: string) => void): void;
   launch(file: string, argv: readonly string[], env: string[], fd0: number, fd1: number, fd2: number, setsid: boolean): { pid: number; stderr: number };
-  spawn(file: string, argv: readonly string[], env: string[], fd: number, fd2: number, setsid: boolean, owned: boolean, token: number): void;
+  spawn(file: string, argv: readonly string[], env: string[], fd: number, fd2: number, setsid: boolean, owned: boolean, token: number, lines: boolean): void;
   kill(pid: number, signo: number): boolean;
 }
 const native = fdutil as unknown as Native;
@@ -94,13 +96,34 @@ let heldDescriptors = 0;
 let launchedAny = false;
 let listening = false;
 
+/** Stderr pipes the native thread reads (spawn with `onStderr`), by pid: where their lines go. */
+const readers = new Map<number, { line(text: string): void; end(): void }>();
+
 /** spawn() requests on the native thread, by token: what to do with its SPAWNED or FAILED report. */
 const requests = new Map<number, (pid: number, stderrFd: number, err?: NodeJS.ErrnoException) => void>();
 let nextToken = 1;
 
 /** Every report of the native thread, in the order it sent them (a child's SPAWNED before its EXIT). */
-function report(kind: number, a: number, b: number | null, c: number): void {
+function report(kind: number, a: number, b: number | null, c: number, text?: string): void {
   if (kind === EXIT) return reaped(a, b, c);
+  if (kind === LINES) {
+    const reader = readers.get(a);
+    if (reader && text) {
+      const lines = text.split('\n');
+      lines.pop(); // each line ends in \n: the last piece is empty
+      for (const line of lines) reader.line(line.endsWith('\r') ? line.slice(0, -1) : line);
+    }
+    return;
+  }
+  if (kind === STDERR_END) {
+    const reader = readers.get(a);
+    readers.delete(a);
+    if (reader) {
+      heldDescriptors--; // the pipe, closed by the native thread
+      reader.end();
+    }
+    return;
+  }
   const done = requests.get(a);
   requests.delete(a);
   if (kind === SPAWNED) {
@@ -194,6 +217,18 @@ export interface SpawnOptions extends Omit<LaunchOptions, 'socket'> {
    * child holds it; if the program cannot be started it is closed too, before the rejection.
    */
   fd?: number;
+  /**
+   * With `stderr: 'pipe'` (the default): the pipe is read by the launcher's thread, not as a
+   * net.Socket here, and each line (at most 4096 bytes; longer ones in pieces) comes here, in
+   * order, after the child's start. `Launched.stderr` is null then; `stderrDone` resolves at its end.
+   */
+  onStderr?: (line: string, pid: number) => void;
+}
+
+/** A child started with spawn(): its stderr, when read natively, ends with `stderrDone`. */
+export interface Spawned extends Launched {
+  /** Resolves once its stderr pipe has reached its end (every writer gone), or at once without `onStderr`. */
+  readonly stderrDone: Promise<void>;
 }
 
 /** Requests queued and not yet reported (spawned or failed), for the acceptor's descriptor estimate. */
@@ -205,23 +240,30 @@ let queued = 0;
  * admitting meanwhile. Resolves with the child once it runs; rejects as launch() throws
  * (`spawn ENOENT PROGRAM`, ...). A script without `#!` runs under /bin/sh, as with launch().
  */
-export function spawn(o: SpawnOptions): Promise<Launched> {
+export function spawn(o: SpawnOptions): Promise<Spawned> {
   listen();
   const owned = o.fd !== undefined;
   const fd = owned ? o.fd! : launchFd(o.socket!);
   const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
   const stderrFd = o.stderr === 'inherit' ? 2 : -1;
   const setsid = o.setsid === true;
-  const attempt = (file: string, argv: readonly string[]): Promise<Launched> =>
+  const lines = stderrFd === -1 && o.onStderr !== undefined;
+  const attempt = (file: string, argv: readonly string[]): Promise<Spawned> =>
     new Promise((resolve, reject) => {
       const token = nextToken;
       nextToken = nextToken >= 0x7fffffff ? 1 : nextToken + 1;
-      native.spawn(file, argv, env, fd, stderrFd, setsid, owned, token);
+      native.spawn(file, argv, env, fd, stderrFd, setsid, owned, token, lines);
       queued++;
       requests.set(token, (pid, stderr, err) => {
         queued--;
-        if (err) reject(err);
-        else resolve(started_(pid, stderr));
+        if (err) return reject(err);
+        let stderrDone = Promise.resolve();
+        if (stderr === -2) {
+          // Read by the native thread (-2): register before any of its lines (they follow in the same queue).
+          heldDescriptors++;
+          stderrDone = new Promise((done) => readers.set(pid, { line: (text) => o.onStderr!(text, pid), end: done }));
+        }
+        resolve(Object.assign(started_(pid, stderr === -2 ? -1 : stderr), { stderrDone }));
       });
     });
   return attempt(o.file, o.argv).catch((err: NodeJS.ErrnoException) => {

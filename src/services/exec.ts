@@ -183,10 +183,8 @@ export async function startProgram(o: StartProgram): Promise<StartedProgram> {
   if (needsIds(o)) return startAsUser(o);
   // Off the event loop's thread (the launcher's own thread runs posix_spawn): accepting goes on while it execs.
   const stderr = o.stderr === 'inherit' ? 'inherit' : 'pipe';
-  const child = await launchOff({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, fd: o.fd, setsid: true, stderr });
-  const pid = child.pid;
-  const stderrDone = eachLine(child.stderr, MAX_STDERR_LINE, (line) => o.onStderr(line, pid));
-  return Object.assign(child, { stderrDone });
+  // Its stderr lines are read by the launcher's thread (no socket per program here), with its pid.
+  return launchOff({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, fd: o.fd, setsid: true, stderr, onStderr: o.onStderr });
 }
 
 /** The child_process path, only for a program run as another user (see startProgram). */
