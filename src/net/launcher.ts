@@ -9,9 +9,10 @@
  * (pool workers, the fork model's spares); libuv reaps those by pid and the
  * launcher reaps its own by pidfd, so neither ever takes the other's status.
  *
- * One handle per child (`Child`), which owns nothing but the child's pid and its
- * stderr pipe (a net.Socket, destroyed at its end of stream): the pidfd belongs to
- * the native side, which closes it when it reaps the child.
+ * One handle per child (`Child`), which owns nothing but the child's pid and, from
+ * launch() or spawn() without onStderr, its stderr pipe (a net.Socket, destroyed at its
+ * end of stream): the pidfd belongs to the native side, which closes it when it reaps
+ * the child, and so does a pipe spawn() reads natively (closed at its end of stream).
  */
 import net from 'node:net';
 import os from 'node:os';

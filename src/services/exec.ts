@@ -25,9 +25,11 @@
  * process accepted the connection and waits for it to exit. Either way through
  * the native launcher (../net/launcher.ts: posix_spawn, reaped on a pidfd).
  *
- * stderr: each program gets its own pipe, read by the process that started it, so
- * every line is attributed to that program's pid (and, under fork, to the
- * connection id); lines are cut at 4096 characters and logged sanitized.
+ * stderr: each program gets its own pipe, read by the launcher's thread of the process
+ * that started it (no net.Socket per program; lines delivered with the pid), so every
+ * line is attributed to that program's pid (and, under fork, to the connection id);
+ * lines are cut at 4096 bytes and logged sanitized. `stderr: 'inherit'`
+ * (--exec-stderr inherit) gives the program the server's own descriptor 2 instead.
  *
  * Descriptors: every descriptor tcpkit and Node open is close-on-exec, so the
  * program holds exactly 0, 1 and 2 (checked in test/e2e/exec.test.ts).

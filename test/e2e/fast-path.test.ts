@@ -137,3 +137,27 @@ test('--exec-stderr is refused without --exec, and with a word it does not know'
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /exec-stderr/);
 });
+
+test('fork --exec takes the native path: the peer comes with accept4, no getpeername per connection (strace; fails on the net.Socket path)', { timeout: 120_000 }, async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed');
+  const server = await startServer(['-q', '--exec', '--', '/bin/true']);
+  try {
+    await roundTrip(server.port); // the launcher's thread started
+    const trace = `/tmp/tcpkit-fast-path-${process.pid}.strace`;
+    const { spawn } = await import('node:child_process');
+    const tracer = spawn('strace', ['-f', '-e', 'trace=getpeername,accept4', '-o', trace, '-p', String(server.pid)], { stdio: 'ignore' });
+    await sleep(1500); // attached
+    for (let i = 0; i < 20; i++) await roundTrip(server.port);
+    tracer.kill('SIGINT');
+    await new Promise((r) => tracer.once('exit', r));
+    const text = fs.readFileSync(trace, 'utf8');
+    fs.rmSync(trace, { force: true });
+    const accepts = text.split('\n').filter((l) => /accept4\(.*= \d+$/.test(l)).length;
+    t.diagnostic(`accept4 returning a descriptor: ${accepts}; getpeername: ${(text.match(/getpeername\(/g) ?? []).length}`);
+    assert.ok(accepts >= 20, `20 connections accepted with accept4 (saw ${accepts})`);
+    assert.doesNotMatch(text, /getpeername\(/, 'the peer came with the accept');
+  } finally {
+    await server.stop();
+  }
+});
