@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench:launcher`: a program per connection (issue 13), side by side in one run.
 //
-// 1. `--exec /bin/cat` (fork model: the parent starts cat with the native launcher) against
+// 1. `--exec /bin/cat` (fork model: the parent accepts natively and starts cat on the launcher's thread; prefork x2;
+//    fork with --proxy-protocol (peer served direct) and with 10 access rules) against
 //    `tcpserver -RHl0 ... cat`, xinetd `server = /bin/cat` and `socat TCP-LISTEN,fork EXEC:/bin/cat`,
 //    all driven by the same client (`tcpkit bench --mode echo --clients 1`), rounds interleaved,
 //    medians: connections/s, CPU ms per connection of the server's whole process tree (reaped
@@ -84,8 +85,16 @@ async function load(server, conns, { idlePerSecond = 0 } = {}) {
 }
 
 async function execComparison() {
+  const exec = (...args) => () => tcpkitFrom(BIN, ['--max-conns', '1000', ...args, '--exec', '--', '/bin/cat']);
+  // Ten rules, the last one matching: every connection is checked against all ten (first match wins).
+  const rules = [...Array.from({ length: 9 }, (_, i) => ['--deny', `10.${i}.0.0/16`]).flat(), '--allow', '127.0.0.0/8'];
   const rows = [
-    { label: 'tcpkit --exec /bin/cat (fork)', start: () => tcpkitFrom(BIN, ['--max-conns', '1000', '--exec', '--', '/bin/cat']) },
+    { label: 'tcpkit --exec /bin/cat (fork)', start: exec() },
+    { label: 'tcpkit --exec /bin/cat (prefork x2)', start: exec('--model', 'prefork', '--workers', '2') },
+    // The bench client sends no PROXY header: the peer is untrusted and served direct, so this row measures the
+    // gate (the connection takes the net.Socket path: net/fast-path.ts), not the header's parse.
+    { label: 'tcpkit --exec /bin/cat (fork), --proxy-protocol', start: exec('--proxy-protocol', '--proxy-from', '10.255.255.0/24', '--proxy-untrusted', 'direct') },
+    { label: 'tcpkit --exec /bin/cat (fork), 10 access rules', start: exec(...rules) },
     { label: 'tcpserver -RHl0 cat', start: peers.tcpserver },
     { label: 'xinetd server=/bin/cat', start: () => peers.xinetd({ internal: false }) },
     { label: 'socat fork EXEC:/bin/cat', start: peers.socat },

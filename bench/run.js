@@ -1097,7 +1097,40 @@ function goalsSection(all) {
       );
     }
   }
-  row('`--exec /bin/cat` with `--proxy-protocol`, and with 10 access rules: within 10% of the plain figure', 'not measured: bench/run.js has no such rows yet', undefined);
+  // Section 6 (bench/launcher.js): the same program with --proxy-protocol and with 10 access rules, against the plain fork row.
+  const lx = all.launcher?.exec;
+  const plain = lx?.find((r) => r.label === 'tcpkit --exec /bin/cat (fork)');
+  // A saved run from before these rows existed renders as it did then.
+  const hasVariants = lx?.some((r) => r.label === 'tcpkit --exec /bin/cat (prefork x2)') ?? false;
+  if (!hasVariants) row('`--exec /bin/cat` with `--proxy-protocol`, and with 10 access rules: within 10% of the plain figure', 'not measured: bench/run.js has no such rows yet', undefined);
+  for (const variant of hasVariants ? ['--proxy-protocol', '10 access rules'] : []) {
+    const text = `\`--exec /bin/cat\` with ${variant}: within 10% of the plain figure (conn/s and CPU per connection)`;
+    const r = lx?.find((x) => x.label === `tcpkit --exec /bin/cat (fork), ${variant}`);
+    if (!lx || !r || !plain) row(text, !all.launcher ? notRun('launcher') : 'no row', undefined);
+    else if (r.reason || plain.reason) row(text, r.reason ?? plain.reason, undefined);
+    else {
+      const rate = r.rate / plain.rate;
+      const cpu = r.cpuMs / plain.cpuMs;
+      row(text, `${fixed(rate)}x conn/s, ${fixed(cpu)}x CPU/conn of the plain fork row (section 6)`, Number.isFinite(rate) && Number.isFinite(cpu) ? rate >= 0.9 && cpu <= 1.1 : undefined);
+    }
+  }
+  // The fork and prefork x2 goals from section 6 too (one client, tcpserver in the same run).
+  const lts = lx?.find((r) => r.label.startsWith('tcpserver'));
+  for (const [label, name] of hasVariants ? [['tcpkit --exec /bin/cat (fork)', 'fork model'], ['tcpkit --exec /bin/cat (prefork x2)', 'prefork x2']] : []) {
+    const text = `\`--exec /bin/cat\` (${name}), section 6: conn/s ≥ 1.2x tcpserver's, CPU per connection ≤ 0.9x, p50 and p99 no worse`;
+    const r = lx?.find((x) => x.label === label);
+    if (!lx || !r || !lts) row(text, !all.launcher ? notRun('launcher') : 'no row', undefined);
+    else if (r.reason || lts.reason) row(text, r.reason ?? lts.reason, undefined);
+    else {
+      const rate = r.rate / lts.rate;
+      const cpu = r.cpuMs / lts.cpuMs;
+      row(
+        text,
+        `${fixed(rate)}x conn/s, ${fixed(cpu)}x CPU/conn, p50 ${fixed(r.p50)} vs ${fixed(lts.p50)} ms, p99 ${fixed(r.p99)} vs ${fixed(lts.p99)} ms (section 6)`,
+        [rate, cpu, r.p50, r.p99].every(Number.isFinite) ? rate >= 1.2 && cpu <= 0.9 && r.p50 <= lts.p50 && r.p99 <= lts.p99 : undefined,
+      );
+    }
+  }
 
   // Section 6: the fork model's parent.
   const forkRow = all.launcher?.fork?.find((r) => r.label === 'this build');

@@ -42,6 +42,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "launch.h"
+#include "accept.h"
 #include "shm.h"
 #include "unix.h"
 
@@ -367,6 +368,7 @@ static napi_value Init(napi_env env, napi_value exports) {
   napi_create_function(env, "socketpair", NAPI_AUTO_LENGTH, Socketpair, NULL, &fn);
   napi_set_named_property(env, exports, "socketpair", fn);
   launch_init(env, exports);
+  accept_init(env, exports);
   shm_init(env, exports);
   unix_init(env, exports);
   return exports;

@@ -16,6 +16,14 @@
  * through a napi_threadsafe_function, referenced only while children live, so an
  * idle server can still exit.
  *
+ * Why spawn on that thread too (spawn(), the queued form of launch()): posix_spawn's vfork
+ * suspends the calling thread until the child has exec'd, and under load that was 72% of
+ * the event loop's busy time; on the reaper thread the loop goes on accepting and admitting
+ * while children exec. Requests go through a queue under the lock and the wake eventfd; the
+ * result ("spawned" or "failed") comes back through the same threadsafe function as the
+ * exits, from the same thread, so a child's "spawned" always reaches JavaScript before its
+ * exit.
+ *
  * Ownership: each environment's `struct launcher` (its instance data) owns the
  * epoll fd, the wake eventfd, the thread (started by a launch, ending itself after
  * REAPER_LINGER_MS with no child), the threadsafe function and the list of live children; each `struct child` owns its pidfd. The reaper thread closes a
@@ -58,8 +66,50 @@ enum { THREAD_NONE, THREAD_RUNNING, THREAD_DONE };
 static int sys_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 static int sys_pidfd_send_signal(int pidfd, int sig) { return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0); }
 
+/* What the thread reports to JavaScript, first member of every record it queues. */
+enum { REPORT_EXIT = 0, REPORT_SPAWNED = 1, REPORT_FAILED = 2, REPORT_LINES = 3, REPORT_STDERR_END = 4 };
+struct report {
+  int kind;
+  int32_t a, b, c; /* EXIT: pid, code, signo; SPAWNED: token, pid, stderr fd (-2: read here); FAILED: token, errno, syscall
+                      (index); LINES: pid (text: complete lines, each ending in \n); STDERR_END: pid */
+  char *text;      /* LINES only; freed with the record */
+  size_t len;
+};
+
+/*
+ * Why the thread reads programs' stderr too (spawn with stderr "lines"): a net.Socket per
+ * child pipe cost the event loop a handle, a stream and a close per connection. Here the
+ * read end joins the same epoll; whatever a read brings is cut into lines (a line longer
+ * than STDERR_LINE_MAX bytes is cut into pieces, so a program cannot make us buffer without
+ * end) and sent as one LINES record per read, with the pid; EOF sends STDERR_END. A pipe's
+ * records follow its child's SPAWNED in the one queue, so JavaScript knows the pid first.
+ */
+#define STDERR_LINE_MAX 4096
+struct errpipe {
+  int fd;
+  pid_t pid;
+  size_t len;                      /* bytes of an unfinished line in buf */
+  char buf[STDERR_LINE_MAX];
+  struct errpipe *prev, *next;
+};
+/* epoll's data for a pipe is its pointer with the low bit set (a child's is its plain pointer). */
+#define PIPE_TAG ((uintptr_t)1)
+/* The system call a FAILED report names (its `c`). */
+static const char *const failed_calls[] = { "posix_spawn", "pipe2", "pidfd_open", "epoll_ctl" };
+
+/* A queued spawn() request; the strings are its own; fd0 is the caller's unless `owned`. */
+struct job {
+  char *file;
+  char **argv, **envp;
+  int fd0, fd2;   /* fd2 -1: a new pipe */
+  bool setsid, owned, lines;  /* lines: stderr read by the thread (errpipe) instead of handed to JS */
+  int32_t token;
+  struct job *next;
+};
+
 /* One live child; once reaped, the same record carries its status to JavaScript (no allocation in the thread). */
 struct child {
+  struct report rep; /* first: call_js frees records by this pointer */
   pid_t pid;
   int pidfd;
   int code;   /* exit code, or -1 when ended by a signal (or the status was lost) */
@@ -75,7 +125,10 @@ struct launcher {
   int thread_state;              /* THREAD_NONE, THREAD_RUNNING, or THREAD_DONE (exited, not yet joined) */
   pthread_mutex_t lock;          /* guards `children` and `thread_state` (JS thread and reaper thread) */
   struct child *children;
-  uint32_t live;                 /* launched and not yet reported to JS; JS thread only */
+  struct errpipe *pipes;         /* stderr pipes the thread reads (the thread's own; freed by it at EOF, or by cleanup) */
+  struct job *jobs, *last_job;   /* spawn() requests not yet taken by the thread (under `lock`) */
+  bool stopping;                 /* set by the cleanup hook before it wakes the thread */
+  uint32_t live;                 /* launched or queued and not yet reported ended/failed to JS; JS thread only */
   sigset_t sigdef;               /* signals the child resets to SIG_DFL (see ignored_signals) */
 };
 
@@ -115,20 +168,94 @@ static napi_value throw_errno(napi_env env, const char *syscall_name, int err, c
   return NULL;
 }
 
+static bool run_jobs(struct launcher *l);
+static void post(struct launcher *l, struct report *rep);
+
+/* Queue a LINES record of `len` bytes of `text` for pid (copied); nothing when empty. */
+static void post_lines(struct launcher *l, pid_t pid, const char *text, size_t len) {
+  if (len == 0) return;
+  struct report *rep = malloc(sizeof *rep);
+  char *copy = malloc(len);
+  if (!rep || !copy) {
+    free(rep);
+    free(copy);
+    return; /* out of memory: these lines are lost, the rest goes on */
+  }
+  memcpy(copy, text, len);
+  *rep = (struct report){ REPORT_LINES, pid, 0, 0, copy, len };
+  post(l, rep);
+}
+
+/* A pipe is readable: read what is there, send the complete lines (and over-long pieces); at EOF the rest and STDERR_END. */
+static void read_pipe(struct launcher *l, struct errpipe *p) {
+  char chunk[65536];
+  for (;;) {
+    ssize_t n = read(p->fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n <= 0) {
+      /* EOF (every writer gone: the program and its descendants) or an error: the last piece, then the end. */
+      if (p->len > 0) {
+        p->buf[p->len] = '\n';
+        post_lines(l, p->pid, p->buf, p->len + 1);
+      }
+      pthread_mutex_lock(&l->lock);
+      epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+      if (p->prev) p->prev->next = p->next;
+      else l->pipes = p->next;
+      if (p->next) p->next->prev = p->prev;
+      pthread_mutex_unlock(&l->lock);
+      close(p->fd);
+      struct report *rep = malloc(sizeof *rep);
+      if (rep) {
+        *rep = (struct report){ REPORT_STDERR_END, p->pid, 0, 0, NULL, 0 };
+        post(l, rep);
+      }
+      free(p);
+      return;
+    }
+    /* Lines: the unfinished one from before, then this chunk; one record for all complete ones. */
+    char *out = malloc(p->len + (size_t)n + (size_t)n / STDERR_LINE_MAX + 2);
+    if (!out) continue;
+    size_t o = 0;
+    for (ssize_t i = 0; i < n; i++) {
+      char ch = chunk[i];
+      if (ch == '\n') {
+        memcpy(out + o, p->buf, p->len);
+        o += p->len;
+        out[o++] = '\n';
+        p->len = 0;
+      } else {
+        /* sizeof buf - 1: room for the newline added at EOF */
+        if (p->len == STDERR_LINE_MAX - 1) {
+          memcpy(out + o, p->buf, p->len);
+          o += p->len;
+          out[o++] = '\n';
+          p->len = 0;
+        }
+        p->buf[p->len++] = ch;
+      }
+    }
+    post_lines(l, p->pid, out, o);
+    free(out);
+  }
+}
+static void free_job(struct job *j);
+
 /* The reaper: wait for any pidfd to become readable (the child exited), reap it, report it. */
 static void *reaper(void *arg) {
   struct launcher *l = arg;
   struct epoll_event events[32];
   for (;;) {
     pthread_mutex_lock(&l->lock);
-    int timeout = l->children ? -1 : REAPER_LINGER_MS;
+    int timeout = l->children || l->jobs || l->pipes ? -1 : REAPER_LINGER_MS;
     pthread_mutex_unlock(&l->lock);
     int n = epoll_wait(l->epfd, events, 32, timeout);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       /* Idle for the linger time (or epoll failed): end, unless a child arrived meanwhile. */
       pthread_mutex_lock(&l->lock);
-      int done = l->children == NULL || n < 0;
+      int done = (l->children == NULL && l->jobs == NULL && l->pipes == NULL) || n < 0;
       if (done) {
         /* The thread's descriptors go with it: an idle server holds nothing of the launcher's. */
         close(l->epfd);
@@ -141,8 +268,19 @@ static void *reaper(void *arg) {
       continue;
     }
     for (int i = 0; i < n; i++) {
+      if ((uintptr_t)events[i].data.ptr & PIPE_TAG) {
+        read_pipe(l, (struct errpipe *)((uintptr_t)events[i].data.ptr & ~PIPE_TAG));
+        continue;
+      }
       struct child *c = events[i].data.ptr;
-      if (c == NULL) return NULL; /* the wake eventfd: the environment is going away */
+      if (c == NULL) {
+        /* The wake eventfd: spawn requests, or the environment going away. */
+        uint64_t count;
+        ssize_t r = read(l->wakefd, &count, sizeof count);
+        (void)r;
+        if (run_jobs(l)) return NULL;
+        continue;
+      }
       siginfo_t si;
       memset(&si, 0, sizeof si);
       int r;
@@ -160,28 +298,49 @@ static void *reaper(void *arg) {
       c->signo = 0;
       if (r == 0 && si.si_code == CLD_EXITED) c->code = si.si_status;
       else if (r == 0) c->signo = si.si_status;
+      c->rep = (struct report){ REPORT_EXIT, c->pid, c->code, c->signo, NULL, 0 };
       /* Unbounded queue: never blocks. If the function is closing, JS is gone: drop the record. */
       if (napi_call_threadsafe_function(l->tsfn, c, napi_tsfn_nonblocking) != napi_ok) free(c);
     }
   }
 }
 
-/* On the JS thread: onExit(pid, code | null, signo). `env` is NULL when the function is torn down. */
+/*
+ * On the JS thread: fn(kind, a, b, c) for one report (struct report). `env` is NULL when
+ * the function is torn down: then only the record is freed (a spawned child's stderr pipe,
+ * which nobody will read, is closed).
+ */
 static void call_js(napi_env env, napi_value fn, void *context, void *data) {
   struct launcher *l = context;
-  struct child *rec = data;
+  struct report *rec = data;
   if (env != NULL && fn != NULL) {
-    napi_value argv[3], undefined;
-    napi_create_int32(env, rec->pid, &argv[0]);
-    if (rec->code >= 0) napi_create_int32(env, rec->code, &argv[1]);
-    else napi_get_null(env, &argv[1]);
-    napi_create_int32(env, rec->signo, &argv[2]);
+    napi_value argv[5], undefined;
+    napi_create_int32(env, rec->kind, &argv[0]);
+    napi_create_int32(env, rec->a, &argv[1]);
+    if (rec->kind == REPORT_EXIT && rec->b < 0) napi_get_null(env, &argv[2]);
+    else napi_create_int32(env, rec->b, &argv[2]);
+    napi_create_int32(env, rec->c, &argv[3]);
+    if (rec->text) napi_create_string_utf8(env, rec->text, rec->len, &argv[4]);
+    else napi_get_undefined(env, &argv[4]);
     napi_get_undefined(env, &undefined);
-    /* Drop the reference before calling out, so an exception in onExit cannot keep Node alive. */
-    if (l->live > 0 && --l->live == 0) napi_unref_threadsafe_function(env, l->tsfn);
-    napi_call_function(env, undefined, fn, 3, argv, NULL);
+    /* An exit or a failed spawn ends what launch/spawn counted. Dropped before calling out,
+       so an exception in the callback cannot keep Node alive. */
+    if ((rec->kind == REPORT_EXIT || rec->kind == REPORT_FAILED) && l->live > 0 && --l->live == 0) napi_unref_threadsafe_function(env, l->tsfn);
+    napi_call_function(env, undefined, fn, 5, argv, NULL);
+  } else if (rec->kind == REPORT_SPAWNED && rec->c >= 0) {
+    close(rec->c);
   }
+  free(rec->text);
   free(rec);
+}
+
+/* Queue a record for JavaScript; if the function is closing, JS is gone: drop it. */
+static void post(struct launcher *l, struct report *rep) {
+  if (napi_call_threadsafe_function(l->tsfn, rep, napi_tsfn_nonblocking) != napi_ok) {
+    if (rep->kind == REPORT_SPAWNED && rep->c >= 0) close(rep->c);
+    free(rep->text);
+    free(rep);
+  }
 }
 
 /* Environment teardown: stop the thread, then release every descriptor and child record. */
@@ -189,19 +348,32 @@ static void cleanup(void *arg) {
   struct launcher *l = arg;
   pthread_mutex_lock(&l->lock);
   int state = l->thread_state;
-  pthread_mutex_unlock(&l->lock);
+  l->stopping = true;
   if (state == THREAD_RUNNING) {
     uint64_t one = 1;
     ssize_t w = write(l->wakefd, &one, sizeof one);
     (void)w;
   }
+  pthread_mutex_unlock(&l->lock);
   if (state != THREAD_NONE) pthread_join(l->thread, NULL);
+  /* Requests the thread never took: their owned sockets are closed here (nobody else holds them). */
+  for (struct job *j = l->jobs, *next; j; j = next) {
+    next = j->next;
+    free_job(j);
+  }
+  l->jobs = l->last_job = NULL;
   for (struct child *c = l->children, *next; c; c = next) {
     next = c->next;
     close(c->pidfd);
     free(c);
   }
   l->children = NULL;
+  for (struct errpipe *p = l->pipes, *next; p; p = next) {
+    next = p->next;
+    close(p->fd);
+    free(p);
+  }
+  l->pipes = NULL;
   if (l->tsfn) napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
   if (l->epfd >= 0) close(l->epfd);
   if (l->wakefd >= 0) close(l->wakefd);
@@ -321,68 +493,43 @@ static void make_blocking(int fd) {
 }
 
 /*
- * launch(file, argv, env, fd0, fd1, fd2, setsid) -> { pid, stderr }
- *
- * posix_spawnp `file` (PATH looked up as execvp does) with argv and exactly the
- * environment `env` ("K=V" strings). The child's descriptors 0, 1, 2 are dup2'd
- * from fd0, fd1, fd2; fd2 = -1 gives it a new pipe instead, whose read end
- * (close-on-exec, non-blocking, the caller's to close) is returned as `stderr`
- * (else -1). fd0 and fd1 are made blocking (shared open file: see make_blocking).
- * Every other descriptor tcpkit and Node hold is close-on-exec already. The child
- * starts with an empty signal mask and every signal at its default disposition
- * (Node ignores SIGPIPE; exec keeps ignored signals), in its own session if `setsid`.
- * Throws with the errno's code (ENOENT, EACCES, ENOMEM, EAGAIN, ...) when the
- * program could not be started; nothing is left open then.
+ * Start one child and register it with the reaper: posix_spawnp `file` (PATH looked up
+ * as execvp does) with argv and exactly the environment `envp`; its descriptors 0, 1, 2
+ * are dup2'd from fd0, fd1, fd2; fd2 = -1 gives it a new pipe instead, whose read end
+ * (close-on-exec, non-blocking, the caller's to close) is stored in *stderr_fd (else -1).
+ * fd0 and fd1 are made blocking (shared open file: see make_blocking). Every other
+ * descriptor tcpkit and Node hold is close-on-exec already, and the rest are closed
+ * (closefrom). The child starts with an empty signal mask and every signal at its default
+ * disposition (Node ignores SIGPIPE; exec keeps ignored signals), in its own session if
+ * `setsid`. Returns 0 with *pid set, or an errno with *failed naming the call (an index
+ * into failed_calls); nothing is left open or running then. Runs on either thread.
  */
-static napi_value Launch(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  int32_t fds[3] = { -1, -1, -1 };
-  bool setsid = false;
-  struct launcher *l = get_launcher(env);
-  if (!l) {
-    napi_throw_error(env, "ERR_INVALID_STATE", "launch before onExit");
-    return NULL;
-  }
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7 ||
-      napi_get_value_int32(env, argv[3], &fds[0]) != napi_ok || napi_get_value_int32(env, argv[4], &fds[1]) != napi_ok ||
-      napi_get_value_int32(env, argv[5], &fds[2]) != napi_ok || napi_get_value_bool(env, argv[6], &setsid) != napi_ok ||
-      fds[0] < 0 || fds[1] < 0 || fds[2] < -1) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "launch(file, argv[], env[], fd0, fd1, fd2 | -1, setsid)");
-    return NULL;
-  }
-  char *file = string_arg(env, argv[0]);
-  char **args = string_vector(env, argv[1]);
-  char **envp = string_vector(env, argv[2]);
-  napi_value result = NULL;
+static int do_spawn(struct launcher *l, const char *file, char *const *args, char *const *envp, int fd0, int fd1, int fd2, bool setsid,
+                    pid_t *pid_out, int *stderr_fd, int *failed) {
   int pipefd[2] = { -1, -1 };
   int err = 0;
-  const char *failed = "posix_spawn";
   pid_t pid = -1;
   posix_spawn_file_actions_t fa;
   posix_spawnattr_t attr;
   int have_fa = 0, have_attr = 0;
-  if (!file || !args || !args[0] || !envp) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "launch: file, argv (non-empty) and env must be strings");
-    goto out;
-  }
-  if (fds[2] < 0) {
+  *failed = 0;
+  *stderr_fd = -1;
+  if (fd2 < 0) {
     if (pipe2(pipefd, O_CLOEXEC) < 0) {
-      err = errno;
-      failed = "pipe2";
-      goto out;
+      *failed = 1;
+      return errno;
     }
-    /* The read end goes to libuv (net.Socket), which wants it non-blocking. */
+    /* The read end is read by libuv (net.Socket), which wants it non-blocking. */
     fcntl(pipefd[0], F_SETFL, fcntl(pipefd[0], F_GETFL) | O_NONBLOCK);
   }
-  make_blocking(fds[0]);
-  if (fds[1] != fds[0]) make_blocking(fds[1]);
+  make_blocking(fd0);
+  if (fd1 != fd0) make_blocking(fd1);
   if ((err = posix_spawn_file_actions_init(&fa)) != 0) goto out;
   have_fa = 1;
   if ((err = posix_spawnattr_init(&attr)) != 0) goto out;
   have_attr = 1;
   /* dup2 clears close-on-exec on the target, so 0, 1, 2 are the only descriptors the program keeps. */
-  int src[3] = { fds[0], fds[1], fds[2] < 0 ? pipefd[1] : fds[2] };
+  int src[3] = { fd0, fd1, fd2 < 0 ? pipefd[1] : fd2 };
   for (int i = 0; i < 3 && err == 0; i++) err = posix_spawn_file_actions_adddup2(&fa, src[i], i);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
   /*
@@ -411,7 +558,7 @@ static napi_value Launch(napi_env env, napi_callback_info info) {
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
     }
     err = pidfd < 0 ? errno : ENOMEM;
-    failed = "pidfd_open";
+    *failed = 2;
     if (pidfd >= 0) close(pidfd);
     free(c);
     goto out;
@@ -441,17 +588,11 @@ static napi_value Launch(napi_env env, napi_callback_info info) {
     close(pidfd);
     free(c);
     err = terr;
-    failed = "pthread_create";
+    *failed = 3;
     goto out;
   }
-  if (l->live++ == 0) napi_ref_threadsafe_function(env, l->tsfn);
-
-  napi_value v;
-  napi_create_object(env, &result);
-  napi_create_int32(env, pid, &v);
-  napi_set_named_property(env, result, "pid", v);
-  napi_create_int32(env, pipefd[0], &v);
-  napi_set_named_property(env, result, "stderr", v);
+  *pid_out = pid;
+  *stderr_fd = pipefd[0];
   pipefd[0] = -1; /* now the caller's */
 
 out:
@@ -459,11 +600,172 @@ out:
   if (have_attr) posix_spawnattr_destroy(&attr);
   if (pipefd[1] >= 0) close(pipefd[1]);
   if (pipefd[0] >= 0) close(pipefd[0]);
-  if (err && !result) throw_errno(env, failed, err, file ? file : "");
+  return err;
+}
+
+/*
+ * launch(file, argv, env, fd0, fd1, fd2, setsid) -> { pid, stderr }: do_spawn on the
+ * calling thread (the fork model's Node children). Throws with the errno's code (ENOENT,
+ * EACCES, ENOMEM, EAGAIN, ...) when the program could not be started.
+ */
+static napi_value Launch(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  int32_t fds[3] = { -1, -1, -1 };
+  bool setsid = false;
+  struct launcher *l = get_launcher(env);
+  if (!l) {
+    napi_throw_error(env, "ERR_INVALID_STATE", "launch before onExit");
+    return NULL;
+  }
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 7 ||
+      napi_get_value_int32(env, argv[3], &fds[0]) != napi_ok || napi_get_value_int32(env, argv[4], &fds[1]) != napi_ok ||
+      napi_get_value_int32(env, argv[5], &fds[2]) != napi_ok || napi_get_value_bool(env, argv[6], &setsid) != napi_ok ||
+      fds[0] < 0 || fds[1] < 0 || fds[2] < -1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "launch(file, argv[], env[], fd0, fd1, fd2 | -1, setsid)");
+    return NULL;
+  }
+  char *file = string_arg(env, argv[0]);
+  char **args = string_vector(env, argv[1]);
+  char **envp = string_vector(env, argv[2]);
+  napi_value result = NULL;
+  if (!file || !args || !args[0] || !envp) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "launch: file, argv (non-empty) and env must be strings");
+  } else {
+    pid_t pid = -1;
+    int stderr_fd = -1, failed = 0;
+    int err = do_spawn(l, file, args, envp, fds[0], fds[1], fds[2], setsid, &pid, &stderr_fd, &failed);
+    if (err) {
+      throw_errno(env, failed_calls[failed], err, file);
+    } else {
+      if (l->live++ == 0) napi_ref_threadsafe_function(env, l->tsfn);
+      napi_value v;
+      napi_create_object(env, &result);
+      napi_create_int32(env, pid, &v);
+      napi_set_named_property(env, result, "pid", v);
+      napi_create_int32(env, stderr_fd, &v);
+      napi_set_named_property(env, result, "stderr", v);
+    }
+  }
   free(file);
   free_vector(args);
   free_vector(envp);
   return result;
+}
+
+static void free_job(struct job *j) {
+  if (j->owned && j->fd0 >= 0) close(j->fd0);
+  free(j->file);
+  free_vector(j->argv);
+  free_vector(j->envp);
+  free(j);
+}
+
+/*
+ * On the thread: take every queued request and start it. Each gives one report: SPAWNED
+ * (token, pid, stderr read end) or FAILED (token, errno, call). An owned socket is closed
+ * here once its child holds it; after a failure it stays open and goes back to the caller
+ * with the report (it may retry: a script without `#!` runs again under /bin/sh).
+ * Returns true when the environment is going away (the thread must end).
+ */
+static bool run_jobs(struct launcher *l) {
+  for (;;) {
+    pthread_mutex_lock(&l->lock);
+    bool stopping = l->stopping;
+    struct job *j = stopping ? NULL : l->jobs;
+    if (j) {
+      l->jobs = j->next;
+      if (!l->jobs) l->last_job = NULL;
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (stopping) return true;
+    if (!j) return false;
+    pid_t pid = -1;
+    int stderr_fd = -1, failed = 0;
+    int err = do_spawn(l, j->file, j->argv, j->envp, j->fd0, j->fd0, j->fd2, j->setsid, &pid, &stderr_fd, &failed);
+    if (err == 0 && j->lines && stderr_fd >= 0) {
+      /* Read here: the pipe joins the epoll (after SPAWNED is queued below, its lines can only follow it). */
+      struct errpipe *p = calloc(1, sizeof *p);
+      if (p) {
+        p->fd = stderr_fd;
+        p->pid = pid;
+        pthread_mutex_lock(&l->lock);
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = (void *)((uintptr_t)p | PIPE_TAG) };
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, p->fd, &ev) == 0) {
+          p->next = l->pipes;
+          if (p->next) p->next->prev = p;
+          l->pipes = p;
+          p = NULL;
+          stderr_fd = -2;
+        }
+        pthread_mutex_unlock(&l->lock);
+      }
+      if (p) free(p); /* could not watch it: JS gets the descriptor as before */
+    }
+    struct report *rep = malloc(sizeof *rep);
+    if (err == 0 && j->owned) close(j->fd0);
+    if (err != 0) j->owned = false; /* back to the caller with the report */
+    j->fd0 = -1;
+    if (rep) {
+      *rep = err ? (struct report){ REPORT_FAILED, j->token, err, failed, NULL, 0 } : (struct report){ REPORT_SPAWNED, j->token, pid, stderr_fd, NULL, 0 };
+      post(l, rep);
+    } else if (stderr_fd >= 0) {
+      close(stderr_fd); /* out of memory: the child runs and is reaped; its report is lost */
+    }
+    free_job(j);
+  }
+}
+
+/*
+ * spawn(file, argv, env, fd, fd2, setsid, owned, token, lines): queue do_spawn(fd as 0 and 1, fd2
+ * as 2 or -1 for a pipe) for the thread, which reports SPAWNED or FAILED with `token`
+ * through onExit's function. With `owned`, the descriptor is the launcher's from now on
+ * (closed once the child holds it; handed back, still open, with a FAILED report).
+ * Without, the caller keeps it open until the report. With `lines` (and fd2 -1) the thread
+ * reads the stderr pipe itself (LINES, STDERR_END). Throws only for bad arguments or
+ * when no thread can be started (then nothing was taken).
+ */
+static napi_value Spawn(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  struct launcher *l = get_launcher(env);
+  if (!l) {
+    napi_throw_error(env, "ERR_INVALID_STATE", "spawn before onExit");
+    return NULL;
+  }
+  struct job *j = calloc(1, sizeof *j);
+  if (!j) return throw_errno(env, "calloc", ENOMEM, "spawn");
+  j->fd0 = -1;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9 ||
+      napi_get_value_bool(env, argv[8], &j->lines) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &j->fd0) != napi_ok || napi_get_value_int32(env, argv[4], &j->fd2) != napi_ok ||
+      napi_get_value_bool(env, argv[5], &j->setsid) != napi_ok || napi_get_value_bool(env, argv[6], &j->owned) != napi_ok ||
+      napi_get_value_int32(env, argv[7], &j->token) != napi_ok || j->fd0 < 0 || j->fd2 < -1 ||
+      (j->file = string_arg(env, argv[0])) == NULL || (j->argv = string_vector(env, argv[1])) == NULL || !j->argv[0] ||
+      (j->envp = string_vector(env, argv[2])) == NULL) {
+    j->owned = false; /* nothing taken */
+    free_job(j);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "spawn(file, argv[], env[], fd, fd2 | -1, setsid, owned, token, lines)");
+    return NULL;
+  }
+  pthread_mutex_lock(&l->lock);
+  int err = ensure_reaper(l);
+  if (err == 0) {
+    if (l->last_job) l->last_job->next = j;
+    else l->jobs = j;
+    l->last_job = j;
+    uint64_t one = 1;
+    ssize_t w = write(l->wakefd, &one, sizeof one);
+    (void)w;
+  }
+  pthread_mutex_unlock(&l->lock);
+  if (err) {
+    j->owned = false;
+    free_job(j);
+    return throw_errno(env, "pthread_create", err, "spawner");
+  }
+  if (l->live++ == 0) napi_ref_threadsafe_function(env, l->tsfn);
+  return NULL;
 }
 
 /* kill(pid, signo) -> boolean: signal a live child of this launcher through its pidfd; false if already reaped. */
@@ -498,6 +800,8 @@ void launch_init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "onExit", fn);
   napi_create_function(env, "launch", NAPI_AUTO_LENGTH, Launch, NULL, &fn);
   napi_set_named_property(env, exports, "launch", fn);
+  napi_create_function(env, "spawn", NAPI_AUTO_LENGTH, Spawn, NULL, &fn);
+  napi_set_named_property(env, exports, "spawn", fn);
   napi_create_function(env, "kill", NAPI_AUTO_LENGTH, Kill, NULL, &fn);
   napi_set_named_property(env, exports, "kill", fn);
 }

@@ -17,6 +17,8 @@ import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { ConnectionPipeline } from './connection/pipeline.js';
 import { Listener } from './net/listener.js';
 import { unixOwner } from './super/privileges.js';
+import { acceptPath, NATIVE_PATH_DESCRIPTORS, recordInfo } from './net/fast-path.js';
+import { fdutil } from './net/fdutil.js';
 import { ACCEPT_MODES, checkChoice, checkNumber, checkUnixPath, OPTIONS, parseUnixMode, spareWithProgram, toTimerMs, type OptionSpec } from './options.js';
 import { ProxyRefusals, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
@@ -378,6 +380,16 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
         }
       }
       await model.start();
+      // Which path the connections take (net/fast-path.ts, the one place that decides): a program
+      // per connection started from here takes them as bare descriptors, admitted the same way.
+      if (model.accepts === 'server' && acceptPath({ listener: listener.endpoint.family === 'unix' ? 'unix' : 'tcp', tls: o.tls !== undefined, proxy: o.proxy !== undefined, descriptors: model.servesDescriptors?.() ?? false }) === 'native') {
+        const local = acceptedLocal(listener.endpoint);
+        listener.onRecords((record) => {
+          const conn = pipeline.admit(recordInfo(record, local));
+          if (conn) model.serveDescriptor!(conn, record.fd);
+          else fdutil.close(record.fd);
+        }, local === undefined, NATIVE_PATH_DESCRIPTORS);
+      }
       // Paused at once if the service is already at its limit (another address of it holds the connections).
       this.#budget.join(this.#member);
       if (model.accepts === 'server' && !pipeline.paused) listener.resume();

@@ -13,7 +13,8 @@ import { SourceLimits } from './limits.js';
 
 /** A Server taking part in a budget: told to stop and resume accepting. */
 export interface BudgetMember {
-  pause(): void;
+  /** `hold`: only stop accepting, with no `pause` event (the limit is reached by connections still starting). */
+  pause(hold?: boolean): void;
   resume(): void;
 }
 
@@ -32,6 +33,8 @@ export class ServiceBudget {
   readonly maxConns: number;
   readonly sources: SourceLimits;
   #active = 0;
+  /** Admitted and not yet opened (a program still starting): counted against maxConns, so the limit is never exceeded. */
+  #starting = 0;
   readonly #members = new Set<BudgetMember>();
 
   constructor(options: BudgetOptions = {}) {
@@ -47,7 +50,7 @@ export class ServiceBudget {
   /** Add a member; it is paused at once if the service is at its limit. Pair with leave(). */
   join(member: BudgetMember): void {
     this.#members.add(member);
-    if (this.#active >= this.maxConns) member.pause();
+    if (this.#active + this.#starting >= this.maxConns) member.pause();
   }
 
   /** The last member to leave closes the per-source table's shared descriptor (its workers are stopping). */
@@ -56,17 +59,40 @@ export class ServiceBudget {
     if (this.#members.size === 0) this.sources.unshare();
   }
 
-  /** Count a connection opened; at the limit every member pauses. Returns the count now. */
-  opened(): number {
+  /**
+   * Count a connection admitted that is not served yet (its program starts off the event
+   * loop's thread): with those, at the limit every member pauses. Pair with opened(true)
+   * or abandoned().
+   */
+  admitted(): void {
+    this.#starting++;
+    if (this.#active + this.#starting >= this.maxConns) for (const m of this.#members) m.pause(true);
+  }
+
+  /** An admitted connection ended without being served. */
+  abandoned(): void {
+    this.#starting = Math.max(0, this.#starting - 1);
+    if (this.#active + this.#starting < this.maxConns) for (const m of this.#members) m.resume();
+  }
+
+  /** Count a connection opened (`wasAdmitted`: counted by admitted() until now); at the limit every member pauses. Returns the count now. */
+  opened(wasAdmitted = false): number {
+    if (wasAdmitted) this.#starting = Math.max(0, this.#starting - 1);
     this.#active++;
-    if (this.#active >= this.maxConns) for (const m of this.#members) m.pause();
+    // The `pause` event when the open connections reach the limit, as ever; a quiet hold while some still start.
+    if (this.#active + this.#starting >= this.maxConns) for (const m of this.#members) m.pause(this.#active < this.maxConns);
     return this.#active;
   }
 
   /** Count a connection closed; below the limit every member resumes. Returns the count now. */
   closed(): number {
     this.#active = Math.max(0, this.#active - 1);
-    if (this.#active < this.maxConns) for (const m of this.#members) m.resume();
+    if (this.#active + this.#starting < this.maxConns) for (const m of this.#members) m.resume();
+    else if (this.#active < this.maxConns)
+      for (const m of this.#members) {
+        m.resume();
+        m.pause(true);
+      }
     return this.#active;
   }
 }

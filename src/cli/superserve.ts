@@ -14,7 +14,7 @@ import { dropPrivileges, resolveIds } from '../super/privileges.js';
 import { checkRunnableBy } from '../services/exec-options.js';
 import type { ServerOptions } from '../server.js';
 import { Supervisor } from '../super/supervisor.js';
-import { OPTIONS, type ServeFlags } from '../options.js';
+import { checkChoice, OPTIONS, type ServeFlags } from '../options.js';
 import type { AdminArg } from './status.js';
 import { removePidFile, writePidFileOrRelease } from './pidfile.js';
 
@@ -50,9 +50,10 @@ export function superServerOptions(values: Values, argv: string[], positionals: 
       throw new UsageError(`serve: with --exec, give no SERVICE (got ${positionals.slice(0, before).join(' ')}); the program goes after --`);
     }
     const env = values['env-clear'] ? { env: { clear: true, pass: values['env-pass'] ?? [] } } : {};
-    options.service = { name: 'exec', options: { argv: positionals, resolve: values.resolve ?? false, ...env } };
-  } else if (values.resolve || values['env-clear']) {
-    throw new UsageError(`serve: --${values.resolve ? 'resolve' : 'env-clear'} applies to --exec`);
+    const stderr = checkChoice('--exec-stderr', values['exec-stderr'] ?? OPTIONS.execStderr.default, OPTIONS.execStderr.choices);
+    options.service = { name: 'exec', options: { argv: positionals, resolve: values.resolve ?? false, ...env, ...(stderr !== 'log' && { stderr }) } };
+  } else if (values.resolve || values['env-clear'] || values['exec-stderr'] !== undefined) {
+    throw new UsageError(`serve: --${values.resolve ? 'resolve' : values['env-clear'] ? 'env-clear' : 'exec-stderr'} applies to --exec`);
   }
   if (values['env-pass'] && !values['env-clear']) throw new UsageError('serve: --env-pass applies with --env-clear (without it every variable is passed)');
   return options;

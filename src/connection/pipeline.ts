@@ -163,6 +163,8 @@ export class ConnectionPipeline implements BudgetMember {
   #ended = 0;
   #denied = 0;
   #paused = false;
+  /** Stopped quietly: the limit is reached counting connections still starting (budget.admitted). */
+  #held = false;
 
   constructor(options: PipelineOptions, hooks: PipelineHooks) {
     this.#hooks = hooks;
@@ -172,6 +174,7 @@ export class ConnectionPipeline implements BudgetMember {
       opened: (conn) => this.#opened(conn),
       closed: (conn, wasOpen, exitcode, signal, at) => {
         if (conn.place >= 0) this.#admission.release(conn.place);
+        if (!wasOpen && conn.place !== -1) this.#budget.abandoned();
         // A connection that never opened logs no `end`.
         if (wasOpen) this.#closed(conn, exitcode, signal, at);
       },
@@ -194,7 +197,7 @@ export class ConnectionPipeline implements BudgetMember {
 
   /** Whether the connection limit has paused accepting. */
   get paused(): boolean {
-    return this.#paused;
+    return this.#paused || this.#held;
   }
 
   /**
@@ -219,7 +222,10 @@ export class ConnectionPipeline implements BudgetMember {
       this.emit(verdict.event);
       return undefined;
     }
-    return new AdmittedConnection(this.#owner, verdict.info, verdict.env, verdict.place);
+    const conn = new AdmittedConnection(this.#owner, verdict.info, verdict.env, verdict.place);
+    // Counted against --max-conns from now on (a program may take a moment to start): the limit is never exceeded.
+    this.#budget.admitted();
+    return conn;
   }
 
   /**
@@ -240,7 +246,7 @@ export class ConnectionPipeline implements BudgetMember {
     const { maxConns } = this.#budget;
     const tls = info.tls?.protocol;
     this.emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: maxConns, ...(via && { via }), ...(tls && { tls }) });
-    this.#budget.opened();
+    this.#budget.opened(conn.place !== -1);
   }
 
   #closed(conn: AdmittedConnection, exitcode: number | null, signal: string | null, at: number): void {
@@ -252,15 +258,26 @@ export class ConnectionPipeline implements BudgetMember {
     this.#budget.closed();
   }
 
-  /** The budget is at its limit: stop accepting (BudgetMember). */
-  pause(): void {
-    if (this.#paused || !this.#hooks.pause()) return;
+  /** The budget is at its limit: stop accepting (BudgetMember); `hold`: quietly, while connections still start. */
+  pause(hold = false): void {
+    if (hold) {
+      if (!this.#paused && !this.#held && this.#hooks.pause()) this.#held = true;
+      return;
+    }
+    // Held already (the acceptor is stopped): only the state and the event are new.
+    if (this.#paused || (!this.#held && !this.#hooks.pause())) return;
     this.#paused = true;
+    this.#held = false;
     this.emit({ type: 'pause', count: this.#budget.active, max: this.#budget.maxConns });
   }
 
   /** The budget is below its limit again: accept again (BudgetMember). */
   resume(): void {
+    if (this.#held && !this.#paused) {
+      this.#held = false;
+      this.#hooks.resume();
+      return;
+    }
     if (!this.#paused || !this.#hooks.resume()) return;
     this.#paused = false;
     this.emit({ type: 'resume', count: this.#budget.active, max: this.#budget.maxConns });

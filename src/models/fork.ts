@@ -55,6 +55,7 @@ import type net from 'node:net';
 import { formatEndpoint } from '../address.js';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
 import { detachFromServer } from '../net/internals.js';
+import { fdutil } from '../net/fdutil.js';
 import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/messages.js';
 import { describeError, InvalidOptionError, StateError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
@@ -316,8 +317,24 @@ export class ForkModel implements Model {
     this.#track(child, socket, conn, this.#readReports(child.stderr, child.pid, () => conn));
   }
 
-  /** inetd's fork + exec: the program itself is the child; its stderr lines go to the log. */
-  async #serveProgram(program: ProgramLauncher, socket: net.Socket, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
+  /** A program per connection started from here on a bare descriptor (../net/fast-path.ts decides). */
+  servesDescriptors(): boolean {
+    return this.#program?.startFd !== undefined;
+  }
+
+  /** The native path: the program starts on the accepted descriptor, which never becomes a net.Socket here. */
+  serveDescriptor(conn: Connection, fd: number): void {
+    void this.#serveProgram(this.#program!, fd, conn, conn.env);
+  }
+
+  /**
+   * inetd's fork + exec: the program itself is the child; its stderr lines go to the log.
+   * `connection`: a socket (closed here once the program holds it), or an accepted descriptor
+   * (the launcher's once handed to startFd; closed here if the program is never started).
+   */
+  async #serveProgram(program: ProgramLauncher, connection: net.Socket | number, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
+    const socket = typeof connection === 'number' ? undefined : connection;
+    const drop = (): void => (socket ? void socket.destroy() : fdutil.close(connection as number));
     const info = conn.info;
     // Counted as about to open its descriptors until it has (then the launcher counts them).
     this.#starting++;
@@ -326,13 +343,19 @@ export class ForkModel implements Model {
       // The socket stays paused (unread) while the environment (names) is looked up.
       const env = await program.environment(info, extra);
       if (this.#closing) {
-        socket.destroy();
+        drop();
         conn.closed();
         return;
       }
-      child = await program.start(socket, env, (text, pid) => this.#host.emit({ type: 'stderr', pid, id: info.id, text }));
+      const onStderr = (text: string, pid: number): void => this.#host.emit({ type: 'stderr', pid, id: info.id, text });
+      if (socket) child = await program.start(socket, env, onStderr);
+      else {
+        const fd = connection as number;
+        connection = -1; // the launcher's now: closed there, started or not
+        child = await program.startFd!(fd, env, onStderr);
+      }
     } catch (err) {
-      socket.destroy();
+      if (socket || connection !== -1) drop();
       this.#spawnFailed(conn, err);
       return;
     } finally {
@@ -366,9 +389,9 @@ export class ForkModel implements Model {
   }
 
   /** After spawn: the parent closes its copy of the socket and watches the child until it is reaped. */
-  #track(child: Child, socket: net.Socket, conn: Connection, reported: Promise<void>): void {
+  #track(child: Child, socket: net.Socket | undefined, conn: Connection, reported: Promise<void>): void {
     // The child has its own copy of connfd now; the parent closes its copy (the seed's Close(connfd)).
-    socket.destroy();
+    socket?.destroy();
     const pid = child.pid;
     this.#spawned++;
     void child.exited.then(({ code, signal }) => this.#exited(pid, code, signal));

@@ -114,6 +114,17 @@ export interface Model {
    * served, conn.closed() when it ends (or could not be served).
    */
   dispatch(conn: IncomingConnection): void;
+  /**
+   * Whether this model, for this service, can serve a bare accepted descriptor
+   * (serveDescriptor); known after start(). One input of the path decision
+   * (../net/fast-path.ts). Absent: no.
+   */
+  servesDescriptors?(): boolean;
+  /**
+   * Serve one admitted connection given as its accepted descriptor (no net.Socket),
+   * which is the model's from this call on: as dispatch otherwise.
+   */
+  serveDescriptor?(conn: Connection, fd: number): void;
   /** Stop taking new connections (at the limit): they wait in the backlog. */
   pauseAccept(): void;
   /** Take new connections again. */

@@ -37,11 +37,12 @@
  * often (a pool worker does after every connection) cannot cut a backoff short.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { DEFAULT_BACKLOG, REPORT_MS } from '../options.js';
 import { fdutil } from './fdutil.js';
-import { hasLaunched, launchedDescriptors } from './launcher.js';
+import { hasLaunched, launchedDescriptors, queuedDescriptors } from './launcher.js';
 import { socketFd } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 import type { ConnectionEnds } from '../address.js';
@@ -52,6 +53,34 @@ import type { ConnectionEnds } from '../address.js';
  * admitted with); without, the socket's own ends stand.
  */
 export type ConnectionHandler = (socket: net.Socket, announced?: ConnectionEnds) => void;
+
+/**
+ * A connection accepted natively (native/accept.c): its descriptor (blocking,
+ * close-on-exec, the receiver's to close or hand on) and the peer's address from the
+ * accept itself; the local end only when the listener is bound to a wildcard.
+ */
+export interface AcceptedRecord {
+  fd: number;
+  address: string;
+  port: number;
+  family: 'IPv4' | 'IPv6';
+  localAddress?: string;
+  localPort?: number;
+  localFamily?: 'IPv4' | 'IPv6';
+}
+
+/** Receives each accepted record, in order; the acceptor stops handing them on once paused (see onRecords). */
+export type RecordHandler = (record: AcceptedRecord) => void;
+
+/** The native accept watch (native/accept.c). */
+interface NativeAccept {
+  acceptWatch(fd: number, wantLocal: boolean, perConnection: number, cb: (records: AcceptedRecord[], errno: number) => void): object;
+  acceptStart(h: object, stopAt: number): void;
+  acceptStop(h: object): void;
+  acceptClose(h: object): void;
+}
+const nativeAccept = fdutil as unknown as NativeAccept;
+const errnoName = new Map<number, string>(Object.entries(os.constants.errno).map(([k, v]) => [v, k]));
 
 /** Descriptors kept free below the limit: a fork child's pipes, a log file, the admin server. Fixed at 16. */
 export const DESCRIPTOR_HEADROOM = 16;
@@ -101,7 +130,7 @@ const unseenChildren = (): boolean => !isMainThread && hasLaunched();
 /** The sum of what every owner declared, and what launched children hold (../net/launcher.ts). */
 function declared(): DescriptorUse {
   let held = launchedDescriptors();
-  let reserved = 0;
+  let reserved = queuedDescriptors();
   for (const use of owners) {
     const u = use();
     held += u.held;
@@ -180,6 +209,15 @@ export class Acceptor {
   #onAccept: () => void = () => {};
   #gate: ProxyGate | undefined;
   #use: (() => DescriptorUse) | undefined;
+  /** Native mode (onRecords): the record handler, the watch once made, and records accepted while pausing. */
+  #onRecord: RecordHandler | undefined;
+  #wantLocal = false;
+  /** Descriptors each connection will open soon after its accept (a batch stops early enough for them). */
+  #perConnection = 0;
+  #watch: object | undefined;
+  #watching = false;
+  #held: AcceptedRecord[] = [];
+  #drain: NodeJS.Immediate | undefined;
 
   constructor(fd: number, options: AcceptorOptions = {}) {
     this.#fd = fd;
@@ -228,6 +266,22 @@ export class Acceptor {
     if (use && !this.#closed) owners.add(use);
   }
 
+  /**
+   * Accept natively from now on (native/accept.c): no net.Socket, the peer's address from
+   * accept4 itself, one batch per readiness; `handler` gets each record (`wantLocal`: with
+   * the local end, for a listener bound to a wildcard). Pausing stops the watch; records of
+   * a batch that arrive after a pause wait here, in order, until resume (nothing accepted
+   * is dropped). Headroom and EMFILE backoff as for sockets. No PROXY gate on this path
+   * (the path decision, ./fast-path.ts, keeps such listeners on sockets). `perConnection`:
+   * descriptors each connection opens here soon after (a program's pidfd and pipe), so a
+   * batch stops before they would run out. Call while paused.
+   */
+  onRecords(handler: RecordHandler, wantLocal: boolean, perConnection: number): void {
+    this.#onRecord = handler;
+    this.#wantLocal = wantLocal;
+    this.#perConnection = perConnection;
+  }
+
   /** Accept errors (EMFILE, ...): accepting goes on; the owner decides what to log. */
   onError(handler: (err: AcceptError) => void): void {
     this.#onError = handler;
@@ -265,7 +319,7 @@ export class Acceptor {
   resume(): void {
     if (this.#closed) return;
     this.#wanted = true;
-    if (this.#backingOff || this.#server) return;
+    if (this.#backingOff || this.#server || this.#watching || this.#drain) return;
     // Resumed right after a connection near the limit: check the real count before accepting into EMFILE.
     if (this.#estimate(this.#lastFd) >= this.#limit - 2 * DESCRIPTOR_HEADROOM || unseenChildren()) {
       const open = this.#counted();
@@ -282,11 +336,83 @@ export class Acceptor {
     if (this.#use) owners.delete(this.#use);
     this.#backingOff = false;
     clearTimeout(this.#backoffTimer);
+    clearImmediate(this.#drain);
+    this.#drain = undefined;
+    if (this.#watch) nativeAccept.acceptClose(this.#watch);
+    this.#watch = undefined;
+    // Accepted but never handed on (closing while paused at the limit): ours to close.
+    for (const r of this.#held.splice(0)) fdutil.close(r.fd);
     if (this.#ownsFd) fdutil.close(this.#fd);
     this.#fd = -1;
   }
 
+  /**
+   * Native mode: hand on what waits from an earlier batch, then watch the listening socket.
+   * The waiting records go on from the next turn of the loop, not from inside resume(): the
+   * owner resuming (the pipeline below its limit) must have finished before the next record
+   * can make it pause again.
+   */
+  #watchNative(): void {
+    if (!this.#wanted || this.#backingOff || this.#closed) return;
+    if (this.#held.length > 0) {
+      this.#drain ??= setImmediate(() => {
+        this.#drain = undefined;
+        while (this.#held.length > 0 && this.#wanted && !this.#backingOff && !this.#closed) {
+          this.#onRecord!(this.#held.shift()!);
+          this.#onAccept();
+        }
+        if (this.#held.length === 0) this.#watchNative();
+      });
+      return;
+    }
+    this.#watch ??= nativeAccept.acceptWatch(this.#fd, this.#wantLocal, this.#perConnection, (records, errno) => this.#batch(records, errno));
+    nativeAccept.acceptStart(this.#watch, this.#stopAt());
+    this.#watching = true;
+  }
+
+  /** The descriptor number at which a native batch stops (the headroom check below then decides). */
+  #stopAt(): number {
+    const { held, reserved } = declared();
+    const limit = Number.isFinite(this.#limit) ? this.#limit : 0x7fffffff;
+    return Math.max(0, Math.min(0x7fffffff, limit - DESCRIPTOR_HEADROOM - held - reserved));
+  }
+
+  /** One readiness: the records in order, the headroom check on the highest descriptor, EMFILE as a backoff. */
+  #batch(records: AcceptedRecord[], errno: number): void {
+    let top = -1;
+    for (const r of records) if (r.fd > top) top = r.fd;
+    if (top >= 0) {
+      this.#lastFd = top;
+      const { held, reserved } = declared();
+      if (top + held + reserved >= this.#limit - DESCRIPTOR_HEADROOM) {
+        const open = held + reserved === 0 ? top + 1 : openDescriptors() + reserved;
+        if (open >= this.#limit - DESCRIPTOR_HEADROOM) this.#backoff(open);
+      }
+    }
+    if (errno !== 0) {
+      const code = errnoName.get(errno) ?? 'EIO';
+      if (code === 'EMFILE' || code === 'ENFILE' || code === 'ENOBUFS' || code === 'ENOMEM') this.#backoff(undefined, code);
+      else this.#onError(Object.assign(new Error(`accept ${code}`), { code }));
+    }
+    for (let i = 0; i < records.length; i++) {
+      // Paused (the limit) by the previous record: the rest wait, accepted, for resume().
+      if (this.#closed) {
+        for (const r of records.slice(i)) fdutil.close(r.fd);
+        break;
+      }
+      if (!this.#wanted) {
+        this.#held.push(...records.slice(i));
+        break;
+      }
+      this.#onRecord!(records[i]!);
+      this.#onAccept();
+    }
+    // What the records just handed on will hold (queued spawns) counts for the next batch.
+    if (this.#watching && this.#watch) nativeAccept.acceptStart(this.#watch, this.#stopAt());
+  }
+
   #listen(): void {
+    if (this.#onRecord) return this.#watchNative();
     const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true });
     // A connection accepted just before a pause is still handed on: nothing accepted is ever dropped.
     server.on('connection', (socket: net.Socket) => {
@@ -330,6 +456,8 @@ export class Acceptor {
   }
 
   #stopListening(): void {
+    if (this.#watching && this.#watch) nativeAccept.acceptStop(this.#watch);
+    this.#watching = false;
     const server = this.#server;
     this.#server = undefined;
     server?.close();

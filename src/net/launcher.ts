@@ -9,9 +9,10 @@
  * (pool workers, the fork model's spares); libuv reaps those by pid and the
  * launcher reaps its own by pidfd, so neither ever takes the other's status.
  *
- * One handle per child (`Child`), which owns nothing but the child's pid and its
- * stderr pipe (a net.Socket, destroyed at its end of stream): the pidfd belongs to
- * the native side, which closes it when it reaps the child.
+ * One handle per child (`Child`), which owns nothing but the child's pid and, from
+ * launch() or spawn() without onStderr, its stderr pipe (a net.Socket, destroyed at its
+ * end of stream): the pidfd belongs to the native side, which closes it when it reaps
+ * the child, and so does a pipe spawn() reads natively (closed at its end of stream).
  */
 import net from 'node:net';
 import os from 'node:os';
@@ -64,13 +65,25 @@ export interface Launched extends Child {
   readonly stderr: net.Socket | null;
 }
 
+/** The kinds of report the native thread sends (native/launch.c `enum REPORT_*`). */
+const EXIT = 0;
+const SPAWNED = 1;
+const FAILED = 2;
+const LINES = 3;
+const STDERR_END = 4;
+/** The system calls a FAILED report names, by index (native/launch.c failed_calls). */
+const FAILED_CALLS = ['posix_spawn', 'pipe2', 'pidfd_open', 'epoll_ctl'];
+
 interface Native {
-  onExit(fn: (pid: number, code: number | null, signo: number) => void): void;
+  /** fn(EXIT, pid, code | null, signo) | fn(SPAWNED, token, pid, stderrFd) | fn(FAILED, token, errno, call). */
+  onExit(fn: (kind: number, a: number, b: number | null, c: number, text?: string) => void): void;
   launch(file: string, argv: readonly string[], env: string[], fd0: number, fd1: number, fd2: number, setsid: boolean): { pid: number; stderr: number };
+  spawn(file: string, argv: readonly string[], env: string[], fd: number, fd2: number, setsid: boolean, owned: boolean, token: number, lines: boolean): void;
   kill(pid: number, signo: number): boolean;
 }
 const native = fdutil as unknown as Native;
 
+const errnoNames = new Map<number, string>(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
 const signalNames = new Map<number, NodeJS.Signals>(Object.entries(os.constants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));
 
 /** Children started from this thread and not yet reaped: pid -> how to report its exit. */
@@ -83,6 +96,48 @@ let heldDescriptors = 0;
 /** Whether this thread has launched anything yet. */
 let launchedAny = false;
 let listening = false;
+
+/** Stderr pipes the native thread reads (spawn with `onStderr`), by pid: where their lines go. */
+const readers = new Map<number, { line(text: string): void; end(): void }>();
+
+/** spawn() requests on the native thread, by token: what to do with its SPAWNED or FAILED report. */
+const requests = new Map<number, (pid: number, stderrFd: number, err?: NodeJS.ErrnoException) => void>();
+let nextToken = 1;
+
+/** Every report of the native thread, in the order it sent them (a child's SPAWNED before its EXIT). */
+function report(kind: number, a: number, b: number | null, c: number, text?: string): void {
+  if (kind === EXIT) return reaped(a, b, c);
+  if (kind === LINES) {
+    const reader = readers.get(a);
+    if (reader && text) {
+      const lines = text.split('\n');
+      lines.pop(); // each line ends in \n: the last piece is empty
+      for (const line of lines) reader.line(line.endsWith('\r') ? line.slice(0, -1) : line);
+    }
+    return;
+  }
+  if (kind === STDERR_END) {
+    const reader = readers.get(a);
+    readers.delete(a);
+    if (reader) {
+      heldDescriptors--; // the pipe, closed by the native thread
+      reader.end();
+    }
+    return;
+  }
+  const done = requests.get(a);
+  requests.delete(a);
+  if (kind === SPAWNED) {
+    if (done) done(b ?? -1, c);
+    else if (c >= 0) fdutil.close(c); // nobody waits (cannot happen): do not leak the pipe
+    return;
+  }
+  const errno = b ?? 0;
+  // os.constants.errno, not util's map: libuv's map lacks some (ENOEXEC, which the /bin/sh fallback needs).
+  const code = errnoNames.get(errno) ?? 'EIO';
+  const syscall = FAILED_CALLS[c] ?? 'posix_spawn';
+  done?.(-1, -1, Object.assign(new Error(`${syscall} ${code} (errno ${errno})`), { code, errno: -errno, syscall }));
+}
 
 function reaped(pid: number, code: number | null, signo: number): void {
   const done = waiting.get(pid);
@@ -109,10 +164,7 @@ const SHELL = '/bin/sh';
  * its own copy afterwards, only close it.
  */
 export function launch(o: LaunchOptions): Launched {
-  if (!listening) {
-    native.onExit(reaped);
-    listening = true;
-  }
+  listen();
   const fd = launchFd(o.socket);
   const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
   const stderrFd = o.stderr === 'inherit' ? 2 : -1;
@@ -131,13 +183,23 @@ export function launch(o: LaunchOptions): Launched {
       throw new SystemCallError('spawn', o.file, err2);
     }
   }
-  const { pid } = started;
+  return started_(started.pid, started.stderr);
+}
+
+function listen(): void {
+  if (listening) return;
+  native.onExit(report);
+  listening = true;
+}
+
+/** The handle of a child the native side started (and will reap), with its stderr pipe's read end or -1. */
+function started_(pid: number, stderrFd: number): Launched {
   const exited = new Promise<Exit>((resolve) => waiting.set(pid, resolve));
   heldDescriptors++;
   launchedAny = true;
   let stderr: net.Socket | null = null;
-  if (started.stderr >= 0) {
-    stderr = new net.Socket({ fd: started.stderr, readable: true, writable: false });
+  if (stderrFd >= 0) {
+    stderr = new net.Socket({ fd: stderrFd, readable: true, writable: false });
     heldDescriptors++;
     stderr.once('close', () => heldDescriptors--);
     // Its end of stream (every writer gone) is where the descriptor is released.
@@ -145,6 +207,76 @@ export function launch(o: LaunchOptions): Launched {
     stderr.on('error', () => stderr?.destroy());
   }
   return { pid, exited, stderr, kill: (signal) => native.kill(pid, os.constants.signals[signal]) };
+}
+
+/** What spawn() starts: LaunchOptions, with the connection as a socket or as a bare descriptor. */
+export interface SpawnOptions extends Omit<LaunchOptions, 'socket'> {
+  /** The connected socket (kept open by the caller until the promise settles; then only closed). */
+  socket?: net.Socket;
+  /**
+   * Or an accepted descriptor that is the launcher's from this call on: closed once the
+   * child holds it; if the program cannot be started it is closed too, before the rejection.
+   */
+  fd?: number;
+  /**
+   * With `stderr: 'pipe'` (the default): the pipe is read by the launcher's thread, not as a
+   * net.Socket here, and each line (at most 4096 bytes; longer ones in pieces) comes here, in
+   * order, after the child's start. `Launched.stderr` is null then; `stderrDone` resolves at its end.
+   */
+  onStderr?: (line: string, pid: number) => void;
+}
+
+/** A child started with spawn(): its stderr, when read natively, ends with `stderrDone`. */
+export interface Spawned extends Launched {
+  /** Resolves once its stderr pipe has reached its end (every writer gone), or at once without `onStderr`. */
+  readonly stderrDone: Promise<void>;
+}
+
+/** Requests queued and not yet reported (spawned or failed), for the acceptor's descriptor estimate. */
+let queued = 0;
+
+/**
+ * launch() off this thread: the native launcher's own thread runs posix_spawn (whose vfork
+ * suspends the caller until the child has exec'd), so this event loop goes on accepting and
+ * admitting meanwhile. Resolves with the child once it runs; rejects as launch() throws
+ * (`spawn ENOENT PROGRAM`, ...). A script without `#!` runs under /bin/sh, as with launch().
+ */
+export function spawn(o: SpawnOptions): Promise<Spawned> {
+  listen();
+  const owned = o.fd !== undefined;
+  const fd = owned ? o.fd! : launchFd(o.socket!);
+  const env = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
+  const stderrFd = o.stderr === 'inherit' ? 2 : -1;
+  const setsid = o.setsid === true;
+  const lines = stderrFd === -1 && o.onStderr !== undefined;
+  const attempt = (file: string, argv: readonly string[]): Promise<Spawned> =>
+    new Promise((resolve, reject) => {
+      const token = nextToken;
+      nextToken = nextToken >= 0x7fffffff ? 1 : nextToken + 1;
+      native.spawn(file, argv, env, fd, stderrFd, setsid, owned, token, lines);
+      queued++;
+      requests.set(token, (pid, stderr, err) => {
+        queued--;
+        if (err) return reject(err);
+        let stderrDone = Promise.resolve();
+        if (stderr === -2) {
+          // Read by the native thread (-2): register before any of its lines (they follow in the same queue).
+          heldDescriptors++;
+          stderrDone = new Promise((done) => readers.set(pid, { line: (text) => o.onStderr!(text, pid), end: done }));
+        }
+        resolve(Object.assign(started_(pid, stderr === -2 ? -1 : stderr), { stderrDone }));
+      });
+    });
+  return attempt(o.file, o.argv).catch((err: NodeJS.ErrnoException) => {
+    const script = err.code === 'ENOEXEC' ? findProgram(o.file, process.env.PATH ?? '/bin:/usr/bin') : undefined;
+    if (script === undefined) throw new SystemCallError('spawn', o.file, err);
+    return attempt(SHELL, [SHELL, script, ...o.argv.slice(1)]).catch((err2: unknown) => {
+      throw new SystemCallError('spawn', o.file, err2);
+    });
+  }).catch((err: unknown) => {
+    if (owned) fdutil.close(fd); // handed back with the failure: ours to close
+    throw err;
+  });
 }
 
 /** The same handle for a child_process child (it must have started: `pid` set). */
@@ -166,6 +298,14 @@ export function fromChildProcess(child: ChildProcess): Child {
  */
 export function launchedDescriptors(): number {
   return heldDescriptors;
+}
+
+/**
+ * Descriptors spawn() requests still queued will open here (a pidfd and a stderr pipe
+ * each): not open yet, so a real count of /proc/self/fd does not show them.
+ */
+export function queuedDescriptors(): number {
+  return 2 * queued;
 }
 
 /** Whether this thread has launched a child yet (its service starts programs). */

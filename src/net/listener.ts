@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { formatAddress, formatEndpoint, type Endpoint, type Family, familyOf } from '../address.js';
 import { InvalidOptionError, SystemCallError } from '../errors.js';
-import { Acceptor, type AcceptError, type ConnectionHandler, type DescriptorUse } from './acceptor.js';
+import { Acceptor, type AcceptError, type ConnectionHandler, type DescriptorUse, type RecordHandler } from './acceptor.js';
 import { fdutil } from './fdutil.js';
 import { checkNumber, OPTIONS, parseUnixMode } from '../options.js';
 import { serverFd } from './internals.js';
@@ -242,6 +242,14 @@ export class Listener {
   onConnection(handler: ConnectionHandler): void {
     this.#acceptor.onConnection(handler);
     if (this.#awaitingHandler) this.resume();
+  }
+
+  /**
+   * Accept natively instead (see Acceptor.onRecords): for connections only a program
+   * reads, as ./fast-path.ts decides. Call while paused, after onConnection.
+   */
+  onRecords(handler: RecordHandler, wantLocal: boolean, perConnection: number): void {
+    this.#acceptor.onRecords(handler, wantLocal, perConnection);
   }
 
   /** Accept errors (EMFILE, ...): the listener keeps listening; the server decides what to log. */

@@ -27,6 +27,11 @@ export interface ExecOptions {
    * variables and an access rule's are set either way.
    */
   env?: EnvPolicy;
+  /**
+   * The program's descriptor 2: `log` (default) a pipe whose lines the server logs as
+   * `stderr pid P id I text T`; `inherit` the server's own stderr, untouched (tcpserver's way).
+   */
+  stderr?: 'log' | 'inherit';
 }
 
 /** What of the server's environment reaches an exec'd program (ExecOptions.env). */
@@ -110,7 +115,13 @@ export function checkExecOptions(options: Readonly<Record<string, unknown>> | un
     uid: options?.uid as number | undefined,
     gid: options?.gid as number | undefined,
     ...(options?.env !== undefined && { env: checkEnvPolicy(options.env) }),
+    ...(options?.stderr !== undefined && { stderr: checkStderr(options.stderr) }),
   };
+}
+
+function checkStderr(value: unknown): 'log' | 'inherit' {
+  if (value !== 'log' && value !== 'inherit') throw new InvalidOptionError('stderr', `must be "log" or "inherit", got ${JSON.stringify(value)}`);
+  return value;
 }
 
 function checkEnvPolicy(value: unknown): EnvPolicy {

@@ -29,9 +29,11 @@
  * process accepted the connection and waits for it to exit. Either way through
  * the native launcher (../net/launcher.ts: posix_spawn, reaped on a pidfd).
  *
- * stderr: each program gets its own pipe, read by the process that started it, so
- * every line is attributed to that program's pid (and, under fork, to the
- * connection id); lines are cut at 4096 characters and logged sanitized.
+ * stderr: each program gets its own pipe, read by the launcher's thread of the process
+ * that started it (no net.Socket per program; lines delivered with the pid), so every
+ * line is attributed to that program's pid (and, under fork, to the connection id);
+ * lines are cut at 4096 bytes and logged sanitized. `stderr: 'inherit'`
+ * (--exec-stderr inherit) gives the program the server's own descriptor 2 instead.
  *
  * Descriptors: every descriptor tcpkit and Node open is close-on-exec, so the
  * program holds exactly 0, 1 and 2 (checked in test/e2e/exec.test.ts).
@@ -43,7 +45,7 @@ import type { ConnectionInfo } from '../address.js';
 import { unmapIPv4 } from '../admission/access.js';
 import { describeError, SystemCallError } from '../errors.js';
 import { spawnFailedCode, STDERR_CODE, stderrReason } from '../events.js';
-import { fromChildProcess, launch, STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
+import { fromChildProcess, spawn as launchOff, STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
 import { eachLine } from '../net/programs.js';
 import type { EnvPolicy, ExecOptions } from './exec-options.js';
 import type { ProgramLauncher, ServiceContext } from './types.js';
@@ -172,7 +174,9 @@ export interface StartedProgram extends Child {
 /** What startProgram needs. */
 export interface StartProgram extends Omit<ExecOptions, 'env'> {
   /** The connected socket: the program's descriptors 0 and 1. The caller closes its own copy afterwards. */
-  socket: net.Socket;
+  socket?: net.Socket;
+  /** Or a bare accepted descriptor, the launcher's from this call on (never with uid/gid: see program()). */
+  fd?: number;
   /** The complete environment (programEnv). */
   env: Record<string, string>;
   /** Each line the program writes on its stderr. */
@@ -197,16 +201,16 @@ function needsIds(o: Pick<ExecOptions, 'uid' | 'gid'>): boolean {
  */
 export async function startProgram(o: StartProgram): Promise<StartedProgram> {
   if (needsIds(o)) return startAsUser(o);
-  const child = launch({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, setsid: true });
-  const pid = child.pid;
-  const stderrDone = eachLine(child.stderr, MAX_STDERR_LINE, (line) => o.onStderr(line, pid));
-  return Object.assign(child, { stderrDone });
+  // Off the event loop's thread (the launcher's own thread runs posix_spawn): accepting goes on while it execs.
+  const stderr = o.stderr === 'inherit' ? 'inherit' : 'pipe';
+  // Its stderr lines are read by the launcher's thread (no socket per program here), with its pid.
+  return launchOff({ file: o.argv[0]!, argv: o.argv, env: o.env, socket: o.socket, fd: o.fd, setsid: true, stderr, onStderr: o.onStderr });
 }
 
 /** The child_process path, only for a program run as another user (see startProgram). */
 function startAsUser(o: StartProgram): Promise<StartedProgram> {
   const [program, ...args] = o.argv;
-  const child = spawn(program!, args, { stdio: [o.socket, o.socket, 'pipe'], env: o.env, uid: o.uid, gid: o.gid, detached: true });
+  const child = spawn(program!, args, { stdio: [o.socket!, o.socket!, o.stderr === 'inherit' ? 'inherit' : 'pipe'], env: o.env, uid: o.uid, gid: o.gid, detached: true });
   return new Promise((resolve, reject) => {
     child.once('error', (err) => {
       if (child.pid === undefined) reject(new SystemCallError('spawn', program!, err));
@@ -232,6 +236,8 @@ export function program(options: Readonly<Record<string, unknown>>): ProgramLaun
       return programEnv(info, { extra, names, policy: o.env });
     },
     start: (socket, env, onStderr) => startProgram({ ...o, socket, env, onStderr }),
+    // child_process (another user) needs a socket: such a service stays on the socket path.
+    ...(!needsIds(o) && { startFd: (fd: number, env: Record<string, string>, onStderr: (line: string, pid: number) => void) => startProgram({ ...o, fd, env, onStderr }) }),
   };
 }
 

@@ -75,6 +75,12 @@ export interface ProgramLauncher {
   environment(info: ConnectionInfo, extra: Readonly<Record<string, string>>): Promise<Record<string, string>>;
   /** Start it on the socket; the caller closes its own copy. Rejects when it cannot be started. */
   start(socket: net.Socket, env: Record<string, string>, onStderr: (line: string, pid: number) => void): Promise<Child>;
+  /**
+   * Start it on a bare accepted descriptor, which is the launcher's from this call on
+   * (closed once the program holds it, or when it cannot be started). Absent when the
+   * program cannot start that way (it runs as another user: child_process).
+   */
+  startFd?(fd: number, env: Record<string, string>, onStderr: (line: string, pid: number) => void): Promise<Child>;
 }
 
 /** A service's module: the Service as default export, and `program` if the service runs one. */

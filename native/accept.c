@@ -1,0 +1,251 @@
+/*
+ * accept: accept connections that only a program will read, without a net.Socket each.
+ *
+ * Why: for `--exec` the server never reads the connection; it only identifies it, admits
+ * it and hands the descriptor to a child. Under Node's net.Server each connection still
+ * costs libuv's accept, a Socket object built and torn down, a getpeername, and the
+ * descriptor's O_NONBLOCK flag cleared again before the spawn. Here one uv_poll on the
+ * listening socket wakes once per readiness; accept4 returns the peer's address in the
+ * same call (no getpeername), the descriptor blocking (as a program wants it) and
+ * close-on-exec; and JavaScript gets one array of plain records per wake-up.
+ *
+ * Ownership: a watch (struct accept_watch) owns a private duplicate of the listening
+ * descriptor (closed by acceptClose, after the poll handle is closed) and its uv_poll
+ * handle. Every accepted descriptor is handed to JavaScript in the batch and is its to
+ * close or hand on (launcher spawn with `owned`). A watch lives on the loop of the
+ * environment that made it; it is meant for the main thread (worker threads keep the
+ * net.Socket path; see src/net/fast-path.ts).
+ */
+#define _GNU_SOURCE
+#include <node_api.h>
+#include <uv.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "accept.h"
+
+/* Connections taken per wake-up at most: the rest wait for the next turn of the loop, so one busy listener cannot starve timers and exits. */
+#define ACCEPT_BATCH 64
+
+struct accept_watch {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int fd;          /* our duplicate of the listening socket */
+  int want_local;  /* also getsockname each connection (a listener bound to a wildcard) */
+  int stop_at;     /* end the batch once a descriptor this high is accepted (the owner's headroom; see acceptStart) */
+  int per_conn;    /* descriptors each accepted connection will open soon after (a program's pidfd and stderr pipe) */
+  int closing;
+};
+
+static napi_value throw_code(napi_env env, const char *what, int err) {
+  const char *name = strerrorname_np(err);
+  napi_throw_error(env, name ? name : "EIO", what);
+  return NULL;
+}
+
+static void endpoint(napi_env env, napi_value obj, const struct sockaddr_storage *ss, const char *addr_key, const char *port_key,
+                     const char *family_key) {
+  char text[INET6_ADDRSTRLEN] = "";
+  int port = 0;
+  const char *family = "IPv4";
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const void *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+    port = ntohs(a->sin6_port);
+    family = "IPv6";
+  } else if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const void *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+    port = ntohs(a->sin_port);
+  }
+  napi_value v;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, addr_key, v);
+  napi_create_int32(env, port, &v);
+  napi_set_named_property(env, obj, port_key, v);
+  napi_create_string_utf8(env, family, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, family_key, v);
+}
+
+/*
+ * One wake-up: accept up to ACCEPT_BATCH connections, then callback(records, errno):
+ * records [{ fd, address, port, family, localAddress?, localPort?, localFamily? }], errno 0,
+ * or the accept error that stopped the batch (EMFILE, ENFILE, ENOBUFS, ENOMEM: the
+ * owner backs off). Errors that concern one connection only (ECONNABORTED, EPERM by a
+ * firewall, a protocol error) skip it, as libuv does.
+ */
+static void accept_event(uv_poll_t *handle, int status, int events) {
+  (void)events;
+  struct accept_watch *w = handle->data;
+  if (w->closing) return;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value records;
+  napi_create_array(env, &records);
+  uint32_t n = 0;
+  int err = status < 0 ? -status : 0;
+  while (err == 0 && n < ACCEPT_BATCH) {
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int fd = accept4(w->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO || errno == EPERM || errno == ENETDOWN || errno == ENOPROTOOPT ||
+          errno == EHOSTDOWN || errno == ENONET || errno == EHOSTUNREACH || errno == EOPNOTSUPP || errno == ENETUNREACH)
+        continue;
+      err = errno;
+      break;
+    }
+    napi_value rec, v;
+    napi_create_object(env, &rec);
+    napi_create_int32(env, fd, &v);
+    napi_set_named_property(env, rec, "fd", v);
+    endpoint(env, rec, &peer, "address", "port", "family");
+    if (w->want_local) {
+      struct sockaddr_storage local;
+      socklen_t llen = sizeof local;
+      if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0) endpoint(env, rec, &local, "localAddress", "localPort", "localFamily");
+    }
+    napi_set_element(env, records, n++, rec);
+    /* Near the descriptor limit: let JavaScript count and back off before the next accept meets EMFILE. */
+    if (fd + w->per_conn * (int)n >= w->stop_at) break;
+  }
+  if (n > 0 || err != 0) {
+    napi_value cb, recv, argv[2];
+    argv[0] = records;
+    napi_create_int32(env, err, &argv[1]);
+    napi_get_reference_value(env, w->callback, &cb);
+    napi_get_global(env, &recv);
+    /* make_callback, not call_function: promise jobs the batch starts run before the loop goes on. */
+    napi_make_callback(env, w->context, recv, cb, 2, argv, NULL);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static struct accept_watch *watch_arg(napi_env env, napi_value value) {
+  struct accept_watch *w = NULL;
+  if (napi_get_value_external(env, value, (void **)&w) != napi_ok || w == NULL) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected an accept watch");
+    return NULL;
+  }
+  return w;
+}
+
+/* acceptWatch(fd, wantLocal, perConnection, callback) -> handle: stopped; acceptStart arms it. */
+static napi_value AcceptWatch(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  int32_t fd = -1, per_conn = 0;
+  bool want_local = false;
+  napi_valuetype type;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      fd < 0 || napi_get_value_bool(env, argv[1], &want_local) != napi_ok || napi_get_value_int32(env, argv[2], &per_conn) != napi_ok ||
+      per_conn < 0 || napi_typeof(env, argv[3], &type) != napi_ok || type != napi_function) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "acceptWatch(fd, wantLocal, perConnection, callback)");
+    return NULL;
+  }
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+    napi_throw_error(env, "EIO", "acceptWatch: no event loop");
+    return NULL;
+  }
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) return throw_code(env, "acceptWatch: dup", errno);
+  /* accept4 must not block the loop: O_NONBLOCK on the listening socket's open file (libuv sets the same when it listens). */
+  int fl = fcntl(copy, F_GETFL);
+  if (fl >= 0 && !(fl & O_NONBLOCK)) fcntl(copy, F_SETFL, fl | O_NONBLOCK);
+  struct accept_watch *w = calloc(1, sizeof *w);
+  if (w == NULL) {
+    close(copy);
+    return throw_code(env, "acceptWatch", ENOMEM);
+  }
+  w->env = env;
+  w->fd = copy;
+  w->want_local = want_local;
+  w->per_conn = per_conn;
+  int rc = uv_poll_init_socket(loop, &w->poll, copy);
+  if (rc != 0) {
+    close(copy);
+    free(w);
+    return throw_code(env, "acceptWatch: uv_poll_init", -rc);
+  }
+  w->poll.data = w;
+  napi_value name, result;
+  napi_create_string_utf8(env, "tcpkit:accept", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &w->context);
+  napi_create_reference(env, argv[3], 1, &w->callback);
+  napi_create_external(env, w, NULL, NULL, &result);
+  return result;
+}
+
+/*
+ * acceptStart(handle, stopAt) / acceptStop(handle): watch for connections, or leave them in
+ * the backlog. `stopAt`: a batch ends after a descriptor numbered this high or higher
+ * (descriptors are handed out lowest-first, so that number tells how many are open); the
+ * owner sets it again after every batch. Call acceptStart again to change it.
+ */
+static napi_value AcceptStartStop(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  void *start = NULL;
+  int32_t stop_at = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, &start) != napi_ok || argc < 1 ||
+      (start && (argc != 2 || napi_get_value_int32(env, argv[1], &stop_at) != napi_ok))) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "acceptStart(handle, stopAt) / acceptStop(handle)");
+    return NULL;
+  }
+  struct accept_watch *w = watch_arg(env, argv[0]);
+  if (w == NULL || w->closing) return NULL;
+  if (start) {
+    w->stop_at = stop_at;
+    int rc = uv_poll_start(&w->poll, UV_READABLE, accept_event);
+    if (rc != 0) return throw_code(env, "acceptStart: uv_poll_start", -rc);
+  } else {
+    uv_poll_stop(&w->poll);
+  }
+  return NULL;
+}
+
+static void accept_closed(uv_handle_t *handle) {
+  struct accept_watch *w = handle->data;
+  close(w->fd);
+  free(w);
+}
+
+/* acceptClose(handle): stop and release the duplicate (once libuv has let go of the handle). Idempotent. */
+static napi_value AcceptClose(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "acceptClose(handle)");
+    return NULL;
+  }
+  struct accept_watch *w = watch_arg(env, argv[0]);
+  if (w == NULL || w->closing) return NULL;
+  w->closing = 1;
+  uv_poll_stop(&w->poll);
+  napi_delete_reference(env, w->callback);
+  napi_async_destroy(env, w->context);
+  uv_close((uv_handle_t *)&w->poll, accept_closed);
+  return NULL;
+}
+
+void accept_init(napi_env env, napi_value exports) {
+  napi_value fn;
+  napi_create_function(env, "acceptWatch", NAPI_AUTO_LENGTH, AcceptWatch, NULL, &fn);
+  napi_set_named_property(env, exports, "acceptWatch", fn);
+  napi_create_function(env, "acceptStart", NAPI_AUTO_LENGTH, AcceptStartStop, (void *)1, &fn);
+  napi_set_named_property(env, exports, "acceptStart", fn);
+  napi_create_function(env, "acceptStop", NAPI_AUTO_LENGTH, AcceptStartStop, NULL, &fn);
+  napi_set_named_property(env, exports, "acceptStop", fn);
+  napi_create_function(env, "acceptClose", NAPI_AUTO_LENGTH, AcceptClose, NULL, &fn);
+  napi_set_named_property(env, exports, "acceptClose", fn);
+}

@@ -1,0 +1,167 @@
+// The super-server's fast path (issue 23): under the fork model a program service's connections are accepted natively
+// (native/accept.c: no net.Socket, the peer's address from accept4) and their programs start on the launcher's own
+// thread (native/launch.c spawn). What must hold there, beside everything test/e2e/exec.test.ts checks:
+// - nothing piles up: 20,000 `--exec /bin/true` connections leave the server's descriptors and threads as they were;
+// - stderr lines of 200 programs running at once are each attributed to the right pid and connection id;
+// - `--max-conns 3` is never exceeded while 50 clients wait (a program still starting counts against the limit).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import fs from 'node:fs';
+import { childrenOf, eventually, fdsOf, sleep, startServer } from '../helpers.js';
+
+/** Threads of a process (/proc/PID/task). */
+const tasksOf = (pid: number): number => fs.readdirSync(`/proc/${pid}/task`).length;
+
+/** Connect, send `data` (if any) and end, resolve with what came back once the server closed. */
+function roundTrip(port: number, data = ''): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('data', (c) => chunks.push(c));
+    s.on('error', reject);
+    s.on('close', () => resolve(Buffer.concat(chunks).toString()));
+    s.end(data);
+  });
+}
+
+test('20,000 --exec /bin/true connections: descriptors and threads back where they started', { timeout: 900_000 }, async () => {
+  const server = await startServer(['-q', '--max-conns', '64', '--exec', '--', '/bin/true']);
+  try {
+    const fds0 = fdsOf(server.pid).length;
+    const tasks0 = tasksOf(server.pid);
+    const TOTAL = 20_000;
+    const PARALLEL = 16;
+    let next = 0;
+    const deadline = Date.now() + 800_000;
+    await Promise.all(
+      Array.from({ length: PARALLEL }, async () => {
+        while (next < TOTAL && Date.now() < deadline) {
+          next++;
+          await roundTrip(server.port);
+        }
+      }),
+    );
+    assert.equal(next, TOTAL, `all ${TOTAL} connections made in time`);
+    // The launcher's thread and its descriptors end a second after the last child; every pipe and pidfd is released.
+    await eventually(() => fdsOf(server.pid).length === fds0 && tasksOf(server.pid) === tasks0, {
+      timeoutMs: 30_000,
+      message: `descriptors ${fdsOf(server.pid).length} (were ${fds0}), threads ${tasksOf(server.pid)} (were ${tasks0})`,
+    });
+    assert.deepEqual(childrenOf(server.pid), [], 'every program reaped');
+    assert.equal(server.proc.exitCode, null, 'server alive');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('stderr of 200 programs at once: each line with its own pid and connection id', { timeout: 300_000 }, async () => {
+  // Each program says on stderr which pid it is and what its client sent, then waits for the client to leave.
+  const script = 'read line; echo "from $$ got $line" >&2; cat >/dev/null';
+  const server = await startServer(['--max-conns', '400', '--exec', '--', '/bin/sh', '-c', script]);
+  const N = 200;
+  const sockets: net.Socket[] = [];
+  try {
+    await Promise.all(
+      Array.from({ length: N }, (_, i) => new Promise<void>((resolve, reject) => {
+        const s = net.connect(server.port, '127.0.0.1', () => resolve());
+        s.on('error', reject);
+        s.write(`client-${i}\n`);
+        sockets.push(s);
+      })),
+    );
+    await eventually(() => (server.log().match(/^stderr pid /gm) ?? []).length >= N, { timeoutMs: 120_000, message: `${N} stderr lines\n${server.log().slice(-3000)}` });
+    for (const s of sockets) s.end();
+    await eventually(() => (server.log().match(/^end pid /gm) ?? []).length >= N, { timeoutMs: 120_000, message: `${N} ends` });
+    const log = server.log();
+    const idOfPid = new Map<string, string>();
+    for (const m of log.matchAll(/^accept \S+ -> \S+ \S+ pid (\d+) count \S+ id (\d+)$/gm)) idOfPid.set(m[1]!, m[2]!);
+    const clients = new Set<string>();
+    for (const m of log.matchAll(/^stderr pid (\d+) id (\d+) text from\\x20(\d+)\\x20got\\x20(client-\d+)$/gm)) {
+      assert.equal(m[1], m[3], `the line's pid is the program's own: ${m[0]}`);
+      assert.equal(m[2], idOfPid.get(m[1]!), `the line's id is its connection's: ${m[0]}`);
+      clients.add(m[4]!);
+    }
+    assert.equal(clients.size, N, 'every client seen once, attributed');
+    // Order: a program's stderr line comes before its connection's end.
+    for (const [pid] of idOfPid) {
+      const line = log.indexOf(`stderr pid ${pid} `);
+      const end = log.indexOf(`end pid ${pid} `);
+      assert.ok(line >= 0 && end > line, `pid ${pid}: stderr before end`);
+    }
+  } finally {
+    for (const s of sockets) s.destroy();
+    await server.stop();
+  }
+});
+
+test('--max-conns 3 is never exceeded while 50 clients wait; all are served', { timeout: 300_000 }, async () => {
+  const server = await startServer(['--max-conns', '3', '--exec', '--', '/bin/sh', '-c', 'sleep 0.2; echo served']);
+  let most = 0;
+  const poll = setInterval(() => {
+    most = Math.max(most, childrenOf(server.pid).length);
+  }, 20);
+  try {
+    const replies = await Promise.all(Array.from({ length: 50 }, () => roundTrip(server.port)));
+    assert.deepEqual(replies, Array(50).fill('served\n'), 'every client served');
+    const counts = [...server.log().matchAll(/^accept .* count (\d+)\/3 /gm)].map((m) => Number(m[1]));
+    assert.equal(counts.length, 50);
+    assert.ok(Math.max(...counts) <= 3, `accept counts ${counts.join(',')}`);
+    assert.ok(most <= 3, `at most 3 programs at once, saw ${most}`);
+    assert.match(server.log(), /^pause count 3\/3$/m);
+  } finally {
+    clearInterval(poll);
+    await sleep(10);
+    await server.stop();
+  }
+});
+
+test('--exec-stderr inherit: the program writes on the server\'s own stderr, untouched, as under tcpserver', { timeout: 60_000 }, async () => {
+  const server = await startServer(['--exec-stderr', 'inherit', '--exec', '--', '/bin/sh', '-c', 'printf "raw \\033 text\\n" >&2; echo done']);
+  try {
+    assert.equal(await roundTrip(server.port), 'done\n');
+    await server.waitFor(/^end pid /m);
+    assert.match(server.log(), /^raw \x1b text$/m, 'the bytes as written');
+    assert.doesNotMatch(server.log(), /^stderr pid /m);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('--exec-stderr is refused without --exec, and with a word it does not know', async () => {
+  const { run } = await import('../helpers.js');
+  const without = await run(['serve', '--port', '0', '--exec-stderr', 'inherit']);
+  assert.equal(without.code, 100);
+  assert.match(without.stderr, /--exec-stderr applies to --exec/);
+  const bad = await run(['serve', '--port', '0', '--exec-stderr', 'loud', '--exec', '--', '/bin/true']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /exec-stderr/);
+});
+
+test('fork --exec takes the native path: the peer comes with accept4, no getpeername per connection (strace; fails on the net.Socket path)', { timeout: 120_000 }, async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed');
+  const server = await startServer(['-q', '--exec', '--', '/bin/true']);
+  try {
+    await roundTrip(server.port); // the launcher's thread started
+    const trace = `/tmp/tcpkit-fast-path-${process.pid}.strace`;
+    const { spawn } = await import('node:child_process');
+    const tracer = spawn('strace', ['-f', '-e', 'trace=getpeername,accept4', '-o', trace, '-p', String(server.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let why = '';
+    tracer.stderr.on('data', (c: Buffer) => (why += c.toString()));
+    await sleep(1500); // attached
+    // No ptrace here (a container without CAP_SYS_PTRACE, yama): nothing to observe.
+    if (tracer.exitCode !== null) return t.skip(`strace cannot attach: ${why.trim()}`);
+    for (let i = 0; i < 20; i++) await roundTrip(server.port);
+    tracer.kill('SIGINT');
+    await new Promise((r) => tracer.once('exit', r));
+    const text = fs.readFileSync(trace, 'utf8');
+    fs.rmSync(trace, { force: true });
+    const accepts = text.split('\n').filter((l) => /accept4\(.*= \d+$/.test(l)).length;
+    t.diagnostic(`accept4 returning a descriptor: ${accepts}; getpeername: ${(text.match(/getpeername\(/g) ?? []).length}`);
+    assert.ok(accepts >= 20, `20 connections accepted with accept4 (saw ${accepts})`);
+    assert.doesNotMatch(text, /getpeername\(/, 'the peer came with the accept');
+  } finally {
+    await server.stop();
+  }
+});

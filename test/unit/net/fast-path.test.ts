@@ -1,0 +1,23 @@
+// The one decision on how a listener's connections reach their service (src/net/fast-path.ts).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { acceptPath, recordInfo } from '../../../src/net/fast-path.js';
+
+test('native only for a model that serves bare descriptors, on plain TCP, without PROXY or TLS', () => {
+  const base = { listener: 'tcp' as const, proxy: false, descriptors: true };
+  assert.equal(acceptPath(base), 'native');
+  assert.equal(acceptPath({ ...base, descriptors: false }), 'socket', 'a service read in JavaScript');
+  assert.equal(acceptPath({ ...base, proxy: true }), 'socket', 'the PROXY gate reads a socket');
+  assert.equal(acceptPath({ ...base, tls: true }), 'socket', 'TLS needs the socket');
+  assert.equal(acceptPath({ ...base, listener: 'unix' }), 'socket', 'UNIX listeners: not yet');
+});
+
+test('recordInfo: the peer from the record, the local end from the listener or the record', () => {
+  const r = { fd: 9, address: '127.0.0.2', port: 4000, family: 'IPv4' as const, localAddress: '127.0.0.1', localPort: 7, localFamily: 'IPv4' as const };
+  const fixed = { address: '127.0.0.9', port: 9, family: 'IPv4' as const };
+  assert.deepEqual(recordInfo(r, fixed).local, fixed);
+  const info = recordInfo(r, undefined);
+  assert.deepEqual(info.local, { address: '127.0.0.1', port: 7, family: 'IPv4' });
+  assert.deepEqual(info.remote, { address: '127.0.0.2', port: 4000, family: 'IPv4' });
+  assert.equal(info.id, 0);
+});
