@@ -43,34 +43,24 @@
 #include <netinet/in.h>
 #include "launch.h"
 #include "accept.h"
+#include "errors.h"
 #include "shm.h"
 #include "unix.h"
 
-static const char *errno_name(int err) {
-  switch (err) {
-    case EBADF: return "EBADF";
-    case EMFILE: return "EMFILE";
-    case ENFILE: return "ENFILE";
-    case ECONNRESET: return "ECONNRESET";
-    case ENOTCONN: return "ENOTCONN";
-    case ENOTSOCK: return "ENOTSOCK";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case EINVAL: return "EINVAL";
-    case ENOMEM: return "ENOMEM";
-    default: return "EIO";
-  }
-}
-
-napi_value fdutil_throw_errno(napi_env env, const char *syscall, int err) {
-  napi_value code, msg, error, sys;
-  const char *name = errno_name(err);
-  char text[128];
-  snprintf(text, sizeof text, "%s %s: %s", syscall, name, strerror(err));
+napi_value tcpkit_throw_errno(napi_env env, const char *syscall, int err, const char *what) {
+  napi_value code, msg, error, sys, errnum;
+  /* glibc names every errno (strerrorname_np, 2.32+); EIO only for a number it does not know. */
+  const char *name = strerrorname_np(err);
+  if (name == NULL) name = "EIO";
+  char text[512];
+  snprintf(text, sizeof text, "%s %s%s%s: %s", syscall, name, what ? " " : "", what ? what : "", strerror(err));
   napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
   napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
   napi_create_error(env, code, msg, &error);
   napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
   napi_set_named_property(env, error, "syscall", sys);
+  napi_create_int32(env, -err, &errnum);
+  napi_set_named_property(env, error, "errno", errnum);
   napi_throw(env, error);
   return NULL;
 }
@@ -91,7 +81,7 @@ static napi_value Dup(napi_env env, napi_callback_info info) {
   int32_t fd = fd_arg(env, info, &ok);
   if (!ok) return NULL;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) return fdutil_throw_errno(env, "dup", errno);
+  if (copy < 0) return tcpkit_throw_errno(env, "dup", errno, NULL);
   napi_value result;
   napi_create_int32(env, copy, &result);
   return result;
@@ -101,7 +91,7 @@ static napi_value Close(napi_env env, napi_callback_info info) {
   int ok;
   int32_t fd = fd_arg(env, info, &ok);
   if (!ok) return NULL;
-  if (close(fd) < 0 && errno != EINTR) return fdutil_throw_errno(env, "close", errno);
+  if (close(fd) < 0 && errno != EINTR) return tcpkit_throw_errno(env, "close", errno, NULL);
   return NULL;
 }
 
@@ -137,7 +127,7 @@ static napi_value Recv(napi_env env, napi_callback_info info) {
       napi_get_null(env, &result);
       return result;
     }
-    return fdutil_throw_errno(env, "recv", errno);
+    return tcpkit_throw_errno(env, "recv", errno, NULL);
   }
   void *data;
   napi_create_buffer_copy(env, (size_t)n, buf, &data, &result);
@@ -158,7 +148,7 @@ static napi_value Rdhup(napi_env env, napi_callback_info info) {
   do {
     n = poll(&p, 1, 0);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return fdutil_throw_errno(env, "poll", errno);
+  if (n < 0) return tcpkit_throw_errno(env, "poll", errno, NULL);
   napi_value result;
   napi_get_boolean(env, (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0, &result);
   return result;
@@ -170,7 +160,7 @@ static napi_value Cloexec(napi_env env, napi_callback_info info) {
   int32_t fd = fd_arg(env, info, &ok);
   if (!ok) return NULL;
   int flags = fcntl(fd, F_GETFD);
-  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return fdutil_throw_errno(env, "fcntl", errno);
+  if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) return tcpkit_throw_errno(env, "fcntl", errno, NULL);
   return NULL;
 }
 
@@ -185,13 +175,13 @@ static napi_value SocketInfo(napi_env env, napi_callback_info info) {
   if (!ok) return NULL;
   int type = 0, listening = 0;
   socklen_t len = sizeof type;
-  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return fdutil_throw_errno(env, "getsockopt", errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) return tcpkit_throw_errno(env, "getsockopt", errno, NULL);
   len = sizeof listening;
-  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) return fdutil_throw_errno(env, "getsockopt", errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0) return tcpkit_throw_errno(env, "getsockopt", errno, NULL);
   struct sockaddr_storage ss;
   socklen_t sslen = sizeof ss;
   memset(&ss, 0, sizeof ss);
-  if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) return fdutil_throw_errno(env, "getsockname", errno);
+  if (getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) return tcpkit_throw_errno(env, "getsockname", errno, NULL);
   const char *family = ss.ss_family == AF_INET ? "IPv4" : ss.ss_family == AF_INET6 ? "IPv6" : ss.ss_family == AF_UNIX ? "unix" : "other";
   const char *kind = type == SOCK_STREAM ? "stream" : type == SOCK_DGRAM ? "dgram" : "other";
   napi_value result, v;
@@ -265,11 +255,11 @@ static napi_value WatchNew(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (copy < 0) return fdutil_throw_errno(env, "dup", errno);
+  if (copy < 0) return tcpkit_throw_errno(env, "dup", errno, NULL);
   Watch *w = calloc(1, sizeof *w);
   if (w == NULL) {
     close(copy);
-    return fdutil_throw_errno(env, "watch", ENOMEM);
+    return tcpkit_throw_errno(env, "watch", ENOMEM, NULL);
   }
   w->env = env;
   w->fd = copy;
@@ -277,7 +267,7 @@ static napi_value WatchNew(napi_env env, napi_callback_info info) {
   if (rc != 0) {
     close(copy);
     free(w);
-    return fdutil_throw_errno(env, "uv_poll_init", -rc);
+    return tcpkit_throw_errno(env, "uv_poll_init", -rc, NULL);
   }
   w->poll.data = w;
   napi_value name;
@@ -302,9 +292,9 @@ static napi_value WatchArm(napi_env env, napi_callback_info info) {
   Watch *w = watch_arg(env, argv[0]);
   if (w == NULL) return NULL;
   if (w->closing) return NULL;
-  if (setsockopt(w->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) < 0) return fdutil_throw_errno(env, "setsockopt", errno);
+  if (setsockopt(w->fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) < 0) return tcpkit_throw_errno(env, "setsockopt", errno, NULL);
   int rc = uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, watch_event);
-  if (rc != 0) return fdutil_throw_errno(env, "uv_poll_start", -rc);
+  if (rc != 0) return tcpkit_throw_errno(env, "uv_poll_start", -rc, NULL);
   return NULL;
 }
 
@@ -335,7 +325,7 @@ static napi_value WatchClose(napi_env env, napi_callback_info info) {
 static napi_value Socketpair(napi_env env, napi_callback_info info) {
   (void)info;
   int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return fdutil_throw_errno(env, "socketpair", errno);
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return tcpkit_throw_errno(env, "socketpair", errno, NULL);
   napi_value out, a, b;
   napi_create_array_with_length(env, 2, &out);
   napi_create_int32(env, sv[0], &a);

@@ -47,6 +47,7 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include "errors.h"
 #include "launch.h"
 
 enum { THREAD_NONE, THREAD_RUNNING, THREAD_DONE };
@@ -150,23 +151,6 @@ static void ignored_signals(sigset_t *set) {
   sigaddset(set, SIGXFSZ);
 }
 
-static napi_value throw_errno(napi_env env, const char *syscall_name, int err, const char *what) {
-  napi_value code, msg, error, sys;
-  const char *name = strerrorname_np(err);
-  if (!name) name = "EIO";
-  char text[512];
-  snprintf(text, sizeof text, "%s %s %s: %s", syscall_name, name, what, strerror(err));
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &sys);
-  napi_set_named_property(env, error, "syscall", sys);
-  napi_value errnum;
-  napi_create_int32(env, -err, &errnum);
-  napi_set_named_property(env, error, "errno", errnum);
-  napi_throw(env, error);
-  return NULL;
-}
 
 static bool run_jobs(struct launcher *l);
 static void post(struct launcher *l, struct report *rep);
@@ -405,7 +389,7 @@ static napi_value OnExit(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct launcher *l = calloc(1, sizeof *l);
-  if (!l) return throw_errno(env, "calloc", ENOMEM, "launcher");
+  if (!l) return tcpkit_throw_errno(env, "calloc", ENOMEM, "launcher");
   l->env = env;
   l->epfd = l->wakefd = -1;
   ignored_signals(&l->sigdef);
@@ -636,7 +620,7 @@ static napi_value Launch(napi_env env, napi_callback_info info) {
     int stderr_fd = -1, failed = 0;
     int err = do_spawn(l, file, args, envp, fds[0], fds[1], fds[2], setsid, &pid, &stderr_fd, &failed);
     if (err) {
-      throw_errno(env, failed_calls[failed], err, file);
+      tcpkit_throw_errno(env, failed_calls[failed], err, file);
     } else {
       if (l->live++ == 0) napi_ref_threadsafe_function(env, l->tsfn);
       napi_value v;
@@ -734,7 +718,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     return NULL;
   }
   struct job *j = calloc(1, sizeof *j);
-  if (!j) return throw_errno(env, "calloc", ENOMEM, "spawn");
+  if (!j) return tcpkit_throw_errno(env, "calloc", ENOMEM, "spawn");
   j->fd0 = -1;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9 ||
       napi_get_value_bool(env, argv[8], &j->lines) != napi_ok ||
@@ -762,7 +746,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   if (err) {
     j->owned = false;
     free_job(j);
-    return throw_errno(env, "pthread_create", err, "spawner");
+    return tcpkit_throw_errno(env, "pthread_create", err, "spawner");
   }
   if (l->live++ == 0) napi_ref_threadsafe_function(env, l->tsfn);
   return NULL;

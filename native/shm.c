@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include "errors.h"
 #include "shm.h"
 
 /* A limit on what may be asked for: the counts of one service fit in a few MiB. */
@@ -43,11 +44,11 @@ static napi_value ShmCreate(napi_env env, napi_callback_info info) {
     return NULL;
   }
   int fd = memfd_create("tcpkit-counts", MFD_CLOEXEC);
-  if (fd < 0) return fdutil_throw_errno(env, "memfd_create", errno);
+  if (fd < 0) return tcpkit_throw_errno(env, "memfd_create", errno, NULL);
   if (ftruncate(fd, (off_t)bytes) < 0) {
     int err = errno;
     close(fd);
-    return fdutil_throw_errno(env, "ftruncate", err);
+    return tcpkit_throw_errno(env, "ftruncate", err, NULL);
   }
   napi_value result;
   napi_create_int32(env, fd, &result);
@@ -78,11 +79,11 @@ static napi_value ShmMap(napi_env env, napi_callback_info info) {
     return NULL;
   }
   void *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base == MAP_FAILED) return fdutil_throw_errno(env, "mmap", errno);
+  if (base == MAP_FAILED) return tcpkit_throw_errno(env, "mmap", errno, NULL);
   Mapping *m = malloc(sizeof *m);
   if (m == NULL) {
     munmap(base, bytes);
-    return fdutil_throw_errno(env, "malloc", ENOMEM);
+    return tcpkit_throw_errno(env, "malloc", ENOMEM, NULL);
   }
   m->base = base;
   m->bytes = bytes;

@@ -3,6 +3,4 @@
 #define TCPKIT_SHM_H
 #include <node_api.h>
 void shm_init(napi_env env, napi_value exports);
-/* fdutil.c's error for a failed system call: an Error with the errno's `code` and `syscall`; returns NULL. */
-napi_value fdutil_throw_errno(napi_env env, const char *syscall, int err);
 #endif

@@ -24,23 +24,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include "errors.h"
 #include "unix.h"
-
-/* Throw an Error whose `code` is the errno's name (EADDRINUSE, EACCES...), `syscall` the call. */
-static napi_value throw_errno(napi_env env, const char *syscall, int err) {
-  napi_value code, msg, error, sys;
-  const char *name = strerrorname_np(err);
-  if (name == NULL) name = "EIO";
-  char text[160];
-  snprintf(text, sizeof text, "%s %s: %s", syscall, name, strerror(err));
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
-  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &msg);
-  napi_create_error(env, code, msg, &error);
-  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys);
-  napi_set_named_property(env, error, "syscall", sys);
-  napi_throw(env, error);
-  return NULL;
-}
 
 /* A path or @abstract name (UTF-8 string argument) as a sockaddr_un; 0 on success, else an errno. */
 static int make_address(napi_env env, napi_value arg, struct sockaddr_un *sa, socklen_t *len, int *abstract) {
@@ -82,9 +67,9 @@ static napi_value UnixListen(napi_env env, napi_callback_info info) {
   socklen_t salen;
   int abstract;
   int err = make_address(env, argv[0], &sa, &salen, &abstract);
-  if (err) return throw_errno(env, "bind", err);
+  if (err) return tcpkit_throw_errno(env, "bind", err, NULL);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, "socket", errno);
+  if (fd < 0) return tcpkit_throw_errno(env, "socket", errno, NULL);
   const char *step = "bind";
   struct stat st;
   memset(&st, 0, sizeof st);
@@ -101,7 +86,7 @@ static napi_value UnixListen(napi_env env, napi_callback_info info) {
     if (lstat(sa.sun_path, &st) < 0) goto unlink_fail;
     if (!S_ISSOCK(st.st_mode)) {
       close(fd);
-      return throw_errno(env, "bind", EEXIST);
+      return tcpkit_throw_errno(env, "bind", EEXIST, NULL);
     }
   }
   step = "listen";
@@ -119,11 +104,11 @@ unlink_fail:
   err = errno;
   if (!abstract) unlink(sa.sun_path);
   close(fd);
-  return throw_errno(env, step, err);
+  return tcpkit_throw_errno(env, step, err, NULL);
 fail:
   err = errno;
   close(fd);
-  return throw_errno(env, step, err);
+  return tcpkit_throw_errno(env, step, err, NULL);
 }
 
 /*
@@ -142,24 +127,24 @@ static napi_value UnixProbe(napi_env env, napi_callback_info info) {
   socklen_t salen;
   int abstract;
   int err = make_address(env, argv[0], &sa, &salen, &abstract);
-  if (err) return throw_errno(env, "connect", err);
+  if (err) return tcpkit_throw_errno(env, "connect", err, NULL);
   const char *answer;
   struct stat st;
   if (!abstract && lstat(sa.sun_path, &st) < 0) {
-    if (errno != ENOENT) return throw_errno(env, "lstat", errno);
+    if (errno != ENOENT) return tcpkit_throw_errno(env, "lstat", errno, NULL);
     answer = "absent";
   } else if (!abstract && !S_ISSOCK(st.st_mode)) {
     answer = "other";
   } else {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return throw_errno(env, "socket", errno);
+    if (fd < 0) return tcpkit_throw_errno(env, "socket", errno, NULL);
     int rc = connect(fd, (struct sockaddr *)&sa, salen);
     err = rc < 0 ? errno : 0;
     close(fd);
     if (rc == 0 || err == EAGAIN || err == EINPROGRESS) answer = "live";
     else if (err == ECONNREFUSED) answer = "stale";
     else if (err == ENOENT) answer = "absent";
-    else return throw_errno(env, "connect", err);
+    else return tcpkit_throw_errno(env, "connect", err, NULL);
   }
   napi_value result;
   napi_create_string_utf8(env, answer, NAPI_AUTO_LENGTH, &result);
@@ -181,12 +166,12 @@ static napi_value UnixPeer(napi_env env, napi_callback_info info) {
   }
   struct ucred cred;
   socklen_t len = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return throw_errno(env, "getsockopt", errno);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return tcpkit_throw_errno(env, "getsockopt", errno, NULL);
   struct sockaddr_un sa;
   socklen_t salen = sizeof sa;
   memset(&sa, 0, sizeof sa);
-  if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0) return throw_errno(env, "getsockname", errno);
-  if (sa.sun_family != AF_UNIX) return throw_errno(env, "getsockname", EAFNOSUPPORT);
+  if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0) return tcpkit_throw_errno(env, "getsockname", errno, NULL);
+  if (sa.sun_family != AF_UNIX) return tcpkit_throw_errno(env, "getsockname", EAFNOSUPPORT, NULL);
   char name[sizeof sa.sun_path + 1];
   size_t n = salen > offsetof(struct sockaddr_un, sun_path) ? salen - offsetof(struct sockaddr_un, sun_path) : 0;
   if (n > 0 && sa.sun_path[0] == '\0') {
