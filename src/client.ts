@@ -32,6 +32,28 @@ export interface ConnectOptions {
 }
 
 /**
+ * Resolve with `socket` once connected (its error listener removed: the caller takes over), or destroy it and
+ * reject with `errorOf(err)` on an error, or with ConnectTimeoutError naming `where` after `timeout` ms (0: none).
+ */
+function connected(socket: net.Socket, where: string, timeout: number, errorOf: (err: NodeJS.ErrnoException) => Error): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    const fail = (err: Error) => {
+      if (timer) clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    if (timeout > 0) timer = setTimeout(() => fail(new ConnectTimeoutError(where, timeout)), timeout);
+    socket.once('error', (err: NodeJS.ErrnoException) => fail(errorOf(err)));
+    socket.once('connect', () => {
+      if (timer) clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+  });
+}
+
+/**
  * Connect to a UNIX-domain socket at `path`. Node 20 connects by a NUL-terminated path, so an abstract
  * name (`@name`) cannot be reached: refused with a message saying so (socat's ABSTRACT-CONNECT can).
  */
@@ -40,22 +62,7 @@ function connectUnix(path: string, timeout: number): Promise<net.Socket> {
     throw new InvalidOptionError('path', `${JSON.stringify(path)}: give a socket file's path (an abstract @name cannot be reached from Node 20; use socat - ABSTRACT-CONNECT:NAME)`);
   }
   const where = `unix:${path}`;
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ path, allowHalfOpen: true });
-    let timer: NodeJS.Timeout | undefined;
-    const fail = (err: Error) => {
-      if (timer) clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    };
-    if (timeout > 0) timer = setTimeout(() => fail(new ConnectTimeoutError(where, timeout)), timeout);
-    socket.once('error', (err) => fail(new SystemCallError('connect', where, err)));
-    socket.once('connect', () => {
-      if (timer) clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-  });
+  return connected(net.connect({ path, allowHalfOpen: true }), where, timeout, (err) => new SystemCallError('connect', where, err));
 }
 
 /**
@@ -82,45 +89,32 @@ export function connect(options: ConnectOptions = {}): Promise<net.Socket> {
     throw new InvalidOptionError('source', `must be an IP address, got ${JSON.stringify(options.source)}`);
   }
   const where = formatAddress(host, port);
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port, localAddress: options.source, allowHalfOpen: true });
-    let timer: NodeJS.Timeout | undefined;
-    const fail = (err: Error) => {
-      if (timer) clearTimeout(timer);
+  const connecting = connected(net.connect({ host, port, localAddress: options.source, allowHalfOpen: true }), where, timeout, (err) => {
+    // A bind failure on --source names the source; everything else names the server.
+    const addr = err.syscall === 'bind' && options.source ? formatAddress(options.source, 0) : where;
+    return new SystemCallError(err.syscall === 'bind' ? 'bind' : 'connect', addr, err);
+  });
+  const { proxy } = options;
+  if (!proxy) return connecting;
+  return connecting.then((socket) => {
+    const fail = (err: Error): never => {
       socket.destroy();
-      reject(err);
+      throw err;
     };
-    if (timeout > 0) timer = setTimeout(() => fail(new ConnectTimeoutError(where, timeout)), timeout);
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      // A bind failure on --source names the source; everything else names the server.
-      const addr = err.syscall === 'bind' && options.source ? formatAddress(options.source, 0) : where;
-      fail(new SystemCallError(err.syscall === 'bind' ? 'bind' : 'connect', addr, err));
-    });
-    socket.once('connect', () => {
-      if (timer) clearTimeout(timer);
-      socket.removeAllListeners('error');
-      if (options.proxy) {
-        const ends = endpointsOf(socket);
-        if (!ends) {
-          fail(new PrematureCloseError('reset before the PROXY header was sent'));
-          return;
-        }
-        const source = options.proxy.source ?? ends.local;
-        // A header names two addresses of one family; the server's family is known only now.
-        if (net.isIP(source.address) !== net.isIP(ends.remote.address)) {
-          fail(
-            new InvalidOptionError(
-              'proxy',
-              `source ${source.address} is ${ends.remote.family === 'IPv4' ? 'IPv6' : 'IPv4'} but the server ${where} is ${ends.remote.family}: a PROXY header names two addresses of one family`,
-            ),
-          );
-          return;
-        }
-        // Written before anything else, in one write, as the specification asks of senders.
-        socket.write(encodeProxyHeader({ version: options.proxy.version, source, destination: ends.remote }));
-      }
-      resolve(socket);
-    });
+    const ends = endpointsOf(socket) ?? fail(new PrematureCloseError('reset before the PROXY header was sent'));
+    const source = proxy.source ?? ends.local;
+    // A header names two addresses of one family; the server's family is known only now.
+    if (net.isIP(source.address) !== net.isIP(ends.remote.address)) {
+      fail(
+        new InvalidOptionError(
+          'proxy',
+          `source ${source.address} is ${ends.remote.family === 'IPv4' ? 'IPv6' : 'IPv4'} but the server ${where} is ${ends.remote.family}: a PROXY header names two addresses of one family`,
+        ),
+      );
+    }
+    // Written before anything else, in one write, as the specification asks of senders.
+    socket.write(encodeProxyHeader({ version: proxy.version, source, destination: ends.remote }));
+    return socket;
   });
 }
 
