@@ -440,3 +440,14 @@ export function tcpMem(): { rmem: { min: number; def: number; max: number }; wme
   const wmem = read('tcp_wmem');
   return rmem && wmem ? { rmem, wmem } : undefined;
 }
+
+/** Every model as the CLI selects it, and the ways a pool gets its connections (tests that run under each). */
+export const EVERY_MODEL: ReadonlyArray<readonly [string, string[]]> = [
+  ['iterative', ['--model', 'iterative']],
+  ['event', ['--model', 'event']],
+  ['fork', ['--model', 'fork']],
+  ['fork --spare', ['--model', 'fork', '--spare', '1']],
+  ['prefork shared', ['--model', 'prefork', '--workers', '2']],
+  ['prefork pass', ['--model', 'prefork', '--workers', '2', '--accept', 'pass']],
+  ['threads', ['--model', 'threads', '--workers', '2']],
+];

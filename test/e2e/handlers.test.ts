@@ -9,22 +9,13 @@ import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Handler, ServiceContext } from '../../dist/index.js';
-import { ROOT, connectTo, eventually, exchange, random, sha256, startServer, waitClose, type StartedServer } from '../helpers.js';
+import { ROOT, connectTo, eventually, exchange, random, sha256, startServer, waitClose, type StartedServer, EVERY_MODEL } from '../helpers.js';
 import { parseLogLine } from '../../src/log-parse.js';
 
 const EXAMPLES = path.join(ROOT, 'examples');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'handlers');
 
-/** Every model, as the CLI selects it. */
-const MODELS: ReadonlyArray<readonly [string, string[]]> = [
-  ['iterative', ['--model', 'iterative']],
-  ['event', ['--model', 'event']],
-  ['fork', ['--model', 'fork']],
-  ['fork --spare', ['--model', 'fork', '--spare', '1']],
-  ['prefork shared', ['--model', 'prefork', '--workers', '2']],
-  ['prefork pass', ['--model', 'prefork', '--workers', '2', '--accept', 'pass']],
-  ['threads', ['--model', 'threads', '--workers', '2']],
-];
+const MODELS = EVERY_MODEL;
 
 /** ASCII a-z to A-Z, byte for byte, as examples/pipeline.mjs answers. */
 function upper(data: Buffer): Buffer {

@@ -7,7 +7,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawn, spawnSync } from 'node:child_process';
-import { BIN, ROOT, connectTo, echoOnce, eventually, fdsOf, freePort, random, run, sha256, sleep, startServer, type StartedServer } from '../helpers.js';
+import { BIN, ROOT, connectTo, echoOnce, eventually, fdsOf, freePort, random, run, sha256, sleep, startServer, type StartedServer, EVERY_MODEL } from '../helpers.js';
 import { startConfigServer } from '../exec-helpers.js';
 import { have, makePki, sClient, tlsConnect, type TestPki } from '../tls-helpers.js';
 
@@ -57,15 +57,7 @@ async function roundTrip(port: number, data: Buffer, { slow = false } = {}): Pro
   return Buffer.concat(chunks);
 }
 
-const MODELS: Array<[string, string[]]> = [
-  ['iterative', ['--model', 'iterative']],
-  ['event', ['--model', 'event']],
-  ['fork', ['--model', 'fork']],
-  ['fork --spare', ['--model', 'fork', '--spare', '1']],
-  ['prefork shared', ['--model', 'prefork', '--workers', '2']],
-  ['prefork pass', ['--model', 'prefork', '--accept', 'pass', '--workers', '2']],
-  ['threads', ['--model', 'threads', '--workers', '2']],
-];
+const MODELS = EVERY_MODEL;
 
 describe('serve --tls-cert: every model, openssl s_client as the client', { skip }, () => {
   for (const [name, args] of MODELS) {

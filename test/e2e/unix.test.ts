@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN, eventually, fdsOf, run, sha256, spawnServer, type SpawnedServer } from '../helpers.js';
+import { BIN, eventually, fdsOf, run, sha256, spawnServer, type SpawnedServer, EVERY_MODEL } from '../helpers.js';
 
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim();
 const socat = has('socat');
@@ -55,16 +55,7 @@ function runCmd(argv: string[], input: string, asNobody = false) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const MODELS: Array<[string, string[]]> = [
-  // every model, and the ways a pool gets its connections
-  ['iterative', ['--model', 'iterative']],
-  ['event', ['--model', 'event']],
-  ['fork', ['--model', 'fork']],
-  ['fork --spare', ['--model', 'fork', '--spare', '1']],
-  ['prefork shared', ['--model', 'prefork', '--workers', '2']],
-  ['prefork pass', ['--model', 'prefork', '--workers', '2', '--accept', 'pass']],
-  ['threads', ['--model', 'threads', '--workers', '2']],
-];
+const MODELS = EVERY_MODEL;
 
 describe('echo on a UNIX socket under every model', { skip: socat && unixclient ? false : 'socat and unixclient (Debian packages socat, ucspi-unix) are needed' }, () => {
   for (const [name, args] of MODELS) {
