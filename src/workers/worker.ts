@@ -351,7 +351,11 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
         return;
       case 'drain':
         draining = true;
-        if (spec.ownsFd) acceptor?.close();
+        if (spec.ownsFd && acceptor) {
+          // Accepted natively but still held (paused as a batch came in): served, as a socket accepted just before a pause is.
+          for (const record of acceptor.takeHeld()) takeRecord(record);
+          acceptor.close();
+        }
         settled();
         return;
     }

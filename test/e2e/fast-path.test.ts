@@ -221,3 +221,15 @@ test('prefork x2 --exec takes the native path in each worker process: no getpeer
     await server.stop();
   }
 });
+
+test('prefork x2 --max-conns-per-worker 3 --exec: 60 clients at once, every one served while workers are recycled (none dropped from a native batch)', { timeout: 300_000 }, async () => {
+  const server = await startServer(['--model', 'prefork', '--workers', '2', '--max-conns-per-worker', '3', '--exec', '--', '/bin/sh', '-c', 'echo served']);
+  try {
+    const replies = await Promise.all(Array.from({ length: 60 }, () => roundTrip(server.port)));
+    assert.deepEqual(replies, Array(60).fill('served\n'), 'every client served');
+    await eventually(() => (server.log().match(/^end pid /gm) ?? []).length >= 60, { timeoutMs: 60_000, message: '60 ends' });
+    assert.ok((server.log().match(/^spawn pid \d+ role worker$/gm) ?? []).length > 2, 'workers were recycled');
+  } finally {
+    await server.stop();
+  }
+});
