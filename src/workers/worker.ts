@@ -28,7 +28,8 @@ import { IdBlocks, ReportBatch } from './reports.js';
 import { programOf } from '../services/index.js';
 import { TlsGate } from '../tls/gate.js';
 import { relayThroughPair } from '../tls/relay.js';
-import { acceptPath, NATIVE_PATH_DESCRIPTORS, recordInfo } from '../net/fast-path.js';
+import type { recordInfo as RecordInfo } from '../net/fast-path.js';
+import { isMainThread } from 'node:worker_threads';
 import type { AcceptedRecord } from '../net/acceptor.js';
 import { fdutil } from '../net/fdutil.js';
 import { STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
@@ -217,8 +218,10 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
       done();
     })();
   };
+  /** The native path's identify (set with it, below). */
+  let recordInfo: typeof RecordInfo | undefined;
   const admitRecord = (record: AcceptedRecord) =>
-    admitAndServe(recordInfo(record, undefined), () => fdutil.close(record.fd), (info, env, ended) => runProgram(record.fd, info, env, ended));
+    admitAndServe(recordInfo!(record, undefined), () => fdutil.close(record.fd), (info, env, ended) => runProgram(record.fd, info, env, ended));
   /** A record the native watch accepted: admit it now, or once ids arrive. */
   const takeRecord = (record: AcceptedRecord) => {
     if (!admission) {
@@ -282,9 +285,13 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     acceptor.onConnection(take);
     // A program per connection, started from this process as the server's user, on a plain TCP listener:
     // connections arrive as bare descriptors (../net/fast-path.ts, the one place that decides).
+    // Loaded only where it can apply (a process's main thread): a worker thread loads no more modules than before,
+    // which matters when it starts with the descriptors nearly exhausted.
+    const fast = isMainThread && program?.startFd !== undefined ? await import('../net/fast-path.js') : undefined;
     const listener = fdutil.socketInfo(acceptor.fd).family === 'unix' ? 'unix' : 'tcp';
-    if (admission && acceptPath({ listener, tls: spec.tls !== undefined, proxy: spec.proxy !== undefined, descriptors: program?.startFd !== undefined }) === 'native') {
-      acceptor.onRecords(takeRecord, true, NATIVE_PATH_DESCRIPTORS);
+    if (fast && admission && fast.acceptPath({ listener, tls: spec.tls !== undefined, proxy: spec.proxy !== undefined, descriptors: true }) === 'native') {
+      recordInfo = fast.recordInfo;
+      acceptor.onRecords(takeRecord, true, fast.NATIVE_PATH_DESCRIPTORS);
     }
     // A connection still sending its PROXY header counts towards the share too.
     acceptor.onAccept(adjust);
