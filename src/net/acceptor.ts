@@ -328,6 +328,14 @@ export class Acceptor {
     this.#listen();
   }
 
+  /**
+   * Native mode: the records accepted but not yet handed on (a batch that arrived as it paused),
+   * now the caller's, in order; a worker about to close its acceptor serves them rather than drop them.
+   */
+  takeHeld(): AcceptedRecord[] {
+    return this.#held.splice(0);
+  }
+
   /** Stop for good; close `fd` if this acceptor owns it. Idempotent. */
   close(): void {
     if (this.#closed) return;

@@ -6,10 +6,11 @@
  *   `native`  native/accept.c: accept4 in batches, the peer's address from the accept,
  *             the descriptor handed straight to a program (no net.Socket at all)
  *
- * The native path is for connections that only a program reads: the model starts a
- * program per connection from this process (it offers `serveDescriptor`: the fork model
- * for a program service), on a plain TCP listener, with no PROXY header to take off
- * first, in the main thread (a watch lives on the loop that made it). Everything after
+ * The native path is for connections that only a program reads: a program per connection
+ * started from this process as the server's user (the fork model offers `serveDescriptor`;
+ * a prefork worker process starts it itself, ../workers/worker.ts), on a plain TCP
+ * listener, with no PROXY header to take off first, in the main thread of its process
+ * (a watch lives on the loop that made it: a worker thread stays on sockets). Everything after
  * the accept is the same on both: the same Admission unit (pipeline.admit), the same
  * log lines, limits and counters. A new kind of listener or connection plugs in here
  * with one line; until it does, it takes the socket path.
@@ -29,7 +30,7 @@ export interface PathQuery {
   tls?: boolean;
   /** A PROXY header is read first (the gate reads the socket). */
   proxy: boolean;
-  /** The model can serve a bare descriptor for this service (Model.serveDescriptor, after start). */
+  /** A bare descriptor can be served for this service (Model.serveDescriptor after start; a prefork worker: ProgramLauncher.startFd). */
   descriptors: boolean;
 }
 

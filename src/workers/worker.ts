@@ -28,6 +28,12 @@ import { IdBlocks, ReportBatch } from './reports.js';
 import { programOf } from '../services/index.js';
 import { TlsGate } from '../tls/gate.js';
 import { relayThroughPair } from '../tls/relay.js';
+import type { recordInfo as RecordInfo } from '../net/fast-path.js';
+import { isMainThread } from 'node:worker_threads';
+import type { AcceptedRecord } from '../net/acceptor.js';
+import { fdutil } from '../net/fdutil.js';
+import { STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
+import { spawnFailedCode, STDERR_CODE, stderrReason } from '../events.js';
 
 /** How a worker talks to the server: an IPC channel or a MessagePort. */
 export interface WorkerChannel {
@@ -85,7 +91,11 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
    * catches a burst libuv had already accepted), admitted when a block arrives.
    */
   const unnumbered: Array<{ socket: net.Socket; info: ConnectionInfo }> = [];
-  const idle = () => conns.size === 0 && unnumbered.length === 0 && (acceptor?.pending ?? 0) === 0 && (gate?.pending ?? 0) === 0;
+  /** The native path's records accepted when no id was left (as `unnumbered`). */
+  const unnumberedRecords: AcceptedRecord[] = [];
+  /** Programs started on the native path (or starting) and not yet ended. */
+  let programs = 0;
+  const idle = () => conns.size === 0 && programs === 0 && unnumbered.length === 0 && unnumberedRecords.length === 0 && (acceptor?.pending ?? 0) === 0 && (gate?.pending ?? 0) === 0;
   /**
    * TLS (shared mode): the handshake here, after the PROXY header and before admission,
    * as in the server. The gate exists once the server's `tls` message brought the keys;
@@ -93,7 +103,9 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
    * plaintext through a relay; a service run here gets the TLSSocket.
    */
   let gate: TlsGate | undefined;
-  const relay = spec.tls !== undefined && (await programOf(spec.service)) !== undefined;
+  /** The service's program, when it is one (exec): a TLS relay feeds it, or the native path starts it. */
+  const program = await programOf(spec.service);
+  const relay = spec.tls !== undefined && program !== undefined;
   let tlsStatsTimer: NodeJS.Timeout | undefined;
   const sendTlsStats = () => {
     clearTimeout(tlsStatsTimer);
@@ -131,11 +143,18 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
 
   const retiring = () => spec.maxConns > 0 && accepted >= spec.maxConns;
 
-  /** Shared mode: admitted here (see the file comment), served, reported in the next batch. */
-  const admitHere = (socket: net.Socket, identified: ConnectionInfo) => {
+  /**
+   * Shared mode: admitted here (see the file comment), served, reported in the next batch.
+   * `serve` gets the admitted connection and calls `ended` once it is over; `drop` closes a refused one.
+   */
+  const admitAndServe = (
+    identified: ConnectionInfo,
+    drop: () => void,
+    serveIt: (info: ConnectionInfo, env: Readonly<Record<string, string>>, ended: () => void) => void,
+  ) => {
     const verdict = admission!.admit(identified);
     if (!verdict.ok) {
-      socket.destroy();
+      drop();
       batch.add({ k: 'refused', event: verdict.event });
       settled();
       return;
@@ -149,7 +168,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     batch.add({ k: 'open', info });
     // Recycling starts as soon as the server knows: the replacement takes over the backlog.
     if (retiring()) batch.flush();
-    serve(socket, info, verdict.env, () => {
+    serveIt(info, verdict.env, () => {
       admission!.release(place);
       if (cell !== undefined) {
         ledger!.unhold(shared!.slot, cell);
@@ -158,6 +177,58 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
       batch.add({ k: 'end', id: info.id, at: Date.now() });
     });
     adjust();
+  };
+  const admitHere = (socket: net.Socket, identified: ConnectionInfo) =>
+    admitAndServe(identified, () => socket.destroy(), (info, env, ended) => serve(socket, info, env, ended));
+
+  /**
+   * The native path (../net/fast-path.ts decides): a program started on the bare accepted
+   * descriptor, reported as the exec service reports it on the socket path (its stderr
+   * lines, a failed start, a non-zero exit as `log` messages; its end after its last lines).
+   */
+  const runProgram = (fd: number, info: ConnectionInfo, extra: Readonly<Record<string, string>>, ended: () => void): void => {
+    programs++;
+    const log = (reason: string, code: string) => send({ type: 'log', id: info.id, reason, code });
+    const done = () => {
+      programs--;
+      ended();
+      settled();
+    };
+    void (async () => {
+      let child: Child & { stderrDone?: Promise<void> };
+      try {
+        const env = await program!.environment(info, extra);
+        const owned = fd;
+        fd = -1; // the launcher's from here: closed there, started or not
+        child = await program!.startFd!(owned, env, (line, pid) => log(stderrReason(pid, line), STDERR_CODE));
+      } catch (err) {
+        if (fd >= 0) fdutil.close(fd);
+        const { code, message } = describeError(err, 'EIO');
+        log(message, spawnFailedCode(code));
+        done();
+        return;
+      }
+      const { code, signal } = await child.exited;
+      // Its last stderr lines before the connection's end; a descendant holding the pipe delays it at most STDERR_DRAIN_MS.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([child.stderrDone ?? Promise.resolve(), new Promise<void>((resolve) => (timer = setTimeout(resolve, STDERR_DRAIN_MS)))]);
+      clearTimeout(timer);
+      if (signal) log(`pid ${child.pid} ended by signal ${signal}`, 'exit');
+      else if (code !== 0) log(`pid ${child.pid} exitcode ${code}`, 'exit');
+      done();
+    })();
+  };
+  /** The native path's identify (set with it, below). */
+  let recordInfo: typeof RecordInfo | undefined;
+  const admitRecord = (record: AcceptedRecord) =>
+    admitAndServe(recordInfo!(record, undefined), () => fdutil.close(record.fd), (info, env, ended) => runProgram(record.fd, info, env, ended));
+  /** A record the native watch accepted: admit it now, or once ids arrive. */
+  const takeRecord = (record: AcceptedRecord) => {
+    if (!admission) {
+      fdutil.close(record.fd);
+      settled();
+    } else if (ids!.available === 0) unnumberedRecords.push(record);
+    else admitRecord(record);
   };
 
   /** An identified connection (after its TLS handshake, if any): admit it now, or once ids arrive. */
@@ -212,6 +283,16 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     spec.mode === 'shared' && spec.fd !== undefined ? new Acceptor(spec.fd, { backlog: spec.backlog ?? DEFAULT_BACKLOG, ownsFd: spec.ownsFd ?? false }) : undefined;
   if (acceptor) {
     acceptor.onConnection(take);
+    // A program per connection, started from this process as the server's user, on a plain TCP listener:
+    // connections arrive as bare descriptors (../net/fast-path.ts, the one place that decides).
+    // Loaded only where it can apply (a process's main thread): a worker thread loads no more modules than before,
+    // which matters when it starts with the descriptors nearly exhausted.
+    const fast = isMainThread && program?.startFd !== undefined ? await import('../net/fast-path.js') : undefined;
+    const listener = fdutil.socketInfo(acceptor.fd).family === 'unix' ? 'unix' : 'tcp';
+    if (fast && admission && fast.acceptPath({ listener, tls: spec.tls !== undefined, proxy: spec.proxy !== undefined, descriptors: true }) === 'native') {
+      recordInfo = fast.recordInfo;
+      acceptor.onRecords(takeRecord, true, fast.NATIVE_PATH_DESCRIPTORS);
+    }
     // A connection still sending its PROXY header counts towards the share too.
     acceptor.onAccept(adjust);
     // Reported as they are; the server folds every worker's reports into one line per burst.
@@ -234,7 +315,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   function adjust(): void {
     if (!acceptor) return;
     const handshaking = gate?.pending ?? 0;
-    const inFlight = conns.size + unnumbered.length + acceptor.pending + handshaking;
+    const inFlight = conns.size + programs + unnumbered.length + unnumberedRecords.length + acceptor.pending + handshaking;
     const numbered = !ids || ids.available > acceptor.pending + handshaking;
     const keyed = spec.tls === undefined || gate !== undefined;
     const want = keyed && !held && !draining && !retiring() && numbered && inFlight < spec.limit;
@@ -260,6 +341,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
           const u = unnumbered.shift()!;
           admitHere(u.socket, u.info);
         }
+        while (unnumberedRecords.length > 0 && ids!.available > 0) admitRecord(unnumberedRecords.shift()!);
         adjust();
         return;
       case 'tls':
@@ -276,7 +358,11 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
         return;
       case 'drain':
         draining = true;
-        if (spec.ownsFd) acceptor?.close();
+        if (spec.ownsFd && acceptor) {
+          // Accepted natively but still held (paused as a batch came in): served, as a socket accepted just before a pause is.
+          for (const record of acceptor.takeHeld()) takeRecord(record);
+          acceptor.close();
+        }
         settled();
         return;
     }

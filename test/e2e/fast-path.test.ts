@@ -55,10 +55,21 @@ test('20,000 --exec /bin/true connections: descriptors and threads back where th
   }
 });
 
-test('stderr of 200 programs at once: each line with its own pid and connection id', { timeout: 300_000 }, async () => {
+/** The models whose program services take the native path: fork (the default) and prefork worker processes. */
+const MODELS: Array<{ name: string; args: string[] }> = [
+  { name: 'fork', args: [] },
+  { name: 'prefork x2', args: ['--model', 'prefork', '--workers', '2'] },
+];
+
+/** The programs a server runs now: its children under fork, its workers' children under prefork. */
+const programsOf = (pid: number, prefork: boolean): number =>
+  prefork ? childrenOf(pid).reduce((n, w) => n + childrenOf(w.pid).length, 0) : childrenOf(pid).length;
+
+for (const model of MODELS) {
+test(`${model.name}: stderr of 200 programs at once: each line with its own pid and connection id`, { timeout: 300_000 }, async () => {
   // Each program says on stderr which pid it is and what its client sent, then waits for the client to leave.
   const script = 'read line; echo "from $$ got $line" >&2; cat >/dev/null';
-  const server = await startServer(['--max-conns', '400', '--exec', '--', '/bin/sh', '-c', script]);
+  const server = await startServer([...model.args, '--max-conns', '400', '--exec', '--', '/bin/sh', '-c', script]);
   const N = 200;
   const sockets: net.Socket[] = [];
   try {
@@ -75,31 +86,46 @@ test('stderr of 200 programs at once: each line with its own pid and connection 
     await eventually(() => (server.log().match(/^end pid /gm) ?? []).length >= N, { timeoutMs: 120_000, message: `${N} ends` });
     const log = server.log();
     const idOfPid = new Map<string, string>();
-    for (const m of log.matchAll(/^accept \S+ -> \S+ \S+ pid (\d+) count \S+ id (\d+)$/gm)) idOfPid.set(m[1]!, m[2]!);
     const clients = new Set<string>();
-    for (const m of log.matchAll(/^stderr pid (\d+) id (\d+) text from\\x20(\d+)\\x20got\\x20(client-\d+)$/gm)) {
-      assert.equal(m[1], m[3], `the line's pid is the program's own: ${m[0]}`);
-      assert.equal(m[2], idOfPid.get(m[1]!), `the line's id is its connection's: ${m[0]}`);
-      clients.add(m[4]!);
+    if (model.args.length === 0) {
+      // fork: `accept ... pid P` is the program's own pid.
+      const idOfPid = new Map<string, string>();
+      for (const m of log.matchAll(/^accept \S+ -> \S+ \S+ pid (\d+) count \S+ id (\d+)$/gm)) idOfPid.set(m[1]!, m[2]!);
+      for (const m of log.matchAll(/^stderr pid (\d+) id (\d+) text from\\x20(\d+)\\x20got\\x20(client-\d+)$/gm)) {
+        assert.equal(m[1], m[3], `the line's pid is the program's own: ${m[0]}`);
+        assert.equal(m[2], idOfPid.get(m[1]!), `the line's id is its connection's: ${m[0]}`);
+        clients.add(m[4]!);
+      }
+      // Order: a program's stderr line comes before its connection's end.
+      for (const [pid] of idOfPid) {
+        const line = log.indexOf(`stderr pid ${pid} `);
+        const end = log.indexOf(`end pid ${pid} `);
+        assert.ok(line >= 0 && end > line, `pid ${pid}: stderr before end`);
+      }
+    } else {
+      // prefork: `accept ... pid W` is the worker's; the line names the program's pid and the connection's id.
+      const ids = new Set([...log.matchAll(/^accept \S+ -> \S+ \S+ pid \d+ count \S+ id (\d+)$/gm)].map((m) => m[1]!));
+      for (const m of log.matchAll(/^stderr pid (\d+) id (\d+) text from\\x20(\d+)\\x20got\\x20(client-\d+)$/gm)) {
+        assert.equal(m[1], m[3], `the line's pid is the program's own: ${m[0]}`);
+        assert.ok(ids.has(m[2]!), `the line's id is an accepted connection's: ${m[0]}`);
+        // Order: the line comes before its connection's end.
+        const end = log.search(new RegExp(`^end pid \\d+ .* id ${m[2]} `, 'm'));
+        assert.ok(end > log.indexOf(m[0]), `id ${m[2]}: stderr before end`);
+        clients.add(m[4]!);
+      }
     }
     assert.equal(clients.size, N, 'every client seen once, attributed');
-    // Order: a program's stderr line comes before its connection's end.
-    for (const [pid] of idOfPid) {
-      const line = log.indexOf(`stderr pid ${pid} `);
-      const end = log.indexOf(`end pid ${pid} `);
-      assert.ok(line >= 0 && end > line, `pid ${pid}: stderr before end`);
-    }
   } finally {
     for (const s of sockets) s.destroy();
     await server.stop();
   }
 });
 
-test('--max-conns 3 is never exceeded while 50 clients wait; all are served', { timeout: 300_000 }, async () => {
-  const server = await startServer(['--max-conns', '3', '--exec', '--', '/bin/sh', '-c', 'sleep 0.2; echo served']);
+test(`${model.name}: --max-conns 3 is never exceeded while 50 clients wait; all are served`, { timeout: 300_000 }, async () => {
+  const server = await startServer([...model.args, '--max-conns', '3', '--exec', '--', '/bin/sh', '-c', 'sleep 0.2; echo served']);
   let most = 0;
   const poll = setInterval(() => {
-    most = Math.max(most, childrenOf(server.pid).length);
+    most = Math.max(most, programsOf(server.pid, model.args.length > 0));
   }, 20);
   try {
     const replies = await Promise.all(Array.from({ length: 50 }, () => roundTrip(server.port)));
@@ -108,13 +134,14 @@ test('--max-conns 3 is never exceeded while 50 clients wait; all are served', { 
     assert.equal(counts.length, 50);
     assert.ok(Math.max(...counts) <= 3, `accept counts ${counts.join(',')}`);
     assert.ok(most <= 3, `at most 3 programs at once, saw ${most}`);
-    assert.match(server.log(), /^pause count 3\/3$/m);
+    if (model.args.length === 0) assert.match(server.log(), /^pause count 3\/3$/m);
   } finally {
     clearInterval(poll);
     await sleep(10);
     await server.stop();
   }
 });
+}
 
 test('--exec-stderr inherit: the program writes on the server\'s own stderr, untouched, as under tcpserver', { timeout: 60_000 }, async () => {
   const server = await startServer(['--exec-stderr', 'inherit', '--exec', '--', '/bin/sh', '-c', 'printf "raw \\033 text\\n" >&2; echo done']);
@@ -162,6 +189,46 @@ test('fork --exec takes the native path: the peer comes with accept4, no getpeer
     t.diagnostic(`accept4 returning a descriptor: ${accepts}; getpeername: ${(text.match(/getpeername\(/g) ?? []).length}`);
     assert.ok(accepts >= 20, `20 connections accepted with accept4 (saw ${accepts})`);
     assert.doesNotMatch(text, /getpeername\(/, 'the peer came with the accept');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('prefork x2 --exec takes the native path in each worker process: no getpeername per connection (strace; fails on the net.Socket path)', { timeout: 120_000 }, async (t) => {
+  const { spawnSync, spawn } = await import('node:child_process');
+  if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed');
+  const server = await startServer(['-q', '--model', 'prefork', '--workers', '2', '--exec', '--', '/bin/true']);
+  try {
+    for (let i = 0; i < 4; i++) await roundTrip(server.port); // the workers' launcher threads started
+    const workers = childrenOf(server.pid).map((w) => w.pid);
+    assert.equal(workers.length, 2, 'two worker processes');
+    const trace = `/tmp/tcpkit-fast-path-prefork-${process.pid}.strace`;
+    const tracer = spawn('strace', ['-f', '-e', 'trace=getpeername,accept4', '-o', trace, ...workers.flatMap((p) => ['-p', String(p)])], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let why = '';
+    tracer.stderr.on('data', (c: Buffer) => (why += c.toString()));
+    await sleep(1500); // attached
+    if (tracer.exitCode !== null) return t.skip(`strace cannot attach: ${why.trim()}`);
+    for (let i = 0; i < 20; i++) await roundTrip(server.port);
+    tracer.kill('SIGINT');
+    await new Promise((r) => tracer.once('exit', r));
+    const text = fs.readFileSync(trace, 'utf8');
+    fs.rmSync(trace, { force: true });
+    const accepts = text.split('\n').filter((l) => /(accept4\(|accept4 resumed>).*= \d+$/.test(l)).length;
+    t.diagnostic(`accept4 returning a descriptor: ${accepts}; getpeername: ${(text.match(/getpeername\(/g) ?? []).length}`);
+    assert.ok(accepts >= 20, `20 connections accepted with accept4 (saw ${accepts})`);
+    assert.doesNotMatch(text, /getpeername\(/, 'the peer came with the accept');
+  } finally {
+    await server.stop();
+  }
+});
+
+test('prefork x2 --max-conns-per-worker 3 --exec: 60 clients at once, every one served while workers are recycled (none dropped from a native batch)', { timeout: 300_000 }, async () => {
+  const server = await startServer(['--model', 'prefork', '--workers', '2', '--max-conns-per-worker', '3', '--exec', '--', '/bin/sh', '-c', 'echo served']);
+  try {
+    const replies = await Promise.all(Array.from({ length: 60 }, () => roundTrip(server.port)));
+    assert.deepEqual(replies, Array(60).fill('served\n'), 'every client served');
+    await eventually(() => (server.log().match(/^end pid /gm) ?? []).length >= 60, { timeoutMs: 60_000, message: '60 ends' });
+    assert.ok((server.log().match(/^spawn pid \d+ role worker$/gm) ?? []).length > 2, 'workers were recycled');
   } finally {
     await server.stop();
   }

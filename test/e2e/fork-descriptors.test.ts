@@ -18,6 +18,8 @@ const cases: Array<{ name: string; args: string[]; limit: number; clients: numbe
   // A program started from a process that serves in-process holds the same two descriptors there (the launcher counts them).
   { name: 'event --exec cat', args: ['--model', 'event', '--exec', 'cat'], limit: 64, clients: 100 },
   { name: 'threads --exec cat', args: ['--model', 'threads', '--workers', '2', '--exec', 'cat'], limit: 64, clients: 100 },
+  // A prefork worker process takes the native path (accept4 records, the launcher's two descriptors per program).
+  { name: 'prefork --exec cat', args: ['--model', 'prefork', '--workers', '2', '--exec', 'cat'], limit: 64, clients: 100 },
 ];
 
 for (const { name, args, limit, clients: n } of cases) {
