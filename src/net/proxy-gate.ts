@@ -29,7 +29,7 @@ import { AccessRules, unmapIPv4 } from '../admission/access.js';
 import { InvalidOptionError, ProxyProtocolError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
 import { fdutil, type WatchHandle } from './fdutil.js';
-import { REPORT_MS } from '../options.js';
+import { FoldedLines } from './folded.js';
 import { socketFd as internalSocketFd } from './internals.js';
 import { parseProxyHeader, V1_MAX_LENGTH, V2_MAX_LENGTH, type ProxyHeader, type ProxyParseOptions } from './proxy-protocol.js';
 
@@ -372,13 +372,13 @@ export function proxyRefusal(error: ProxyErrorLike, real: { local: ConnectionEnd
  */
 export class ProxyRefusals {
   readonly #emit: (event: ProxyRefusalEvent) => void;
-  #lastReport = -Infinity;
-  #suppressed = 0;
-  #last: ProxyErrorLike | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #lines: FoldedLines<ProxyErrorLike>;
 
   constructor(emit: (event: ProxyRefusalEvent) => void) {
     this.#emit = emit;
+    this.#lines = new FoldedLines((last, suppressed) =>
+      emit({ type: 'error', where: 'proxy', code: last.code, ...(suppressed > 0 && { suppressed }), message: `${last.message} (peer gone before its address could be read)` }),
+    );
   }
 
   refuse(error: ProxyErrorLike, real: Parameters<ProxyGateHandlers['refuse']>[1]): void {
@@ -387,37 +387,11 @@ export class ProxyRefusals {
       this.#emit(proxyRefusal(error, real));
       return;
     }
-    this.#last = { reason: error.reason, code: error.code, message: error.message };
-    const wait = this.#lastReport + REPORT_MS - Date.now();
-    if (wait > 0) {
-      this.#suppressed++;
-      // The count of a burst is reported when its second is over, not at the next burst.
-      this.#timer ??= setTimeout(() => this.#report(), wait);
-      this.#timer.unref();
-      return;
-    }
-    this.#report();
-  }
-
-  #report(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const last = this.#last;
-    if (!last) return;
-    const suppressed = this.#suppressed;
-    this.#lastReport = Date.now();
-    this.#suppressed = 0;
-    this.#last = undefined;
-    this.#emit({ type: 'error', where: 'proxy', code: last.code, ...(suppressed > 0 && { suppressed }), message: `${last.message} (peer gone before its address could be read)` });
+    this.#lines.take({ reason: error.reason, code: error.code, message: error.message });
   }
 
   /** Report what is still counted and stop the timer. Idempotent. */
   close(): void {
-    if (this.#suppressed > 0) {
-      this.#lastReport = -Infinity;
-      this.#report();
-    }
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#lines.close();
   }
 }

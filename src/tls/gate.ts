@@ -22,7 +22,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { ConnectionInfo, TlsInfo } from '../address.js';
 import type { ServerEvent } from '../events.js';
-import { REPORT_MS } from '../options.js';
+import { FoldedLines } from '../net/folded.js';
 import { tlsVerifyError } from '../net/internals.js';
 import { TlsContexts } from './contexts.js';
 import type { TlsMaterial, TlsSettings } from './settings.js';
@@ -85,45 +85,21 @@ type RefuseEvent = Extract<ServerEvent, { type: 'refuse' }>;
  * it stands for) when the second is over.
  */
 export class TlsRefusals {
-  readonly #emit: (event: RefuseEvent) => void;
-  #lastReport = -Infinity;
-  #suppressed = 0;
-  #last: RefuseEvent | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  readonly #lines: FoldedLines<RefuseEvent>;
 
   constructor(emit: (event: RefuseEvent) => void) {
-    this.#emit = emit;
+    this.#lines = new FoldedLines((last, n) =>
+      emit(n === 0 ? last : { ...last, message: `${n} handshake${n === 1 ? '' : 's'} refused in the last second, folded into this line; the last: ${last.message ?? last.reason}` }),
+    );
   }
 
   refuse(event: RefuseEvent): void {
-    const wait = this.#lastReport + REPORT_MS - Date.now();
-    if (wait > 0) {
-      this.#suppressed++;
-      this.#last = event;
-      this.#timer ??= setTimeout(() => this.#flush(), wait);
-      this.#timer.unref();
-      return;
-    }
-    this.#lastReport = Date.now();
-    this.#emit(event);
-  }
-
-  #flush(): void {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = undefined;
-    const last = this.#last;
-    const n = this.#suppressed;
-    this.#last = undefined;
-    this.#suppressed = 0;
-    if (!last || n === 0) return;
-    this.#lastReport = Date.now();
-    const message = `${n} handshake${n === 1 ? '' : 's'} refused in the last second, folded into this line; the last: ${last.message ?? last.reason}`;
-    this.#emit({ ...last, message });
+    this.#lines.take(event);
   }
 
   /** Report what is still counted; stop the timer. Idempotent. */
   close(): void {
-    this.#flush();
+    this.#lines.close();
   }
 }
 
