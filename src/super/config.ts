@@ -95,6 +95,8 @@ const schema = {
           handler: { type: 'string', minLength: 1 },
           options: { type: 'object' },
           resolve: { type: 'boolean' },
+          // exec: the program's stderr, as --exec-stderr (log: `stderr` lines; inherit: the server's own).
+          execStderr: { type: 'string', enum: [...OPTIONS.execStderr.choices] },
           env: {
             type: 'object',
             additionalProperties: false,
@@ -169,6 +171,7 @@ interface RawService {
   handler?: string;
   options?: Record<string, unknown>;
   resolve?: boolean;
+  execStderr?: 'log' | 'inherit';
   env?: { clear: boolean; pass?: string[] };
   model?: ServerOptions['model'];
   workers?: number;
@@ -225,6 +228,7 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
   if (s.user !== undefined) at(file, `${base}.user`, () => lookupUser(s.user!, `${base}.user`));
   if (s.group !== undefined) at(file, `${base}.group`, () => lookupGroup(s.group!, `${base}.group`));
   if (s.env !== undefined && !s.exec) throw new ConfigError(file, `${base}.env`, 'applies to exec services');
+  if (s.execStderr !== undefined && !s.exec) throw new ConfigError(file, `${base}.execStderr`, 'applies to exec services');
   if ((s.user !== undefined || s.group !== undefined) && !s.exec) {
     throw new ConfigError(file, `${base}.user`, 'a per-service user or group applies to exec services; use the top-level user to run the whole server as another user');
   }
@@ -252,7 +256,8 @@ function serviceConfig(file: string, name: string, s: RawService, top: RawConfig
   if (s.exec) {
     const ids = s.user !== undefined || s.group !== undefined ? resolveIds(s.user, s.group) : {};
     const env = s.env === undefined ? {} : { env: s.env };
-    service = { name: 'exec', options: { ...s.options, argv: s.exec, resolve: s.resolve ?? false, ...ids, ...env } };
+    const stderr = s.execStderr !== undefined && s.execStderr !== OPTIONS.execStderr.default ? { stderr: s.execStderr } : {};
+    service = { name: 'exec', options: { ...s.options, argv: s.exec, resolve: s.resolve ?? false, ...ids, ...env, ...stderr } };
   } else if (s.handler) {
     // Relative to the configuration file, wherever the server was started.
     service = { name: name, handler: path.resolve(path.dirname(file), s.handler), options: s.options };

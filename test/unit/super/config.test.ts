@@ -16,6 +16,19 @@ describe('config file', () => {
     assert.equal(typeof service === 'object' ? service.handler : service, pathToFileURL(UPPER).href);
   });
 
+  it('execStderr: an exec service\'s program stderr, as --exec-stderr; refused elsewhere or with another word', () => {
+    const svc = (extra: string): string => `services:\n  s:\n    listen: [127.0.0.1:0]\n${extra}`;
+    const options = (text: string) => {
+      const service = parseConfig(text, 'x.yaml').services[0]?.options.service;
+      return typeof service === 'object' ? service.options : undefined;
+    };
+    assert.equal(options(svc('    exec: [/bin/cat]\n    execStderr: inherit\n'))?.stderr, 'inherit');
+    assert.equal(options(svc('    exec: [/bin/cat]\n    execStderr: log\n'))?.stderr, undefined, 'log is the default');
+    assert.equal(options(svc('    exec: [/bin/cat]\n'))?.stderr, undefined);
+    assert.throws(() => parseConfig(svc('    internal: echo\n    execStderr: inherit\n'), 'x.yaml'), /x\.yaml: services\.s\.execStderr: applies to exec services/);
+    assert.throws(() => parseConfig(svc('    exec: [/bin/cat]\n    execStderr: pipe\n'), 'x.yaml'), /x\.yaml: services\.s\.execStderr: .*(log|inherit)/);
+  });
+
   it('refuses broken configs with the file, the field path and what is wrong', () => {
     const bad = (text: string): string => {
       try {
