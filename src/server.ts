@@ -382,13 +382,13 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       await model.start();
       // Which path the connections take (net/fast-path.ts, the one place that decides): a program
       // per connection started from here takes them as bare descriptors, admitted the same way.
-      if (model.accepts === 'server' && acceptPath({ listener: listener.endpoint.family === 'unix' ? 'unix' : 'tcp', tls: o.tls !== undefined, proxy: o.proxy !== undefined, descriptors: model.servesDescriptors?.() ?? false }) === 'native') {
+      if (model.accepts === 'server' && acceptPath({ listener: listener.endpoint.family === 'unix' ? 'unix' : 'tcp', tls: o.tls !== undefined, descriptors: model.servesDescriptors?.() ?? false }) === 'native') {
         const local = acceptedLocal(listener.endpoint);
         listener.onRecords((record) => {
           const conn = pipeline.admit(recordInfo(record, local));
           if (conn) model.serveDescriptor!(conn, record.fd);
           else fdutil.close(record.fd);
-        }, local === undefined, NATIVE_PATH_DESCRIPTORS);
+        }, local === undefined, NATIVE_PATH_DESCRIPTORS, local);
       }
       // Paused at once if the service is already at its limit (another address of it holds the connections).
       this.#budget.join(this.#member);

@@ -45,7 +45,7 @@ import { fdutil } from './fdutil.js';
 import { hasLaunched, launchedDescriptors, queuedDescriptors } from './launcher.js';
 import { socketFd } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
-import type { ConnectionEnds } from '../address.js';
+import type { ConnectionEnds, Endpoint } from '../address.js';
 
 /**
  * Receives each accepted connection, paused: with `announced`, the ends a PROXY header
@@ -67,6 +67,8 @@ export interface AcceptedRecord {
   localAddress?: string;
   localPort?: number;
   localFamily?: 'IPv4' | 'IPv6';
+  /** Behind a PROXY gate: the ends its header named (absent: served as itself). */
+  announced?: ConnectionEnds;
 }
 
 /** Receives each accepted record, in order; the acceptor stops handing them on once paused (see onRecords). */
@@ -212,6 +214,7 @@ export class Acceptor {
   /** Native mode (onRecords): the record handler, the watch once made, and records accepted while pausing. */
   #onRecord: RecordHandler | undefined;
   #wantLocal = false;
+  #local: Endpoint | undefined;
   /** Descriptors each connection will open soon after its accept (a batch stops early enough for them). */
   #perConnection = 0;
   #watch: object | undefined;
@@ -271,14 +274,17 @@ export class Acceptor {
    * accept4 itself, one batch per readiness; `handler` gets each record (`wantLocal`: with
    * the local end, for a listener bound to a wildcard). Pausing stops the watch; records of
    * a batch that arrive after a pause wait here, in order, until resume (nothing accepted
-   * is dropped). Headroom and EMFILE backoff as for sockets. No PROXY gate on this path
-   * (the path decision, ./fast-path.ts, keeps such listeners on sockets). `perConnection`:
-   * descriptors each connection opens here soon after (a program's pidfd and pipe), so a
-   * batch stops before they would run out. Call while paused.
+   * is dropped). Headroom and EMFILE backoff as for sockets. With acceptProxyProtocol each
+   * record passes the PROXY gate first (its header read off the bare descriptor) and goes on
+   * with the ends the header named (`announced`). `perConnection`: descriptors each
+   * connection opens here soon after (a program's pidfd and pipe), so a batch stops before
+   * they would run out. `local`: the listener's fixed local end, when bound to one address
+   * (else records carry theirs, `wantLocal`). Call while paused.
    */
-  onRecords(handler: RecordHandler, wantLocal: boolean, perConnection: number): void {
+  onRecords(handler: RecordHandler, wantLocal: boolean, perConnection: number, local?: Endpoint): void {
     this.#onRecord = handler;
     this.#wantLocal = wantLocal;
+    this.#local = local;
     this.#perConnection = perConnection;
   }
 
@@ -403,6 +409,14 @@ export class Acceptor {
       else this.#onError(Object.assign(new Error(`accept ${code}`), { code }));
     }
     for (let i = 0; i < records.length; i++) {
+      const gate = this.#gate;
+      if (gate && !this.#closed) {
+        // Its header first, as on the socket path: the gate bounds what waits for one; a record goes on once it passes.
+        const r = records[i]!;
+        gate.takeDescriptor(r.fd, this.#endsOf(r), (announced) => this.#passed(announced ? { ...r, announced } : r));
+        this.#onAccept();
+        continue;
+      }
       // Paused (the limit) by the previous record: the rest wait, accepted, for resume().
       if (this.#closed) {
         for (const r of records.slice(i)) fdutil.close(r.fd);
@@ -417,6 +431,21 @@ export class Acceptor {
     }
     // What the records just handed on will hold (queued spawns) counts for the next batch.
     if (this.#watching && this.#watch) nativeAccept.acceptStart(this.#watch, this.#stopAt());
+  }
+
+  /** A record whose PROXY header the gate took: on now, or held in order until resume() (nothing accepted is dropped). */
+  #passed(r: AcceptedRecord): void {
+    if (this.#closed) fdutil.close(r.fd);
+    else if (!this.#wanted || this.#held.length > 0 || this.#backingOff) this.#held.push(r);
+    else this.#onRecord!(r);
+  }
+
+  /** A record's real ends, for the PROXY gate: the peer from the accept, the local end fixed or from the record. */
+  #endsOf(r: AcceptedRecord): { local: Endpoint; remote: Endpoint } {
+    return {
+      local: this.#local ?? { address: r.localAddress ?? '', port: r.localPort ?? 0, family: r.localFamily ?? r.family },
+      remote: { address: r.address, port: r.port, family: r.family },
+    };
   }
 
   #listen(): void {

@@ -2,14 +2,14 @@
  * The one place that decides how a listener's connections reach their service:
  *
  *   `socket`  Node's net.Server: a net.Socket per connection (every service that reads
- *             its connection in JavaScript, the PROXY gate, TLS, in-process models)
+ *             its connection in JavaScript, TLS, in-process models)
  *   `native`  native/accept.c: accept4 in batches, the peer's address from the accept,
  *             the descriptor handed straight to a program (no net.Socket at all)
  *
  * The native path is for connections that only a program reads: a program per connection
  * started from this process as the server's user (the fork model offers `serveDescriptor`;
  * a prefork worker process starts it itself, ../workers/worker.ts), on a plain TCP
- * listener, with no PROXY header to take off first, in the main thread of its process
+ * listener (a PROXY header, if any, is read off the bare descriptor by the same gate), in the main thread of its process
  * (a watch lives on the loop that made it: a worker thread stays on sockets). Everything after
  * the accept is the same on both: the same Admission unit (pipeline.admit), the same
  * log lines, limits and counters. A new kind of listener or connection plugs in here
@@ -28,8 +28,6 @@ export interface PathQuery {
   listener: 'tcp' | 'unix';
   /** Connections are TLS (the server must read them). Default false. */
   tls?: boolean;
-  /** A PROXY header is read first (the gate reads the socket). */
-  proxy: boolean;
   /** A bare descriptor can be served for this service (Model.serveDescriptor after start; a prefork worker: ProgramLauncher.startFd). */
   descriptors: boolean;
 }
@@ -42,13 +40,14 @@ export function acceptPath(q: PathQuery): AcceptPath {
   if (!q.descriptors) return 'socket';
   if (q.listener !== 'tcp') return 'socket'; // UNIX: peer credentials are read from the socket today
   if (q.tls) return 'socket'; // TLS: the handshake and the relay need the socket
-  if (q.proxy) return 'socket'; // the PROXY gate takes the header off a net.Socket before anyone reads
   if (!isMainThread) return 'socket';
   return 'native';
 }
 
 /** A native record's ends, as identify() gives a socket's (`local`: the listener's fixed local end, when bound to one address). */
 export function recordInfo(r: AcceptedRecord, local: Endpoint | undefined): ConnectionInfo {
+  // Behind a PROXY header: the ends it named, the real ones under `via` (as identify() gives them).
+  if (r.announced) return { id: 0, local: r.announced.local, remote: r.announced.remote, ...(r.announced.via && { via: r.announced.via }), acceptedAt: Date.now() };
   const remote: Endpoint = { address: r.address, port: r.port, family: r.family };
   const own = local ?? { address: r.localAddress ?? '', port: r.localPort ?? 0, family: r.localFamily ?? r.family };
   return { id: 0, local: own, remote, acceptedAt: Date.now() };

@@ -248,8 +248,8 @@ export class Listener {
    * Accept natively instead (see Acceptor.onRecords): for connections only a program
    * reads, as ./fast-path.ts decides. Call while paused, after onConnection.
    */
-  onRecords(handler: RecordHandler, wantLocal: boolean, perConnection: number): void {
-    this.#acceptor.onRecords(handler, wantLocal, perConnection);
+  onRecords(handler: RecordHandler, wantLocal: boolean, perConnection: number, local?: Endpoint): void {
+    this.#acceptor.onRecords(handler, wantLocal, perConnection, local);
   }
 
   /** Accept errors (EMFILE, ...): the listener keeps listening; the server decides what to log. */

@@ -9,7 +9,9 @@
  * parser says the header is complete, then one recv of exactly its length takes it.
  *
  * The socket stays paused throughout (the listener accepts with pauseOnConnect),
- * so libuv is not reading it. To learn that more bytes arrived without reading them,
+ * so libuv is not reading it; on the native path (./fast-path.ts: a program per
+ * connection) there is no socket at all, and the gate reads the bare descriptor the
+ * same way. To learn that more bytes arrived without reading them,
  * the reader arms a watcher (fdutil.watch: a uv_poll on a duplicate of the descriptor,
  * with SO_RCVLOWAT one above the bytes already seen): it wakes only when the peer
  * sends more, closes or resets. A silent connection costs one descriptor, one poll
@@ -24,7 +26,7 @@
  *                          invalid    ─► refuse: log, close this connection only
  */
 import type net from 'node:net';
-import { realEndpointsOf, type ConnectionEnds } from '../address.js';
+import { realEndpointsOf, type ConnectionEnds, type Endpoint } from '../address.js';
 import { AccessRules, unmapIPv4 } from '../admission/access.js';
 import { InvalidOptionError, ProxyProtocolError } from '../errors.js';
 import type { ServerEvent } from '../events.js';
@@ -101,12 +103,60 @@ function truncated(got: number, why: string): ProxyProtocolError {
 }
 
 /**
+ * What a header is read from: an accepted socket (paused, so libuv is not reading it), or
+ * on the native path (./fast-path.ts) a bare accepted descriptor that the gate holds until
+ * it passes it on or refuses it.
+ */
+interface HeaderSource {
+  /** The descriptor, or undefined once the connection is closed. */
+  fd(): number | undefined;
+  /** `listener` runs once if the connection is closed before its header is read; returns how to stop listening. */
+  onClose(listener: () => void): () => void;
+  /** Close it (refused, or the gate destroyed). Idempotent. */
+  destroy(): void;
+}
+
+function socketSource(socket: net.Socket): HeaderSource {
+  return {
+    fd: () => (socket.destroyed ? undefined : socketFd(socket)),
+    onClose(listener) {
+      socket.once('close', listener);
+      return () => socket.off('close', listener);
+    },
+    destroy: () => void socket.destroy(),
+  };
+}
+
+/** A bare descriptor: nobody else can close it, so closing is destroy(), which tells the reader. */
+function descriptorSource(fd: number): HeaderSource {
+  let open = true;
+  let listeners: Array<() => void> = [];
+  return {
+    fd: () => (open ? fd : undefined),
+    onClose(listener) {
+      listeners.push(listener);
+      return () => (listeners = listeners.filter((l) => l !== listener));
+    },
+    destroy() {
+      if (!open) return;
+      open = false;
+      fdutil.close(fd);
+      for (const l of listeners.splice(0)) l();
+    },
+  };
+}
+
+/**
  * Read and consume exactly one PROXY header from a paused, accepted socket.
  * Resolves with the header; rejects with a ProxyProtocolError (never anything else)
  * whose `reason` says why: missing, malformed, version, oversized, checksum,
  * truncated (closed or reset first) or timeout. The socket is left open either way.
  */
 export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = {}): Promise<ProxyHeader> {
+  return readHeader(socketSource(socket), options);
+}
+
+function readHeader(source: HeaderSource, options: ProxyReadOptions): Promise<ProxyHeader> {
   const timeoutMs = options.timeoutMs ?? 5000;
   return new Promise((resolve, reject) => {
     let need = V1_MAX_LENGTH; // enough for any v1 line and most v2 headers in one look
@@ -119,16 +169,14 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = 
       done = true;
       clearTimeout(deadline);
       if (watch) fdutil.watchClose(watch);
-      socket.off('close', onClose);
+      stopListening();
       if (err) reject(err);
       else resolve(header!);
     };
-    // The watcher holds a duplicate of the descriptor: it must go when the socket does.
-    const onClose = () => finish(truncated(got, 'connection closed'));
     const look = () => {
       if (done) return;
-      const fd = socketFd(socket);
-      if (fd === undefined || socket.destroyed) {
+      const fd = source.fd();
+      if (fd === undefined) {
         finish(truncated(got, 'connection closed'));
         return;
       }
@@ -194,7 +242,8 @@ export function readProxyHeader(socket: net.Socket, options: ProxyReadOptions = 
       () => finish(new ProxyProtocolError('timeout', `no complete PROXY header within ${timeoutMs} ms (${got} bytes arrived)`)),
       timeoutMs,
     );
-    socket.once('close', onClose);
+    // The watcher holds a duplicate of the descriptor: it must go when the connection does.
+    const stopListening = source.onClose(() => finish(truncated(got, 'connection closed')));
     look();
   });
 }
@@ -233,7 +282,7 @@ export class ProxyGate {
   readonly #trusted: AccessRules | undefined;
   readonly #untrusted: 'refuse' | 'direct';
   readonly #handlers: ProxyGateHandlers;
-  readonly #pending = new Set<net.Socket>();
+  readonly #pending = new Set<HeaderSource>();
   /** Connections waiting per real peer address; an entry goes when its count reaches 0. */
   readonly #perSource = new Map<string, number>();
   #idle: Array<() => void> = [];
@@ -271,41 +320,57 @@ export class ProxyGate {
   /** Take one accepted, paused socket. */
   take(socket: net.Socket): void {
     const real = realEndpointsOf(socket);
+    const source = socketSource(socket);
     if (!real) {
       // Gone before getpeername: nothing to serve, nothing to name.
-      this.#refuse(socket, truncated(0, 'connection closed'), undefined);
+      this.#refuse(source, truncated(0, 'connection closed'), undefined);
       return;
     }
+    this.#take(source, real, (announced) => {
+      if (!socket.destroyed) this.#handlers.pass(socket, announced);
+    });
+  }
+
+  /**
+   * Take one bare accepted descriptor (the native path: ./fast-path.ts), whose ends the accept
+   * gave: `pass` gets it back with the ends its header named (none: served as itself), now the
+   * caller's; refused, the gate closes it and tells the handlers' `refuse`.
+   */
+  takeDescriptor(fd: number, real: { local: Endpoint; remote: Endpoint }, pass: (announced?: ConnectionEnds) => void): void {
+    this.#take(descriptorSource(fd), real, pass);
+  }
+
+  #take(conn: HeaderSource, real: { local: Endpoint; remote: Endpoint }, pass: (announced?: ConnectionEnds) => void): void {
     const source = unmapIPv4(real.remote.address);
     if (this.#trusted && !this.#trusted.check(source).ok) {
       if (this.#untrusted === 'direct') {
         // Served as itself: its real ends stand, and nothing of its bytes is taken.
-        this.#handlers.pass(socket);
+        pass();
         return;
       }
-      this.#refuse(socket, new ProxyProtocolError('untrusted', `${source} may not send a PROXY header (not in --proxy-from)`), real);
+      this.#refuse(conn, new ProxyProtocolError('untrusted', `${source} may not send a PROXY header (not in --proxy-from)`), real);
       return;
     }
     if (this.#pending.size >= this.#maxPending) {
-      this.#refuse(socket, new ProxyProtocolError('busy', `${this.#maxPending} connections are already waiting for their PROXY header`), real);
+      this.#refuse(conn, new ProxyProtocolError('busy', `${this.#maxPending} connections are already waiting for their PROXY header`), real);
       return;
     }
     const waiting = this.#perSource.get(source) ?? 0;
     if (waiting >= this.#maxPerSource) {
-      this.#refuse(socket, new ProxyProtocolError('busy', `${waiting} connections from ${source} are already waiting for their PROXY header`), real);
+      this.#refuse(conn, new ProxyProtocolError('busy', `${waiting} connections from ${source} are already waiting for their PROXY header`), real);
       return;
     }
     this.#perSource.set(source, waiting + 1);
-    this.#pending.add(socket);
-    readProxyHeader(socket, this.#options).then(
+    this.#pending.add(conn);
+    readHeader(conn, this.#options).then(
       (header) => {
-        this.#done(socket, source);
-        if (socket.destroyed) return;
-        this.#handlers.pass(socket, endsFromHeader(real, header));
+        this.#done(conn, source);
+        if (conn.fd() === undefined) return;
+        pass(endsFromHeader(real, header));
       },
       (err: ProxyProtocolError) => {
-        this.#done(socket, source);
-        this.#refuse(socket, err, real);
+        this.#done(conn, source);
+        this.#refuse(conn, err, real);
       },
     );
   }
@@ -318,19 +383,19 @@ export class ProxyGate {
 
   /** Close every connection still waiting for its header (each is then refused as truncated). */
   destroy(): void {
-    for (const socket of this.#pending) socket.destroy();
+    for (const conn of this.#pending) conn.destroy();
   }
 
-  #done(socket: net.Socket, source: string): void {
-    this.#pending.delete(socket);
+  #done(conn: HeaderSource, source: string): void {
+    this.#pending.delete(conn);
     const n = (this.#perSource.get(source) ?? 1) - 1;
     if (n > 0) this.#perSource.set(source, n);
     else this.#perSource.delete(source);
     if (this.#pending.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
   }
 
-  #refuse(socket: net.Socket, error: ProxyProtocolError, real: Parameters<ProxyGateHandlers['refuse']>[1]): void {
-    socket.destroy();
+  #refuse(conn: HeaderSource, error: ProxyProtocolError, real: Parameters<ProxyGateHandlers['refuse']>[1]): void {
+    conn.destroy();
     this.#handlers.refuse(error, real);
   }
 }

@@ -289,7 +289,7 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     // which matters when it starts with the descriptors nearly exhausted.
     const fast = isMainThread && program?.startFd !== undefined ? await import('../net/fast-path.js') : undefined;
     const listener = fdutil.socketInfo(acceptor.fd).family === 'unix' ? 'unix' : 'tcp';
-    if (fast && admission && fast.acceptPath({ listener, tls: spec.tls !== undefined, proxy: spec.proxy !== undefined, descriptors: true }) === 'native') {
+    if (fast && admission && fast.acceptPath({ listener, tls: spec.tls !== undefined, descriptors: true }) === 'native') {
       recordInfo = fast.recordInfo;
       acceptor.onRecords(takeRecord, true, fast.NATIVE_PATH_DESCRIPTORS);
     }

@@ -237,3 +237,33 @@ test('prefork x2 --max-conns-per-worker 3 --exec: 60 clients at once, every one 
     await server.stop();
   }
 });
+
+for (const model of [{ name: 'fork', args: [] as string[] }, { name: 'prefork x2', args: ['--model', 'prefork', '--workers', '2'] }]) {
+  test(`${model.name} --proxy-protocol --exec stays on the native path: the header read off the bare descriptor, the program gets the named peer and every byte after it (strace; fails on the net.Socket path)`, { timeout: 120_000 }, async (t) => {
+    const server = await startServer(['--proxy-protocol', ...model.args, '--exec', '--', '/bin/sh', '-c', 'echo "$TCPREMOTEIP $TCPREMOTEPORT $TCPLOCALIP $TCPLOCALPORT"; exec cat']);
+    try {
+      const header = 'PROXY TCP4 198.51.100.7 192.0.2.1 5555 443\r\n';
+      const body = 'hello\n'.repeat(1000);
+      assert.equal(await roundTrip(server.port, header + body), `198.51.100.7 5555 192.0.2.1 443\n${body}`);
+      await server.waitFor(/^accept 198\.51\.100\.7:5555 -> 192\.0\.2\.1:443 IPv4 pid \d+ .* id \d+ via 127\.0\.0\.1:\d+$/m);
+      // A bad header: refused with its reason, nothing started, and the server goes on.
+      // Closed unanswered, the request unread: a reset (or an end, had the request come after the close).
+      const refused = await roundTrip(server.port, 'GET / HTTP/1.0\r\n\r\n').catch((err: NodeJS.ErrnoException) => err.code);
+      assert.ok(refused === '' || refused === 'ECONNRESET', `closed unanswered (got ${JSON.stringify(refused)})`);
+      await server.waitFor(/^refuse 127\.0\.0\.1:\d+ -> 127\.0\.0\.1:\d+ .*reason proxy-(missing|malformed)/m);
+      assert.equal(await roundTrip(server.port, header), '198.51.100.7 5555 192.0.2.1 443\n');
+      const { spawnSync } = await import('node:child_process');
+      if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed');
+      const pids = model.args.length === 0 ? [server.pid] : childrenOf(server.pid).map((w) => w.pid);
+      const traced = await traceAccepts(pids, async () => {
+        for (let i = 0; i < 20; i++) await roundTrip(server.port, header);
+      });
+      if (typeof traced === 'string') return t.skip(traced);
+      t.diagnostic(`accept4 returning a descriptor: ${traced.accepts}; getpeername: ${traced.getpeername}`);
+      assert.ok(traced.accepts >= 20, `20 connections accepted with accept4 (saw ${traced.accepts})`);
+      assert.equal(traced.getpeername, 0, 'the real peer came with the accept');
+    } finally {
+      await server.stop();
+    }
+  });
+}

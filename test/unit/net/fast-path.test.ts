@@ -3,11 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { acceptPath, recordInfo } from '../../../src/net/fast-path.js';
 
-test('native only for a model that serves bare descriptors, on plain TCP, without PROXY or TLS', () => {
-  const base = { listener: 'tcp' as const, proxy: false, descriptors: true };
+test('native only for a model that serves bare descriptors, on plain TCP, without TLS', () => {
+  const base = { listener: 'tcp' as const, descriptors: true };
   assert.equal(acceptPath(base), 'native');
   assert.equal(acceptPath({ ...base, descriptors: false }), 'socket', 'a service read in JavaScript');
-  assert.equal(acceptPath({ ...base, proxy: true }), 'socket', 'the PROXY gate reads a socket');
   assert.equal(acceptPath({ ...base, tls: true }), 'socket', 'TLS needs the socket');
   assert.equal(acceptPath({ ...base, listener: 'unix' }), 'socket', 'UNIX listeners: not yet');
 });
@@ -20,4 +19,13 @@ test('recordInfo: the peer from the record, the local end from the listener or t
   assert.deepEqual(info.local, { address: '127.0.0.1', port: 7, family: 'IPv4' });
   assert.deepEqual(info.remote, { address: '127.0.0.2', port: 4000, family: 'IPv4' });
   assert.equal(info.id, 0);
+});
+
+test('recordInfo: behind a PROXY header, the ends it named, the real ones under via', () => {
+  const real = { local: { address: '127.0.0.1', port: 7, family: 'IPv4' as const }, remote: { address: '127.0.0.2', port: 4000, family: 'IPv4' as const } };
+  const announced = { local: { address: '192.0.2.1', port: 443, family: 'IPv4' as const }, remote: { address: '198.51.100.7', port: 5555, family: 'IPv4' as const }, via: { ...real, version: 1 as const } };
+  const info = recordInfo({ fd: 9, address: '127.0.0.2', port: 4000, family: 'IPv4', announced }, real.local);
+  assert.deepEqual(info.remote, announced.remote);
+  assert.deepEqual(info.local, announced.local);
+  assert.deepEqual(info.via, announced.via);
 });
