@@ -25,7 +25,9 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include "accept.h"
 
@@ -42,6 +44,8 @@ struct accept_watch {
   int stop_at;     /* end the batch once a descriptor this high is accepted (the owner's headroom; see acceptStart) */
   int per_conn;    /* descriptors each accepted connection will open soon after (a program's pidfd and stderr pipe) */
   int closing;
+  int is_unix;     /* a UNIX-domain listener: each record carries the peer's credentials instead of an address */
+  char unix_name[sizeof(((struct sockaddr_un *)0)->sun_path) + 2]; /* its path or @abstract name, every connection's local end */
 };
 
 static napi_value throw_code(napi_env env, const char *what, int err) {
@@ -74,9 +78,21 @@ static void endpoint(napi_env env, napi_value obj, const struct sockaddr_storage
   napi_set_named_property(env, obj, family_key, v);
 }
 
+/* A UNIX-domain end: `name` (a path, '@abstract' or ''), port 0, family "unix". */
+static void unix_endpoint(napi_env env, napi_value obj, const char *name, const char *addr_key, const char *port_key, const char *family_key) {
+  napi_value v;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, addr_key, v);
+  napi_create_int32(env, 0, &v);
+  napi_set_named_property(env, obj, port_key, v);
+  napi_create_string_utf8(env, "unix", NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, obj, family_key, v);
+}
+
 /*
  * One wake-up: accept up to ACCEPT_BATCH connections, then callback(records, errno):
- * records [{ fd, address, port, family, localAddress?, localPort?, localFamily? }], errno 0,
+ * records [{ fd, address, port, family, localAddress?, localPort?, localFamily? }] (on a UNIX
+ * listener: family "unix", address "", port 0, and the peer's pid, uid, gid), errno 0,
  * or the accept error that stopped the batch (EMFILE, ENFILE, ENOBUFS, ENOMEM: the
  * owner backs off). Errors that concern one connection only (ECONNABORTED, EPERM by a
  * firewall, a protocol error) skip it, as libuv does.
@@ -105,6 +121,32 @@ static void accept_event(uv_poll_t *handle, int status, int events) {
       break;
     }
     napi_value rec, v;
+    if (w->is_unix) {
+      /*
+       * A UNIX peer has no address worth naming: who it is, is the credentials the kernel recorded at
+       * connect (SO_PEERCRED), which access rules and UNIXREMOTE* use. One getsockopt here, in the batch.
+       */
+      struct ucred cred;
+      socklen_t clen = sizeof cred;
+      if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+        close(fd); /* not a connected UNIX socket after all: nothing to serve, as a failed accept */
+        continue;
+      }
+      napi_create_object(env, &rec);
+      napi_create_int32(env, fd, &v);
+      napi_set_named_property(env, rec, "fd", v);
+      unix_endpoint(env, rec, "", "address", "port", "family");
+      napi_create_int32(env, cred.pid, &v);
+      napi_set_named_property(env, rec, "pid", v);
+      napi_create_uint32(env, cred.uid, &v);
+      napi_set_named_property(env, rec, "uid", v);
+      napi_create_uint32(env, cred.gid, &v);
+      napi_set_named_property(env, rec, "gid", v);
+      if (w->want_local) unix_endpoint(env, rec, w->unix_name, "localAddress", "localPort", "localFamily");
+      napi_set_element(env, records, n++, rec);
+      if (fd + w->per_conn * (int)n >= w->stop_at) break;
+      continue;
+    }
     napi_create_object(env, &rec);
     napi_create_int32(env, fd, &v);
     napi_set_named_property(env, rec, "fd", v);
@@ -169,6 +211,22 @@ static napi_value AcceptWatch(napi_env env, napi_callback_info info) {
   }
   w->env = env;
   w->fd = copy;
+  /* A UNIX listener: its name once, here (every connection it accepts has it as its local end). */
+  struct sockaddr_un sa;
+  socklen_t salen = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  if (getsockname(copy, (struct sockaddr *)&sa, &salen) == 0 && sa.sun_family == AF_UNIX) {
+    w->is_unix = 1;
+    size_t len = salen > offsetof(struct sockaddr_un, sun_path) ? salen - offsetof(struct sockaddr_un, sun_path) : 0;
+    if (len > 0 && sa.sun_path[0] == '\0') {
+      w->unix_name[0] = '@';
+      memcpy(w->unix_name + 1, sa.sun_path + 1, len - 1);
+      w->unix_name[len] = '\0';
+    } else {
+      memcpy(w->unix_name, sa.sun_path, len);
+      w->unix_name[len] = '\0';
+    }
+  }
   w->want_local = want_local;
   w->per_conn = per_conn;
   int rc = uv_poll_init_socket(loop, &w->poll, copy);

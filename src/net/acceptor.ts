@@ -61,12 +61,17 @@ export type ConnectionHandler = (socket: net.Socket, announced?: ConnectionEnds)
  */
 export interface AcceptedRecord {
   fd: number;
+  /** The peer's address and port ('' and 0 on a UNIX listener, whose peers are known by pid, uid and gid). */
   address: string;
   port: number;
-  family: 'IPv4' | 'IPv6';
+  family: 'IPv4' | 'IPv6' | 'unix';
+  /** A UNIX peer's credentials (SO_PEERCRED, read in the same batch). */
+  pid?: number;
+  uid?: number;
+  gid?: number;
   localAddress?: string;
   localPort?: number;
-  localFamily?: 'IPv4' | 'IPv6';
+  localFamily?: 'IPv4' | 'IPv6' | 'unix';
   /** Behind a PROXY gate: the ends its header named (absent: served as itself). */
   announced?: ConnectionEnds;
 }
@@ -444,7 +449,7 @@ export class Acceptor {
   #endsOf(r: AcceptedRecord): { local: Endpoint; remote: Endpoint } {
     return {
       local: this.#local ?? { address: r.localAddress ?? '', port: r.localPort ?? 0, family: r.localFamily ?? r.family },
-      remote: { address: r.address, port: r.port, family: r.family },
+      remote: r.family === 'unix' ? { address: '', port: 0, family: 'unix', pid: r.pid, uid: r.uid, gid: r.gid } : { address: r.address, port: r.port, family: r.family },
     };
   }
 

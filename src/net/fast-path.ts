@@ -3,12 +3,13 @@
  *
  *   `socket`  Node's net.Server: a net.Socket per connection (every service that reads
  *             its connection in JavaScript, TLS, in-process models)
- *   `native`  native/accept.c: accept4 in batches, the peer's address from the accept,
- *             the descriptor handed straight to a program (no net.Socket at all)
+ *   `native`  native/accept.c: accept4 in batches, the peer's address from the accept (on a
+ *             UNIX listener its credentials, SO_PEERCRED, in the same batch), the descriptor
+ *             handed straight to a program (no net.Socket at all)
  *
  * The native path is for connections that only a program reads: a program per connection
  * started from this process as the server's user (the fork model offers `serveDescriptor`;
- * a prefork worker process starts it itself, ../workers/worker.ts), on a plain TCP
+ * a prefork worker process starts it itself, ../workers/worker.ts), on a TCP or UNIX
  * listener (a PROXY header, if any, is read off the bare descriptor by the same gate), in the main thread of its process
  * (a watch lives on the loop that made it: a worker thread stays on sockets). Everything after
  * the accept is the same on both: the same Admission unit (pipeline.admit), the same
@@ -24,7 +25,7 @@ export type AcceptPath = 'socket' | 'native';
 
 /** What the decision looks at. */
 export interface PathQuery {
-  /** The listener's kind: `tcp` (an IP socket); UNIX listeners plug in here (`unix`). */
+  /** The listener's kind: `tcp` (an IP socket) or `unix`; both may take the native path (a new kind plugs in here). */
   listener: 'tcp' | 'unix';
   /** Connections are TLS (the server must read them). Default false. */
   tls?: boolean;
@@ -38,7 +39,6 @@ export const NATIVE_PATH_DESCRIPTORS = 2;
 /** Which path a listener + service takes. */
 export function acceptPath(q: PathQuery): AcceptPath {
   if (!q.descriptors) return 'socket';
-  if (q.listener !== 'tcp') return 'socket'; // UNIX: peer credentials are read from the socket today
   if (q.tls) return 'socket'; // TLS: the handshake and the relay need the socket
   if (!isMainThread) return 'socket';
   return 'native';
@@ -48,7 +48,7 @@ export function acceptPath(q: PathQuery): AcceptPath {
 export function recordInfo(r: AcceptedRecord, local: Endpoint | undefined): ConnectionInfo {
   // Behind a PROXY header: the ends it named, the real ones under `via` (as identify() gives them).
   if (r.announced) return { id: 0, local: r.announced.local, remote: r.announced.remote, ...(r.announced.via && { via: r.announced.via }), acceptedAt: Date.now() };
-  const remote: Endpoint = { address: r.address, port: r.port, family: r.family };
+  const remote: Endpoint = r.family === 'unix' ? { address: '', port: 0, family: 'unix', pid: r.pid, uid: r.uid, gid: r.gid } : { address: r.address, port: r.port, family: r.family };
   const own = local ?? { address: r.localAddress ?? '', port: r.localPort ?? 0, family: r.localFamily ?? r.family };
   return { id: 0, local: own, remote, acceptedAt: Date.now() };
 }

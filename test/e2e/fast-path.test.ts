@@ -171,13 +171,13 @@ async function roundTrips(port: number, n: number): Promise<void> {
 }
 
 /**
- * accept4 and getpeername calls of `pids` (and their threads) while `during` runs, by strace; a string when
- * strace cannot attach here (no ptrace: a container without CAP_SYS_PTRACE, yama): nothing to observe.
+ * accept4, getpeername and getsockname calls of `pids` (and their threads) while `during` runs, by strace; a
+ * string when strace cannot attach here (no ptrace: a container without CAP_SYS_PTRACE, yama): nothing to observe.
  */
-async function traceAccepts(pids: number[], during: () => Promise<void>): Promise<{ accepts: number; getpeername: number } | string> {
+async function traceAccepts(pids: number[], during: () => Promise<void>): Promise<{ accepts: number; getpeername: number; getsockname: number } | string> {
   const { spawn } = await import('node:child_process');
   const trace = `/tmp/tcpkit-fast-path-${process.pid}-${pids[0]}.strace`;
-  const tracer = spawn('strace', ['-f', '-e', 'trace=getpeername,accept4', '-o', trace, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const tracer = spawn('strace', ['-f', '-e', 'trace=getpeername,getsockname,accept4', '-o', trace, ...pids.flatMap((p) => ['-p', String(p)])], { stdio: ['ignore', 'ignore', 'pipe'] });
   let why = '';
   tracer.stderr.on('data', (c: Buffer) => (why += c.toString()));
   await sleep(1500); // attached
@@ -189,7 +189,7 @@ async function traceAccepts(pids: number[], during: () => Promise<void>): Promis
   fs.rmSync(trace, { force: true });
   // With -f a call another thread interrupts is split: `accept4(... <unfinished ...>`, then `<... accept4 resumed> ...) = N`.
   const accepts = text.split('\n').filter((l) => /(accept4\(|accept4 resumed>).*= \d+$/.test(l)).length;
-  return { accepts, getpeername: (text.match(/getpeername\(/g) ?? []).length };
+  return { accepts, getpeername: (text.match(/getpeername\(/g) ?? []).length, getsockname: (text.match(/getsockname\(/g) ?? []).length };
 }
 
 test('fork --exec takes the native path: the peer comes with accept4, no getpeername per connection (strace; fails on the net.Socket path)', { timeout: 120_000 }, async (t) => {
@@ -267,3 +267,37 @@ for (const model of [{ name: 'fork', args: [] as string[] }, { name: 'prefork x2
     }
   });
 }
+
+test('--unix PATH --exec takes the native path: the peer\'s credentials come with the batch, no getsockname per connection (strace; fails on the net.Socket path, whose identify reads the path per connection)', { timeout: 120_000 }, async (t) => {
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { spawnSync } = await import('node:child_process');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tcpkit-fast-unix-'));
+  const where = path.join(dir, 's.sock');
+  const { spawnServer } = await import('../helpers.js');
+  const server = await spawnServer(['serve', '--unix', where, '--print-port', '--exec', '--', '/bin/sh', '-c', 'echo "$PROTO $UNIXLOCALPATH $UNIXREMOTEEUID $UNIXREMOTEPID"'], (out) => /^unix:(.+)\n/.exec(out)?.[1], { what: 'unix:PATH' });
+  const exchange = () =>
+    new Promise<string>((resolve, reject) => {
+      const c = net.connect({ path: where });
+      let out = '';
+      c.on('data', (b: Buffer) => (out += b.toString()));
+      c.on('close', () => resolve(out));
+      c.on('error', reject);
+      c.end();
+    });
+  try {
+    assert.equal(await exchange(), `UNIX ${where} ${process.getuid!()} ${process.pid}\n`, 'the variables from the batch\'s SO_PEERCRED');
+    await server.waitFor(new RegExp(`^accept uid=${process.getuid!()},gid=${process.getgid!()},pid=${process.pid} -> unix:${where.replace(/[.]/g, '\\.')} unix pid \\d+ `, 'm'));
+    if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed');
+    const traced = await traceAccepts([server.pid], async () => {
+      for (let i = 0; i < 20; i++) await exchange();
+    });
+    if (typeof traced === 'string') return t.skip(traced);
+    t.diagnostic(`accept4 returning a descriptor: ${traced.accepts}; getsockname: ${traced.getsockname}`);
+    assert.ok(traced.accepts >= 20, `20 connections accepted with accept4 (saw ${traced.accepts})`);
+    assert.equal(traced.getsockname, 0, 'the local path is the listener\'s, read once');
+  } finally {
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -8,7 +8,7 @@ test('native only for a model that serves bare descriptors, on plain TCP, withou
   assert.equal(acceptPath(base), 'native');
   assert.equal(acceptPath({ ...base, descriptors: false }), 'socket', 'a service read in JavaScript');
   assert.equal(acceptPath({ ...base, tls: true }), 'socket', 'TLS needs the socket');
-  assert.equal(acceptPath({ ...base, listener: 'unix' }), 'socket', 'UNIX listeners: not yet');
+  assert.equal(acceptPath({ ...base, listener: 'unix' }), 'native', 'UNIX listeners: credentials come with the batch');
 });
 
 test('recordInfo: the peer from the record, the local end from the listener or the record', () => {
@@ -28,4 +28,11 @@ test('recordInfo: behind a PROXY header, the ends it named, the real ones under 
   assert.deepEqual(info.remote, announced.remote);
   assert.deepEqual(info.local, announced.local);
   assert.deepEqual(info.via, announced.via);
+});
+
+test('recordInfo: a UNIX peer is its credentials, the local end the listening path', () => {
+  const path = { address: '/run/x.sock', port: 0, family: 'unix' as const };
+  const info = recordInfo({ fd: 9, address: '', port: 0, family: 'unix', pid: 42, uid: 1000, gid: 100 }, path);
+  assert.deepEqual(info.remote, { address: '', port: 0, family: 'unix', pid: 42, uid: 1000, gid: 100 });
+  assert.deepEqual(info.local, path);
 });
