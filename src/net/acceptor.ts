@@ -76,6 +76,17 @@ export interface AcceptedRecord {
   announced?: ConnectionEnds;
 }
 
+/**
+ * A record's real ends, as the accept gave them: the peer (on a UNIX listener its credentials), and
+ * the local end `local` (the listener's, when bound to one address) or else the record's own.
+ */
+export function recordEnds(r: AcceptedRecord, local: Endpoint | undefined): { local: Endpoint; remote: Endpoint } {
+  return {
+    local: local ?? { address: r.localAddress ?? '', port: r.localPort ?? 0, family: r.localFamily ?? r.family },
+    remote: r.family === 'unix' ? { address: '', port: 0, family: 'unix', pid: r.pid, uid: r.uid, gid: r.gid } : { address: r.address, port: r.port, family: r.family },
+  };
+}
+
 /** Receives each accepted record, in order; the acceptor stops handing them on once paused (see onRecords). */
 export type RecordHandler = (record: AcceptedRecord) => void;
 
@@ -418,7 +429,7 @@ export class Acceptor {
       if (gate && !this.#closed) {
         // Its header first, as on the socket path: the gate bounds what waits for one; a record goes on once it passes.
         const r = records[i]!;
-        gate.takeDescriptor(r.fd, this.#endsOf(r), (announced) => this.#passed(announced ? { ...r, announced } : r));
+        gate.takeDescriptor(r.fd, recordEnds(r, this.#local), (announced) => this.#passed(announced ? { ...r, announced } : r));
         this.#onAccept();
         continue;
       }
@@ -443,14 +454,6 @@ export class Acceptor {
     if (this.#closed) fdutil.close(r.fd);
     else if (!this.#wanted || this.#held.length > 0 || this.#backingOff) this.#held.push(r);
     else this.#onRecord!(r);
-  }
-
-  /** A record's real ends, for the PROXY gate: the peer from the accept, the local end fixed or from the record. */
-  #endsOf(r: AcceptedRecord): { local: Endpoint; remote: Endpoint } {
-    return {
-      local: this.#local ?? { address: r.localAddress ?? '', port: r.localPort ?? 0, family: r.localFamily ?? r.family },
-      remote: r.family === 'unix' ? { address: '', port: 0, family: 'unix', pid: r.pid, uid: r.uid, gid: r.gid } : { address: r.address, port: r.port, family: r.family },
-    };
   }
 
   #listen(): void {

@@ -18,7 +18,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import type { ConnectionInfo, Endpoint } from '../address.js';
-import type { AcceptedRecord } from './acceptor.js';
+import { recordEnds, type AcceptedRecord } from './acceptor.js';
 
 /** How connections are accepted: see the file comment. */
 export type AcceptPath = 'socket' | 'native';
@@ -48,7 +48,5 @@ export function acceptPath(q: PathQuery): AcceptPath {
 export function recordInfo(r: AcceptedRecord, local: Endpoint | undefined): ConnectionInfo {
   // Behind a PROXY header: the ends it named, the real ones under `via` (as identify() gives them).
   if (r.announced) return { id: 0, local: r.announced.local, remote: r.announced.remote, ...(r.announced.via && { via: r.announced.via }), acceptedAt: Date.now() };
-  const remote: Endpoint = r.family === 'unix' ? { address: '', port: 0, family: 'unix', pid: r.pid, uid: r.uid, gid: r.gid } : { address: r.address, port: r.port, family: r.family };
-  const own = local ?? { address: r.localAddress ?? '', port: r.localPort ?? 0, family: r.localFamily ?? r.family };
-  return { id: 0, local: own, remote, acceptedAt: Date.now() };
+  return { id: 0, ...recordEnds(r, local), acceptedAt: Date.now() };
 }
