@@ -30,6 +30,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "accept.h"
+#include "unix.h"
 
 /* Connections taken per wake-up at most: the rest wait for the next turn of the loop, so one busy listener cannot starve timers and exits. */
 #define ACCEPT_BATCH 64
@@ -45,7 +46,8 @@ struct accept_watch {
   int per_conn;    /* descriptors each accepted connection will open soon after (a program's pidfd and stderr pipe) */
   int closing;
   int is_unix;     /* a UNIX-domain listener: each record carries the peer's credentials instead of an address */
-  char unix_name[sizeof(((struct sockaddr_un *)0)->sun_path) + 2]; /* its path or @abstract name, every connection's local end */
+  char unix_name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* its path or @abstract name, every connection's local end */
+  size_t unix_name_len;
 };
 
 static napi_value throw_code(napi_env env, const char *what, int err) {
@@ -78,10 +80,10 @@ static void endpoint(napi_env env, napi_value obj, const struct sockaddr_storage
   napi_set_named_property(env, obj, family_key, v);
 }
 
-/* A UNIX-domain end: `name` (a path, '@abstract' or ''), port 0, family "unix". */
-static void unix_endpoint(napi_env env, napi_value obj, const char *name, const char *addr_key, const char *port_key, const char *family_key) {
+/* A UNIX-domain end: `name` (`len` bytes: a path, '@abstract' or ''), port 0, family "unix". */
+static void unix_endpoint(napi_env env, napi_value obj, const char *name, size_t len, const char *addr_key, const char *port_key, const char *family_key) {
   napi_value v;
-  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v);
+  napi_create_string_utf8(env, name, len, &v);
   napi_set_named_property(env, obj, addr_key, v);
   napi_create_int32(env, 0, &v);
   napi_set_named_property(env, obj, port_key, v);
@@ -135,14 +137,14 @@ static void accept_event(uv_poll_t *handle, int status, int events) {
       napi_create_object(env, &rec);
       napi_create_int32(env, fd, &v);
       napi_set_named_property(env, rec, "fd", v);
-      unix_endpoint(env, rec, "", "address", "port", "family");
+      unix_endpoint(env, rec, "", 0, "address", "port", "family");
       napi_create_int32(env, cred.pid, &v);
       napi_set_named_property(env, rec, "pid", v);
       napi_create_uint32(env, cred.uid, &v);
       napi_set_named_property(env, rec, "uid", v);
       napi_create_uint32(env, cred.gid, &v);
       napi_set_named_property(env, rec, "gid", v);
-      if (w->want_local) unix_endpoint(env, rec, w->unix_name, "localAddress", "localPort", "localFamily");
+      if (w->want_local) unix_endpoint(env, rec, w->unix_name, w->unix_name_len, "localAddress", "localPort", "localFamily");
       napi_set_element(env, records, n++, rec);
       if (fd + w->per_conn * (int)n >= w->stop_at) break;
       continue;
@@ -217,15 +219,7 @@ static napi_value AcceptWatch(napi_env env, napi_callback_info info) {
   memset(&sa, 0, sizeof sa);
   if (getsockname(copy, (struct sockaddr *)&sa, &salen) == 0 && sa.sun_family == AF_UNIX) {
     w->is_unix = 1;
-    size_t len = salen > offsetof(struct sockaddr_un, sun_path) ? salen - offsetof(struct sockaddr_un, sun_path) : 0;
-    if (len > 0 && sa.sun_path[0] == '\0') {
-      w->unix_name[0] = '@';
-      memcpy(w->unix_name + 1, sa.sun_path + 1, len - 1);
-      w->unix_name[len] = '\0';
-    } else {
-      memcpy(w->unix_name, sa.sun_path, len);
-      w->unix_name[len] = '\0';
-    }
+    w->unix_name_len = tcpkit_unix_name(&sa, salen, w->unix_name);
   }
   w->want_local = want_local;
   w->per_conn = per_conn;

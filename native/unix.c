@@ -151,6 +151,20 @@ static napi_value UnixProbe(napi_env env, napi_callback_info info) {
   return result;
 }
 
+size_t tcpkit_unix_name(const struct sockaddr_un *sa, socklen_t salen, char *out) {
+  size_t n = salen > offsetof(struct sockaddr_un, sun_path) ? salen - offsetof(struct sockaddr_un, sun_path) : 0;
+  if (n > sizeof sa->sun_path) n = sizeof sa->sun_path;
+  if (n > 0 && sa->sun_path[0] == '\0') {
+    out[0] = '@';
+    memcpy(out + 1, sa->sun_path + 1, n - 1);
+    out[n] = '\0';
+    return n;
+  }
+  memcpy(out, sa->sun_path, n);
+  out[n] = '\0';
+  return strlen(out);
+}
+
 /*
  * unixPeer(fd) -> { pid, uid, gid, path }: the credentials of the process that connected (SO_PEERCRED, as
  * the kernel recorded them at connect) and this socket's own address (a path, '@name', or '' unnamed).
@@ -173,16 +187,7 @@ static napi_value UnixPeer(napi_env env, napi_callback_info info) {
   if (getsockname(fd, (struct sockaddr *)&sa, &salen) < 0) return tcpkit_throw_errno(env, "getsockname", errno, NULL);
   if (sa.sun_family != AF_UNIX) return tcpkit_throw_errno(env, "getsockname", EAFNOSUPPORT, NULL);
   char name[sizeof sa.sun_path + 1];
-  size_t n = salen > offsetof(struct sockaddr_un, sun_path) ? salen - offsetof(struct sockaddr_un, sun_path) : 0;
-  if (n > 0 && sa.sun_path[0] == '\0') {
-    name[0] = '@';
-    memcpy(name + 1, sa.sun_path + 1, n - 1);
-    name[n] = '\0';
-  } else {
-    memcpy(name, sa.sun_path, n);
-    name[n] = '\0';
-    n = strlen(name);
-  }
+  size_t n = tcpkit_unix_name(&sa, salen, name);
   napi_value result, v;
   napi_create_object(env, &result);
   napi_create_int32(env, cred.pid, &v);
