@@ -138,12 +138,7 @@ static void accept_event(uv_poll_t *handle, int status, int events) {
       napi_create_int32(env, fd, &v);
       napi_set_named_property(env, rec, "fd", v);
       unix_endpoint(env, rec, "", 0, "address", "port", "family");
-      napi_create_int32(env, cred.pid, &v);
-      napi_set_named_property(env, rec, "pid", v);
-      napi_create_uint32(env, cred.uid, &v);
-      napi_set_named_property(env, rec, "uid", v);
-      napi_create_uint32(env, cred.gid, &v);
-      napi_set_named_property(env, rec, "gid", v);
+      tcpkit_set_cred(env, rec, &cred);
       if (w->want_local) unix_endpoint(env, rec, w->unix_name, w->unix_name_len, "localAddress", "localPort", "localFamily");
       napi_set_element(env, records, n++, rec);
       if (fd + w->per_conn * (int)n >= w->stop_at) break;

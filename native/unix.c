@@ -151,6 +151,16 @@ static napi_value UnixProbe(napi_env env, napi_callback_info info) {
   return result;
 }
 
+void tcpkit_set_cred(napi_env env, napi_value obj, const struct ucred *cred) {
+  napi_value v;
+  napi_create_int32(env, cred->pid, &v);
+  napi_set_named_property(env, obj, "pid", v);
+  napi_create_uint32(env, cred->uid, &v);
+  napi_set_named_property(env, obj, "uid", v);
+  napi_create_uint32(env, cred->gid, &v);
+  napi_set_named_property(env, obj, "gid", v);
+}
+
 size_t tcpkit_unix_name(const struct sockaddr_un *sa, socklen_t salen, char *out) {
   size_t n = salen > offsetof(struct sockaddr_un, sun_path) ? salen - offsetof(struct sockaddr_un, sun_path) : 0;
   if (n > sizeof sa->sun_path) n = sizeof sa->sun_path;
@@ -190,12 +200,7 @@ static napi_value UnixPeer(napi_env env, napi_callback_info info) {
   size_t n = tcpkit_unix_name(&sa, salen, name);
   napi_value result, v;
   napi_create_object(env, &result);
-  napi_create_int32(env, cred.pid, &v);
-  napi_set_named_property(env, result, "pid", v);
-  napi_create_uint32(env, cred.uid, &v);
-  napi_set_named_property(env, result, "uid", v);
-  napi_create_uint32(env, cred.gid, &v);
-  napi_set_named_property(env, result, "gid", v);
+  tcpkit_set_cred(env, result, &cred);
   napi_create_string_utf8(env, name, n, &v);
   napi_set_named_property(env, result, "path", v);
   return result;

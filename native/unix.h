@@ -1,5 +1,8 @@
 #ifndef TCPKIT_UNIX_H
 #define TCPKIT_UNIX_H
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* struct ucred */
+#endif
 #include <node_api.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -12,4 +15,6 @@ void unix_init(napi_env env, napi_value exports);
  * Returns its length (an abstract name may hold NUL bytes: use the length, not strlen).
  */
 size_t tcpkit_unix_name(const struct sockaddr_un *sa, socklen_t salen, char *out);
+/* Set `obj`'s pid, uid and gid from a peer's credentials (SO_PEERCRED). */
+void tcpkit_set_cred(napi_env env, napi_value obj, const struct ucred *cred);
 #endif
