@@ -2,20 +2,23 @@
  * The one place that decides how a listener's connections reach their service:
  *
  *   `socket`  Node's net.Server: a net.Socket per connection (every service that reads
- *             its connection in JavaScript, the PROXY gate, TLS, in-process models)
+ *             its connection in JavaScript, the PROXY gate, TLS, UNIX listeners)
  *   `native`  native/accept.c: accept4 in batches, the peer's address from the accept,
  *             the descriptor handed straight to a program (no net.Socket at all)
  *
  * The native path is for connections that only a program reads: a program per connection
- * started from this process as the server's user (the fork model offers `serveDescriptor`;
- * a prefork worker process starts it itself, ../workers/worker.ts), on a plain TCP
- * listener, with no PROXY header to take off first, in the main thread of its process
- * (a watch lives on the loop that made it: a worker thread stays on sockets). Everything after
- * the accept is the same on both: the same Admission unit (pipeline.admit), the same
- * log lines, limits and counters. A new kind of listener or connection plugs in here
- * with one line; until it does, it takes the socket path.
+ * started as the server's user by the process or thread that accepts, on a plain TCP
+ * listener, with no PROXY header to take off first. Every model that runs programs
+ * takes it: fork and event (the model offers `serveDescriptor`: ../models/children.ts),
+ * prefork worker processes and worker threads (../workers/worker.ts starts the program
+ * itself; a watch lives on the event loop of the thread that made it, and closes with
+ * that thread). Iterative serves one program at a time in-process and stays on sockets;
+ * so does prefork `--accept pass` (the server hands sockets to workers). Everything
+ * after the accept is the same on both paths: the same Admission unit (pipeline.admit,
+ * or a pool worker's own), the same log lines, limits and counters. A new kind of
+ * listener or connection plugs in here with one line; until it does, it takes the
+ * socket path.
  */
-import { isMainThread } from 'node:worker_threads';
 import type { ConnectionInfo, Endpoint } from '../address.js';
 import type { AcceptedRecord } from './acceptor.js';
 
@@ -43,7 +46,6 @@ export function acceptPath(q: PathQuery): AcceptPath {
   if (q.listener !== 'tcp') return 'socket'; // UNIX: peer credentials are read from the socket today
   if (q.tls) return 'socket'; // TLS: the handshake and the relay need the socket
   if (q.proxy) return 'socket'; // the PROXY gate takes the header off a net.Socket before anyone reads
-  if (!isMainThread) return 'socket';
   return 'native';
 }
 
