@@ -36,6 +36,11 @@ const THREAD_ENTRY = threadEntry('thread-worker');
 export class ThreadsModel extends PoolModel {
   /** Each thread's duplicates of the shared segments (spawn makes them, released closes them). */
   readonly #segments = new WeakMap<WorkerSpec, number[]>();
+  /**
+   * The threadId of the thread loading its modules now, or 0: one thread loads at a time
+   * (workers/thread-worker.ts says why). A thread that exits holding the turn gives it back here.
+   */
+  readonly #loading = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(host: ModelHost) {
     const o = host.options;
@@ -69,7 +74,7 @@ export class ThreadsModel extends PoolModel {
         };
         spec.counts = { ...spec.counts, table: own(spec.counts.table), ledger: own(spec.counts.ledger) };
       }
-      worker = new Worker(THREAD_ENTRY, { workerData: { spec }, stdout: false, stderr: false });
+      worker = new Worker(THREAD_ENTRY, { workerData: { spec, loading: this.#loading }, stdout: false, stderr: false });
     } catch (err) {
       this.released(spec);
       throw err;
@@ -86,7 +91,12 @@ export class ThreadsModel extends PoolModel {
       error = err;
       this.host.emit({ type: 'error', where: 'thread', ...describeError(err, 'TCPKIT_HANDLER'), pid: process.pid });
     });
-    worker.once('exit', (code) => events.exit(error ? (code || 1) : drained ? 0 : code, null));
+    const threadId = worker.threadId;
+    worker.once('exit', (code) => {
+      // Ended while loading (a crash, terminate()): the next thread may load now.
+      if (Atomics.compareExchange(this.#loading, 0, threadId, 0) === threadId) Atomics.notify(this.#loading, 0);
+      events.exit(error ? (code || 1) : drained ? 0 : code, null);
+    });
     return {
       pid: process.pid,
       threadId: worker.threadId,
