@@ -12,6 +12,8 @@
  *   4. When the thread has exited (drained, terminated, or crashed, in which case
  *      its event loop's teardown closed its own duplicate), the main thread closes
  *      the descriptor of step 1.
+ * With a program service the thread accepts natively (../net/fast-path.ts): its accept
+ * watch (native/accept.c) holds that duplicate, and closes with the thread however it ends.
  * One descriptor number per thread matters: when threads share one number, a
  * thread's exit closes it for the whole process and libuv aborts in the others.
  *
