@@ -237,6 +237,26 @@ for (const model of MODELS.filter((m) => m.args.includes('--workers'))) {
   });
 }
 
+// The event model tracks its programs as fork does (src/models/children.ts): the limits reach the program itself. The
+// old in-process exec closed its copy of the socket at once, which cleared both limits: the program ran on.
+test('event --exec: --time-limit and --idle-timeout end the program (SIGTERM from the server, as under fork)', { timeout: 120_000 }, async () => {
+  for (const [flag, reason] of [['--time-limit', 'time-limit'], ['--idle-timeout', 'idle']] as const) {
+    const server = await startServer(['--model', 'event', flag, '1', '--exec', '--', '/bin/sh', '-c', 'echo up; exec sleep 60']);
+    const s = net.connect(server.port, '127.0.0.1');
+    try {
+      s.on('error', () => {});
+      await new Promise((resolve) => s.once('data', resolve));
+      const pid = Number((await server.waitFor(/^accept .* pid (\d+) count /m))[1]);
+      await server.waitFor(new RegExp(`^kill pid ${pid} signal SIGTERM reason ${reason}$`, 'm'), { timeoutMs: 30_000 });
+      await server.waitFor(new RegExp(`^end pid ${pid} signal SIGTERM `, 'm'), { timeoutMs: 30_000 });
+      await new Promise((resolve) => (s.destroyed ? resolve(undefined) : s.once('close', resolve)));
+    } finally {
+      s.destroy();
+      await server.stop();
+    }
+  }
+});
+
 // A second SIGTERM terminates the worker threads at once, each with its accept watch still open (no JavaScript runs
 // then to close it): the watch must close with its thread. Before, the process aborted (SIGABRT: libuv's loop closed
 // with the watch's poll handle open).
