@@ -326,6 +326,8 @@ async function execRows() {
     tcpkitExec('tcpkit --exec /bin/cat', []),
     // Node's spawn blocks the process that calls it until the exec is done: workers spawn in parallel.
     ...(hasModel('prefork') ? [tcpkitExec('tcpkit --exec /bin/cat (prefork x2)', ['--model', 'prefork', '--workers', '2'])] : []),
+    // The event model starts its programs as fork does, on the native path too.
+    tcpkitExec('tcpkit --exec /bin/cat (event)', ['--model', 'event']),
     { label: 'tcpserver cat', start: peers.tcpserver },
     { label: 'socat fork EXEC:cat', start: peers.socat },
     { label: 'xinetd server=/bin/cat', start: () => peers.xinetd({ internal: false }) },

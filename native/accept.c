@@ -13,8 +13,10 @@
  * descriptor (closed by acceptClose, after the poll handle is closed) and its uv_poll
  * handle. Every accepted descriptor is handed to JavaScript in the batch and is its to
  * close or hand on (launcher spawn with `owned`). A watch lives on the loop of the
- * environment that made it; it is meant for the main thread (worker threads keep the
- * net.Socket path; see src/net/fast-path.ts).
+ * environment that made it, the main thread's or a worker thread's. An environment that
+ * ends with a watch still open (a worker thread terminated or crashed: no JavaScript runs
+ * then) closes it from an async cleanup hook: a poll handle left on a worker's loop
+ * aborts the process at the loop's close, and the duplicate would leak.
  */
 #define _GNU_SOURCE
 #include <node_api.h>
@@ -48,6 +50,8 @@ struct accept_watch {
   int is_unix;     /* a UNIX-domain listener: each record carries the peer's credentials instead of an address */
   char unix_name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* its path or @abstract name, every connection's local end */
   size_t unix_name_len;
+  napi_async_cleanup_hook_handle cleanup; /* the environment's teardown closes the watch if JavaScript has not */
+  napi_async_cleanup_hook_handle removing; /* set while that teardown waits for the handle to close */
 };
 
 static napi_value throw_code(napi_env env, const char *what, int err) {
@@ -178,6 +182,8 @@ static struct accept_watch *watch_arg(napi_env env, napi_value value) {
   return w;
 }
 
+static void accept_teardown(napi_async_cleanup_hook_handle handle, void *arg);
+
 /* acceptWatch(fd, wantLocal, perConnection, callback) -> handle: stopped; acceptStart arms it. */
 static napi_value AcceptWatch(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -229,6 +235,7 @@ static napi_value AcceptWatch(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "tcpkit:accept", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &w->context);
   napi_create_reference(env, argv[3], 1, &w->callback);
+  napi_add_async_cleanup_hook(env, accept_teardown, w, &w->cleanup);
   napi_create_external(env, w, NULL, NULL, &result);
   return result;
 }
@@ -263,8 +270,20 @@ static napi_value AcceptStartStop(napi_env env, napi_callback_info info) {
 
 static void accept_closed(uv_handle_t *handle) {
   struct accept_watch *w = handle->data;
+  napi_async_cleanup_hook_handle removing = w->removing;
   close(w->fd);
   free(w);
+  /* The environment's teardown waited for this close: it may go on. */
+  if (removing != NULL) napi_remove_async_cleanup_hook(removing);
+}
+
+/* The environment ends with the watch open (JavaScript no longer runs): close the handle and the duplicate. */
+static void accept_teardown(napi_async_cleanup_hook_handle handle, void *arg) {
+  struct accept_watch *w = arg;
+  w->closing = 1;
+  w->removing = handle;
+  uv_poll_stop(&w->poll);
+  uv_close((uv_handle_t *)&w->poll, accept_closed);
 }
 
 /* acceptClose(handle): stop and release the duplicate (once libuv has let go of the handle). Idempotent. */
@@ -278,6 +297,7 @@ static napi_value AcceptClose(napi_env env, napi_callback_info info) {
   struct accept_watch *w = watch_arg(env, argv[0]);
   if (w == NULL || w->closing) return NULL;
   w->closing = 1;
+  napi_remove_async_cleanup_hook(w->cleanup);
   uv_poll_stop(&w->poll);
   napi_delete_reference(env, w->callback);
   napi_async_destroy(env, w->context);

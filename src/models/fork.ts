@@ -18,7 +18,9 @@
  * activity (rchar + wchar in /proc/PID/io; a child that made no read or write
  * system call for the idle time is idle). For a program that only talks to its
  * socket that is exactly "no traffic"; one that also reads files while the peer
- * is silent counts as active.
+ * is silent counts as active. The children serving connections (Node children,
+ * spares once given one, programs) are tracked by ./children.ts, which the event
+ * model uses for its programs too.
  *
  * With `--spare N`, N children are started ahead of need (../workers/spare.ts): each
  * loads its service and waits on its IPC channel. An admitted socket goes to a ready
@@ -47,7 +49,6 @@
  * A program that cannot be started (ENOENT, EACCES, EMFILE...) is logged as under
  * every model: `accept` (pid: this process), `error where spawn code C`, `end`.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -55,16 +56,15 @@ import type net from 'node:net';
 import { formatEndpoint } from '../address.js';
 import type { Connection, IncomingConnection } from '../connection/pipeline.js';
 import { detachFromServer } from '../net/internals.js';
-import { fdutil } from '../net/fdutil.js';
 import type { ChildSpec, SpareMessage, SpareSpec } from '../workers/messages.js';
 import { describeError, InvalidOptionError, StateError } from '../errors.js';
 import { readyWithin, RestartBackoff } from './supervision.js';
 import { OPTIONS, spareWithProgram, TERM_TO_KILL_MS } from '../options.js';
 import { entryArgs } from '../workers/entries.js';
-import { fromChildProcess, launch, STDERR_DRAIN_MS, type Child, type Launched } from '../net/launcher.js';
+import { fromChildProcess, launch, type Launched } from '../net/launcher.js';
 import { loadService, programOf, type ProgramLauncher } from '../services/index.js';
 import { ReportReader, type ChildReport } from '../workers/child-report.js';
-import { spawnFailedCode } from '../events.js';
+import { PROGRAM_DESCRIPTORS, ServingChildren } from './children.js';
 import type { Model, ModelHost, ModelProcess, ModelStats } from './types.js';
 
 const CHILD_ENTRY = entryArgs('conn');
@@ -80,27 +80,6 @@ const SPARE_STARTS_AT_ONCE = Math.max(1, os.availableParallelism());
  * its IPC channel and its stderr pipe. A launched child's (pidfd, pipe) the launcher counts.
  */
 const SPARE_DESCRIPTORS = 2;
-/** What a program about to be started will hold here: its pidfd and its stderr pipe. */
-const PROGRAM_DESCRIPTORS = 2;
-
-/** How often the parent reads /proc/PID/io of each child, at most, when an idle timeout is set. */
-const IDLE_POLL_MS = 1000;
-
-interface ChildRecord {
-  child: Child;
-  pid: number;
-  conn: Connection;
-  state: 'serving' | 'terminating';
-  /** The time-limit timer, if any. */
-  timer: NodeJS.Timeout | undefined;
-  /** rchar + wchar at the last poll, and when it last changed. */
-  io: number;
-  activeAt: number;
-  /** Resolves once the child's stderr (its reports) has been read to the end. */
-  reported: Promise<void>;
-  /** It was a spare (counted in #spareServing while it lives). */
-  wasSpare: boolean;
-}
 
 interface SpareRecord {
   child: ChildProcess;
@@ -113,28 +92,21 @@ interface SpareRecord {
   conn?: Connection;
 }
 
-/** Bytes a process has read and written by system calls (any descriptor); -1 if unreadable. */
-function ioCount(pid: number): number {
-  try {
-    const text = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
-    return Number(/rchar: (\d+)/.exec(text)?.[1] ?? 0) + Number(/wchar: (\d+)/.exec(text)?.[1] ?? 0);
-  } catch {
-    return -1;
-  }
-}
-
 /** The fork model: `spare` children started ahead (default 0). */
 export class ForkModel implements Model {
   readonly name = 'fork' as const;
   readonly accepts = 'server' as const;
   readonly #host: ModelHost;
-  readonly #children = new Map<number, ChildRecord>();
+  /** The children serving connections (Node children, spares given one, programs): limits, reaping, ends. */
+  readonly #children: ServingChildren;
+  /** Spares started (the children serving connections count theirs). */
   #spawned = 0;
+  /** Spares that died before serving. */
   #crashed = 0;
   #closing = false;
-  #drained: (() => void) | undefined;
+  /** close() waiting for the last spare to leave: resolves it. */
+  #sparesGone: (() => void) | undefined;
   #timers = new Set<NodeJS.Timeout>();
-  #idlePoll: NodeJS.Timeout | undefined;
   /** Children started ahead of need, not yet given a connection. */
   readonly #spares = new Map<number, SpareRecord>();
   readonly #spareTarget: number;
@@ -147,13 +119,12 @@ export class ForkModel implements Model {
   #program: ProgramLauncher | undefined;
   /** The Node children's environment (the server's), read once: process.env is a getenv() per key. */
   readonly #childEnv = definedEnv();
-  /** Programs admitted and not yet started (their environment is being assembled). */
-  #starting = 0;
   /** Children that were spares, serving now (their descriptors are SPARE_DESCRIPTORS, not the launcher's). */
   #spareServing = 0;
 
   constructor(host: ModelHost) {
     this.#host = host;
+    this.#children = new ServingChildren(host);
     this.#spareTarget = host.options.spare ?? OPTIONS.spare.default;
   }
 
@@ -161,7 +132,7 @@ export class ForkModel implements Model {
     // What each child keeps open here, so that accepting backs off before a launch runs out of descriptors.
     this.#host.listener.countDescriptors(() => ({
       held: SPARE_DESCRIPTORS * (this.#spares.size + this.#spareServing),
-      reserved: PROGRAM_DESCRIPTORS * this.#starting,
+      reserved: PROGRAM_DESCRIPTORS * this.#children.starting,
     }));
     // Fail at start, not in every child, when the service (a --handler module) cannot load.
     if (this.#host.service.handler) await loadService(this.#host.service);
@@ -217,13 +188,13 @@ export class ForkModel implements Model {
         serialization: 'json',
       });
     } catch (err) {
-      this.#spawnFailed(undefined, err);
+      this.#spareFailed(err);
       this.#spareDied();
       return false;
     }
     const pid = child.pid;
     if (pid === undefined) {
-      child.once('error', (err) => this.#spawnFailed(undefined, err));
+      child.once('error', (err) => this.#spareFailed(err));
       this.#spareDied();
       return false;
     }
@@ -273,7 +244,7 @@ export class ForkModel implements Model {
       if (err) child.kill('SIGKILL');
     });
     this.#spareServing++;
-    this.#adopt(fromChildProcess(child), pid, conn, spare.reported, true);
+    this.#children.adopt(fromChildProcess(child), conn, spare.reported, () => this.#spareServing--);
     return true;
   }
 
@@ -290,7 +261,7 @@ export class ForkModel implements Model {
     const { socket, info } = conn;
     const service = this.#host.service;
     if (this.#program) {
-      void this.#serveProgram(this.#program, socket, conn, conn.env);
+      void this.#children.startProgram(this.#program, socket, conn);
       return;
     }
     if (this.#spareTarget > 0) {
@@ -311,10 +282,10 @@ export class ForkModel implements Model {
       });
     } catch (err) {
       socket.destroy();
-      this.#spawnFailed(conn, err);
+      this.#children.spawnFailed(conn, err);
       return;
     }
-    this.#track(child, socket, conn, this.#readReports(child.stderr, child.pid, () => conn));
+    this.#children.track(child, conn, this.#readReports(child.stderr, child.pid, () => conn), socket);
   }
 
   /** A program per connection started from here on a bare descriptor (../net/fast-path.ts decides). */
@@ -324,44 +295,7 @@ export class ForkModel implements Model {
 
   /** The native path: the program starts on the accepted descriptor, which never becomes a net.Socket here. */
   serveDescriptor(conn: Connection, fd: number): void {
-    void this.#serveProgram(this.#program!, fd, conn, conn.env);
-  }
-
-  /**
-   * inetd's fork + exec: the program itself is the child; its stderr lines go to the log.
-   * `connection`: a socket (closed here once the program holds it), or an accepted descriptor
-   * (the launcher's once handed to startFd; closed here if the program is never started).
-   */
-  async #serveProgram(program: ProgramLauncher, connection: net.Socket | number, conn: Connection, extra: Readonly<Record<string, string>>): Promise<void> {
-    const socket = typeof connection === 'number' ? undefined : connection;
-    const drop = (): void => (socket ? void socket.destroy() : fdutil.close(connection as number));
-    const info = conn.info;
-    // Counted as about to open its descriptors until it has (then the launcher counts them).
-    this.#starting++;
-    let child: Child & { stderrDone?: Promise<void> };
-    try {
-      // The socket stays paused (unread) while the environment (names) is looked up.
-      const env = await program.environment(info, extra);
-      if (this.#closing) {
-        drop();
-        conn.closed();
-        return;
-      }
-      const onStderr = (text: string, pid: number): void => this.#host.emit({ type: 'stderr', pid, id: info.id, text });
-      if (socket) child = await program.start(socket, env, onStderr);
-      else {
-        const fd = connection as number;
-        connection = -1; // the launcher's now: closed there, started or not
-        child = await program.startFd!(fd, env, onStderr);
-      }
-    } catch (err) {
-      if (socket || connection !== -1) drop();
-      this.#spawnFailed(conn, err);
-      return;
-    } finally {
-      this.#starting--;
-    }
-    this.#track(child, socket, conn, child.stderrDone ?? Promise.resolve());
+    void this.#children.startProgram(this.#program!, fd, conn);
   }
 
   /**
@@ -388,45 +322,9 @@ export class ForkModel implements Model {
     else this.#host.emit({ type: 'error', where: 'service', code: r.code, message: r.message, id: conn.info.id, pid, ...(r.stack !== undefined && { stack: r.stack }) });
   }
 
-  /** After spawn: the parent closes its copy of the socket and watches the child until it is reaped. */
-  #track(child: Child, socket: net.Socket | undefined, conn: Connection, reported: Promise<void>): void {
-    // The child has its own copy of connfd now; the parent closes its copy (the seed's Close(connfd)).
-    socket?.destroy();
-    const pid = child.pid;
-    this.#spawned++;
-    void child.exited.then(({ code, signal }) => this.#exited(pid, code, signal));
-    this.#adopt(child, pid, conn, reported);
-  }
-
-  /** A child now serves `conn`: count it, and enforce the limits on it from here. */
-  #adopt(child: Child, pid: number, conn: Connection, reported: Promise<void>, wasSpare = false): void {
-    const record: ChildRecord = { child, pid, conn, state: 'serving', timer: undefined, io: -1, activeAt: Date.now(), reported, wasSpare };
-    this.#children.set(pid, record);
-    conn.opened(pid);
-    const { maxMs, idleMs } = this.#host.limits;
-    if (maxMs > 0) record.timer = setTimeout(() => this.#stop(record, 'time-limit'), maxMs);
-    if (idleMs > 0) this.#startIdlePoll(idleMs);
-  }
-
-  /** A child has been reaped (the launcher's pidfd, or Node's waitpid for spares): no zombie is left. */
+  /** A spare has exited (Node's waitpid): one that never served dies here; a serving one's end is the children's. */
   #exited(pid: number, code: number | null, signal: string | null): void {
-    const record = this.#children.get(pid);
-    if (record) {
-      clearTimeout(record.timer);
-      if (signal !== null || code !== 0) this.#crashed++;
-      // Its last reports and stderr lines come before its `end`; a descendant holding the pipe delays it at most STDERR_DRAIN_MS.
-      let timer: NodeJS.Timeout | undefined;
-      const drained = new Promise<void>((resolve) => (timer = setTimeout(resolve, STDERR_DRAIN_MS)));
-      void Promise.race([record.reported, drained]).then(() => {
-        clearTimeout(timer);
-        if (record.wasSpare) this.#spareServing--;
-        this.#children.delete(pid);
-        if (this.#children.size === 0) this.#stopIdlePoll();
-        record.conn.closed(code, signal);
-        if (this.#closing && this.#children.size === 0 && this.#spares.size === 0) this.#drained?.();
-      });
-      return;
-    } else if (this.#spares.has(pid)) {
+    if (this.#spares.has(pid)) {
       this.#spares.delete(pid);
       this.#host.emit({ type: 'exit', pid, role: 'spare', exitcode: code, signal });
       if (!this.#closing) {
@@ -434,53 +332,12 @@ export class ForkModel implements Model {
         this.#spareDied();
       }
     }
-    if (this.#closing && this.#children.size === 0 && this.#spares.size === 0) this.#drained?.();
+    if (this.#closing && this.#spares.size === 0) this.#sparesGone?.();
   }
 
-  /**
-   * Nothing could be started for `conn` (or for a spare, without one): logged as under
-   * every model, `accept` (served by this process), `error where spawn`, `end`.
-   */
-  #spawnFailed(conn: Connection | undefined, err: unknown): void {
-    if (!conn) {
-      this.#host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
-      return;
-    }
-    conn.opened(process.pid);
-    const { code, message } = describeError(err, 'EIO');
-    conn.log(message, spawnFailedCode(code));
-    conn.closed();
-  }
-
-  /** A limit is reached: SIGTERM now, SIGKILL if it is still there after TERM_TO_KILL_MS. */
-  #stop(r: ChildRecord, reason: 'idle' | 'time-limit'): void {
-    if (r.state === 'terminating') return;
-    this.#signal(r, 'SIGTERM', reason);
-    clearTimeout(r.timer);
-    r.timer = setTimeout(() => this.#signal(r, 'SIGKILL', 'term-ignored'), TERM_TO_KILL_MS);
-  }
-
-  #startIdlePoll(idleMs: number): void {
-    if (this.#idlePoll) return;
-    this.#idlePoll = setInterval(() => {
-      const now = Date.now();
-      for (const r of this.#children.values()) {
-        if (r.state !== 'serving') continue;
-        const io = ioCount(r.pid);
-        // Unreadable (no /proc, or not ours to read): idleness cannot be measured, so never call it idle.
-        if (io < 0 || io !== r.io) {
-          r.io = io;
-          r.activeAt = now;
-        } else if (now - r.activeAt >= idleMs) {
-          this.#stop(r, 'idle');
-        }
-      }
-    }, Math.max(50, Math.min(IDLE_POLL_MS, idleMs / 4)));
-  }
-
-  #stopIdlePoll(): void {
-    clearInterval(this.#idlePoll);
-    this.#idlePoll = undefined;
+  /** A spare could not be started: logged as `error where spawn`. */
+  #spareFailed(err: unknown): void {
+    this.#host.emit({ type: 'error', where: 'spawn', ...describeError(err, 'EIO') });
   }
 
   close(graceMs: number): Promise<void> {
@@ -488,55 +345,39 @@ export class ForkModel implements Model {
     this.#spareRestarts.close();
     // Idle spares leave when their channel closes (a spare still starting is told when it is ready).
     for (const r of this.#spares.values()) if (r.state === 'ready' && r.child.connected) r.child.disconnect();
-    if (this.#children.size === 0 && this.#spares.size === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#drained = () => {
-        this.#stopIdlePoll();
+    const children = this.#children.close(graceMs);
+    if (this.#spares.size === 0) return children;
+    const spares = new Promise<void>((resolve) => {
+      this.#sparesGone = () => {
         for (const t of this.#timers) clearTimeout(t);
         this.#timers.clear();
         resolve();
       };
       const grace = setTimeout(() => {
-        for (const r of this.#children.values()) this.#signal(r, 'SIGTERM', 'grace');
         for (const r of this.#spares.values()) r.child.kill('SIGTERM');
         const kill = setTimeout(() => {
-          for (const r of this.#children.values()) this.#signal(r, 'SIGKILL', 'grace');
           for (const r of this.#spares.values()) r.child.kill('SIGKILL');
         }, TERM_TO_KILL_MS);
         this.#timers.add(kill);
       }, graceMs);
       this.#timers.add(grace);
     });
+    return Promise.all([children, spares]).then(() => undefined);
   }
 
   destroy(): void {
     this.#closing = true;
     this.#spareRestarts.close();
-    for (const r of this.#children.values()) this.#signal(r, 'SIGKILL', 'destroy');
+    this.#children.destroy();
     for (const r of this.#spares.values()) r.child.kill('SIGKILL');
   }
 
-  #signal(r: ChildRecord, signal: NodeJS.Signals, reason: string): void {
-    r.state = 'terminating';
-    this.#host.emit({ type: 'kill', pid: r.pid, signal, reason });
-    r.child.kill(signal);
-  }
-
   stats(): ModelStats {
-    const processes: ModelProcess[] = [...this.#children.values()].map((r) => ({
-      pid: r.pid,
-      threadId: 0,
-      role: 'child',
-      state: r.state,
-      connections: [r.conn.info.id],
-      // A child per connection: the one it serves (it was reported as 0 served while serving it).
-      served: 1,
-      startedAt: r.conn.info.acceptedAt,
-    }));
+    const processes: ModelProcess[] = this.#children.rows();
     for (const r of this.#spares.values()) {
       processes.push({ pid: r.pid, threadId: 0, role: 'spare', state: r.state, connections: [], served: 0, startedAt: r.startedAt });
     }
-    return { model: this.name, processes, crashed: this.#crashed, spawned: this.#spawned };
+    return { model: this.name, processes, crashed: this.#crashed + this.#children.crashed, spawned: this.#spawned + this.#children.spawned };
   }
 }
 

@@ -12,6 +12,8 @@
  *   4. When the thread has exited (drained, terminated, or crashed, in which case
  *      its event loop's teardown closed its own duplicate), the main thread closes
  *      the descriptor of step 1.
+ * With a program service the thread accepts natively (../net/fast-path.ts): its accept
+ * watch (native/accept.c) holds that duplicate, and closes with the thread however it ends.
  * One descriptor number per thread matters: when threads share one number, a
  * thread's exit closes it for the whole process and libuv aborts in the others.
  *
@@ -36,6 +38,11 @@ const THREAD_ENTRY = threadEntry('thread-worker');
 export class ThreadsModel extends PoolModel {
   /** Each thread's duplicates of the shared segments (spawn makes them, released closes them). */
   readonly #segments = new WeakMap<WorkerSpec, number[]>();
+  /**
+   * The threadId of the thread loading its modules now, or 0: one thread loads at a time
+   * (workers/thread-worker.ts says why). A thread that exits holding the turn gives it back here.
+   */
+  readonly #loading = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(host: ModelHost) {
     const o = host.options;
@@ -69,7 +76,7 @@ export class ThreadsModel extends PoolModel {
         };
         spec.counts = { ...spec.counts, table: own(spec.counts.table), ledger: own(spec.counts.ledger) };
       }
-      worker = new Worker(THREAD_ENTRY, { workerData: { spec }, stdout: false, stderr: false });
+      worker = new Worker(THREAD_ENTRY, { workerData: { spec, loading: this.#loading }, stdout: false, stderr: false });
     } catch (err) {
       this.released(spec);
       throw err;
@@ -86,7 +93,12 @@ export class ThreadsModel extends PoolModel {
       error = err;
       this.host.emit({ type: 'error', where: 'thread', ...describeError(err, 'TCPKIT_HANDLER'), pid: process.pid });
     });
-    worker.once('exit', (code) => events.exit(error ? (code || 1) : drained ? 0 : code, null));
+    const threadId = worker.threadId;
+    worker.once('exit', (code) => {
+      // Ended while loading (a crash, terminate()): the next thread may load now.
+      if (Atomics.compareExchange(this.#loading, 0, threadId, 0) === threadId) Atomics.notify(this.#loading, 0);
+      events.exit(error ? (code || 1) : drained ? 0 : code, null);
+    });
     return {
       pid: process.pid,
       threadId: worker.threadId,

@@ -8,15 +8,18 @@
  *             handed straight to a program (no net.Socket at all)
  *
  * The native path is for connections that only a program reads: a program per connection
- * started from this process as the server's user (the fork model offers `serveDescriptor`;
- * a prefork worker process starts it itself, ../workers/worker.ts), on a TCP or UNIX
- * listener (a PROXY header, if any, is read off the bare descriptor by the same gate), in the main thread of its process
- * (a watch lives on the loop that made it: a worker thread stays on sockets). Everything after
- * the accept is the same on both: the same Admission unit (pipeline.admit), the same
- * log lines, limits and counters. A new kind of listener or connection plugs in here
- * with one line; until it does, it takes the socket path.
+ * started as the server's user by the process or thread that accepts, on a TCP or UNIX
+ * listener (a PROXY header, if any, is read off the bare descriptor by the same gate).
+ * Every model that runs programs takes it: fork and event (the model offers
+ * `serveDescriptor`: ../models/children.ts), prefork worker processes and worker threads
+ * (../workers/worker.ts starts the program itself; a watch lives on the event loop of the
+ * thread that made it, and closes with that thread). Iterative serves one program at a
+ * time in-process and stays on sockets; so does prefork `--accept pass` (the server hands
+ * sockets to workers). Everything after the accept is the same on both paths: the same
+ * Admission unit (pipeline.admit, or a pool worker's own), the same log lines, limits and
+ * counters. A new kind of listener or connection plugs in here with one line; until it
+ * does, it takes the socket path.
  */
-import { isMainThread } from 'node:worker_threads';
 import type { ConnectionInfo, Endpoint } from '../address.js';
 import { recordEnds, type AcceptedRecord } from './acceptor.js';
 
@@ -40,7 +43,6 @@ export const NATIVE_PATH_DESCRIPTORS = 2;
 export function acceptPath(q: PathQuery): AcceptPath {
   if (!q.descriptors) return 'socket';
   if (q.tls) return 'socket'; // TLS: the handshake and the relay need the socket
-  if (!isMainThread) return 'socket';
   return 'native';
 }
 

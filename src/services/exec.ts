@@ -22,11 +22,13 @@
  * access rule adds (which may override them, as tcprules' can). IPv4 peers on a
  * dual-stack listener are given as IPv4 (`1.2.3.4`, not `::ffff:1.2.3.4`).
  *
- * Under the fork model the server's parent starts the program directly (no Node
+ * Under the fork and event models the server process starts the program directly (no Node
  * process in between; this module's `program` export is how the model learns it
- * can), so `accept ... pid N` and `end pid N exitcode X` are the program's own.
- * Under in-process models this module's default export starts it from whichever
- * process accepted the connection and waits for it to exit. Either way through
+ * can: ../models/children.ts), so `accept ... pid N` and `end pid N exitcode X` are the
+ * program's own. Prefork and threads workers start it through `program` too, on the
+ * native path (../workers/worker.ts). Elsewhere (iterative, the pools' socket path) this
+ * module's default export starts it from whichever process accepted the connection and
+ * waits for it to exit. Either way through
  * the native launcher (../net/launcher.ts: posix_spawn, reaped on a pidfd).
  *
  * stderr: each program gets its own pipe, read by the launcher's thread of the process
@@ -242,7 +244,7 @@ export function program(options: Readonly<Record<string, unknown>>): ProgramLaun
 }
 
 /**
- * The exec service for in-process models (iterative, event, prefork, threads):
+ * The exec service where the connection is a socket served in-process (iterative; prefork and threads on the socket path):
  * spawn the program, close this process's copy of the socket, wait for the exit.
  * A non-zero exit or a signal is logged; it is the program's business, not a failure.
  */

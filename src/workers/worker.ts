@@ -29,7 +29,6 @@ import { programOf } from '../services/index.js';
 import { TlsGate } from '../tls/gate.js';
 import { relayThroughPair } from '../tls/relay.js';
 import type { recordInfo as RecordInfo } from '../net/fast-path.js';
-import { isMainThread } from 'node:worker_threads';
 import type { AcceptedRecord } from '../net/acceptor.js';
 import { fdutil } from '../net/fdutil.js';
 import { STDERR_DRAIN_MS, type Child } from '../net/launcher.js';
@@ -220,6 +219,8 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
   };
   /** The native path's identify (set with it, below). */
   let recordInfo: typeof RecordInfo | undefined;
+  /** Connections arrive as native records (../net/fast-path.ts decided so, below). */
+  let native = false;
   const admitRecord = (record: AcceptedRecord) =>
     admitAndServe(recordInfo!(record, undefined), () => fdutil.close(record.fd), (info, env, ended) => runProgram(record.fd, info, env, ended));
   /** A record the native watch accepted: admit it now, or once ids arrive. */
@@ -285,12 +286,14 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
     acceptor.onConnection(take);
     // A program per connection, started from this process as the server's user, on a plain TCP listener:
     // connections arrive as bare descriptors (../net/fast-path.ts, the one place that decides).
-    // Loaded only where it can apply (a process's main thread): a worker thread loads no more modules than before,
-    // which matters when it starts with the descriptors nearly exhausted.
-    const fast = isMainThread && program?.startFd !== undefined ? await import('../net/fast-path.js') : undefined;
+    // A process's main thread or a worker thread alike: the watch lives on this thread's loop and closes with it.
+    // Loaded only where it can apply (a program service): a worker serving in JavaScript loads no more modules
+    // than before, which matters when it starts with the descriptors nearly exhausted.
+    const fast = program?.startFd !== undefined ? await import('../net/fast-path.js') : undefined;
     const listener = fdutil.socketInfo(acceptor.fd).family === 'unix' ? 'unix' : 'tcp';
     if (fast && admission && fast.acceptPath({ listener, tls: spec.tls !== undefined, descriptors: true }) === 'native') {
       recordInfo = fast.recordInfo;
+      native = true;
       acceptor.onRecords(takeRecord, true, fast.NATIVE_PATH_DESCRIPTORS);
     }
     // A connection still sending its PROXY header counts towards the share too.
@@ -358,8 +361,9 @@ export async function runWorker(spec: WorkerSpec, channel: WorkerChannel): Promi
         return;
       case 'drain':
         draining = true;
-        if (spec.ownsFd && acceptor) {
+        if (acceptor && (spec.ownsFd || native)) {
           // Accepted natively but still held (paused as a batch came in): served, as a socket accepted just before a pause is.
+          // A thread closes its watch here too: nothing accepted is left to its teardown (a record is a bare descriptor).
           for (const record of acceptor.takeHeld()) takeRecord(record);
           acceptor.close();
         }

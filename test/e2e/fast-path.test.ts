@@ -1,6 +1,7 @@
-// The super-server's fast path (issue 23): under the fork model a program service's connections are accepted natively
-// (native/accept.c: no net.Socket, the peer's address from accept4) and their programs start on the launcher's own
-// thread (native/launch.c spawn). What must hold there, beside everything test/e2e/exec.test.ts checks:
+// The super-server's fast path (issue 23): under every model that runs programs (fork, event, prefork worker processes,
+// worker threads) a program service's connections are accepted natively (native/accept.c: no net.Socket, the peer's
+// address from accept4) and their programs start on the launcher's own thread (native/launch.c spawn). What must hold
+// there, beside everything test/e2e/exec.test.ts checks:
 // - nothing piles up: 20,000 `--exec /bin/true` connections leave the server's descriptors and threads as they were;
 // - stderr lines of 200 programs running at once are each attributed to the right pid and connection id;
 // - `--max-conns 3` is never exceeded while 50 clients wait (a program still starting counts against the limit).
@@ -55,15 +56,21 @@ test('20,000 --exec /bin/true connections: descriptors and threads back where th
   }
 });
 
-/** The models whose program services take the native path: fork (the default) and prefork worker processes. */
-const MODELS: Array<{ name: string; args: string[] }> = [
-  { name: 'fork', args: [] },
-  { name: 'prefork x2', args: ['--model', 'prefork', '--workers', '2'] },
+/**
+ * The models whose program services take the native path. `programPid`: `accept ... pid P` names the program (the
+ * server starts it and tracks it: fork, event), else the process or thread that accepted (a pool's worker).
+ * `grandchildren`: the programs are its workers' children (prefork), else the server's own.
+ */
+const MODELS: Array<{ name: string; args: string[]; programPid: boolean; grandchildren: boolean }> = [
+  { name: 'fork', args: [], programPid: true, grandchildren: false },
+  { name: 'event', args: ['--model', 'event'], programPid: true, grandchildren: false },
+  { name: 'prefork x2', args: ['--model', 'prefork', '--workers', '2'], programPid: false, grandchildren: true },
+  { name: 'threads x2', args: ['--model', 'threads', '--workers', '2'], programPid: false, grandchildren: false },
 ];
 
-/** The programs a server runs now: its children under fork, its workers' children under prefork. */
-const programsOf = (pid: number, prefork: boolean): number =>
-  prefork ? childrenOf(pid).reduce((n, w) => n + childrenOf(w.pid).length, 0) : childrenOf(pid).length;
+/** The programs a server runs now: its children (fork, event, threads), its workers' children under prefork. */
+const programsOf = (pid: number, grandchildren: boolean): number =>
+  grandchildren ? childrenOf(pid).reduce((n, w) => n + childrenOf(w.pid).length, 0) : childrenOf(pid).length;
 
 for (const model of MODELS) {
 test(`${model.name}: stderr of 200 programs at once: each line with its own pid and connection id`, { timeout: 300_000 }, async () => {
@@ -87,8 +94,8 @@ test(`${model.name}: stderr of 200 programs at once: each line with its own pid 
     const log = server.log();
     const idOfPid = new Map<string, string>();
     const clients = new Set<string>();
-    if (model.args.length === 0) {
-      // fork: `accept ... pid P` is the program's own pid.
+    if (model.programPid) {
+      // fork, event: `accept ... pid P` is the program's own pid.
       const idOfPid = new Map<string, string>();
       for (const m of log.matchAll(/^accept \S+ -> \S+ \S+ pid (\d+) count \S+ id (\d+)$/gm)) idOfPid.set(m[1]!, m[2]!);
       for (const m of log.matchAll(/^stderr pid (\d+) id (\d+) text from\\x20(\d+)\\x20got\\x20(client-\d+)$/gm)) {
@@ -103,7 +110,7 @@ test(`${model.name}: stderr of 200 programs at once: each line with its own pid 
         assert.ok(line >= 0 && end > line, `pid ${pid}: stderr before end`);
       }
     } else {
-      // prefork: `accept ... pid W` is the worker's; the line names the program's pid and the connection's id.
+      // prefork, threads: `accept ... pid W` is the worker's; the line names the program's pid and the connection's id.
       const ids = new Set([...log.matchAll(/^accept \S+ -> \S+ \S+ pid \d+ count \S+ id (\d+)$/gm)].map((m) => m[1]!));
       for (const m of log.matchAll(/^stderr pid (\d+) id (\d+) text from\\x20(\d+)\\x20got\\x20(client-\d+)$/gm)) {
         assert.equal(m[1], m[3], `the line's pid is the program's own: ${m[0]}`);
@@ -125,7 +132,7 @@ test(`${model.name}: --max-conns 3 is never exceeded while 50 clients wait; all 
   const server = await startServer([...model.args, '--max-conns', '3', '--exec', '--', '/bin/sh', '-c', 'sleep 0.2; echo served']);
   let most = 0;
   const poll = setInterval(() => {
-    most = Math.max(most, programsOf(server.pid, model.args.length > 0));
+    most = Math.max(most, programsOf(server.pid, model.grandchildren));
   }, 20);
   try {
     const replies = await Promise.all(Array.from({ length: 50 }, () => roundTrip(server.port)));
@@ -134,7 +141,8 @@ test(`${model.name}: --max-conns 3 is never exceeded while 50 clients wait; all 
     assert.equal(counts.length, 50);
     assert.ok(Math.max(...counts) <= 3, `accept counts ${counts.join(',')}`);
     assert.ok(most <= 3, `at most 3 programs at once, saw ${most}`);
-    if (model.args.length === 0) assert.match(server.log(), /^pause count 3\/3$/m);
+    // The server accepts (fork, event): its acceptor pauses at the limit (a pool's workers keep to their shares).
+    if (model.programPid) assert.match(server.log(), /^pause count 3\/3$/m);
   } finally {
     clearInterval(poll);
     await sleep(10);
@@ -192,48 +200,83 @@ async function traceAccepts(pids: number[], during: () => Promise<void>): Promis
   return { accepts, getpeername: (text.match(/getpeername\(/g) ?? []).length, getsockname: (text.match(/getsockname\(/g) ?? []).length };
 }
 
-test('fork --exec takes the native path: the peer comes with accept4, no getpeername per connection (strace; fails on the net.Socket path)', { timeout: 120_000 }, async (t) => {
-  const { spawnSync } = await import('node:child_process');
-  if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed');
-  const server = await startServer(['-q', '--exec', '--', '/bin/true']);
-  try {
-    await roundTrip(server.port); // the launcher's thread started
-    const traced = await traceAccepts([server.pid], () => roundTrips(server.port, 20));
-    if (typeof traced === 'string') return t.skip(traced);
-    t.diagnostic(`accept4 returning a descriptor: ${traced.accepts}; getpeername: ${traced.getpeername}`);
-    assert.ok(traced.accepts >= 20, `20 connections accepted with accept4 (saw ${traced.accepts})`);
-    assert.equal(traced.getpeername, 0, 'the peer came with the accept');
-  } finally {
-    await server.stop();
+/** Where each model accepts: the server process (fork, event, and threads, every thread of it), or each worker process. */
+for (const model of MODELS) {
+  test(`${model.name} --exec takes the native path: the peer comes with accept4, no getpeername per connection (strace; fails on the net.Socket path)`, { timeout: 120_000 }, async (t) => {
+    const { spawnSync } = await import('node:child_process');
+    if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed');
+    const server = await startServer(['-q', ...model.args, '--exec', '--', '/bin/true']);
+    try {
+      for (let i = 0; i < 4; i++) await roundTrip(server.port); // the launcher threads started
+      const accepting = model.grandchildren ? childrenOf(server.pid).map((w) => w.pid) : [server.pid];
+      if (model.grandchildren) assert.equal(accepting.length, 2, 'two worker processes');
+      // strace -f -p PID attaches to every thread of PID: the worker threads too.
+      const traced = await traceAccepts(accepting, () => roundTrips(server.port, 20));
+      if (typeof traced === 'string') return t.skip(traced);
+      t.diagnostic(`accept4 returning a descriptor: ${traced.accepts}; getpeername: ${traced.getpeername}`);
+      assert.ok(traced.accepts >= 20, `20 connections accepted with accept4 (saw ${traced.accepts})`);
+      assert.equal(traced.getpeername, 0, 'the peer came with the accept');
+    } finally {
+      await server.stop();
+    }
+  });
+}
+
+for (const model of MODELS.filter((m) => m.args.includes('--workers'))) {
+  test(`${model.name} --max-conns-per-worker 3 --exec: 60 clients at once, every one served while workers are recycled (none dropped from a native batch)`, { timeout: 300_000 }, async () => {
+    const server = await startServer([...model.args, '--max-conns-per-worker', '3', '--exec', '--', '/bin/sh', '-c', 'echo served']);
+    try {
+      const replies = await Promise.all(Array.from({ length: 60 }, () => roundTrip(server.port)));
+      assert.deepEqual(replies, Array(60).fill('served\n'), 'every client served');
+      await eventually(() => (server.log().match(/^end pid /gm) ?? []).length >= 60, { timeoutMs: 60_000, message: '60 ends' });
+      assert.ok((server.log().match(/^spawn pid \d+ role (worker|thread)\d*$/gm) ?? []).length > 2, 'workers were recycled');
+      assert.deepEqual(await server.stop(), { code: 0, signal: null });
+    } finally {
+      await server.stop();
+    }
+  });
+}
+
+// The event model tracks its programs as fork does (src/models/children.ts): the limits reach the program itself. The
+// old in-process exec closed its copy of the socket at once, which cleared both limits: the program ran on.
+test('event --exec: --time-limit and --idle-timeout end the program (SIGTERM from the server, as under fork)', { timeout: 120_000 }, async () => {
+  for (const [flag, reason] of [['--time-limit', 'time-limit'], ['--idle-timeout', 'idle']] as const) {
+    const server = await startServer(['--model', 'event', flag, '1', '--exec', '--', '/bin/sh', '-c', 'echo up; exec sleep 60']);
+    const s = net.connect(server.port, '127.0.0.1');
+    try {
+      s.on('error', () => {});
+      await new Promise((resolve) => s.once('data', resolve));
+      const pid = Number((await server.waitFor(/^accept .* pid (\d+) count /m))[1]);
+      await server.waitFor(new RegExp(`^kill pid ${pid} signal SIGTERM reason ${reason}$`, 'm'), { timeoutMs: 30_000 });
+      await server.waitFor(new RegExp(`^end pid ${pid} signal SIGTERM `, 'm'), { timeoutMs: 30_000 });
+      await new Promise((resolve) => (s.destroyed ? resolve(undefined) : s.once('close', resolve)));
+    } finally {
+      s.destroy();
+      await server.stop();
+    }
   }
 });
 
-test('prefork x2 --exec takes the native path in each worker process: no getpeername per connection (strace; fails on the net.Socket path)', { timeout: 120_000 }, async (t) => {
-  const { spawnSync } = await import('node:child_process');
-  if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed');
-  const server = await startServer(['-q', '--model', 'prefork', '--workers', '2', '--exec', '--', '/bin/true']);
+// A second SIGTERM terminates the worker threads at once, each with its accept watch still open (no JavaScript runs
+// then to close it): the watch must close with its thread. Before, the process aborted (SIGABRT: libuv's loop closed
+// with the watch's poll handle open).
+test('threads x2 --exec: a second SIGTERM ends the threads at once, their accept watches with them; the server exits cleanly', { timeout: 120_000 }, async () => {
+  const server = await startServer(['--model', 'threads', '--workers', '2', '--exec', '--', '/bin/sh', '-c', 'echo started; exec sleep 30']);
+  const held: net.Socket[] = [];
   try {
-    for (let i = 0; i < 4; i++) await roundTrip(server.port); // the workers' launcher threads started
-    const workers = childrenOf(server.pid).map((w) => w.pid);
-    assert.equal(workers.length, 2, 'two worker processes');
-    const traced = await traceAccepts(workers, () => roundTrips(server.port, 20));
-    if (typeof traced === 'string') return t.skip(traced);
-    t.diagnostic(`accept4 returning a descriptor: ${traced.accepts}; getpeername: ${traced.getpeername}`);
-    assert.ok(traced.accepts >= 20, `20 connections accepted with accept4 (saw ${traced.accepts})`);
-    assert.equal(traced.getpeername, 0, 'the peer came with the accept');
+    for (let i = 0; i < 4; i++) {
+      const s = net.connect(server.port, '127.0.0.1');
+      s.on('error', () => {});
+      held.push(s);
+      await new Promise((resolve) => s.once('data', resolve));
+    }
+    server.proc.kill('SIGTERM');
+    await server.waitFor(/^shutdown /m);
+    server.proc.kill('SIGTERM');
+    const exit = await server.exited;
+    assert.deepEqual(exit, { code: 0, signal: null }, server.log().slice(-2000));
   } finally {
-    await server.stop();
-  }
-});
-
-test('prefork x2 --max-conns-per-worker 3 --exec: 60 clients at once, every one served while workers are recycled (none dropped from a native batch)', { timeout: 300_000 }, async () => {
-  const server = await startServer(['--model', 'prefork', '--workers', '2', '--max-conns-per-worker', '3', '--exec', '--', '/bin/sh', '-c', 'echo served']);
-  try {
-    const replies = await Promise.all(Array.from({ length: 60 }, () => roundTrip(server.port)));
-    assert.deepEqual(replies, Array(60).fill('served\n'), 'every client served');
-    await eventually(() => (server.log().match(/^end pid /gm) ?? []).length >= 60, { timeoutMs: 60_000, message: '60 ends' });
-    assert.ok((server.log().match(/^spawn pid \d+ role worker$/gm) ?? []).length > 2, 'workers were recycled');
-  } finally {
+    for (const s of held) s.destroy();
     await server.stop();
   }
 });
