@@ -104,6 +104,11 @@ class AdmittedConnection implements Connection {
   state: 'admitted' | 'open' | 'ended' = 'admitted';
   /** The pid that serves it, once opened. */
   servedBy = 0;
+  /**
+   * Its socket, when accepted in this process (take()): a field from the start, so that setting
+   * it adds no property to the object (which would allocate a property store per connection).
+   */
+  socket: net.Socket | undefined = undefined;
   readonly #owner: ConnectionOwner;
 
   constructor(owner: ConnectionOwner, info: ConnectionInfo, env: Readonly<Record<string, string>>, place: number) {
@@ -207,16 +212,21 @@ export class ConnectionPipeline implements BudgetMember {
    */
   take(socket: net.Socket, local?: Endpoint, announced?: ConnectionEnds): IncomingConnection | undefined {
     const info = identify(socket, local, announced);
-    const conn = info && this.admit(info);
+    const conn = info && this.#admitted(info);
     if (!conn) {
       socket.destroy();
       return undefined;
     }
-    return Object.assign(conn, { socket });
+    conn.socket = socket;
+    return conn as IncomingConnection;
   }
 
   /** An identified connection: admit it under a new id. Undefined when denied or refused (logged). */
   admit(identified: ConnectionInfo): Connection | undefined {
+    return this.#admitted(identified);
+  }
+
+  #admitted(identified: ConnectionInfo): AdmittedConnection | undefined {
     const verdict = this.#admission.admit(identified);
     if (!verdict.ok) {
       this.emit(verdict.event);
@@ -243,9 +253,12 @@ export class ConnectionPipeline implements BudgetMember {
     this.#active.set(info.id, conn);
     // Counted across the service (every pipeline sharing the budget); at the limit every one of them pauses.
     const via = info.via?.remote;
-    const { maxConns } = this.#budget;
     const tls = info.tls?.protocol;
-    this.emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: maxConns, ...(via && { via }), ...(tls && { tls }) });
+    // Built as a literal and then extended (not spread): the usual connection has neither, and a literal is one allocation.
+    const event: Extract<ServerEvent, { type: 'accept' }> = { type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: this.#budget.maxConns };
+    if (via) event.via = via;
+    if (tls) event.tls = tls;
+    this.emit(event);
     this.#budget.opened(conn.place !== -1);
   }
 

@@ -21,7 +21,7 @@
  * - the idle and time limits are enforced on it.
  */
 import { Readable } from 'node:stream';
-import type net from 'node:net';
+import net from 'node:net';
 import type { ConnectionLimits } from '../admission/limits.js';
 import type { Service, ServiceContext } from '../services/types.js';
 
@@ -62,6 +62,15 @@ async function* chunksOf(socket: net.Socket): AsyncGenerator<Buffer | string> {
 function iterateToEnd(this: net.Socket): AsyncGenerator<Buffer | string> {
   return chunksOf(this);
 }
+
+/**
+ * A net.Socket whose class already has the runner's iterator (iterateToEnd), for sockets
+ * tcpkit builds itself (../net/acceptor.ts onNativeSockets): serveSocket then adds no
+ * property to each one. A property added to a socket reallocates its out-of-object
+ * property store, one more allocation per connection that lives as long as the socket.
+ */
+export class ServedSocket extends net.Socket {}
+Object.defineProperty(ServedSocket.prototype, Symbol.asyncIterator, { value: iterateToEnd, configurable: true, writable: true });
 
 /**
  * runService with a callback instead of a promise: `done` is called once, when the
@@ -116,7 +125,8 @@ export function serveSocket(
   }
   if (socket.destroyed) settle();
   else {
-    socket.once('close', () => {
+    // on, not once: 'close' comes once, and once() wraps the listener (two more objects per connection).
+    socket.on('close', () => {
       if (timer) clearTimeout(timer);
       settle();
     });
@@ -126,7 +136,7 @@ export function serveSocket(
   // on('data') and pipe() start the flow as they do on a net.createServer socket. Nothing is read until then.
   // (Readable's readableFlowing setter; Node's types mark it read-only. The handle starts reading on the first read().)
   if (socket.readableFlowing === false) (socket as { readableFlowing: boolean | null }).readableFlowing = null;
-  Object.defineProperty(socket, Symbol.asyncIterator, { value: iterateToEnd, configurable: true, writable: true });
+  if (socket[Symbol.asyncIterator] !== iterateToEnd) Object.defineProperty(socket, Symbol.asyncIterator, { value: iterateToEnd, configurable: true, writable: true });
   let result: void | Promise<void>;
   const settled = holds ? settle : undefined;
   try {
