@@ -18,7 +18,9 @@
  *   destroyed; a peer's reset, a closing the handler did not cause (the peer, a limit,
  *   the server's shutdown), and a failure after the connection has ended (a fork child
  *   has exited by then, a pool has forgotten the id) are not service errors;
- * - the idle and time limits are enforced on it.
+ * - the idle and time limits are enforced on it;
+ * - once it has closed, its listeners are removed (what they hold would otherwise live as
+ *   long as Node keeps the closed socket: see the 'close' listener below).
  */
 import { Readable } from 'node:stream';
 import net from 'node:net';
@@ -32,6 +34,9 @@ import type { Service, ServiceContext } from '../services/types.js';
  * (ERR_STREAM_PREMATURE_CLOSE: the peer, a limit or the server's shutdown closed it).
  */
 const GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** An 'error' after 'close' (no connection is left to report it on): ignored, one shared listener. */
+function ignoreLateError(): void {}
 
 /** Whether `err` only says the connection went away (see GONE). */
 function isPeerGone(err: unknown): boolean {
@@ -128,6 +133,13 @@ export function serveSocket(
     // on, not once: 'close' comes once, and once() wraps the listener (two more objects per connection).
     socket.on('close', () => {
       if (timer) clearTimeout(timer);
+      // 'close' is a socket's last event. Its listeners (ours, the service's) hold the connection's objects,
+      // and Node keeps a closed socket until a garbage collection after its handle's: every one of them
+      // would survive a scavenge with it, be copied and promoted. Let go of them now (the listeners of this
+      // very emit still run: Node calls a copy of the list).
+      socket.removeAllListeners();
+      // Should anything still emit 'error' on the dead socket, it must not become an uncaught exception.
+      socket.on('error', ignoreLateError);
       settle();
     });
   }
