@@ -22,6 +22,7 @@ import { Admission, identify } from '../admission/admission.js';
 import type { LimitStats } from '../admission/limits.js';
 import type { BudgetMember, ServiceBudget } from '../admission/budget.js';
 import { eventChannel, serviceLogEvent, type ServerEvent } from '../events.js';
+import { Slots } from './slots.js';
 
 /**
  * One admitted connection, as a model sees it. Each method acts once; later calls
@@ -109,6 +110,8 @@ class AdmittedConnection implements Connection {
    * it adds no property to the object (which would allocate a property store per connection).
    */
   socket: net.Socket | undefined = undefined;
+  /** Its slot among the pipeline's open connections, once opened. */
+  slot = -1;
   readonly #owner: ConnectionOwner;
 
   constructor(owner: ConnectionOwner, info: ConnectionInfo, env: Readonly<Record<string, string>>, place: number) {
@@ -162,7 +165,8 @@ export class ConnectionPipeline implements BudgetMember {
   readonly #admission: Admission;
   readonly #hooks: PipelineHooks;
   readonly #budget: ServiceBudget;
-  readonly #active = new Map<number, AdmittedConnection>();
+  /** Open connections (a Slots, not a Map by id: see ./slots.ts); each knows its slot. */
+  readonly #active = new Slots<AdmittedConnection>();
   readonly #owner: ConnectionOwner;
   #accepted = 0;
   #ended = 0;
@@ -250,7 +254,7 @@ export class ConnectionPipeline implements BudgetMember {
   #opened(conn: AdmittedConnection): void {
     const { info, servedBy: pid } = conn;
     this.#accepted++;
-    this.#active.set(info.id, conn);
+    conn.slot = this.#active.add(conn);
     // Counted across the service (every pipeline sharing the budget); at the limit every one of them pauses.
     const via = info.via?.remote;
     const tls = info.tls?.protocol;
@@ -264,7 +268,7 @@ export class ConnectionPipeline implements BudgetMember {
 
   #closed(conn: AdmittedConnection, exitcode: number | null, signal: string | null, at: number): void {
     const { info, servedBy: pid } = conn;
-    this.#active.delete(info.id);
+    this.#active.remove(conn.slot);
     this.#ended++;
     const count = Math.max(0, this.#budget.active - 1);
     this.emit({ type: 'end', id: info.id, pid, exitcode, signal, count, max: this.#budget.maxConns, ms: Math.max(0, at - info.acceptedAt) });
@@ -316,7 +320,10 @@ export class ConnectionPipeline implements BudgetMember {
       accepted: this.#accepted,
       active: this.#active.size,
       ended: this.#ended,
-      connections: [...this.#active.values()].map((c) => ({ ...c.info, pid: c.servedBy })),
+      connections: this.#active
+        .values()
+        .sort((a, b) => a.info.id - b.info.id)
+        .map((c) => ({ ...c.info, pid: c.servedBy })),
       denied: this.#denied,
       limits: this.#budget.sources.stats(),
     };
