@@ -46,6 +46,7 @@ struct accept_watch {
   int want_local;  /* also getsockname each connection (a listener bound to a wildcard) */
   int stop_at;     /* end the batch once a descriptor this high is accepted (the owner's headroom; see acceptStart) */
   int per_conn;    /* descriptors each accepted connection will open soon after (a program's pidfd and stderr pipe) */
+  int batch;       /* accepts per wake-up at most: ACCEPT_BATCH unless acceptBatch set another */
   int closing;
   int is_unix;     /* a UNIX-domain listener: each record carries the peer's credentials instead of an address */
   char unix_name[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* its path or @abstract name, every connection's local end */
@@ -114,7 +115,7 @@ static void accept_event(uv_poll_t *handle, int status, int events) {
   napi_create_array(env, &records);
   uint32_t n = 0;
   int err = status < 0 ? -status : 0;
-  while (err == 0 && n < ACCEPT_BATCH) {
+  while (err == 0 && n < (uint32_t)w->batch) {
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
     int fd = accept4(w->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
@@ -224,6 +225,7 @@ static napi_value AcceptWatch(napi_env env, napi_callback_info info) {
   }
   w->want_local = want_local;
   w->per_conn = per_conn;
+  w->batch = ACCEPT_BATCH;
   int rc = uv_poll_init_socket(loop, &w->poll, copy);
   if (rc != 0) {
     close(copy);
@@ -265,6 +267,47 @@ static napi_value AcceptStartStop(napi_env env, napi_callback_info info) {
   } else {
     uv_poll_stop(&w->poll);
   }
+  return NULL;
+}
+
+/*
+ * acceptLimit(handle, stopAt): only set `stopAt` (see acceptStart) on a watch that may be polling.
+ * Why not acceptStart again: uv_poll_start on a started handle stops it first, and on Linux that
+ * removes the descriptor from epoll at once (epoll_ctl DEL) and adds it back at the next poll
+ * (epoll_ctl ADD): two system calls per batch for a number that changed, where this is a store.
+ */
+static napi_value AcceptLimit(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t stop_at = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 || napi_get_value_int32(env, argv[1], &stop_at) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "acceptLimit(handle, stopAt)");
+    return NULL;
+  }
+  struct accept_watch *w = watch_arg(env, argv[0]);
+  if (w == NULL || w->closing) return NULL;
+  w->stop_at = stop_at;
+  return NULL;
+}
+
+/*
+ * acceptBatch(handle, max): accept at most `max` (1..ACCEPT_BATCH) connections per wake-up from now on.
+ * Why 1 can be right: a batch ends only when accept4 says EAGAIN, one failing system call per wake-up;
+ * with one connection per wake-up (as libuv's own accept loop has it in Node), the listening socket
+ * stays readable while more wait and the next turn of the loop takes the next, with no EAGAIN.
+ */
+static napi_value AcceptBatch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t max = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2 || napi_get_value_int32(env, argv[1], &max) != napi_ok ||
+      max < 1 || max > ACCEPT_BATCH) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "acceptBatch(handle, max): max from 1 to 64");
+    return NULL;
+  }
+  struct accept_watch *w = watch_arg(env, argv[0]);
+  if (w == NULL || w->closing) return NULL;
+  w->batch = max;
   return NULL;
 }
 
@@ -315,4 +358,8 @@ void accept_init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "acceptStop", fn);
   napi_create_function(env, "acceptClose", NAPI_AUTO_LENGTH, AcceptClose, NULL, &fn);
   napi_set_named_property(env, exports, "acceptClose", fn);
+  napi_create_function(env, "acceptBatch", NAPI_AUTO_LENGTH, AcceptBatch, NULL, &fn);
+  napi_set_named_property(env, exports, "acceptBatch", fn);
+  napi_create_function(env, "acceptLimit", NAPI_AUTO_LENGTH, AcceptLimit, NULL, &fn);
+  napi_set_named_property(env, exports, "acceptLimit", fn);
 }

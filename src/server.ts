@@ -15,10 +15,12 @@ import { eventChannel, type ServerEvent } from './events.js';
 import type { ConnectionLimits, LimitStats } from './admission/limits.js';
 import { ServiceBudget, type BudgetMember } from './admission/budget.js';
 import { ConnectionPipeline } from './connection/pipeline.js';
+import { ServedSocket } from './connection/run.js';
 import { Listener } from './net/listener.js';
 import { unixOwner } from './super/privileges.js';
 import { acceptPath, NATIVE_PATH_DESCRIPTORS, recordInfo } from './net/fast-path.js';
 import { fdutil } from './net/fdutil.js';
+import { canWrapAccepted } from './net/internals.js';
 import { ACCEPT_MODES, checkChoice, checkNumber, checkUnixPath, OPTIONS, parseUnixMode, spareWithProgram, toTimerMs, type OptionSpec } from './options.js';
 import { ProxyRefusals, proxyTrust, type ProxyGateOptions } from './net/proxy-gate.js';
 import { startSuccessor, type SuccessorOptions } from './net/restart.js';
@@ -389,6 +391,13 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
           if (conn) model.serveDescriptor!(conn, record.fd);
           else fdutil.close(record.fd);
         }, local === undefined, NATIVE_PATH_DESCRIPTORS, local);
+      }
+      // A service read here in JavaScript (event, iterative; not a program): sockets made on natively accepted
+      // descriptors, each with its peer from the accept (no getpeername), into the same onConnection path.
+      if (model.accepts === 'server') {
+        const readHere = (o.model === 'event' || o.model === 'iterative') && (await programOf(o.service)) === undefined;
+        const path = acceptPath({ listener: listener.endpoint.family === 'unix' ? 'unix' : 'tcp', tls: o.tls !== undefined, proxy: o.proxy !== undefined, descriptors: model.servesDescriptors?.() ?? false, sockets: readHere, wrapsSockets: canWrapAccepted() });
+        if (path === 'native-socket') listener.onNativeSockets(acceptedLocal(listener.endpoint), ServedSocket);
       }
       // Paused at once if the service is already at its limit (another address of it holds the connections).
       this.#budget.join(this.#member);

@@ -90,6 +90,13 @@ export function tlsEnv(t: TlsInfo | undefined): Record<string, string> {
   return env;
 }
 
+/** Whether an object has no own enumerable property (a rule without variables): the usual environment is then one literal. */
+function isEmpty(o: Readonly<Record<string, string>> | undefined): boolean {
+  if (o === undefined) return true;
+  for (const _ in o) return false;
+  return true;
+}
+
 /** See the file comment. `nextId`: the connection ids of the place that serves (the process's sequence, a worker's blocks). */
 export class Admission {
   readonly #access: AccessRules;
@@ -112,7 +119,8 @@ export class Admission {
     const info: ConnectionInfo = { id: this.#nextId(), local, remote, acceptedAt: identified.acceptedAt };
     if (identified.via) info.via = identified.via;
     if (identified.tls) info.tls = identified.tls;
-    return { ok: true, info, env: { TCPCONNNUM: String(place.count), ...tlsEnv(identified.tls), ...decision.env }, place: place.place };
+    const env = identified.tls === undefined && isEmpty(decision.env) ? { TCPCONNNUM: String(place.count) } : { TCPCONNNUM: String(place.count), ...tlsEnv(identified.tls), ...decision.env };
+    return { ok: true, info, env, place: place.place };
   }
 
   /** The connection ended (or was never served): give its place back. */

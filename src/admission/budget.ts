@@ -36,6 +36,12 @@ export class ServiceBudget {
   /** Admitted and not yet opened (a program still starting): counted against maxConns, so the limit is never exceeded. */
   #starting = 0;
   readonly #members = new Set<BudgetMember>();
+  /**
+   * Members may have been told to pause since they were last told to resume: only then does a
+   * connection's end tell them all to resume (a loop over a Set allocates an iterator, once per
+   * connection otherwise, for members that were never paused).
+   */
+  #paused = false;
 
   constructor(options: BudgetOptions = {}) {
     this.maxConns = checkNumber('maxConns', options.maxConns);
@@ -50,7 +56,10 @@ export class ServiceBudget {
   /** Add a member; it is paused at once if the service is at its limit. Pair with leave(). */
   join(member: BudgetMember): void {
     this.#members.add(member);
-    if (this.#active + this.#starting >= this.maxConns) member.pause();
+    if (this.#active + this.#starting >= this.maxConns) {
+      this.#paused = true;
+      member.pause();
+    }
   }
 
   /** The last member to leave closes the per-source table's shared descriptor (its workers are stopping). */
@@ -66,13 +75,13 @@ export class ServiceBudget {
    */
   admitted(): void {
     this.#starting++;
-    if (this.#active + this.#starting >= this.maxConns) for (const m of this.#members) m.pause(true);
+    if (this.#active + this.#starting >= this.maxConns) this.#pauseAll(true);
   }
 
   /** An admitted connection ended without being served. */
   abandoned(): void {
     this.#starting = Math.max(0, this.#starting - 1);
-    if (this.#active + this.#starting < this.maxConns) for (const m of this.#members) m.resume();
+    if (this.#active + this.#starting < this.maxConns) this.#resumeAll();
   }
 
   /** Count a connection opened (`wasAdmitted`: counted by admitted() until now); at the limit every member pauses. Returns the count now. */
@@ -80,19 +89,31 @@ export class ServiceBudget {
     if (wasAdmitted) this.#starting = Math.max(0, this.#starting - 1);
     this.#active++;
     // The `pause` event when the open connections reach the limit, as ever; a quiet hold while some still start.
-    if (this.#active + this.#starting >= this.maxConns) for (const m of this.#members) m.pause(this.#active < this.maxConns);
+    if (this.#active + this.#starting >= this.maxConns) this.#pauseAll(this.#active < this.maxConns);
     return this.#active;
   }
 
   /** Count a connection closed; below the limit every member resumes. Returns the count now. */
   closed(): number {
     this.#active = Math.max(0, this.#active - 1);
-    if (this.#active + this.#starting < this.maxConns) for (const m of this.#members) m.resume();
+    if (this.#active + this.#starting < this.maxConns) this.#resumeAll();
     else if (this.#active < this.maxConns)
       for (const m of this.#members) {
         m.resume();
         m.pause(true);
       }
     return this.#active;
+  }
+
+  #pauseAll(hold: boolean): void {
+    this.#paused = true;
+    for (const m of this.#members) m.pause(hold);
+  }
+
+  /** Every member resumes, if any may have been paused (see #paused). */
+  #resumeAll(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    for (const m of this.#members) m.resume();
   }
 }

@@ -18,7 +18,6 @@
  * with nothing open and a full bucket holds nothing a new entry would not, and is
  * reused for another address found at the same hash.
  */
-import net from 'node:net';
 import { ipBytes } from './access.js';
 
 /** Why a place was not given: the per-source limit, or the rate. */
@@ -103,14 +102,40 @@ export function sourceKey(address: string): [number, number, number, number] {
   // A UNIX peer (`uid:1000`, admission.ts sourceOf): a key no IPv4 peer has and no real IPv6 one would.
   if (address.startsWith('uid:')) return [-1, -1, -2, Number(address.slice(4)) | 0];
   const v4 = address.startsWith('::ffff:') || address.startsWith('::FFFF:') ? address.slice(7) : address;
-  // The usual peer, without ipBytes's copies: one split.
-  if (net.isIPv4(v4)) {
-    const [a, b, c, d] = v4.split('.').map(Number) as [number, number, number, number];
-    return [0, 0, 0xffff, ((a << 24) | (b << 16) | (c << 8) | d) | 0];
-  }
+  // The usual peer, without ipBytes's copies (or a split's): its dotted quad read in place.
+  const quad = ipv4Word(v4);
+  if (quad !== undefined) return [0, 0, 0xffff, quad];
   const bytes = ipBytes(address) ?? new Uint8Array(16);
   const w = (i: number) => ((bytes[4 * i]! << 24) | (bytes[4 * i + 1]! << 16) | (bytes[4 * i + 2]! << 8) | bytes[4 * i + 3]!) | 0;
   return [w(0), w(1), w(2), w(3)];
+}
+
+/**
+ * A dotted-quad IPv4 address (as accept and getpeername give it: four decimal numbers 0-255,
+ * no leading zeros) as one 32-bit word; undefined for anything else, which sourceKey then
+ * reads as IPv6 (the same addresses net.isIPv4 accepts are read here).
+ */
+function ipv4Word(text: string): number | undefined {
+  let word = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x2e) {
+      if (digits === 0 || dots === 3) return undefined;
+      word = (word << 8) | part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && part === 0) return undefined; // a leading zero: not how an address is printed
+      part = part * 10 + (c - 0x30);
+      if (++digits > 3 || part > 255) return undefined;
+    } else return undefined;
+  }
+  if (dots !== 3 || digits === 0) return undefined;
+  return ((word << 8) | part) | 0;
 }
 
 /** See the file comment. */

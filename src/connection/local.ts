@@ -10,6 +10,7 @@ import type { ConnectionInfo } from '../address.js';
 import type { ConnectionLimits } from '../admission/limits.js';
 import { describeError } from '../errors.js';
 import { serveSocket } from './run.js';
+import { Slots } from './slots.js';
 import type { Service, ServiceSpec } from '../services/types.js';
 
 /**
@@ -30,7 +31,8 @@ export class LocalConnections {
   readonly #service: Service;
   readonly #spec: ServiceSpec;
   readonly #limits: ConnectionLimits | undefined;
-  readonly #sockets = new Map<number, net.Socket>();
+  /** The sockets served now with their ids (a Slots, not a Map by id: see ./slots.ts). */
+  readonly #sockets = new Slots<{ id: number; socket: net.Socket }>();
   #served = 0;
   #idle: Array<() => void> = [];
 
@@ -53,7 +55,10 @@ export class LocalConnections {
 
   /** Ids of the connections being served now. */
   ids(): number[] {
-    return [...this.#sockets.keys()];
+    return this.#sockets
+      .values()
+      .map((s) => s.id)
+      .sort((a, b) => a - b);
   }
 
   /**
@@ -61,8 +66,7 @@ export class LocalConnections {
    * flowing-capable) with the service; `env` from the server's admission.
    */
   serve(socket: net.Socket, info: ConnectionInfo, env: Readonly<Record<string, string>> | undefined, hooks: ServedHooks): void {
-    const id = info.id;
-    this.#sockets.set(id, socket);
+    const slot = this.#sockets.add({ id: info.id, socket });
     const ctx = {
       socket,
       info,
@@ -75,7 +79,7 @@ export class LocalConnections {
       hooks.failed(code, message);
     };
     serveSocket(this.#service, ctx, failed, this.#limits, () => {
-      this.#sockets.delete(id);
+      this.#sockets.remove(slot);
       this.#served++;
       hooks.closed();
       if (this.#sockets.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
@@ -90,6 +94,6 @@ export class LocalConnections {
 
   /** Destroy every socket now (each still reports `closed`). */
   destroyAll(): void {
-    for (const socket of this.#sockets.values()) socket.destroy();
+    for (const { socket } of this.#sockets.values()) socket.destroy();
   }
 }

@@ -22,6 +22,7 @@ import { Admission, identify } from '../admission/admission.js';
 import type { LimitStats } from '../admission/limits.js';
 import type { BudgetMember, ServiceBudget } from '../admission/budget.js';
 import { eventChannel, serviceLogEvent, type ServerEvent } from '../events.js';
+import { Slots } from './slots.js';
 
 /**
  * One admitted connection, as a model sees it. Each method acts once; later calls
@@ -104,6 +105,13 @@ class AdmittedConnection implements Connection {
   state: 'admitted' | 'open' | 'ended' = 'admitted';
   /** The pid that serves it, once opened. */
   servedBy = 0;
+  /**
+   * Its socket, when accepted in this process (take()): a field from the start, so that setting
+   * it adds no property to the object (which would allocate a property store per connection).
+   */
+  socket: net.Socket | undefined = undefined;
+  /** Its slot among the pipeline's open connections, once opened. */
+  slot = -1;
   readonly #owner: ConnectionOwner;
 
   constructor(owner: ConnectionOwner, info: ConnectionInfo, env: Readonly<Record<string, string>>, place: number) {
@@ -157,7 +165,8 @@ export class ConnectionPipeline implements BudgetMember {
   readonly #admission: Admission;
   readonly #hooks: PipelineHooks;
   readonly #budget: ServiceBudget;
-  readonly #active = new Map<number, AdmittedConnection>();
+  /** Open connections (a Slots, not a Map by id: see ./slots.ts); each knows its slot. */
+  readonly #active = new Slots<AdmittedConnection>();
   readonly #owner: ConnectionOwner;
   #accepted = 0;
   #ended = 0;
@@ -207,16 +216,21 @@ export class ConnectionPipeline implements BudgetMember {
    */
   take(socket: net.Socket, local?: Endpoint, announced?: ConnectionEnds): IncomingConnection | undefined {
     const info = identify(socket, local, announced);
-    const conn = info && this.admit(info);
+    const conn = info && this.#admitted(info);
     if (!conn) {
       socket.destroy();
       return undefined;
     }
-    return Object.assign(conn, { socket });
+    conn.socket = socket;
+    return conn as IncomingConnection;
   }
 
   /** An identified connection: admit it under a new id. Undefined when denied or refused (logged). */
   admit(identified: ConnectionInfo): Connection | undefined {
+    return this.#admitted(identified);
+  }
+
+  #admitted(identified: ConnectionInfo): AdmittedConnection | undefined {
     const verdict = this.#admission.admit(identified);
     if (!verdict.ok) {
       this.emit(verdict.event);
@@ -240,18 +254,21 @@ export class ConnectionPipeline implements BudgetMember {
   #opened(conn: AdmittedConnection): void {
     const { info, servedBy: pid } = conn;
     this.#accepted++;
-    this.#active.set(info.id, conn);
+    conn.slot = this.#active.add(conn);
     // Counted across the service (every pipeline sharing the budget); at the limit every one of them pauses.
     const via = info.via?.remote;
-    const { maxConns } = this.#budget;
     const tls = info.tls?.protocol;
-    this.emit({ type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: maxConns, ...(via && { via }), ...(tls && { tls }) });
+    // Built as a literal and then extended (not spread): the usual connection has neither, and a literal is one allocation.
+    const event: Extract<ServerEvent, { type: 'accept' }> = { type: 'accept', id: info.id, local: info.local, remote: info.remote, pid, count: this.#budget.active + 1, max: this.#budget.maxConns };
+    if (via) event.via = via;
+    if (tls) event.tls = tls;
+    this.emit(event);
     this.#budget.opened(conn.place !== -1);
   }
 
   #closed(conn: AdmittedConnection, exitcode: number | null, signal: string | null, at: number): void {
     const { info, servedBy: pid } = conn;
-    this.#active.delete(info.id);
+    this.#active.remove(conn.slot);
     this.#ended++;
     const count = Math.max(0, this.#budget.active - 1);
     this.emit({ type: 'end', id: info.id, pid, exitcode, signal, count, max: this.#budget.maxConns, ms: Math.max(0, at - info.acceptedAt) });
@@ -303,7 +320,10 @@ export class ConnectionPipeline implements BudgetMember {
       accepted: this.#accepted,
       active: this.#active.size,
       ended: this.#ended,
-      connections: [...this.#active.values()].map((c) => ({ ...c.info, pid: c.servedBy })),
+      connections: this.#active
+        .values()
+        .sort((a, b) => a.info.id - b.info.id)
+        .map((c) => ({ ...c.info, pid: c.servedBy })),
       denied: this.#denied,
       limits: this.#budget.sources.stats(),
     };

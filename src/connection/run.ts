@@ -18,10 +18,12 @@
  *   destroyed; a peer's reset, a closing the handler did not cause (the peer, a limit,
  *   the server's shutdown), and a failure after the connection has ended (a fork child
  *   has exited by then, a pool has forgotten the id) are not service errors;
- * - the idle and time limits are enforced on it.
+ * - the idle and time limits are enforced on it;
+ * - once it has closed, its listeners are removed (what they hold would otherwise live as
+ *   long as Node keeps the closed socket: see the 'close' listener below).
  */
 import { Readable } from 'node:stream';
-import type net from 'node:net';
+import net from 'node:net';
 import type { ConnectionLimits } from '../admission/limits.js';
 import type { Service, ServiceContext } from '../services/types.js';
 
@@ -32,6 +34,9 @@ import type { Service, ServiceContext } from '../services/types.js';
  * (ERR_STREAM_PREMATURE_CLOSE: the peer, a limit or the server's shutdown closed it).
  */
 const GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** An 'error' after 'close' (no connection is left to report it on): ignored, one shared listener. */
+function ignoreLateError(): void {}
 
 /** Whether `err` only says the connection went away (see GONE). */
 function isPeerGone(err: unknown): boolean {
@@ -62,6 +67,15 @@ async function* chunksOf(socket: net.Socket): AsyncGenerator<Buffer | string> {
 function iterateToEnd(this: net.Socket): AsyncGenerator<Buffer | string> {
   return chunksOf(this);
 }
+
+/**
+ * A net.Socket whose class already has the runner's iterator (iterateToEnd), for sockets
+ * tcpkit builds itself (../net/acceptor.ts onNativeSockets): serveSocket then adds no
+ * property to each one. A property added to a socket reallocates its out-of-object
+ * property store, one more allocation per connection that lives as long as the socket.
+ */
+export class ServedSocket extends net.Socket {}
+Object.defineProperty(ServedSocket.prototype, Symbol.asyncIterator, { value: iterateToEnd, configurable: true, writable: true });
 
 /**
  * runService with a callback instead of a promise: `done` is called once, when the
@@ -116,8 +130,16 @@ export function serveSocket(
   }
   if (socket.destroyed) settle();
   else {
-    socket.once('close', () => {
+    // on, not once: 'close' comes once, and once() wraps the listener (two more objects per connection).
+    socket.on('close', () => {
       if (timer) clearTimeout(timer);
+      // 'close' is a socket's last event. Its listeners (ours, the service's) hold the connection's objects,
+      // and Node keeps a closed socket until a garbage collection after its handle's: every one of them
+      // would survive a scavenge with it, be copied and promoted. Let go of them now (the listeners of this
+      // very emit still run: Node calls a copy of the list).
+      socket.removeAllListeners();
+      // Should anything still emit 'error' on the dead socket, it must not become an uncaught exception.
+      socket.on('error', ignoreLateError);
       settle();
     });
   }
@@ -126,7 +148,7 @@ export function serveSocket(
   // on('data') and pipe() start the flow as they do on a net.createServer socket. Nothing is read until then.
   // (Readable's readableFlowing setter; Node's types mark it read-only. The handle starts reading on the first read().)
   if (socket.readableFlowing === false) (socket as { readableFlowing: boolean | null }).readableFlowing = null;
-  Object.defineProperty(socket, Symbol.asyncIterator, { value: iterateToEnd, configurable: true, writable: true });
+  if (socket[Symbol.asyncIterator] !== iterateToEnd) Object.defineProperty(socket, Symbol.asyncIterator, { value: iterateToEnd, configurable: true, writable: true });
   let result: void | Promise<void>;
   const settled = holds ? settle : undefined;
   try {

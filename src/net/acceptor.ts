@@ -43,7 +43,7 @@ import { isMainThread } from 'node:worker_threads';
 import { DEFAULT_BACKLOG, REPORT_MS } from '../options.js';
 import { fdutil } from './fdutil.js';
 import { hasLaunched, launchedDescriptors, queuedDescriptors } from './launcher.js';
-import { socketFd } from './internals.js';
+import { socketFd, socketOfAccepted } from './internals.js';
 import { ProxyGate, type ProxyGateHandlers, type ProxyGateOptions } from './proxy-gate.js';
 import type { ConnectionEnds, Endpoint } from '../address.js';
 
@@ -95,6 +95,10 @@ interface NativeAccept {
   acceptWatch(fd: number, wantLocal: boolean, perConnection: number, cb: (records: AcceptedRecord[], errno: number) => void): object;
   acceptStart(h: object, stopAt: number): void;
   acceptStop(h: object): void;
+  /** Only the stopAt of a watch that may be polling (acceptStart again would take it out of epoll and back: two system calls). */
+  acceptLimit(h: object, stopAt: number): void;
+  /** Accepts per wake-up at most (1..64; default 64). */
+  acceptBatch(h: object, max: number): void;
   acceptClose(h: object): void;
 }
 const nativeAccept = fdutil as unknown as NativeAccept;
@@ -145,10 +149,14 @@ const owners = new Set<() => DescriptorUse>();
  */
 const unseenChildren = (): boolean => !isMainThread && hasLaunched();
 
+/** Nothing declared: one shared answer (declared() runs for every connection). */
+const NONE: DescriptorUse = Object.freeze({ held: 0, reserved: 0 });
+
 /** The sum of what every owner declared, and what launched children hold (../net/launcher.ts). */
 function declared(): DescriptorUse {
   let held = launchedDescriptors();
   let reserved = queuedDescriptors();
+  if (owners.size === 0 && held === 0 && reserved === 0) return NONE;
   for (const use of owners) {
     const u = use();
     held += u.held;
@@ -234,6 +242,8 @@ export class Acceptor {
   /** Descriptors each connection will open soon after its accept (a batch stops early enough for them). */
   #perConnection = 0;
   #watch: object | undefined;
+  /** Accepts per wake-up (native mode): 64, or 1 for sockets (onNativeSockets). */
+  #perWake = 64;
   #watching = false;
   #held: AcceptedRecord[] = [];
   #drain: NodeJS.Immediate | undefined;
@@ -302,6 +312,39 @@ export class Acceptor {
     this.#wantLocal = wantLocal;
     this.#local = local;
     this.#perConnection = perConnection;
+  }
+
+  /**
+   * Accept natively (as onRecords), but hand each connection on as a paused net.Socket made
+   * on its descriptor, to the same onConnection handler (and PROXY gate) as sockets from
+   * Node's accept: the peer's address comes from accept4 and is already in the socket's
+   * cache (./internals.ts socketOfAccepted), so identifying it makes no getpeername. `local`:
+   * the listener's fixed local end (a listener bound to one address); without it each
+   * connection's local end comes with the batch (getsockname there). The path decision
+   * (./fast-path.ts `native-socket`) says when. `SocketClass`: what to build, net.Socket
+   * (default) or a subclass (../connection/run.ts ServedSocket). Call while paused.
+   */
+  onNativeSockets(local: Endpoint | undefined, SocketClass: typeof net.Socket = net.Socket): void {
+    this.onRecords((r) => this.#socketOf(r, local, SocketClass), local === undefined, 0);
+    // One per wake-up, as libuv accepts for net.Server: a batch ends only at accept4's EAGAIN, a failing call per
+    // wake-up; the listening socket stays readable while more wait, and the next turn of the loop takes the next.
+    this.#perWake = 1;
+  }
+
+  /** A record as a net.Socket, handed on as the socket path hands one on; a descriptor that cannot become one is closed and reported. */
+  #socketOf(r: AcceptedRecord, local: Endpoint | undefined, SocketClass: typeof net.Socket): void {
+    let socket: net.Socket;
+    try {
+      // The record carries address, port and family: Node's peer cache takes it as it is (its fd field is never read there).
+      const own = local ?? (r.localAddress === undefined ? undefined : { address: r.localAddress, port: r.localPort ?? 0, family: r.localFamily ?? r.family });
+      socket = socketOfAccepted(r.fd, r, own, SocketClass);
+    } catch (err) {
+      fdutil.close(r.fd);
+      this.#onError(err as AcceptError);
+      return;
+    }
+    if (this.#gate) this.#gate.take(socket);
+    else this.#onConnection(socket);
   }
 
   /** Accept errors (EMFILE, ...): accepting goes on; the owner decides what to log. */
@@ -395,7 +438,10 @@ export class Acceptor {
       });
       return;
     }
-    this.#watch ??= nativeAccept.acceptWatch(this.#fd, this.#wantLocal, this.#perConnection, (records, errno) => this.#batch(records, errno));
+    if (!this.#watch) {
+      this.#watch = nativeAccept.acceptWatch(this.#fd, this.#wantLocal, this.#perConnection, (records, errno) => this.#batch(records, errno));
+      if (this.#perWake !== 64) nativeAccept.acceptBatch(this.#watch, this.#perWake);
+    }
     nativeAccept.acceptStart(this.#watch, this.#stopAt());
     this.#watching = true;
   }
@@ -446,7 +492,7 @@ export class Acceptor {
       this.#onAccept();
     }
     // What the records just handed on will hold (queued spawns) counts for the next batch.
-    if (this.#watching && this.#watch) nativeAccept.acceptStart(this.#watch, this.#stopAt());
+    if (this.#watching && this.#watch) nativeAccept.acceptLimit(this.#watch, this.#stopAt());
   }
 
   /** A record whose PROXY header the gate took: on now, or held in order until resume() (nothing accepted is dropped). */

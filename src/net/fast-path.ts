@@ -23,8 +23,14 @@
 import type { ConnectionInfo, Endpoint } from '../address.js';
 import { recordEnds, type AcceptedRecord } from './acceptor.js';
 
-/** How connections are accepted: see the file comment. */
-export type AcceptPath = 'socket' | 'native';
+/**
+ * How connections are accepted: see the file comment. `native-socket`: accepted as `native` is
+ * (accept4 in batches, the peer's address from the accept), then made a net.Socket on the
+ * descriptor with that address already known (../net/internals.ts socketOfAccepted), for a
+ * service read in JavaScript in this process: no getpeername per connection (a net.Server's
+ * accept cannot return the address), the rest as on `socket`.
+ */
+export type AcceptPath = 'socket' | 'native' | 'native-socket';
 
 /** What the decision looks at. */
 export interface PathQuery {
@@ -34,6 +40,10 @@ export interface PathQuery {
   tls?: boolean;
   /** A bare descriptor can be served for this service (Model.serveDescriptor after start; a prefork worker: ProgramLauncher.startFd). */
   descriptors: boolean;
+  /** The service reads each socket in this process (the event and iterative models). Default false. */
+  sockets?: boolean;
+  /** A natively accepted descriptor can be made a net.Socket in this Node (internals.ts canWrapAccepted). Default false. */
+  wrapsSockets?: boolean;
 }
 
 /** Descriptors a program started on the native path holds in the server until reaped: its pidfd and its stderr pipe. */
@@ -41,6 +51,8 @@ export const NATIVE_PATH_DESCRIPTORS = 2;
 
 /** Which path a listener + service takes. */
 export function acceptPath(q: PathQuery): AcceptPath {
+  // A service read here, on plain TCP in the main thread: sockets, each with its peer from the accept.
+  if (!q.descriptors && q.sockets && q.wrapsSockets && q.listener === 'tcp' && !q.tls && !q.proxy && isMainThread) return 'native-socket';
   if (!q.descriptors) return 'socket';
   if (q.tls) return 'socket'; // TLS: the handshake and the relay need the socket
   return 'native';

@@ -4,6 +4,7 @@
  * Should a Node release change one of these, this is the file to fix.
  */
 import net from 'node:net';
+import os from 'node:os';
 
 /** The libuv handle behind a socket or server; Node keeps it private as `_handle`. */
 type WithHandle = { _handle?: { fd?: number } | null };
@@ -103,4 +104,75 @@ export function tlsVerifyError(socket: import('node:tls').TLSSocket): (Error & {
   const handle = (socket as unknown as { _handle?: { verifyError?: () => (Error & { code?: string }) | null } | null })._handle;
   if (typeof handle?.verifyError !== 'function') return new Error('certificate status unknown (no TLS handle)');
   return handle.verifyError();
+}
+
+/** Node's TCP handle class (`process.binding('tcp_wrap')`), looked up once; null when this Node does not offer it. */
+let tcpWrap: { TCP: new (type: number) => TcpHandle; SOCKET: number } | null | undefined;
+
+/** What socketOfAccepted needs of a TCP handle: open(fd) returns 0 or a negative libuv error. */
+interface TcpHandle {
+  open(fd: number): number;
+  close(): void;
+}
+
+function findTcpWrap(): typeof tcpWrap {
+  if (tcpWrap !== undefined) return tcpWrap;
+  try {
+    const b = (process as unknown as { binding(name: string): { TCP?: new (type: number) => TcpHandle; constants?: { SOCKET?: number } } }).binding('tcp_wrap');
+    tcpWrap = typeof b.TCP === 'function' && typeof b.constants?.SOCKET === 'number' ? { TCP: b.TCP, SOCKET: b.constants.SOCKET } : null;
+  } catch {
+    tcpWrap = null;
+  }
+  return tcpWrap;
+}
+
+/** Whether socketOfAccepted can work in this Node (the TCP handle class is reachable). */
+export function canWrapAccepted(): boolean {
+  return findTcpWrap() !== null;
+}
+
+/** An endpoint as Node caches it on a socket (`_peername`, `_sockname`: what remoteAddress and address() read). */
+export interface CachedName {
+  address: string;
+  port: number;
+  family: string;
+}
+
+/**
+ * A paused net.Socket over a TCP descriptor accepted natively (native/accept.c), built as
+ * net.Server's onconnection builds one (a TCP handle, `pauseOnCreate`), with the peer's
+ * address, and the local one when known, already in Node's caches (`_peername`,
+ * `_sockname`): remoteAddress, remotePort and address() then make no system call (a
+ * socket from net.Server asks getpeername on first use). Throws the libuv error's code
+ * (`open EBADF`) when the descriptor cannot become a handle; the descriptor is then
+ * still the caller's. `SocketClass`: net.Socket (default) or a subclass of it.
+ *
+ * Why internals: Node builds such a socket only inside net.Server, whose accept cannot
+ * return the peer's address; `new net.Socket({ fd })` would probe the descriptor
+ * (fstat, getsockopt, getsockname). The TCP class comes from `process.binding('tcp_wrap')`
+ * (allowed in Node 20 and 22; `--pending-deprecation` prints DEP0111 once), `open(fd)` is
+ * libuv's uv_tcp_open (it sets O_NONBLOCK), and the name caches are the private fields
+ * net.Socket fills on its first getpeername/getsockname.
+ */
+export function socketOfAccepted(fd: number, peer: CachedName, local?: CachedName, SocketClass: typeof net.Socket = net.Socket): net.Socket {
+  const wrap = findTcpWrap();
+  if (!wrap) throw Object.assign(new Error('open ENOSYS (no TCP handle class in this Node)'), { code: 'ENOSYS' });
+  const handle = new wrap.TCP(wrap.SOCKET);
+  const err = handle.open(fd);
+  if (err !== 0) {
+    handle.close();
+    const code = errnoCode(err);
+    throw Object.assign(new Error(`open ${code}`), { code });
+  }
+  const socket = new SocketClass({ handle, allowHalfOpen: true, readable: true, writable: true, pauseOnCreate: true } as net.SocketConstructorOpts);
+  const names = socket as unknown as { _peername?: CachedName; _sockname?: CachedName };
+  names._peername = peer;
+  if (local) names._sockname = local;
+  return socket;
+}
+
+/** A negative libuv error number as its code (`EBADF`). */
+function errnoCode(err: number): string {
+  for (const [name, n] of Object.entries(os.constants.errno)) if (n === -err) return name;
+  return 'EIO';
 }

@@ -252,6 +252,15 @@ export class Listener {
     this.#acceptor.onRecords(handler, wantLocal, perConnection, local);
   }
 
+  /**
+   * Accept natively and hand on net.Sockets with their peer already known (see
+   * Acceptor.onNativeSockets), for a service read in this process, as ./fast-path.ts decides
+   * (`native-socket`). Call while paused, after onConnection.
+   */
+  onNativeSockets(local: Endpoint | undefined, SocketClass?: typeof net.Socket): void {
+    this.#acceptor.onNativeSockets(local, SocketClass);
+  }
+
   /** Accept errors (EMFILE, ...): the listener keeps listening; the server decides what to log. */
   onError(handler: (err: AcceptError) => void): void {
     this.#acceptor.onError(handler);

@@ -18,6 +18,17 @@ test('sourceKey: IPv4 and its IPv4-mapped form are one source; IPv6 groups expan
   assert.notDeepEqual(sourceKey('2001:db8::1'), sourceKey('2001:db8::2'));
 });
 
+test('sourceKey reads a dotted quad in place: the same words as before, every octet, nothing that is not an IPv4 address', () => {
+  assert.deepEqual(sourceKey('10.1.2.3'), [0, 0, 0xffff, 0x0a010203]);
+  assert.deepEqual(sourceKey('255.255.255.255'), [0, 0, 0xffff, -1]);
+  assert.deepEqual(sourceKey('0.0.0.0'), [0, 0, 0xffff, 0]);
+  assert.deepEqual(sourceKey('::FFFF:192.168.0.1'), sourceKey('192.168.0.1'));
+  // Not IPv4 (net.isIPv4 refuses them too): read as IPv6, which these are not either, so no IPv4 peer's key.
+  for (const bad of ['256.1.1.1', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1..2.3', '1.2.3.', 'a.b.c.d', '1.2.3.4 ']) {
+    assert.notDeepEqual(sourceKey(bad).slice(0, 3), [0, 0, 0xffff], bad);
+  }
+});
+
 /** A program that attaches to the table and takes `n` places from 127.0.0.1, keeping them; prints the last count. */
 const TAKER = `
 const { SourceTable } = await import(process.argv[1] + '/admission/source-table.js');

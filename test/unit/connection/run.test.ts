@@ -236,3 +236,23 @@ test('serveSocket: a rejection after the socket has closed is not reported, the 
   await new Promise((res) => setTimeout(res, 20));
   assert.deepEqual(r.errors, []);
 });
+
+test('serveSocket: once the socket has closed, its listeners are let go (every close listener still ran), and a late error is harmless', async () => {
+  const { accepted, client } = await acceptedPair();
+  let serviceSawClose = false;
+  const r = serve(({ socket }) => {
+    socket.on('data', (c: Buffer) => socket.write(c));
+    socket.on('end', () => socket.end());
+    socket.on('close', () => (serviceSawClose = true));
+  }, accepted);
+  client.resume();
+  client.end('x');
+  await r.done;
+  await new Promise((res) => setImmediate(res));
+  assert.equal(serviceSawClose, true, "the service's own 'close' listener ran");
+  // What the listeners held (the service's closures, the connection's records) is no longer reachable from the socket.
+  for (const event of ['data', 'end', 'close', 'drain', 'timeout']) assert.equal(accepted.listenerCount(event), 0, event);
+  assert.equal(accepted.listenerCount('error'), 1, "one shared guard: an 'error' after 'close' is no uncaught exception");
+  accepted.emit('error', new Error('late'));
+  assert.deepEqual(r.errors, [], 'not reported: the connection has ended');
+});

@@ -147,3 +147,61 @@ test('BurstReporter: one report per second, the rest folded into the next report
   // 1 + (1 + 3) + 1 folded so far.
   assert.equal(r.take(e()), undefined);
 });
+
+test('onNativeSockets: natively accepted connections arrive as paused net.Sockets with their peer known, and carry data both ways', async () => {
+  const { fd, port } = await listening();
+  const acceptor = new Acceptor(fd, { ownsFd: true });
+  const accepted: net.Socket[] = [];
+  const clients: net.Socket[] = [];
+  class Marked extends net.Socket {}
+  try {
+    acceptor.onConnection((s) => accepted.push(s));
+    acceptor.onNativeSockets({ address: '127.0.0.1', port, family: 'IPv4' }, Marked);
+    acceptor.resume();
+    for (let i = 0; i < 3; i++) clients.push(await connect(port));
+    await until(() => accepted.length === 3, 'three connections handed on');
+    for (let i = 0; i < 3; i++) {
+      const s = accepted[i]!;
+      assert.ok(s instanceof Marked, 'built from the class given');
+      assert.equal(s.isPaused(), true, 'paused, as pauseOnConnect hands sockets on');
+      // The peer is the client's own end: the address came with the accept.
+      assert.equal(s.remoteAddress, '127.0.0.1');
+      assert.equal(s.remotePort, clients[i]!.localPort);
+      assert.equal(s.remoteFamily, 'IPv4');
+      assert.deepEqual(s.address(), { address: '127.0.0.1', port, family: 'IPv4' });
+    }
+    // A working socket: what the client sends comes back.
+    const s = accepted[0]!;
+    s.pipe(s);
+    const echoed = new Promise<string>((resolve) => clients[0]!.once('data', (c) => resolve(c.toString())));
+    clients[0]!.write('ping');
+    assert.equal(await echoed, 'ping');
+  } finally {
+    for (const s of [...accepted, ...clients]) s.destroy();
+    acceptor.close();
+  }
+});
+
+test('onNativeSockets on a wildcard listener: each socket\'s local end comes with the accept', async () => {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen({ host: '0.0.0.0', port: 0 }, resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const fd = fdutil.dup(serverFd(server));
+  await new Promise((resolve) => server.close(resolve));
+  const acceptor = new Acceptor(fd, { ownsFd: true });
+  const accepted: net.Socket[] = [];
+  let client: net.Socket | undefined;
+  try {
+    acceptor.onConnection((s) => accepted.push(s));
+    acceptor.onNativeSockets(undefined);
+    acceptor.resume();
+    client = await connect(port);
+    await until(() => accepted.length === 1, 'accepted');
+    assert.deepEqual(accepted[0]!.address(), { address: '127.0.0.1', port, family: 'IPv4' });
+    assert.equal(accepted[0]!.remotePort, client.localPort);
+  } finally {
+    for (const s of accepted) s.destroy();
+    client?.destroy();
+    acceptor.close();
+  }
+});

@@ -11,6 +11,17 @@ test('native only for a model that serves bare descriptors, on plain TCP, withou
   assert.equal(acceptPath({ ...base, listener: 'unix' }), 'native', 'UNIX listeners: credentials come with the batch');
 });
 
+test('native-socket: a service read here, on plain TCP, without PROXY or TLS, where Node lets a descriptor become a socket', () => {
+  const base = { listener: 'tcp' as const, proxy: false, descriptors: false, sockets: true, wrapsSockets: true };
+  assert.equal(acceptPath(base), 'native-socket');
+  assert.equal(acceptPath({ ...base, sockets: false }), 'socket', 'not read here (a child, a worker)');
+  assert.equal(acceptPath({ ...base, wrapsSockets: false }), 'socket', 'no TCP handle class in this Node');
+  assert.equal(acceptPath({ ...base, proxy: true }), 'socket', 'the PROXY gate');
+  assert.equal(acceptPath({ ...base, tls: true }), 'socket', 'TLS');
+  assert.equal(acceptPath({ ...base, listener: 'unix' }), 'socket', 'UNIX: peer credentials from the socket');
+  assert.equal(acceptPath({ ...base, descriptors: true }), 'native', 'a model that serves bare descriptors keeps the native path');
+});
+
 test('recordInfo: the peer from the record, the local end from the listener or the record', () => {
   const r = { fd: 9, address: '127.0.0.2', port: 4000, family: 'IPv4' as const, localAddress: '127.0.0.1', localPort: 7, localFamily: 'IPv4' as const };
   const fixed = { address: '127.0.0.9', port: 9, family: 'IPv4' as const };
