@@ -383,21 +383,21 @@ export class Server extends EventEmitter<{ event: [ServerEvent] }> {
       }
       await model.start();
       // Which path the connections take (net/fast-path.ts, the one place that decides): a program
-      // per connection started from here takes them as bare descriptors, admitted the same way.
-      if (model.accepts === 'server' && acceptPath({ listener: listener.endpoint.family === 'unix' ? 'unix' : 'tcp', tls: o.tls !== undefined, descriptors: model.servesDescriptors?.() ?? false }) === 'native') {
-        const local = acceptedLocal(listener.endpoint);
-        listener.onRecords((record) => {
-          const conn = pipeline.admit(recordInfo(record, local));
-          if (conn) model.serveDescriptor!(conn, record.fd);
-          else fdutil.close(record.fd);
-        }, local === undefined, NATIVE_PATH_DESCRIPTORS, local);
-      }
-      // A service read here in JavaScript (event, iterative; not a program): sockets made on natively accepted
-      // descriptors, each with its peer from the accept (no getpeername), into the same onConnection path.
+      // per connection started from here takes them as bare descriptors, admitted the same way; a
+      // service read here in JavaScript (event, iterative; not a program) takes sockets made on
+      // natively accepted descriptors, each with its peer from the accept (no getpeername), into the
+      // same onConnection path.
       if (model.accepts === 'server') {
         const readHere = (o.model === 'event' || o.model === 'iterative') && (await programOf(o.service)) === undefined;
         const path = acceptPath({ listener: listener.endpoint.family === 'unix' ? 'unix' : 'tcp', tls: o.tls !== undefined, proxy: o.proxy !== undefined, descriptors: model.servesDescriptors?.() ?? false, sockets: readHere, wrapsSockets: canWrapAccepted() });
-        if (path === 'native-socket') listener.onNativeSockets(acceptedLocal(listener.endpoint), ServedSocket);
+        const local = acceptedLocal(listener.endpoint);
+        if (path === 'native') {
+          listener.onRecords((record) => {
+            const conn = pipeline.admit(recordInfo(record, local));
+            if (conn) model.serveDescriptor!(conn, record.fd);
+            else fdutil.close(record.fd);
+          }, local === undefined, NATIVE_PATH_DESCRIPTORS, local);
+        } else if (path === 'native-socket') listener.onNativeSockets(local, ServedSocket);
       }
       // Paused at once if the service is already at its limit (another address of it holds the connections).
       this.#budget.join(this.#member);

@@ -1,8 +1,12 @@
 /**
  * The one place that decides how a listener's connections reach their service:
  *
- *   `socket`  Node's net.Server: a net.Socket per connection (every service that reads
- *             its connection in JavaScript, TLS, in-process models)
+ *   `socket`  Node's net.Server: a net.Socket per connection (TLS; a service read in
+ *             JavaScript behind a PROXY header, on a UNIX listener, or in a pool worker)
+ *   `native-socket`  native/accept.c too, one connection per wake-up, each descriptor made
+ *             a net.Socket with the peer's address from the accept already in Node's cache
+ *             (./internals.ts socketOfAccepted): a service read in JavaScript in the server
+ *             process (event, iterative) on plain TCP, no getpeername per connection
  *   `native`  native/accept.c: accept4 in batches, the peer's address from the accept (on a
  *             UNIX listener its credentials, SO_PEERCRED, in the same batch), the descriptor
  *             handed straight to a program (no net.Socket at all)
@@ -20,6 +24,7 @@
  * counters. A new kind of listener or connection plugs in here with one line; until it
  * does, it takes the socket path.
  */
+import { isMainThread } from 'node:worker_threads';
 import type { ConnectionInfo, Endpoint } from '../address.js';
 import { recordEnds, type AcceptedRecord } from './acceptor.js';
 
@@ -38,6 +43,8 @@ export interface PathQuery {
   listener: 'tcp' | 'unix';
   /** Connections are TLS (the server must read them). Default false. */
   tls?: boolean;
+  /** A PROXY header is read first: the gate reads it off a socket or a program's bare descriptor, not on `native-socket`. Default false. */
+  proxy?: boolean;
   /** A bare descriptor can be served for this service (Model.serveDescriptor after start; a prefork worker: ProgramLauncher.startFd). */
   descriptors: boolean;
   /** The service reads each socket in this process (the event and iterative models). Default false. */
