@@ -32,6 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "accept.h"
+#include "errors.h"
 #include "unix.h"
 
 /* Connections taken per wake-up at most: the rest wait for the next turn of the loop, so one busy listener cannot starve timers and exits. */
@@ -169,7 +170,7 @@ static void accept_event(uv_poll_t *handle, int status, int events) {
     napi_get_reference_value(env, w->callback, &cb);
     napi_get_global(env, &recv);
     /* make_callback, not call_function: promise jobs the batch starts run before the loop goes on. */
-    napi_make_callback(env, w->context, recv, cb, 2, argv, NULL);
+    tcpkit_uncaught(env, napi_make_callback(env, w->context, recv, cb, 2, argv, NULL));
   }
   napi_close_handle_scope(env, scope);
 }

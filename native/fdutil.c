@@ -47,6 +47,11 @@
 #include "shm.h"
 #include "unix.h"
 
+void tcpkit_uncaught(napi_env env, napi_status status) {
+  napi_value err;
+  if (status == napi_pending_exception && napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+}
+
 napi_value tcpkit_throw_errno(napi_env env, const char *syscall, int err, const char *what) {
   napi_value code, msg, error, sys, errnum;
   /* glibc names every errno (strerrorname_np, 2.32+); EIO only for a number it does not know. */
@@ -224,7 +229,7 @@ static void watch_event(uv_poll_t *handle, int status, int events) {
   napi_get_reference_value(env, w->callback, &cb);
   napi_get_global(env, &recv); /* napi_make_callback wants an object as `this` */
   napi_create_int32(env, status, &arg);
-  napi_make_callback(env, w->context, recv, cb, 1, &arg, NULL);
+  tcpkit_uncaught(env, napi_make_callback(env, w->context, recv, cb, 1, &arg, NULL));
   napi_close_handle_scope(env, scope);
 }
 

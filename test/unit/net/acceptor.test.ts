@@ -205,3 +205,26 @@ test('onNativeSockets on a wildcard listener: each socket\'s local end comes wit
     acceptor.close();
   }
 });
+
+test('native mode: a record handler that throws is an uncaught exception of the process, not dropped in the addon', async () => {
+  const { spawnSync } = await import('node:child_process');
+  // In a child: node:test treats an uncaught exception as its own test's failure.
+  const code = `
+    import net from 'node:net';
+    import { Acceptor } from ${JSON.stringify(new URL('../../../src/net/acceptor.ts', import.meta.url).href)};
+    import { serverFd } from ${JSON.stringify(new URL('../../../src/net/internals.ts', import.meta.url).href)};
+    import { fdutil } from ${JSON.stringify(new URL('../../../src/net/fdutil.ts', import.meta.url).href)};
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = server.address().port;
+      const acceptor = new Acceptor(fdutil.dup(serverFd(server)), { ownsFd: true });
+      server.close();
+      acceptor.onRecords(() => { throw new Error('handler bug'); }, false, 0);
+      process.on('uncaughtException', (err) => { console.log('uncaught: ' + err.message); process.exit(0); });
+      acceptor.resume();
+      net.connect(port, '127.0.0.1').on('error', () => {});
+      setTimeout(() => { console.log('dropped'); process.exit(1); }, 5000);
+    });
+  `;
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.stdout.trim(), 'uncaught: handler bug', r.stderr);
+});
